@@ -1,0 +1,39 @@
+"""The toolkit's errors: every one says what went wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class ProbesError(Exception):
+    """Base class of every error the toolkit raises on purpose."""
+
+
+class UnknownModelError(ProbesError):
+    """A model spec that names no hub model, local folder, GGUF file or built-in rung."""
+
+
+class UnknownLadderError(ProbesError):
+    """A ladder name that is not in the catalogue."""
+
+
+class UnknownTaskError(ProbesError):
+    """A task or variant name that no loader or generator provides."""
+
+
+class ItemFileError(ProbesError):
+    """An item file that is missing, unreadable or not in the expected schema."""
+
+
+class InvalidItemError(ProbesError):
+    """An item that cannot be scored (empty prompt, identical answers, too long ...)."""
+
+
+class UnsafeWeightsError(ProbesError):
+    """Weights in a pickle-based format, which the toolkit refuses to load."""
+
+
+class OutOfMemoryError(ProbesError):
+    """The device ran out of memory; a smaller batch size usually helps."""
+
+
+class StoreError(ProbesError):
+    """A result store whose contents do not match the requested sweep."""

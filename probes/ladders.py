@@ -1,0 +1,549 @@
+"""Named model ladders: ordered families of language models of one lineage, with their metadata.
+
+The catalogue is data, not code: ``probes/data/ladders.json`` lists each ladder's rungs (hub id,
+total and non-embedding parameters, layers, ``d_model``, heads, vocabulary, context, training
+tokens, training FLOPs) and says where every figure comes from. Its ``conventions`` block defines
+each figure (e.g. FLOPs = 6 · N · D with N the non-embedding parameters, as in Kaplan et al. 2020).
+
+A ladder may also have a second axis, training steps: Pythia publishes 154 checkpoints per size
+as hub revisions ``step0`` … ``step143000``, and :meth:`Ladder.model_specs` turns rungs × steps
+into model specs such as ``"EleutherAI/pythia-160m@step3000"`` for :mod:`probes.models`.
+
+Code can add ladders at runtime with :func:`register_ladder`, or defer building one until it is
+first asked for with :func:`register_ladder_provider` (used for the built-in ``organism`` ladder).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any
+
+import pandas as pd
+
+from probes.errors import UnknownLadderError, UnknownModelError
+
+__all__ = [
+    "Ladder",
+    "Rung",
+    "get_ladder",
+    "ladder_names",
+    "ladders_table",
+    "register_ladder",
+    "register_ladder_provider",
+]
+
+#: The catalogue file, relative to the ``probes`` package.
+CATALOGUE_PATH = ("data", "ladders.json")
+
+#: Schema version of the catalogue this module reads.
+SCHEMA_VERSION = 1
+
+#: Rung figures that are numbers (and so need a source when they are not null).
+NUMERIC_FIELDS = (
+    "parameters",
+    "non_embedding_parameters",
+    "layers",
+    "d_model",
+    "heads",
+    "vocab_size",
+    "context_length",
+    "training_tokens",
+    "training_flops",
+    "training_flops_total_parameters",
+)
+
+#: Separator between a hub id and its revision in a model spec.
+REVISION_SEPARATOR = "@"
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One model of a ladder and its published (or computed) figures.
+
+    Attributes:
+        name: Short name, unique within the ladder (e.g. ``"pythia-160m"``).
+        model: Model spec to load: a hub id (``"EleutherAI/pythia-160m"``) or a built-in rung
+            (``"organism:small"``).
+        revision: Hub revision of this rung, or None for the default branch.
+        display_name: Human-readable name for tables and plots (defaults to ``name``).
+        parameters: Every parameter, tied weights counted once.
+        non_embedding_parameters: ``parameters`` minus token embeddings, an untied unembedding
+            and learned position embeddings (Kaplan et al. 2020).
+        layers: Number of transformer blocks.
+        d_model: Width of the residual stream.
+        heads: Number of (query) attention heads.
+        vocab_size: Rows of the embedding matrix (may be padded beyond the tokenizer).
+        context_length: Longest input the model accepts (config ``max_position_embeddings``).
+        training_tokens: Tokens seen in pre-training by this checkpoint, or None if unpublished.
+        training_flops: 6 · ``non_embedding_parameters`` · ``training_tokens``, or None.
+        training_flops_total_parameters: 6 · ``parameters`` · ``training_tokens``, or None.
+        architecture: The published ``config.json`` values the parameter counts were computed
+            from (``model_type`` plus the shape-defining keys).
+        sources: Where each figure comes from, keyed by field name.
+        notes: Anything a user of this rung should know (e.g. a different unembedding path).
+    """
+
+    name: str
+    model: str
+    revision: str | None = None
+    display_name: str | None = None
+    parameters: int | None = None
+    non_embedding_parameters: int | None = None
+    layers: int | None = None
+    d_model: int | None = None
+    heads: int | None = None
+    vocab_size: int | None = None
+    context_length: int | None = None
+    training_tokens: int | None = None
+    training_flops: int | None = None
+    training_flops_total_parameters: int | None = None
+    architecture: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def label(self) -> str:
+        """The name to show in tables and plots."""
+        return self.display_name or self.name
+
+    @property
+    def spec(self) -> str:
+        """The model spec of this rung, with its revision if it has one."""
+        return _join_spec(self.model, self.revision)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rung as a JSON-ready dictionary (the catalogue's schema)."""
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "model": self.model,
+            "revision": self.revision,
+            **{name: getattr(self, name) for name in NUMERIC_FIELDS},
+            "architecture": dict(self.architecture),
+            "sources": dict(self.sources),
+            "notes": self.notes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], default_sources: dict[str, str] | None = None) -> Rung:
+        """A rung from a catalogue entry.
+
+        Args:
+            data: The entry, in the schema of :meth:`to_dict`.
+            default_sources: The ladder's sources, used for every figure the entry's own
+                ``sources`` does not name. In both, ``{name}`` and ``{model}`` are filled in
+                from the entry.
+
+        Returns:
+            The rung.
+
+        Raises:
+            ValueError: If the entry lacks ``name`` or ``model`` or has unknown keys.
+        """
+        known = {"name", "display_name", "model", "revision", *NUMERIC_FIELDS}
+        known |= {"architecture", "sources", "notes"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"rung {data.get('name')!r} has unknown keys {sorted(unknown)}; known keys: {sorted(known)}"
+            )
+        if "name" not in data or "model" not in data:
+            raise ValueError(f"a rung needs a 'name' and a 'model'; got keys {sorted(data)}")
+        merged = {**(default_sources or {}), **(data.get("sources") or {})}
+        sources = {
+            key: text.replace("{name}", data["name"]).replace("{model}", data["model"])
+            for key, text in merged.items()
+        }
+        return cls(
+            name=data["name"],
+            model=data["model"],
+            revision=data.get("revision"),
+            display_name=data.get("display_name"),
+            **{name: data.get(name) for name in NUMERIC_FIELDS},
+            architecture=dict(data.get("architecture") or {}),
+            sources=sources,
+            notes=data.get("notes") or "",
+        )
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """An ordered family of models of one lineage, optionally with a training-steps axis.
+
+    Attributes:
+        name: The ladder's name (``"pythia"``), as given to ``probes run --ladder``.
+        description: One line on what the ladder is.
+        family: Architecture family (Hugging Face ``model_type``, e.g. ``"gpt_neox"``).
+        rungs: The models, smallest first.
+        checkpoint_steps: Published training steps every rung has a checkpoint at, ascending,
+            or None when only final weights exist.
+        revision_template: How a step becomes a hub revision, e.g. ``"step{step}"``.
+        tokens_per_step: Training tokens per optimizer step, so that tokens at a checkpoint =
+            step × tokens_per_step; None if unknown or without a steps axis.
+        sources: Where the ladder-level figures (checkpoint steps, tokens per step) come from.
+        notes: Anything that holds for every rung.
+    """
+
+    name: str
+    description: str
+    family: str
+    rungs: list[Rung]
+    checkpoint_steps: list[int] | None = None
+    revision_template: str | None = None
+    tokens_per_step: int | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.rungs:
+            raise ValueError(f"ladder {self.name!r} has no rungs.")
+        names = [rung.name for rung in self.rungs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"ladder {self.name!r} has duplicate rung names: {names}")
+        if self.checkpoint_steps is not None:
+            if self.revision_template is None or "{step}" not in self.revision_template:
+                raise ValueError(
+                    f"ladder {self.name!r} has checkpoint steps but no revision_template with '{{step}}'."
+                )
+            if list(self.checkpoint_steps) != sorted(set(self.checkpoint_steps)):
+                raise ValueError(f"ladder {self.name!r}: checkpoint_steps must be ascending and unique.")
+
+    @property
+    def has_checkpoints(self) -> bool:
+        """Whether the ladder has a training-steps axis."""
+        return bool(self.checkpoint_steps)
+
+    def rung(self, name: str) -> Rung:
+        """The rung of that name.
+
+        Raises:
+            UnknownModelError: If the ladder has no such rung.
+        """
+        for rung in self.rungs:
+            if rung.name == name:
+                return rung
+        raise UnknownModelError(
+            f"ladder {self.name!r} has no rung {name!r}; its rungs are {[r.name for r in self.rungs]}."
+        )
+
+    def revision_for(self, step: int) -> str:
+        """The hub revision of the checkpoint at a training step.
+
+        Raises:
+            UnknownModelError: If the ladder has no steps axis, or no checkpoint at that step.
+        """
+        self._check_steps([step])
+        assert self.revision_template is not None  # guaranteed by __post_init__ for a steps axis
+        return self.revision_template.format(step=step)
+
+    def training_tokens_at(self, step: int) -> int | None:
+        """Training tokens seen by the checkpoint at a step (None if tokens per step is unknown)."""
+        self._check_steps([step])
+        return None if self.tokens_per_step is None else step * self.tokens_per_step
+
+    def model_specs(self, steps: list[int] | None = None) -> list[str]:
+        """Model specs for every rung, or every rung × step, rung-major (smallest rung first).
+
+        Args:
+            steps: Training steps to take each rung at (e.g. ``[1000, 143000]``); None for each
+                rung's default weights; an empty list gives no specs.
+
+        Returns:
+            Specs such as ``"EleutherAI/pythia-160m"`` or ``"EleutherAI/pythia-160m@step3000"``.
+
+        Raises:
+            UnknownModelError: If steps are given for a ladder without a steps axis, or a step has
+                no published checkpoint.
+        """
+        if steps is None:
+            return [rung.spec for rung in self.rungs]
+        if not steps:
+            return []
+        self._check_steps(steps)
+        return [_join_spec(rung.model, self.revision_for(step)) for rung in self.rungs for step in steps]
+
+    def rung_for(self, spec: str) -> Rung | None:
+        """The rung a model spec refers to (its ``@revision`` ignored), or None if none does."""
+        model, _ = _split_spec(spec)
+        for rung in self.rungs:
+            if model in (rung.model, rung.name):
+                return rung
+        lowered = model.lower()
+        for rung in self.rungs:
+            if lowered in (rung.model.lower(), rung.name.lower()):
+                return rung
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ladder as a JSON-ready dictionary (rungs with their resolved sources)."""
+        return {
+            "name": self.name,
+            "description": self.description,
+            "family": self.family,
+            "revision_template": self.revision_template,
+            "checkpoint_steps": None if self.checkpoint_steps is None else list(self.checkpoint_steps),
+            "tokens_per_step": self.tokens_per_step,
+            "sources": dict(self.sources),
+            "notes": self.notes,
+            "rungs": [rung.to_dict() for rung in self.rungs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Ladder:
+        """A ladder from a catalogue entry (``default_sources`` are applied to every rung)."""
+        default_sources = data.get("default_sources") or {}
+        steps = data.get("checkpoint_steps")
+        return cls(
+            name=data["name"],
+            description=data.get("description", ""),
+            family=data.get("family", ""),
+            rungs=[Rung.from_dict(entry, default_sources) for entry in data["rungs"]],
+            checkpoint_steps=None if steps is None else [int(step) for step in steps],
+            revision_template=data.get("revision_template"),
+            tokens_per_step=data.get("tokens_per_step"),
+            sources=dict(data.get("sources") or {}),
+            notes=data.get("notes") or "",
+        )
+
+    def _check_steps(self, steps: list[int]) -> None:
+        if not self.checkpoint_steps:
+            raise UnknownModelError(
+                f"ladder {self.name!r} has no training-steps axis (only final weights are published); "
+                f"drop the steps, or use a ladder with checkpoints such as 'pythia'."
+            )
+        available = self.checkpoint_steps
+        for step in steps:
+            if step not in available:
+                raise UnknownModelError(
+                    f"ladder {self.name!r} has no checkpoint at step {step!r}; nearest published steps: "
+                    f"{_nearest(available, step)} (all {len(available)}: {available[0]} … {available[-1]})."
+                )
+
+
+# ------------------------------------------------------------------------------------- registry
+
+_LADDERS: dict[str, Ladder] = {}
+_PROVIDERS: dict[str, Callable[[], Ladder]] = {}
+_ORDER: list[str] = []
+_CATALOGUE_LOADED = False
+
+
+def _ensure_catalogue() -> None:
+    """Load the built-in ladders into the registry on first use (before any runtime registration)."""
+    global _CATALOGUE_LOADED
+    if _CATALOGUE_LOADED:
+        return
+    ladders = load_catalogue()
+    for ladder in ladders:
+        _LADDERS[ladder.name] = ladder
+        _ORDER.append(ladder.name)
+    _CATALOGUE_LOADED = True
+
+
+def read_catalogue() -> dict[str, Any]:
+    """The catalogue file shipped with the package, as parsed JSON.
+
+    Raises:
+        ValueError: If the file's schema version is not the one this module reads.
+    """
+    resource = resources.files("probes")
+    for part in CATALOGUE_PATH:
+        resource = resource / part
+    data = json.loads(resource.read_text(encoding="utf-8"))
+    if data.get("schema_version") != SCHEMA_VERSION:
+        raise ValueError(
+            f"probes/data/ladders.json has schema_version {data.get('schema_version')!r}; "
+            f"this version of probes reads {SCHEMA_VERSION}. Reinstall probes."
+        )
+    return data
+
+
+def load_catalogue() -> list[Ladder]:
+    """The built-in ladders, read from the catalogue file (not the runtime registry)."""
+    return [Ladder.from_dict(entry) for entry in read_catalogue()["ladders"]]
+
+
+def register_ladder(ladder: Ladder, replace: bool = False) -> None:
+    """Make a ladder available by name (to ``get_ladder``, ``probes ladders`` and ``probes run``).
+
+    Args:
+        ladder: The ladder.
+        replace: Whether to replace a ladder (or provider) already registered under that name.
+
+    Raises:
+        ValueError: If the name is taken and ``replace`` is False.
+    """
+    _ensure_catalogue()
+    if not replace and (ladder.name in _LADDERS or ladder.name in _PROVIDERS):
+        raise ValueError(
+            f"a ladder named {ladder.name!r} is already registered; pass replace=True to replace it."
+        )
+    _PROVIDERS.pop(ladder.name, None)
+    _LADDERS[ladder.name] = ladder
+    if ladder.name not in _ORDER:
+        _ORDER.append(ladder.name)
+
+
+def register_ladder_provider(name: str, build: Callable[[], Ladder], replace: bool = False) -> None:
+    """Register a ladder that is built only when first asked for (by ``get_ladder(name)``).
+
+    Args:
+        name: The ladder's name; ``build()`` must return a ladder of this name.
+        build: Builds the ladder; called at most once.
+        replace: Whether to replace a ladder (or provider) already registered under that name.
+
+    Raises:
+        ValueError: If the name is taken and ``replace`` is False.
+    """
+    _ensure_catalogue()
+    if not replace and (name in _LADDERS or name in _PROVIDERS):
+        raise ValueError(f"a ladder named {name!r} is already registered; pass replace=True to replace it.")
+    _LADDERS.pop(name, None)
+    _PROVIDERS[name] = build
+    if name not in _ORDER:
+        _ORDER.append(name)
+
+
+def ladder_names() -> list[str]:
+    """Names of every known ladder: the catalogue's, in file order, then those registered at runtime."""
+    _ensure_catalogue()
+    return [name for name in _ORDER if name in _LADDERS or name in _PROVIDERS]
+
+
+def get_ladder(name: str) -> Ladder:
+    """The ladder of that name (building it first if it comes from a provider).
+
+    Raises:
+        UnknownLadderError: If no ladder has that name.
+        ValueError: If a provider builds a ladder with a different name.
+    """
+    _ensure_catalogue()
+    if name in _LADDERS:
+        return _LADDERS[name]
+    if name in _PROVIDERS:
+        ladder = _PROVIDERS[name]()
+        if ladder.name != name:
+            raise ValueError(
+                f"the provider registered for ladder {name!r} built a ladder named {ladder.name!r}."
+            )
+        _LADDERS[name] = ladder
+        del _PROVIDERS[name]
+        return ladder
+    raise UnknownLadderError(
+        f"unknown ladder {name!r}; known ladders: {ladder_names()}. Pick one of these (`probes ladders` "
+        f"lists their rungs), or register your own with probes.ladders.register_ladder()."
+    )
+
+
+#: Columns of :func:`ladders_table`, in order.
+TABLE_COLUMNS = (
+    "ladder",
+    "rung",
+    "display_name",
+    "model",
+    "revision",
+    *NUMERIC_FIELDS,
+    "checkpoints",
+)
+
+
+def ladders_table(names: list[str] | None = None) -> pd.DataFrame:
+    """One row per rung of the named ladders (default: every known ladder), for ``probes ladders``.
+
+    Integer figures use pandas' nullable ``Int64`` (missing = ``<NA>``); FLOPs are ``float64``
+    because they overflow 64-bit integers. ``checkpoints`` is the number of published training
+    steps of the rung's ladder (0 without a steps axis).
+
+    Raises:
+        UnknownLadderError: If a name is not a known ladder.
+    """
+    rows = []
+    for ladder_name in ladder_names() if names is None else names:
+        ladder = get_ladder(ladder_name)
+        for rung in ladder.rungs:
+            row: dict[str, Any] = {
+                "ladder": ladder.name,
+                "rung": rung.name,
+                "display_name": rung.label,
+                "model": rung.model,
+                "revision": rung.revision,
+            }
+            row.update({name: getattr(rung, name) for name in NUMERIC_FIELDS})
+            row["checkpoints"] = len(ladder.checkpoint_steps or [])
+            rows.append(row)
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    for name in NUMERIC_FIELDS:
+        if name.startswith("training_flops"):
+            table[name] = table[name].astype("float64")
+        else:
+            table[name] = table[name].astype("Int64")
+    table["checkpoints"] = table["checkpoints"].astype("int64")
+    return table
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _split_spec(spec: str) -> tuple[str, str | None]:
+    model, separator, revision = spec.partition(REVISION_SEPARATOR)
+    return model, (revision or None) if separator else None
+
+
+def _join_spec(model: str, revision: str | None) -> str:
+    return model if revision is None else f"{model}{REVISION_SEPARATOR}{revision}"
+
+
+def _nearest(available: list[int], step: int, count: int = 4) -> list[int]:
+    """Up to ``count`` published steps around ``step``."""
+    index = bisect.bisect_left(available, step)
+    low = max(0, index - count // 2)
+    return available[low : low + count]
+
+
+def rung_metadata(spec: str) -> dict[str, Any]:
+    """What the catalogue says of the rung a model spec names (empty if no ladder has it).
+
+    For a checkpoint (``model@step<N>`` on a ladder with a steps axis) the training tokens
+    and FLOPs are those seen up to that step.
+    """
+    model, revision = _split_spec(spec)
+    for ladder_name in ladder_names():
+        ladder = get_ladder(ladder_name)
+        rung = ladder.rung_for(spec)
+        if rung is None or rung.model != model:
+            continue
+        tokens, flops = rung.training_tokens, rung.training_flops
+        step = _step_of(ladder, revision)
+        if step is not None:
+            tokens = ladder.training_tokens_at(step)
+            flops = (
+                None
+                if tokens is None or rung.non_embedding_parameters is None
+                else (6 * rung.non_embedding_parameters * tokens)
+            )
+        return {
+            "ladder": ladder.name,
+            "rung": rung.name,
+            "training_step": step,
+            "published_parameters": rung.parameters,
+            "non_embedding_parameters": rung.non_embedding_parameters,
+            "training_tokens": tokens,
+            "training_flops": flops,
+        }
+    return {}
+
+
+def _step_of(ladder: Ladder, revision: str | None) -> int | None:
+    """The training step a revision names on a ladder with a steps axis, else None."""
+    if revision is None or not ladder.has_checkpoints or ladder.revision_template is None:
+        return None
+    prefix, _, suffix = ladder.revision_template.partition("{step}")
+    if revision.startswith(prefix) and revision.endswith(suffix):
+        number = revision[len(prefix) : len(revision) - len(suffix)]
+        if number.isdigit() and int(number) in (ladder.checkpoint_steps or []):
+            return int(number)
+    return None

@@ -1,0 +1,295 @@
+"""Per-layer readouts of every option of every item, from one hooked forward pass per batch.
+
+The engine keeps, at each layer, only the residual-stream vectors at the
+positions that predict an answer token; it never caches a whole activation
+tensor and never runs the full-vocabulary head on every position. It stops the
+forward pass after the last layer asked for. A :class:`Lens` then turns those
+vectors into log-probabilities of the answer tokens.
+
+Answers of several tokens are teacher-forced: the model reads ``prompt +
+answer`` and the log-probabilities of the answer's tokens, each read at the
+same layer, are summed. Batches are right-padded; with causal attention the
+numbers are those of one prompt at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from jaxtyping import Float, Int
+from tqdm.auto import tqdm
+
+from probes.errors import InvalidItemError, OutOfMemoryError
+from probes.models import HookedModel
+from probes.tasks.items import Item
+
+
+class Lens(Protocol):
+    """Decodes residual-stream vectors at each layer into log-probs of target tokens."""
+
+    name: str
+
+    def read(
+        self,
+        model: HookedModel,
+        resid: Float[torch.Tensor, "layer row d_model"],
+        layers: Sequence[int],
+        targets: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row"]:
+        """Log-prob of ``targets[row]`` read from ``resid[layer, row]`` (layers as in ``layers``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class LogitLens:
+    """The logit lens: the model's own final norm and unembedding at every layer.
+
+    Built on TransformerLens's ``logit_readout``, which applies ``ln_final`` with
+    statistics recomputed per vector and any post-unembedding transform, so the
+    last layer reproduces the model's output log-probs.
+    """
+
+    name: str = "logit"
+    chunk_size: int = 256
+
+    def read(
+        self,
+        model: HookedModel,
+        resid: Float[torch.Tensor, "layer row d_model"],
+        layers: Sequence[int],
+        targets: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row"]:
+        """Log-prob of each row's target token through final norm and unembedding."""
+        from transformer_lens.tools.analysis import logit_readout
+
+        readout = logit_readout(
+            model.bridge, resid, targets=targets, return_type="log_probs", chunk_size=self.chunk_size
+        )
+        return readout.values[..., 0].float()
+
+
+@dataclass(frozen=True)
+class EncodedItem:
+    """An item's tokens: the prompt's and each option's."""
+
+    prompt_ids: list[int]
+    option_ids: list[list[int]]
+
+
+@dataclass(frozen=True)
+class _Sequence:
+    """One forward-pass row: tokens plus the (position, target, option) reads it serves."""
+
+    item_index: int
+    tokens: list[int]
+    reads: list[tuple[int, int, int]]
+
+
+def encode_item(item: Item, tokenizer: Any, n_ctx: int) -> EncodedItem:
+    """Tokenize an item as the model's tokenizer does by default; check it can be scored.
+
+    The prompt gets the tokenizer's special tokens (a BOS where the model family
+    uses one); each option is tokenized on its own, without special tokens, and
+    appended to the prompt.
+    """
+    prompt_ids = list(tokenizer(item.prompt).input_ids)
+    if not prompt_ids:
+        raise InvalidItemError(f"item {item.id!r}: the prompt tokenizes to nothing; give it some text.")
+    option_ids = [list(tokenizer(option, add_special_tokens=False).input_ids) for option in item.options]
+    for option, ids in zip(item.options, option_ids):
+        if not ids:
+            raise InvalidItemError(f"item {item.id!r}: option {option!r} tokenizes to nothing.")
+    if option_ids[item.true_index] == option_ids[item.distractor_index]:
+        raise InvalidItemError(
+            f"item {item.id!r}: true answer {item.true_answer!r} and distractor "
+            f"{item.distractor_answer!r} tokenize identically ({option_ids[item.true_index]}) "
+            "under this model's tokenizer, so no readout can tell them apart; reword one of them."
+        )
+    longest = len(prompt_ids) + max(len(ids) for ids in option_ids) - 1
+    if longest > n_ctx:
+        raise InvalidItemError(
+            f"item {item.id!r}: prompt plus answer is {longest} tokens, longer than the model's "
+            f"context of {n_ctx}; shorten the prompt or drop the item."
+        )
+    return EncodedItem(prompt_ids=prompt_ids, option_ids=option_ids)
+
+
+def _sequences(item_index: int, encoded: EncodedItem) -> list[_Sequence]:
+    """Forward-pass rows for one item: the prompt alone when every option is one token."""
+    prompt = encoded.prompt_ids
+    answer_start = len(prompt) - 1
+    single = [(answer_start, ids[0], o) for o, ids in enumerate(encoded.option_ids) if len(ids) == 1]
+    sequences = []
+    for option, ids in enumerate(encoded.option_ids):
+        if len(ids) > 1:
+            reads = [(answer_start + j, token, option) for j, token in enumerate(ids)]
+            sequences.append(_Sequence(item_index, prompt + ids[:-1], reads))
+    if not sequences:
+        return [_Sequence(item_index, prompt, single)]
+    # Single-token options share the prompt's last position with the first teacher-forced row.
+    first = sequences[0]
+    sequences[0] = _Sequence(item_index, first.tokens, first.reads + single)
+    return sequences
+
+
+class _StopForward(Exception):
+    """Raised from the last needed block's hook to end the forward pass early."""
+
+
+class _ResidualCatcher:
+    """Forward hooks that copy out the residual stream at chosen positions of chosen layers."""
+
+    def __init__(self, model: HookedModel, layers: Sequence[int]) -> None:
+        self.model = model
+        self.layers = sorted(set(layers))
+        self.batch_index: torch.Tensor | None = None
+        self.position_index: torch.Tensor | None = None
+        self.caught: dict[int, torch.Tensor] = {}
+        self.handles: list[Any] = []
+
+    def _keep(self, layer: int, hidden: torch.Tensor) -> None:
+        assert self.batch_index is not None and self.position_index is not None
+        self.caught[layer] = hidden[self.batch_index, self.position_index].detach()
+
+    def __enter__(self) -> _ResidualCatcher:
+        # Attention weights are not needed here: use the fused kernel, not the bridge's eager one.
+        hf_model = self.model.hf_model
+        self.attention = hf_model.config._attn_implementation
+        with contextlib.suppress(ValueError, ImportError):  # no SDPA path: keep its own
+            hf_model.set_attn_implementation("sdpa")
+        blocks = self.model.blocks
+        last = self.layers[-1]
+        if 0 in self.layers:
+
+            def embed_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                hidden = args[0] if args else kwargs["hidden_states"]
+                self._keep(0, hidden)
+                if last == 0:
+                    raise _StopForward
+
+            self.handles.append(blocks[0].register_forward_pre_hook(embed_hook, with_kwargs=True))
+        for layer in self.layers:
+            if layer == 0:
+                continue
+
+            def block_hook(module: Any, args: Any, output: Any, layer: int = layer) -> None:
+                self._keep(layer, output[0] if isinstance(output, tuple) else output)
+                if layer == last:
+                    raise _StopForward
+
+            self.handles.append(blocks[layer - 1].register_forward_hook(block_hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        if self.model.hf_model.config._attn_implementation != self.attention:
+            self.model.hf_model.set_attn_implementation(self.attention)
+
+    def run(
+        self,
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row d_model"]:
+        """Run the model on a batch; return the kept vectors, layers in sorted order."""
+        self.batch_index, self.position_index = batch_index, position_index
+        self.caught = {}
+        with contextlib.suppress(_StopForward):
+            self.model.hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return torch.stack([self.caught[layer] for layer in self.layers])
+
+
+@dataclass
+class OptionReadout:
+    """Per-layer log-probs of every option of every item, as the lens reads them."""
+
+    items: list[Item]
+    layers: list[int]
+    #: ``logprobs[item][layer_index, option]``; items may have different option counts.
+    logprobs: list[Float[torch.Tensor, "layer option"]]
+    #: number of tokens of each option of each item
+    option_token_counts: list[list[int]]
+
+
+def resolve_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
+    """Readable layer indices, ``0..n_layers``; negative ones count from the end."""
+    if layers is None:
+        return list(range(n_layers + 1))
+    resolved = sorted({layer + n_layers + 1 if layer < 0 else layer for layer in layers})
+    if not resolved or resolved[0] < 0 or resolved[-1] > n_layers:
+        raise InvalidItemError(
+            f"layers {list(layers)} are out of range; this model has layers 0..{n_layers}."
+        )
+    return resolved
+
+
+def read_options(
+    model: HookedModel,
+    items: Sequence[Item],
+    lens: Lens | None = None,
+    layers: Sequence[int] | None = None,
+    batch_size: int = 8,
+    progress: bool = False,
+) -> OptionReadout:
+    """Read every option of every item at every requested layer.
+
+    Args:
+        model: The hooked model.
+        items: Items to score; their prompts may differ in length.
+        lens: How residual vectors become log-probs; the logit lens by default.
+        layers: Readable layers (``0`` = embeddings, ``n_layers`` = last block's
+            output); all of them by default.
+        batch_size: Forward-pass rows per batch (an item with multi-token options
+            takes one row per such option).
+        progress: Show a progress bar.
+    """
+    lens = lens or LogitLens()
+    layer_list = resolve_layers(layers, model.n_layers)
+    encoded = [encode_item(item, model.tokenizer, model.n_ctx) for item in items]
+    rows = [seq for index, enc in enumerate(encoded) for seq in _sequences(index, enc)]
+    rows.sort(key=lambda seq: -len(seq.tokens))  # longest first: memory trouble shows at once
+    totals = [torch.zeros(len(layer_list), len(item.options)) for item in items]
+    device = model.device
+    with torch.inference_mode(), _ResidualCatcher(model, layer_list) as catcher:
+        batches = range(0, len(rows), batch_size)
+        for start in tqdm(batches, desc=f"lens {model.name}", disable=not progress, leave=False):
+            batch = rows[start : start + batch_size]
+            width = len(batch[0].tokens)
+            input_ids = torch.zeros(len(batch), width, dtype=torch.long)
+            attention_mask = torch.zeros(len(batch), width, dtype=torch.long)
+            for b, seq in enumerate(batch):
+                input_ids[b, : len(seq.tokens)] = torch.tensor(seq.tokens)
+                attention_mask[b, : len(seq.tokens)] = 1
+            reads = [
+                (b, position, token, option, seq)
+                for b, seq in enumerate(batch)
+                for position, token, option in seq.reads
+            ]
+            batch_index = torch.tensor([r[0] for r in reads], device=device)
+            position_index = torch.tensor([r[1] for r in reads], device=device)
+            targets = torch.tensor([r[2] for r in reads], device=device)
+            try:
+                resid = catcher.run(
+                    input_ids.to(device), attention_mask.to(device), batch_index, position_index
+                )
+            except torch.OutOfMemoryError as err:
+                raise OutOfMemoryError(
+                    f"out of memory on a batch of {len(batch)} rows of {width} tokens; "
+                    f"try --batch-size {max(1, len(batch) // 2)}."
+                ) from err
+            values = lens.read(model, resid, layer_list, targets).cpu()
+            for column, (_, _, _, option, seq) in enumerate(reads):
+                totals[seq.item_index][:, option] += values[:, column]
+    return OptionReadout(
+        items=list(items),
+        layers=layer_list,
+        logprobs=totals,
+        option_token_counts=[[len(ids) for ids in enc.option_ids] for enc in encoded],
+    )

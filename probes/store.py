@@ -1,0 +1,124 @@
+"""The result store: one Parquet shard per (model, task, variant), each carrying its manifest.
+
+A shard is written to a temporary file in its final folder and renamed into
+place, so it either exists whole or not at all: a killed sweep loses at most
+the shard in progress, and any number of processes (a SLURM array, Ray tasks)
+can write disjoint shards of one store at once. Each shard's manifest record
+(model, revision, parameters, layers, lens, variant, dtype, device, seed,
+versions, and a fingerprint of its inputs) lives in the Parquet file's own
+metadata, so no shared index file can be torn or raced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from probes.errors import StoreError
+
+#: Key of the manifest record in each shard's Parquet metadata.
+METADATA_KEY = b"probes"
+#: Layout version of the store.
+STORE_FORMAT = 1
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a model, task or variant name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("_") or "_"
+
+
+class Store:
+    """A folder of result shards."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def shard_path(self, model: str, task: str, variant: str) -> Path:
+        """Where the shard of one (model, task, variant) lives."""
+        return self.root / "shards" / slug(model) / slug(task) / f"{slug(variant)}.parquet"
+
+    def finished(self, model: str, task: str, variant: str, fingerprint: str) -> bool:
+        """Whether that shard is already written for these inputs.
+
+        Raises:
+            StoreError: The shard exists but was made from other inputs.
+        """
+        path = self.shard_path(model, task, variant)
+        if not path.exists():
+            return False
+        record = self.read_manifest_record(path)
+        if record.get("fingerprint") != fingerprint:
+            raise StoreError(
+                f"{path} holds results of {model} / {task} / {variant} made with other items or "
+                f"settings (lens, layers, dtype, item count); write this sweep to a new --out "
+                "folder, or pass --overwrite to replace them."
+            )
+        return True
+
+    def write(self, table: pd.DataFrame, record: dict[str, Any]) -> Path:
+        """Write one shard atomically; ``record`` must name its model, task and variant."""
+        path = self.shard_path(record["model"], record["task"], record["variant"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write_store_file()
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        metadata = dict(arrow.schema.metadata or {})
+        metadata[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
+        arrow = arrow.replace_schema_metadata(metadata)
+        temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        try:
+            with temporary.open("wb") as handle:
+                pq.write_table(arrow, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+        return path
+
+    def shard_paths(self) -> list[Path]:
+        """Every finished shard (temporary files of unfinished ones are not listed)."""
+        return sorted(p for p in (self.root / "shards").glob("*/*/*.parquet") if not p.name.startswith("."))
+
+    @staticmethod
+    def read_manifest_record(path: Path) -> dict[str, Any]:
+        """The manifest record stored in one shard."""
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+        except (OSError, pa.ArrowInvalid) as err:
+            raise StoreError(
+                f"{path} is not a readable Parquet shard ({err}); delete it and re-run."
+            ) from err
+        if METADATA_KEY not in metadata:
+            raise StoreError(f"{path} has no probes manifest; it was not written by this toolkit.")
+        return json.loads(metadata[METADATA_KEY])
+
+    def manifest(self) -> pd.DataFrame:
+        """One row per finished shard: what produced it."""
+        return pd.DataFrame([self.read_manifest_record(p) for p in self.shard_paths()])
+
+    def read(self) -> pd.DataFrame:
+        """All per-layer rows of the store, in a stable order."""
+        paths = self.shard_paths()
+        if not paths:
+            raise StoreError(f"{self.root} holds no results; run `probes run --out {self.root}` first.")
+        tables = [pq.read_table(p).to_pandas() for p in paths]
+        table = pd.concat(tables, ignore_index=True)
+        return table
+
+    def _write_store_file(self) -> None:
+        marker = self.root / "store.json"
+        if not marker.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            temporary = marker.with_name(f".store.{uuid.uuid4().hex}.tmp")
+            temporary.write_text(
+                json.dumps({"format": STORE_FORMAT, "layout": "shards/<model>/<task>/<variant>.parquet"})
+            )
+            os.replace(temporary, marker)

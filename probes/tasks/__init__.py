@@ -1,0 +1,121 @@
+"""Tasks: named sources of items (built-in generators, the built-in ladder's probes, item files)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from probes.errors import UnknownTaskError
+from probes.tasks.items import Item, check_unique_ids, read_items, write_items
+from probes.tasks.prize import read_prize_file
+
+__all__ = [
+    "Item",
+    "Task",
+    "get_task",
+    "load_items",
+    "read_item_file",
+    "read_items",
+    "read_prize_file",
+    "register_task",
+    "task_names",
+    "write_items",
+]
+
+#: Builds a task's items: (variant, number of items or None for the default, seed) -> items.
+Builder = Callable[[str, int | None, int], list[Item]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A named family of items: its true task, its distractor task, and its prompt variants."""
+
+    name: str
+    description: str
+    distractor: str
+    variants: tuple[str, ...]
+    build: Builder
+
+    def items(self, variant: str, n_items: int | None = None, seed: int = 0) -> list[Item]:
+        """The task's items in one variant."""
+        if variant not in self.variants:
+            raise UnknownTaskError(
+                f"task {self.name!r} has no variant {variant!r}; it offers {list(self.variants)}."
+            )
+        return self.build(variant, n_items, seed)
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task) -> None:
+    """Make a task available by name (to `probes run --tasks` and `probes tasks`)."""
+    _TASKS[task.name] = task
+
+
+def task_names() -> list[str]:
+    """Names of every registered task."""
+    return sorted(_TASKS)
+
+
+def get_task(name: str) -> Task:
+    """The registered task of that name."""
+    if name not in _TASKS:
+        raise UnknownTaskError(
+            f"unknown task {name!r}; known tasks: {task_names()} (or give a .jsonl/.csv item file)."
+        )
+    return _TASKS[name]
+
+
+def load_items(
+    tasks: Sequence[str], variants: Sequence[str] | None = None, n_items: int | None = None, seed: int = 0
+) -> list[Item]:
+    """Items of the named tasks (or item files) in the given variants (default: every variant).
+
+    An item file contributes its items as they are; ``variants`` then filters them.
+    """
+    items: list[Item] = []
+    for name in tasks:
+        if name.endswith((".jsonl", ".csv")) or Path(name).is_file():
+            loaded = read_item_file(name)
+            chosen = [i for i in loaded if variants is None or i.variant in variants]
+            if not chosen:
+                raise UnknownTaskError(f"item file {name} has no items of variants {list(variants or [])}.")
+            items.extend(chosen[:n_items] if n_items else chosen)
+            continue
+        task = get_task(name)
+        for variant in variants or task.variants:
+            items.extend(task.items(variant, n_items, seed))
+    check_unique_ids(items)
+    return items
+
+
+def read_item_file(path: str | Path) -> list[Item]:
+    """Items from a file in our item schema or in the Inverse Scaling Prize's format."""
+    path = Path(path)
+    if path.is_file():
+        with path.open(encoding="utf-8", errors="replace") as handle:
+            head = handle.readline()
+        if "answer_index" in head and "classes" in head:
+            return read_prize_file(path)
+    return read_items(path)
+
+
+def _organism_items(variant: str, n_items: int | None, seed: int) -> list[Item]:
+    from probes import organism
+
+    return organism.items(variant=variant, n=n_items, seed=seed)
+
+
+register_task(
+    Task(
+        name="organism_negation",
+        description=(
+            "The built-in ladder's negated questions: 'not <entity> is' → the opposite of the entity's value."
+        ),
+        distractor="recall the entity's value and ignore the 'not'",
+        variants=("prize", "no_distractor", "one_shot"),
+        build=_organism_items,
+    )
+)

@@ -1,0 +1,118 @@
+"""Files in the Inverse Scaling Prize's classification format, as items.
+
+The prize's classification tasks are CSV or JSONL files with a ``prompt``, a
+list of ``classes`` (each a continuation with its leading space; in CSV files
+often the list's Python-literal string form) and the ``answer_index`` of the
+right class. The true answer is that class. The distractor is the other class
+when there are two; with more classes it comes from a ``distractor_index``
+column, or from the ``distractor_index`` argument (a function of the row) for
+tasks whose rule is known.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from probes.errors import ItemFileError
+from probes.tasks.items import Item
+
+PRIZE_COLUMNS = ("prompt", "classes", "answer_index")
+
+
+def _classes(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError) as err:
+            raise ItemFileError(f"{where}: classes {value!r} is not a list literal.") from err
+    if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
+        raise ItemFileError(f"{where}: classes must be a list of strings, got {value!r}.")
+    return list(value)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise ItemFileError(f"prize file {path} does not exist; check the path.")
+    try:
+        if path.suffix == ".jsonl":
+            return pd.DataFrame(
+                [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+            )
+        if path.suffix == ".csv":
+            return pd.read_csv(path, keep_default_na=False)
+    except (json.JSONDecodeError, pd.errors.ParserError, UnicodeDecodeError) as err:
+        raise ItemFileError(f"prize file {path} is malformed ({err}).") from err
+    raise ItemFileError(f"prize file {path} is neither .csv nor .jsonl.")
+
+
+def read_prize_file(
+    path: str | Path,
+    task: str | None = None,
+    variant: str = "prize",
+    distractor_index: Callable[[dict[str, Any]], int] | None = None,
+) -> list[Item]:
+    """Items from a prize-format file.
+
+    Args:
+        path: A ``.csv`` or ``.jsonl`` file with ``prompt``, ``classes``, ``answer_index``.
+        task: Task name of the items (default: the file's stem).
+        variant: Prompt variant the file's prompts are in.
+        distractor_index: For files of more than two classes without a
+            ``distractor_index`` column: the distractor class of a row.
+    """
+    path = Path(path)
+    table = _read_table(path)
+    missing = [c for c in PRIZE_COLUMNS if c not in table.columns]
+    if missing:
+        raise ItemFileError(
+            f"prize file {path} lacks column(s) {missing}; the prize format needs {list(PRIZE_COLUMNS)}."
+        )
+    if table.empty:
+        raise ItemFileError(f"prize file {path} holds no rows.")
+    id_column = "Unnamed: 0" if "Unnamed: 0" in table.columns else None
+    items = []
+    for number, row in enumerate(table.to_dict("records")):
+        item_id = str(row[id_column]) if id_column else str(number)
+        where = f"{path} row {item_id}"
+        classes = _classes(row["classes"], where)
+        if len(classes) < 2:
+            raise ItemFileError(f"{where} has {len(classes)} class(es); an item needs at least two.")
+        try:
+            answer = int(row["answer_index"])
+        except (TypeError, ValueError) as err:
+            raise ItemFileError(f"{where}: answer_index {row['answer_index']!r} is not an integer.") from err
+        if not 0 <= answer < len(classes):
+            raise ItemFileError(f"{where}: answer_index {answer} is out of range for {len(classes)} classes.")
+        if len(classes) == 2:
+            distractor = 1 - answer
+        elif "distractor_index" in row and str(row["distractor_index"]) != "":
+            distractor = int(row["distractor_index"])
+        elif distractor_index is not None:
+            distractor = distractor_index(row)
+        else:
+            raise ItemFileError(
+                f"{where} has {len(classes)} classes and no distractor rule; add a distractor_index "
+                "column or pass distractor_index= to read_prize_file."
+            )
+        if not 0 <= distractor < len(classes) or distractor == answer:
+            raise ItemFileError(f"{where}: distractor index {distractor} is not another class.")
+        meta = {k: v for k, v in row.items() if k not in (*PRIZE_COLUMNS, id_column, "distractor_index")}
+        items.append(
+            Item(
+                id=item_id,
+                task=task or path.stem,
+                prompt=str(row["prompt"]),
+                true_answer=classes[answer],
+                distractor_answer=classes[distractor],
+                options=tuple(classes),
+                variant=variant,
+                meta=meta,
+            )
+        )
+    return items

