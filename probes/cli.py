@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from probes.ablate.study import AblateOptions
 from probes.errors import ProbesError
 from probes.perplexity import PerplexityOptions
 from probes.store import Store
@@ -87,6 +88,39 @@ def _command_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_ablate(args: argparse.Namespace) -> int:
+    from probes.ablate.study import AblateOptions, run_ablation_study
+    from probes.report.ablations import ablation_markdown, load_ablation_tables
+
+    fields = {f.name for f in dataclasses.fields(AblateOptions)}
+    options = AblateOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    store = run_ablation_study(options)
+    tables, order = load_ablation_tables(store.root)
+    print(ablation_markdown(tables, order))
+    print(f"results: {store.root} (tables: {', '.join(sorted(tables))})")
+    if args.report:
+        _write_ablation_page(store.root, store.root / "report", png=args.png, strict=False)
+    return 0
+
+
+def _write_ablation_page(store: Path, folder: Path, png: bool, strict: bool) -> None:
+    """Write a store's ablation page, if it has ablation tables; PNG failures warn unless ``strict``."""
+    from probes.report import PngExportError
+    from probes.report.ablations import load_ablation_tables, write_ablation_page
+
+    tables, order = load_ablation_tables(store)
+    if not tables:
+        return
+    try:
+        page = write_ablation_page(tables, folder, order, png=png)
+    except PngExportError as err:
+        if strict:
+            raise
+        print(f"probes: warning: {err}", file=sys.stderr)
+        page = folder / "ablations.html"
+    print(f"ablation report: {page}")
+
+
 def _command_show(args: argparse.Namespace) -> int:
     store = Store(args.store)
     _print_summary(store.read(), Path(args.store), _size_order(store))
@@ -116,7 +150,14 @@ def _write_report(store: Path, folder: Path, x: str, png: bool, strict: bool) ->
 
 def _command_report(args: argparse.Namespace) -> int:
     store = Path(args.store)
-    _write_report(store, args.out or store / "report", x=args.x, png=args.png, strict=True)
+    folder = args.out or store / "report"
+    if not Store(store).kinds():
+        raise ProbesError(
+            f"{store} holds no results; run `probes run` or `probes ablate` with --out {store}."
+        )
+    if Store(store).shard_paths():
+        _write_report(store, folder, x=args.x, png=args.png, strict=True)
+    _write_ablation_page(store, folder, png=args.png, strict=True)
     return 0
 
 
@@ -198,6 +239,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="Also write a PNG per figure (a few seconds each; `probes report STORE` writes them later).",
     )
     run.set_defaults(handler=_command_run)
+    ablate = commands.add_parser(
+        "ablate",
+        help="Attribution, ablation and patching of which heads and MLPs push the distractor, per size.",
+    )
+    add_dataclass_options(ablate, AblateOptions)
+    ablate.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Write the ablation page (ablations.html, ablations.md) into <out>/report/ at the end.",
+    )
+    ablate.add_argument(
+        "--png", action=argparse.BooleanOptionalAction, default=False, help="Also write a PNG per figure."
+    )
+    ablate.set_defaults(handler=_command_ablate)
     show = commands.add_parser("show", help="Print accuracy and log-odds per layer and size of a store.")
     show.add_argument("store", help="Folder of a result store (the --out of `probes run`).")
     show.set_defaults(handler=_command_show)

@@ -1,5 +1,9 @@
 """The result store: one Parquet shard per (model, task, variant), each carrying its manifest.
 
+Lens sweeps write ``shards/<model>/<task>/<variant>.parquet``; other analyses of the same
+models and items (attribution, ablation, patching) write tables of their own kind under
+``analyses/<kind>/<model>/<task>/<variant>.parquet``, with the same manifest rules.
+
 A shard is written to a temporary file in its final folder and renamed into
 place, so it either exists whole or not at all: a killed sweep loses at most
 the shard in progress, and any number of processes (a SLURM array, Ray tasks)
@@ -28,6 +32,8 @@ from probes.errors import StoreError
 METADATA_KEY = b"probes"
 #: Layout version of the store.
 STORE_FORMAT = 1
+#: The kind of the lens sweep's per-layer tables (stored under ``shards/``).
+LENS = "lens"
 
 
 def slug(name: str) -> str:
@@ -41,17 +47,21 @@ class Store:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    def shard_path(self, model: str, task: str, variant: str) -> Path:
-        """Where the shard of one (model, task, variant) lives."""
-        return self.root / "shards" / slug(model) / slug(task) / f"{slug(variant)}.parquet"
+    def folder(self, kind: str = LENS) -> Path:
+        """The folder of one kind of table (``shards`` for the lens sweep)."""
+        return self.root / "shards" if kind == LENS else self.root / "analyses" / slug(kind)
 
-    def finished(self, model: str, task: str, variant: str, fingerprint: str) -> bool:
+    def shard_path(self, model: str, task: str, variant: str, kind: str = LENS) -> Path:
+        """Where the shard of one (model, task, variant) of a kind of table lives."""
+        return self.folder(kind) / slug(model) / slug(task) / f"{slug(variant)}.parquet"
+
+    def finished(self, model: str, task: str, variant: str, fingerprint: str, kind: str = LENS) -> bool:
         """Whether that shard is already written for these inputs.
 
         Raises:
             StoreError: The shard exists but was made from other inputs.
         """
-        path = self.shard_path(model, task, variant)
+        path = self.shard_path(model, task, variant, kind)
         if not path.exists():
             return False
         record = self.read_manifest_record(path)
@@ -63,9 +73,9 @@ class Store:
             )
         return True
 
-    def write(self, table: pd.DataFrame, record: dict[str, Any]) -> Path:
+    def write(self, table: pd.DataFrame, record: dict[str, Any], kind: str = LENS) -> Path:
         """Write one shard atomically; ``record`` must name its model, task and variant."""
-        path = self.shard_path(record["model"], record["task"], record["variant"])
+        path = self.shard_path(record["model"], record["task"], record["variant"], kind)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._write_store_file()
         arrow = pa.Table.from_pandas(table, preserve_index=False)
@@ -83,9 +93,14 @@ class Store:
             temporary.unlink(missing_ok=True)
         return path
 
-    def shard_paths(self) -> list[Path]:
-        """Every finished shard (temporary files of unfinished ones are not listed)."""
-        return sorted(p for p in (self.root / "shards").glob("*/*/*.parquet") if not p.name.startswith("."))
+    def shard_paths(self, kind: str = LENS) -> list[Path]:
+        """Every finished shard of a kind (temporary files of unfinished ones are not listed)."""
+        return sorted(p for p in self.folder(kind).glob("*/*/*.parquet") if not p.name.startswith("."))
+
+    def kinds(self) -> list[str]:
+        """The kinds of tables the store holds (``lens`` first when present)."""
+        kinds = [LENS] if self.shard_paths() else []
+        return kinds + sorted(p.name for p in (self.root / "analyses").glob("*") if self.shard_paths(p.name))
 
     @staticmethod
     def read_manifest_record(path: Path) -> dict[str, Any]:
@@ -100,15 +115,16 @@ class Store:
             raise StoreError(f"{path} has no probes manifest; it was not written by this toolkit.")
         return json.loads(metadata[METADATA_KEY])
 
-    def manifest(self) -> pd.DataFrame:
-        """One row per finished shard: what produced it."""
-        return pd.DataFrame([self.read_manifest_record(p) for p in self.shard_paths()])
+    def manifest(self, kind: str = LENS) -> pd.DataFrame:
+        """One row per finished shard of a kind: what produced it."""
+        return pd.DataFrame([self.read_manifest_record(p) for p in self.shard_paths(kind)])
 
-    def read(self) -> pd.DataFrame:
-        """All per-layer rows of the store, in a stable order."""
-        paths = self.shard_paths()
+    def read(self, kind: str = LENS) -> pd.DataFrame:
+        """All rows of one kind of table (the lens sweep's per-layer rows by default), in a stable order."""
+        paths = self.shard_paths(kind)
         if not paths:
-            raise StoreError(f"{self.root} holds no results; run `probes run --out {self.root}` first.")
+            command = "probes run" if kind == LENS else "probes ablate"
+            raise StoreError(f"{self.root} holds no {kind} results; run `{command} --out {self.root}` first.")
         tables = [pq.read_table(p).to_pandas() for p in paths]
         table = pd.concat(tables, ignore_index=True)
         return table

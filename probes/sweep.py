@@ -15,7 +15,7 @@ import platform
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import torch
@@ -102,7 +102,15 @@ class WorkUnit:
     items: tuple[Item, ...]
 
 
-def model_specs(options: SweepOptions) -> list[str]:
+class ModelChoice(Protocol):
+    """Options that choose models: explicit specs, or a ladder, optionally at training steps."""
+
+    models: list[str]
+    ladder: str | None
+    steps: list[int] | None
+
+
+def model_specs(options: ModelChoice) -> list[str]:
     """The model specs a sweep covers, smallest rung first."""
     from probes.ladders import get_ladder
 
@@ -201,20 +209,38 @@ def _finished(store: Store, unit: WorkUnit, options: SweepOptions, lens_name: st
 def _manifest_record(
     model: HookedModel, unit: WorkUnit, options: SweepOptions, lens_name: str
 ) -> dict[str, Any]:
+    return manifest_record(
+        model,
+        unit.model,
+        unit.task,
+        unit.variant,
+        options,
+        fingerprint=fingerprint(unit, options, lens_name),
+        n_items=len(unit.items),
+        lens=lens_name,
+        layers=options.layers,
+    )
+
+
+def manifest_record(
+    model: HookedModel, spec: str, task: str, variant: str, options: Any, **fields: Any
+) -> dict[str, Any]:
+    """What produced one shard: the model and its rung, the task, the options, versions and time.
+
+    ``options`` is the run's options dataclass (its ``seed`` and ``batch_size`` are copied out);
+    ``fields`` (a ``fingerprint``, ``n_items`` ...) are added as they are.
+    """
     from probes.ladders import rung_metadata
 
     return {
         **model.describe(),
-        **rung_metadata(unit.model),
-        "spec": unit.model,
-        "task": unit.task,
-        "variant": unit.variant,
-        "lens": lens_name,
-        "layers": options.layers,
-        "n_items": len(unit.items),
+        **rung_metadata(spec),
+        "spec": spec,
+        "task": task,
+        "variant": variant,
         "seed": options.seed,
         "batch_size": options.batch_size,
-        "fingerprint": fingerprint(unit, options, lens_name),
+        **fields,
         "toolkit_version": __version__,
         "packages": package_versions(),
         "python": platform.python_version(),

@@ -42,7 +42,7 @@ def test_run_then_show(model_folders, item_file, tmp_path, capsys):
         (["run", "--models", "./no/such/model"], "check the path"),
         (["run", "--ladder", "no-such-ladder"], "unknown ladder"),
         (["run", "--ladder", "pythia", "--tasks", "no_such_task"], "unknown task"),
-        (["show", "/no/such/store"], "holds no results"),
+        (["show", "/no/such/store"], "holds no lens results"),
         (["run", "--ladder", "pythia", "--shard", "3/2"], "shard"),
     ],
 )

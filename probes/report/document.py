@@ -14,7 +14,7 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -195,23 +195,29 @@ def write_report(
     return files
 
 
-def render_html(figures: dict[str, go.Figure], summary: str, title: str = "probes report") -> str:
+def render_html(
+    figures: dict[str, go.Figure],
+    summary: str,
+    title: str = "probes report",
+    sections: Sequence[Section] = SECTIONS,
+) -> str:
     """One standalone HTML page: plotly.js inlined, each figure with its caption, then the key numbers.
 
     Args:
-        figures: Figures by section name (:data:`SECTIONS` give headings and captions).
+        figures: Figures by section name (``sections`` give headings and captions).
         summary: The Markdown of :func:`probes.report.summary.summary_markdown`.
         title: The page's title.
+        sections: Headings and captions of the figures (the lens report's by default).
     """
-    sections = {section.name: section for section in SECTIONS}
+    by_name = {section.name: section for section in sections}
     contents = "".join(
-        f'<li><a href="#{name}">{html.escape(sections[name].title if name in sections else name)}</a></li>'
+        f'<li><a href="#{name}">{html.escape(by_name[name].title if name in by_name else name)}</a></li>'
         for name in figures
     )
     body = []
     for name, figure in figures.items():
-        heading = sections[name].title if name in sections else name
-        caption = sections[name].caption if name in sections else ""
+        heading = by_name[name].title if name in by_name else name
+        caption = by_name[name].caption if name in by_name else ""
         div = pio.to_html(
             figure,
             full_html=False,

@@ -1,0 +1,280 @@
+"""Zero, mean and resample ablation of heads, MLPs and blocks, and the top-k vs random-k search.
+
+An ablation replaces a component's output at every position of the prompt:
+
+* ``zero``: by zeros (a head's output without the attention's output bias);
+* ``mean``: by its mean over the reference items (the task's items by default) at the same
+  position *counted back from the answer position*: prompts of one task share their ending,
+  and the answer position is where they are read. Where fewer items reach that far back,
+  the mean is over those that do;
+* ``resample``: by its value on another item of the reference set (a seeded derangement),
+  aligned the same way; positions the donor prompt does not reach take the mean.
+
+Mean and resample ablation remove only what varies between items: a head that writes the same
+vector on every item (always pushing one fixed token) keeps that push under mean ablation, and
+only zero ablation removes it. Use the method that matches the question.
+
+The change in the log-odds of true over distractor at the answer position, and in accuracy
+(the true answer's first token above every other option's), is what is reported.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pandas as pd
+import torch
+
+from probes.ablate.components import Component, head_hook
+from probes.ablate.prompts import HookFunction, Prompt, PromptBatch, batches, run
+from probes.errors import ProbesError
+from probes.models import HookedModel
+
+Method = Literal["zero", "mean", "resample"]
+
+#: Ablation methods, in the order the help text lists them.
+METHODS: tuple[str, ...] = ("zero", "mean", "resample")
+
+
+class AblationError(ProbesError):
+    """An ablation that cannot run as asked (unknown method, too few reference items ...)."""
+
+
+@dataclass
+class Reference:
+    """Activations of the reference items at the hook points an ablation replaces."""
+
+    #: ``activations[name][i]``: hook ``name``'s activation on reference prompt ``i`` (pos, ...).
+    activations: dict[str, list[torch.Tensor]]
+    #: ``means[name][offset]``: mean at ``offset`` positions before the answer position.
+    means: dict[str, torch.Tensor]
+
+    @classmethod
+    def collect(
+        cls, model: HookedModel, prompts: Sequence[Prompt], names: Sequence[str], batch_size: int = 8
+    ) -> Reference:
+        """Run the reference prompts once and keep their activations at ``names``."""
+        activations: dict[str, list[torch.Tensor]] = {name: [] for name in names}
+        for batch in batches(prompts, batch_size, model.device):
+            _, cache = run(model, batch, cache_names=list(names))
+            for name in names:
+                for row, length in enumerate(batch.lengths):
+                    activations[name].append(cache[name][row, :length].cpu())
+        means = {name: _means_from_end(values) for name, values in activations.items()}
+        return cls(activations, means)
+
+
+def _means_from_end(values: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Mean over prompts at each offset before the answer position (offset 0 = answer position)."""
+    longest = max(len(v) for v in values)
+    total = torch.zeros(longest, *values[0].shape[1:], dtype=torch.float64)
+    count = torch.zeros(longest, dtype=torch.float64)
+    for value in values:
+        total[: len(value)] += value.flip(0).double()
+        count[: len(value)] += 1
+    return (total / count.view(-1, *([1] * (total.dim() - 1)))).to(values[0].dtype)
+
+
+def derangement(n: int, seed: int) -> list[int]:
+    """A seeded permutation of ``range(n)`` without fixed points (``donor[i] != i``), ``n >= 2``."""
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    donors = [0] * n
+    for i, item in enumerate(order):
+        donors[item] = order[(i + 1) % n]
+    return donors
+
+
+def _aligned(values: torch.Tensor, mean: torch.Tensor, length: int, width: int) -> torch.Tensor:
+    """``values`` (pos, ...) placed so its last position meets position ``length - 1`` of a row."""
+    offsets = torch.arange(length - 1, length - 1 - width, -1)  # offset of every row position
+    row = torch.zeros(width, *mean.shape[1:], dtype=mean.dtype)
+    for position, offset in enumerate(offsets.tolist()):
+        if 0 <= offset < len(values):
+            row[position] = values[len(values) - 1 - offset]
+        elif 0 <= offset < len(mean):
+            row[position] = mean[offset]
+    return row
+
+
+def _replacement(
+    method: Method, name: str, batch: PromptBatch, reference: Reference | None, donors: Sequence[int] | None
+) -> torch.Tensor:
+    """What the hook ``name`` takes on each row of ``batch`` (the padded positions do not matter)."""
+    width = batch.input_ids.shape[1]
+    if method == "zero" or reference is None:
+        raise AssertionError("zero ablation needs no replacement tensor")
+    mean = reference.means[name]
+    rows = []
+    for row, length in enumerate(batch.lengths):
+        source = mean.flip(0) if method == "mean" else reference.activations[name][donors[row]]  # type: ignore[index]
+        rows.append(_aligned(source, mean, length, width))
+    return torch.stack(rows).to(batch.input_ids.device)
+
+
+def ablation_hooks(
+    components: Sequence[Component],
+    method: Method,
+    batch: PromptBatch,
+    reference: Reference | None = None,
+    donors: Sequence[int] | None = None,
+) -> list[tuple[str, HookFunction]]:
+    """TransformerLens hooks that ablate ``components`` on ``batch`` (one hook per hook point)."""
+    if method not in METHODS:
+        raise AblationError(f"ablation method {method!r} is unknown; use one of {list(METHODS)}.")
+    heads: dict[str, list[int]] = {}
+    whole: set[str] = set()
+    for component in components:
+        if component.kind == "head":
+            heads.setdefault(head_hook(component.layer), []).append(int(component.head))  # type: ignore[arg-type]
+        else:
+            whole.update(component.hook_names())
+    hooks: list[tuple[str, HookFunction]] = []
+    for name in sorted(set(heads) | whole):
+        index = None if name in whole else torch.tensor(sorted(set(heads[name])))
+        value = None if method == "zero" else _replacement(method, name, batch, reference, donors)
+
+        def hook(
+            activation: torch.Tensor, hook: object, index: torch.Tensor | None = index, value=value
+        ) -> torch.Tensor:
+            ablated = activation.clone()
+            new = torch.zeros_like(activation) if value is None else value.to(activation.dtype)
+            if index is None:
+                ablated[:] = new
+            else:
+                ablated[:, :, index] = new[:, :, index]
+            return ablated
+
+        hooks.append((name, hook))
+    return hooks
+
+
+def clean_answers(model: HookedModel, prompts: Sequence[Prompt], batch_size: int = 8) -> pd.DataFrame:
+    """Per item, the clean log-odds and correctness at the answer position."""
+    return _answers(model, prompts, lambda batch, start: [], batch_size, "clean")
+
+
+def ablate(
+    model: HookedModel,
+    prompts: Sequence[Prompt],
+    components: Sequence[Component],
+    method: Method = "mean",
+    reference: Reference | None = None,
+    seed: int = 0,
+    batch_size: int = 8,
+    clean: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Per item, log-odds and correctness with and without ``components`` ablated.
+
+    Args:
+        model: The hooked model.
+        prompts: Encoded items (:func:`probes.ablate.prompts.encode_prompts`).
+        components: What to ablate; none gives the clean numbers twice.
+        method: ``zero``, ``mean`` or ``resample``.
+        reference: Activations to take means and donors from: the prompts' own when omitted;
+            for ``resample``, one reference item per prompt.
+        seed: Seed of the resample donors.
+        batch_size: Prompts per forward pass.
+        clean: :func:`clean_answers` of the prompts, when already computed.
+
+    Returns:
+        ``item_id``, ``log_odds_clean``, ``correct_clean``, ``log_odds_ablated``,
+        ``correct_ablated``, ``answer_tokens``: one row per prompt.
+    """
+    if method not in METHODS:
+        raise AblationError(f"ablation method {method!r} is unknown; use one of {list(METHODS)}.")
+    for component in components:
+        component.check(model)
+    names = sorted({name for c in components for name in c.hook_names()})
+    if method != "zero" and reference is None and names:
+        reference = Reference.collect(model, prompts, names, batch_size)
+    donors: list[int] | None = None
+    if method == "resample" and names:
+        assert reference is not None
+        count = len(reference.activations[names[0]])
+        if count < 2 or count != len(prompts):
+            raise AblationError(
+                f"resample ablation needs one reference item per ablated item and at least 2 (got "
+                f"{count} for {len(prompts)}); use mean or zero ablation, or give more items."
+            )
+        donors = derangement(count, seed)
+
+    def hooks(batch: PromptBatch, start: int) -> list[tuple[str, HookFunction]]:
+        if not components:
+            return []
+        batch_donors = donors[start : start + len(batch.prompts)] if donors else None
+        return ablation_hooks(components, method, batch, reference, batch_donors)
+
+    clean = clean_answers(model, prompts, batch_size) if clean is None else clean
+    ablated = _answers(model, prompts, hooks, batch_size, "ablated")
+    return clean.assign(
+        log_odds_ablated=ablated["log_odds_ablated"].to_numpy(),
+        correct_ablated=ablated["correct_ablated"].to_numpy(),
+    )
+
+
+def _answers(
+    model: HookedModel,
+    prompts: Sequence[Prompt],
+    hooks: Callable[[PromptBatch, int], list[tuple[str, HookFunction]]],
+    batch_size: int,
+    suffix: str,
+) -> pd.DataFrame:
+    records = []
+    start = 0
+    for batch in batches(prompts, batch_size, model.device):
+        readout, _ = run(model, batch, hooks(batch, start))
+        log_odds, correct = readout.log_odds, readout.correct
+        for row, prompt in enumerate(batch.prompts):
+            records.append(
+                {
+                    "item_id": prompt.item.id,
+                    f"log_odds_{suffix}": float(log_odds[row]),
+                    f"correct_{suffix}": bool(correct[row]),
+                    "answer_tokens": prompt.answer_tokens,
+                }
+            )
+        start += len(batch.prompts)
+    return pd.DataFrame.from_records(records)
+
+
+def ranked_search(
+    model: HookedModel,
+    prompts: Sequence[Prompt],
+    ranking: Sequence[Component],
+    ks: Sequence[int],
+    draws: int = 5,
+    method: Method = "mean",
+    seed: int = 0,
+    batch_size: int = 8,
+) -> pd.DataFrame:
+    """Ablate the first ``k`` components of ``ranking`` together, and ``draws`` random sets of ``k``.
+
+    The random sets are drawn from the same pool as the ranking (all heads, usually), with
+    seeds ``seed, seed + 1, ...``; the top-k set is the first ``k`` of ``ranking``.
+
+    Returns:
+        The rows of :func:`ablate` for every set, with ``selection`` (``top`` or ``random``),
+        ``k``, ``draw`` (0 for the top set) and ``components`` (labels joined by spaces).
+    """
+    pool = list(ranking)
+    ks = sorted({k for k in ks if 0 < k <= len(pool)})
+    if not ks:
+        raise AblationError(f"no k of {list(ks)} fits the {len(pool)} ranked components; use 1..{len(pool)}.")
+    names = sorted({name for c in pool for name in c.hook_names()})
+    reference = None if method == "zero" else Reference.collect(model, prompts, names, batch_size)
+    sets: list[tuple[str, int, int, list[Component]]] = []
+    for k in ks:
+        sets.append(("top", k, 0, pool[:k]))
+        for draw in range(draws if k < len(pool) else 0):  # k of k: the top set is the only one
+            sets.append(("random", k, draw, random.Random(seed + draw * 1009 + k).sample(pool, k)))
+    clean = clean_answers(model, prompts, batch_size)
+    tables = []
+    for selection, k, draw, chosen in sets:
+        table = ablate(model, prompts, chosen, method, reference, seed + draw, batch_size, clean)
+        labels = " ".join(c.label for c in sorted(chosen))
+        tables.append(table.assign(selection=selection, k=k, draw=draw, components=labels, method=method))
+    return pd.concat(tables, ignore_index=True)

@@ -1,0 +1,174 @@
+"""Direct logit attribution to unembed(true) - unembed(distractor), per head, MLP and layer.
+
+At the answer position the last residual stream is a sum of parts: the embeddings
+(the direct path), each head's output ``z_h W_O[h]``, each attention layer's output
+bias, each MLP's output. The final norm is not linear, but with its scale frozen at
+the value of the clean run it is an affine map, so the log-odds
+
+    logit(true) - logit(distractor)
+        = sum over parts of norm_frozen(part) . (W_U[:, true] - W_U[:, distractor])
+          + (norm bias . that direction) + b_U[true] - b_U[distractor]
+
+holds exactly for the clean run: the parts plus the constant term (``kind == "constant"``)
+reconstruct the model's own log-odds. What the frozen scale approximates is each part's
+*own* effect: were a part removed, the norm's scale would change too (ablation measures
+that). Each row carries ``reconstruction_error`` so the identity is checked on every item.
+
+TransformerLens's ``direct_logit_attribution`` needs the bridge in compatibility mode with the
+final norm folded into the unembedding; this module works on the bridge as loaded (exact
+logits, LayerNorm or RMSNorm) from the same hook points (``hook_z``, ``hook_attn_out``,
+``hook_mlp_out``, ``ln_final.hook_scale``) and the bridge's ``W_O`` and ``W_U``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import torch
+from jaxtyping import Float
+
+from probes.ablate.components import head_hook
+from probes.ablate.prompts import Prompt, PromptBatch, batches, encode_prompts, run
+from probes.errors import ProbesError
+from probes.models import HookedModel
+from probes.tasks.items import Item
+
+#: Largest tolerated gap between the parts' sum and the model's own log-odds before the
+#: decomposition is declared unsupported for the architecture.
+MAX_RECONSTRUCTION_ERROR = 1e-2
+
+
+class AttributionError(ProbesError):
+    """The model's residual stream does not decompose as this attribution assumes."""
+
+
+def _cache_names(n_layers: int) -> list[str]:
+    per_layer = [
+        name
+        for layer in range(n_layers)
+        for name in (head_hook(layer), f"blocks.{layer}.hook_attn_out", f"blocks.{layer}.hook_mlp_out")
+    ]
+    return [
+        "blocks.0.hook_resid_pre",
+        *per_layer,
+        f"blocks.{n_layers - 1}.hook_resid_post",
+        "ln_final.hook_scale",
+    ]
+
+
+def _final_norm(model: HookedModel) -> tuple[bool, torch.Tensor | None, torch.Tensor | None]:
+    """Whether the final norm centres its input, and its weight and bias (``None`` if absent)."""
+    norm = model.final_norm
+    if norm is None:
+        raise AttributionError(f"{model.name} has no final norm (ln_final); attribution expects one.")
+    original = getattr(norm, "original_component", norm)
+    centres = str(model.bridge.cfg.normalization_type).upper().startswith("LN")
+    return centres, getattr(original, "weight", None), getattr(original, "bias", None)
+
+
+def _parts(
+    model: HookedModel, cache: dict[str, torch.Tensor], batch: PromptBatch
+) -> tuple[list[tuple[str, str, int | None, int | None]], Float[torch.Tensor, "part batch d_model"]]:
+    """Every part of the last residual stream at the answer positions, with its labels."""
+    rows = torch.arange(len(batch.prompts), device=batch.input_ids.device)
+    at = batch.answer_positions
+
+    labels: list[tuple[str, str, int | None, int | None]] = [("embed", "embed", None, None)]
+    vectors = [cache["blocks.0.hook_resid_pre"][rows, at]]
+    weight_out = model.bridge.W_O  # layer head d_head d_model
+    for layer in range(model.n_layers):
+        z = cache[head_hook(layer)][rows, at]  # batch head d_head
+        heads = torch.einsum("bhd,hdm->hbm", z, weight_out[layer].to(z.dtype))
+        for head in range(heads.shape[0]):
+            labels.append((f"L{layer}H{head}", "head", layer, head))
+            vectors.append(heads[head])
+        labels.append((f"L{layer}.attn_bias", "attn_bias", layer, None))
+        vectors.append(cache[f"blocks.{layer}.hook_attn_out"][rows, at] - heads.sum(0))
+        labels.append((f"L{layer}.mlp", "mlp", layer, None))
+        vectors.append(cache[f"blocks.{layer}.hook_mlp_out"][rows, at])
+    return labels, torch.stack(vectors).float()
+
+
+def attribute(model: HookedModel, items: Sequence[Item], batch_size: int = 8) -> pd.DataFrame:
+    """Per item, each part's direct contribution to the log-odds of true over distractor.
+
+    Returns:
+        One row per (item, part): ``item_id``, ``component`` (``embed``, ``L2H3``,
+        ``L2.attn_bias``, ``L2.mlp``, ``constant``), ``kind``, ``layer``, ``head``,
+        ``attribution``; per item ``log_odds`` (the model's own, at the answer position),
+        ``reconstruction_error`` and ``answer_tokens`` (``first`` for multi-token answers).
+
+    Raises:
+        AttributionError: the parts do not sum to the model's log-odds (an architecture whose
+            blocks write to the residual stream through something other than attention and MLP
+            outputs, such as a post-attention norm).
+    """
+    with torch.no_grad():
+        return _attribute(model, encode_prompts(items, model), batch_size)
+
+
+def _attribute(model: HookedModel, prompts: list[Prompt], batch_size: int) -> pd.DataFrame:
+    centres, norm_weight, norm_bias = _final_norm(model)
+    unembed_weight = model.bridge.W_U.float()
+    unembed_bias = getattr(model.bridge, "b_U", None)
+    records: list[dict[str, object]] = []
+    for batch in batches(prompts, batch_size, model.device):
+        readout, cache = run(model, batch, cache_names=_cache_names(model.n_layers))
+        labels, vectors = _parts(model, cache, batch)
+        rows = torch.arange(len(batch.prompts), device=vectors.device)
+        final = cache[f"blocks.{model.n_layers - 1}.hook_resid_post"][rows, batch.answer_positions].float()
+        if not torch.allclose(vectors.sum(0), final, atol=1e-3, rtol=1e-3):
+            raise AttributionError(
+                f"{model.name}: embeddings plus attention and MLP outputs do not add up to the last "
+                "residual stream; this architecture writes to it through other paths, which "
+                "attribution does not cover yet."
+            )
+        true_tokens = torch.tensor([p.true_token for p in batch.prompts], device=vectors.device)
+        distractor_tokens = torch.tensor([p.distractor_token for p in batch.prompts], device=vectors.device)
+        direction = (unembed_weight[:, true_tokens] - unembed_weight[:, distractor_tokens]).T  # batch d_model
+        scale = cache["ln_final.hook_scale"][rows, batch.answer_positions].float()  # batch 1
+        normalised = vectors - vectors.mean(-1, keepdim=True) if centres else vectors
+        if norm_weight is not None:
+            normalised = normalised * norm_weight.float()
+        contributions = (normalised / scale * direction).sum(-1)  # part batch
+        constant = torch.zeros(len(batch.prompts), device=vectors.device)
+        if norm_bias is not None:
+            constant = constant + direction @ norm_bias.float()
+        if unembed_bias is not None:
+            constant = constant + (unembed_bias[true_tokens] - unembed_bias[distractor_tokens]).float()
+        total = contributions.sum(0) + constant
+        log_odds = readout.log_odds
+        errors = (total.cpu() - log_odds).abs()
+        if float(errors.max()) > MAX_RECONSTRUCTION_ERROR * max(1.0, float(log_odds.abs().max())):
+            raise AttributionError(
+                f"{model.name}: the parts sum to log-odds that differ from the model's by up to "
+                f"{float(errors.max()):.3g}; its final norm is not one this attribution models "
+                "(LayerNorm or RMSNorm with a plain weight)."
+            )
+        columns = contributions.T.cpu()  # batch part
+        for row, prompt in enumerate(batch.prompts):
+            common = {
+                "item_id": prompt.item.id,
+                "log_odds": float(log_odds[row]),
+                "reconstruction_error": float(errors[row]),
+                "answer_tokens": prompt.answer_tokens,
+            }
+            for (component, kind, layer, head), value in zip(labels, columns[row].tolist()):
+                records.append(
+                    {**common, "component": component, "kind": kind, "layer": layer, "head": head,
+                     "attribution": value}
+                )  # fmt: skip
+            records.append(
+                {**common, "component": "constant", "kind": "constant", "layer": None, "head": None,
+                 "attribution": float(constant[row])}
+            )  # fmt: skip
+    table = pd.DataFrame.from_records(records)
+    return table.astype({"layer": "Int64", "head": "Int64"})
+
+
+def mean_head_attribution(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean attribution of every head over items, most distractor-promoting (most negative) first."""
+    heads = table[table["kind"] == "head"]
+    means = heads.groupby(["component", "layer", "head"], as_index=False)["attribution"].mean()
+    return means.sort_values(["attribution", "layer", "head"]).reset_index(drop=True)

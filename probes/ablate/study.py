@@ -1,0 +1,296 @@
+"""The ablation study of a ladder: attribution, ablation and patching per model, into the store.
+
+For every model of the ladder and every task, on the items of one variant (``prize`` by
+default) it writes four tables of their own kind to the result store, each shard with a
+manifest record like the lens sweep's (model, rung, options, versions, a fingerprint):
+
+* ``attribution``: per item and part, the direct logit attribution (:mod:`.attribution`);
+* ``ablation``: per item, log-odds and correctness with components ablated: every block,
+  attention layer and MLP alone (``selection == "single"``) with each method, the user's set
+  (``"chosen"``), the top-k distractor-promoting heads (``"top"``) and random k heads
+  (``"random"``);
+* ``patching``: per item and site, patching from the ``no_distractor`` twin;
+* ``patching_unpaired``: items without a usable twin, with the reason.
+
+A re-run skips the shards already written for the same inputs; ``overwrite`` replaces them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from probes.ablate.ablation import METHODS, Method, ablate, clean_answers, ranked_search
+from probes.ablate.attribution import attribute, mean_head_attribution
+from probes.ablate.components import Component, Kind, parse_component
+from probes.ablate.patching import POSITIONS, TWIN_VARIANT, Positions, pair_items, patch
+from probes.ablate.prompts import encode_prompts
+from probes.errors import ProbesError
+from probes.models import HookedModel, load_model, parse_spec
+from probes.store import Store
+from probes.sweep import DEFAULT_TASKS, manifest_record, model_specs
+from probes.tasks import Item, load_items
+from probes.version import __version__
+
+#: The analyses, in the order they run.
+ANALYSES: tuple[str, ...] = ("attribution", "ablation", "patching")
+
+#: Kind of the table of items patching could not pair.
+UNPAIRED = "patching_unpaired"
+
+
+@dataclass
+class AblateOptions:
+    """What an ablation study runs and where it writes."""
+
+    models: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Model specs (hub id[@revision], folder, .gguf, organism:<rung>); overrides --ladder."
+        },
+    )
+    ladder: str | None = field(
+        default=None, metadata={"help": "A named ladder (see `probes ladders`); the built-in one by default."}
+    )
+    steps: list[int] | None = field(
+        default=None,
+        metadata={"help": "Training steps to take each rung at, for ladders with a checkpoint axis."},
+    )
+    tasks: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TASKS),
+        metadata={"help": "Task names (see `probes tasks`) or item files (.jsonl/.csv)."},
+    )
+    variant: str = field(default="prize", metadata={"help": "Prompt variant whose items are analysed."})
+    n_items: int | None = field(
+        default=None, metadata={"help": "Items per task; the task's default when omitted."}
+    )
+    analyses: list[str] = field(
+        default_factory=lambda: list(ANALYSES),
+        metadata={"help": f"Which analyses to run, of {list(ANALYSES)}."},
+    )
+    methods: list[str] = field(
+        default_factory=lambda: list(METHODS),
+        metadata={"help": "Ablation methods for single components and --components: zero, mean, resample."},
+    )
+    components: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "A set of components ablated together (e.g. L1H3 L2.mlp L0), besides the single ones."
+        },
+    )
+    search_method: str = field(
+        default="mean", metadata={"help": "Ablation method of the top-k vs random-k head search."}
+    )
+    ks: list[int] = field(
+        default_factory=lambda: [1, 2, 4, 8, 16],
+        metadata={
+            "help": "Numbers of heads ablated together in the search (those above the head count skip)."
+        },
+    )
+    draws: int = field(default=5, metadata={"help": "Random head sets per k (seeds seed, seed+1, ...)."})
+    positions: list[str] = field(
+        default_factory=lambda: ["answer", "suffix"],
+        metadata={"help": "Patched positions: answer, suffix (positions shared back from the answer), all."},
+    )
+    patch_heads: bool = field(
+        default=True, metadata={"help": "Also patch every head's output, not only layers."}
+    )
+    out: Path = field(default=Path("probes-results"), metadata={"help": "Folder of the result store."})
+    device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, mps."})
+    dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
+    batch_size: int = field(default=16, metadata={"help": "Prompts per forward pass."})
+    seed: int = field(default=0, metadata={"help": "Seed of items, resample donors and random head sets."})
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace finished shards made from other inputs instead of refusing."},
+    )
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+    def check(self) -> None:
+        """Raise :class:`ProbesError` naming the first option that cannot work."""
+        unknown = sorted(set(self.analyses) - set(ANALYSES))
+        if unknown:
+            raise ProbesError(f"unknown analyses {unknown}; choose among {list(ANALYSES)}.")
+        methods = sorted(set(self.methods) | {self.search_method})
+        if set(methods) - set(METHODS):
+            raise ProbesError(f"unknown ablation methods in {methods}; use {list(METHODS)}.")
+        if not self.positions or set(self.positions) - set(POSITIONS):
+            raise ProbesError(f"--positions {self.positions}: choose among {list(POSITIONS)}.")
+        if self.variant == TWIN_VARIANT:
+            raise ProbesError(f"--variant {TWIN_VARIANT} is the twin of patching; analyse prize or one_shot.")
+        for name in self.components or []:
+            parse_component(name)
+
+
+def _fingerprint(kind: str, spec: str, items: Sequence[Item], options: AblateOptions) -> str:
+    """Hash of everything that determines one table's numbers."""
+    settings = {
+        k: v for k, v in asdict(options).items() if k not in ("out", "progress", "overwrite", "device")
+    }
+    payload = {
+        "kind": kind,
+        "model": parse_spec(spec).label,
+        "items": [item.to_dict() for item in items],
+        "settings": settings,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _units(options: AblateOptions) -> list[tuple[str, list[Item], list[Item]]]:
+    """Per task: its name, the analysed items and their twins."""
+    units = []
+    for task in options.tasks:
+        items = load_items([task], None, options.n_items, options.seed)
+        analysed = [i for i in items if i.variant == options.variant]
+        if not analysed:
+            variants = sorted({i.variant for i in items})
+            raise ProbesError(f"task {task!r} has no {options.variant!r} items; its variants are {variants}.")
+        units.append((analysed[0].task, analysed, [i for i in items if i.variant == TWIN_VARIANT]))
+    return units
+
+
+def _single_components(model: HookedModel) -> list[list[Component]]:
+    """Every block, attention layer and MLP, each alone."""
+    kinds: tuple[Kind, ...] = ("layer", "attn", "mlp")
+    return [[Component(layer, kind)] for layer in range(model.n_layers) for kind in kinds]
+
+
+def _ablation_table(
+    model: HookedModel, items: list[Item], attribution: pd.DataFrame | None, options: AblateOptions
+) -> pd.DataFrame:
+    """Single components and the chosen set with each method, then the top-k vs random-k search."""
+    prompts = encode_prompts(items, model)
+    clean = clean_answers(model, prompts, options.batch_size)
+    tables = []
+    sets = [("single", c) for c in _single_components(model)]
+    if options.components:
+        sets.append(("chosen", [parse_component(name) for name in options.components]))
+    for selection, components in sets:
+        for method in options.methods:
+            table = ablate(
+                model,
+                prompts,
+                components,
+                cast(Method, method),
+                None,
+                options.seed,
+                options.batch_size,
+                clean,
+            )
+            labels = " ".join(c.label for c in components)
+            tables.append(
+                table.assign(selection=selection, k=len(components), draw=0, components=labels, method=method)
+            )
+    if attribution is None:
+        attribution = attribute(model, items, options.batch_size)
+    ranking = [parse_component(name) for name in mean_head_attribution(attribution)["component"]]
+    tables.append(
+        ranked_search(
+            model,
+            prompts,
+            ranking,
+            options.ks,
+            options.draws,
+            cast(Method, options.search_method),
+            options.seed,
+            options.batch_size,
+        )
+    )
+    return pd.concat(tables, ignore_index=True)
+
+
+def _patching_tables(
+    model: HookedModel, items: list[Item], twins: list[Item], options: AblateOptions
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Patching rows for every positions mode, and the items each mode could not pair."""
+    tables, unpaired_tables = [], []
+    for mode in options.positions:
+        positions = cast(Positions, mode)
+        pairs, unpaired = pair_items(model, items, twins, positions)
+        if not twins:
+            unpaired = unpaired.assign(reason=f"the task has no {TWIN_VARIANT} variant")
+        tables.append(patch(model, pairs, positions, options.patch_heads, options.batch_size))
+        unpaired_tables.append(unpaired.assign(positions=mode))
+    return pd.concat(tables, ignore_index=True), pd.concat(unpaired_tables, ignore_index=True)
+
+
+def _provenance(model: HookedModel, task: str, variant: str, kind: str) -> dict[str, Any]:
+    return {
+        "model": model.name,
+        "revision": model.spec.revision or "",
+        "task": task,
+        "variant": variant,
+        "analysis": kind,
+        "lens": "output",  # the model's own output at the answer position, not a per-layer lens
+        "toolkit_version": __version__,
+    }
+
+
+def run_ablation_study(options: AblateOptions) -> Store:
+    """Run (or resume) the study; returns the store it wrote to."""
+    options.check()
+    store = Store(options.out)
+    specs = model_specs(options)
+    for spec in specs:
+        parse_spec(spec)
+    units = _units(options)
+    kinds = [k for k in ANALYSES if k in options.analyses]
+    bar = tqdm(total=len(specs) * len(units), desc="ablations", disable=not options.progress)
+    for spec in specs:
+        label = parse_spec(spec).label
+        todo = {
+            (task, kind): _fingerprint(kind, spec, items, options)
+            for task, items, _ in units
+            for kind in kinds
+        }
+        pending = {
+            key: print_
+            for key, print_ in todo.items()
+            if options.overwrite or not store.finished(label, key[0], options.variant, print_, key[1])
+        }
+        if not pending:
+            bar.update(len(units))
+            continue
+        model = load_model(spec, device=options.device, dtype=options.dtype)
+        for task, items, twins in units:
+            bar.set_postfix_str(f"{model.name} {task}")
+            attribution = None
+            for kind in kinds:
+                if (task, kind) not in pending:
+                    continue
+                if kind == "attribution":
+                    table = attribution = attribute(model, items, options.batch_size)
+                elif kind == "ablation":
+                    table = _ablation_table(model, items, attribution, options)
+                else:
+                    table, unpaired = _patching_tables(model, items, twins, options)
+                    _write(store, model, spec, task, UNPAIRED, unpaired, pending[(task, kind)], options)
+                _write(store, model, spec, task, kind, table, pending[(task, kind)], options)
+            bar.update(1)
+        del model
+    bar.close()
+    return store
+
+
+def _write(
+    store: Store,
+    model: HookedModel,
+    spec: str,
+    task: str,
+    kind: str,
+    table: pd.DataFrame,
+    fingerprint: str,
+    options: AblateOptions,
+) -> None:
+    rows = table.assign(**_provenance(model, task, options.variant, kind))
+    record = manifest_record(
+        model, spec, task, options.variant, options, analysis=kind, fingerprint=fingerprint, n_rows=len(rows)
+    )
+    store.write(rows, record, kind)
