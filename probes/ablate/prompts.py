@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -127,7 +128,7 @@ class AnswerReadout:
     option_logits: list[Float[torch.Tensor, " option"]]
     prompts: list[Prompt]
 
-    @property
+    @cached_property
     def log_odds(self) -> Float[torch.Tensor, " batch"]:
         """``logit(true) - logit(distractor)`` at the answer position (= log-prob difference)."""
         return torch.stack(
@@ -137,7 +138,7 @@ class AnswerReadout:
             ]
         )
 
-    @property
+    @cached_property
     def correct(self) -> torch.Tensor:
         """Whether the true answer's first token has the highest logit among the options."""
         return torch.tensor(

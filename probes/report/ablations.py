@@ -38,7 +38,7 @@ def _first_panel(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 def head_heatmap(
     values: pd.DataFrame, value: str, order: Sequence[str] = (), title: str = "", colour_title: str = ""
 ) -> go.Figure:
-    """Layer × head heat maps of ``value``, one panel per model (columns: heads, then the MLP).
+    """Layer × head heat maps of ``value``, one panel per model (columns: heads, then any MLP).
 
     ``values`` holds one row per model and component with ``kind`` ``head`` (``layer``,
     ``head``) or ``mlp`` (``layer``), e.g. :func:`probes.ablate.summary.mean_attribution`.
@@ -50,7 +50,7 @@ def head_heatmap(
     for column, model in enumerate(models, start=1):
         rows = cells[cells["model"] == model]
         heads = int(rows["head"].max()) + 1 if rows["head"].notna().any() else 0
-        labels = [f"H{h}" for h in range(heads)] + ["MLP"]
+        labels = [f"H{h}" for h in range(heads)] + (["MLP"] if (rows["kind"] == "mlp").any() else [])
         layers = sorted(int(layer) for layer in rows["layer"].dropna().unique())
         grid = pd.DataFrame(index=layers, columns=labels, dtype=float)
         for row in rows.itertuples():
