@@ -56,8 +56,29 @@ def test_a_rerun_resumes_and_other_inputs_are_refused(study):
         run_ablation_study(AblateOptions(models=MODELS[:1], n_items=4, out=study.root, progress=False))
 
 
-def test_bad_options_are_refused_before_any_model_loads(tmp_path):
+def test_adding_an_analysis_or_a_model_resumes(tmp_path):
+    first = AblateOptions(
+        models=MODELS[:1], n_items=4, analyses=["attribution"], out=tmp_path, progress=False
+    )
+    run_ablation_study(first)
+    more = AblateOptions(
+        models=MODELS, n_items=4, analyses=["attribution", "patching"], out=tmp_path, progress=False
+    )
+    store = run_ablation_study(more)
+    assert set(store.read("patching")["model"]) == set(MODELS)
+
+
+def test_bad_options_are_refused_before_any_model_loads(tmp_path, monkeypatch):
+    import probes.ablate.study as study_module
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(study_module, "load_model", no_loading)
     for options, message in (
+        (AblateOptions(ks=[0, 2]), "--ks"),
+        (AblateOptions(batch_size=0), "--batch-size"),
+        (AblateOptions(n_items=1), "at least 2 items"),
         (AblateOptions(analyses=["dla"]), "unknown analyses"),
         (AblateOptions(methods=["knockout"]), "unknown ablation methods"),
         (AblateOptions(positions=["middle"]), "positions"),

@@ -6,9 +6,11 @@ An ablation replaces a component's output at every position of the prompt:
 * ``mean``: by its mean over the reference items (the task's items by default) at the same
   position *counted back from the answer position*: prompts of one task share their ending,
   and the answer position is where they are read. Where fewer items reach that far back,
-  the mean is over those that do;
+  the mean is over those that do. The first position (BOS, attention sink) is replaced by the
+  mean of first positions only, never by a mid-prompt value;
 * ``resample``: by its value on another item of the reference set (a seeded derangement),
-  aligned the same way; positions the donor prompt does not reach take the mean.
+  aligned the same way (first with first); positions the donor prompt does not reach take the
+  mean.
 
 Mean and resample ablation remove only what varies between items: a head that writes the same
 vector on every item (always pushing one fixed token) keeps that push under mean ablation, and
@@ -45,12 +47,20 @@ class AblationError(ProbesError):
 
 @dataclass
 class Reference:
-    """Activations of the reference items at the hook points an ablation replaces."""
+    """Activations of the reference items at the hook points an ablation replaces.
+
+    The first position of a prompt (a BOS token, or the first token, where attention sinks
+    form) is kept apart: it is replaced only by first positions. Every other position is
+    aligned counting back from the answer position.
+    """
 
     #: ``activations[name][i]``: hook ``name``'s activation on reference prompt ``i`` (pos, ...).
     activations: dict[str, list[torch.Tensor]]
-    #: ``means[name][offset]``: mean at ``offset`` positions before the answer position.
-    means: dict[str, torch.Tensor]
+    #: ``first[name]``: mean over reference prompts of their first position.
+    first: dict[str, torch.Tensor]
+    #: ``from_end[name][offset]``: mean at ``offset`` positions before the answer position,
+    #: over the references' positions after the first.
+    from_end: dict[str, torch.Tensor]
 
     @classmethod
     def collect(
@@ -63,8 +73,34 @@ class Reference:
             for name in names:
                 for row, length in enumerate(batch.lengths):
                     activations[name].append(cache[name][row, :length].cpu())
-        means = {name: _means_from_end(values) for name, values in activations.items()}
-        return cls(activations, means)
+        return cls.of(activations)
+
+    @classmethod
+    def of(cls, activations: dict[str, list[torch.Tensor]]) -> Reference:
+        """A reference from activations already collected (one ``(pos, ...)`` tensor per prompt)."""
+        first = {name: torch.stack([v[0] for v in values]).mean(0) for name, values in activations.items()}
+        from_end = {name: _means_from_end([v[1:] for v in values]) for name, values in activations.items()}
+        return cls(activations, first, from_end)
+
+    def row(self, name: str, length: int, width: int, donor: int | None = None) -> torch.Tensor:
+        """The replacement of a row of ``length`` real positions (padded to ``width``).
+
+        From reference prompt ``donor`` where it reaches, else from the means.
+        """
+        first, from_end = self.first[name], self.from_end[name]
+        values = None if donor is None else self.activations[name][donor]
+        row = torch.zeros(width, *first.shape, dtype=first.dtype)
+        row[0] = first if values is None else values[0]
+        rest = None if values is None else values[1:]
+        for position in range(1, length):
+            offset = length - 1 - position
+            if rest is not None and offset < len(rest):
+                row[position] = rest[len(rest) - 1 - offset]
+            elif offset < len(from_end):
+                row[position] = from_end[offset]
+            else:  # longer than every reference: the mean of their farthest position
+                row[position] = from_end[-1] if len(from_end) else first
+        return row
 
 
 def _means_from_end(values: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -75,7 +111,7 @@ def _means_from_end(values: Sequence[torch.Tensor]) -> torch.Tensor:
     for value in values:
         total[: len(value)] += value.flip(0).double()
         count[: len(value)] += 1
-    return (total / count.view(-1, *([1] * (total.dim() - 1)))).to(values[0].dtype)
+    return (total / count.clamp(min=1).view(-1, *([1] * (total.dim() - 1)))).to(values[0].dtype)
 
 
 def derangement(n: int, seed: int) -> list[int]:
@@ -88,30 +124,15 @@ def derangement(n: int, seed: int) -> list[int]:
     return donors
 
 
-def _aligned(values: torch.Tensor, mean: torch.Tensor, length: int, width: int) -> torch.Tensor:
-    """``values`` (pos, ...) placed so its last position meets position ``length - 1`` of a row."""
-    offsets = torch.arange(length - 1, length - 1 - width, -1)  # offset of every row position
-    row = torch.zeros(width, *mean.shape[1:], dtype=mean.dtype)
-    for position, offset in enumerate(offsets.tolist()):
-        if 0 <= offset < len(values):
-            row[position] = values[len(values) - 1 - offset]
-        elif 0 <= offset < len(mean):
-            row[position] = mean[offset]
-    return row
-
-
 def _replacement(
-    method: Method, name: str, batch: PromptBatch, reference: Reference | None, donors: Sequence[int] | None
+    method: Method, name: str, batch: PromptBatch, reference: Reference, donors: Sequence[int] | None
 ) -> torch.Tensor:
     """What the hook ``name`` takes on each row of ``batch`` (the padded positions do not matter)."""
     width = batch.input_ids.shape[1]
-    if method == "zero" or reference is None:
-        raise AssertionError("zero ablation needs no replacement tensor")
-    mean = reference.means[name]
-    rows = []
-    for row, length in enumerate(batch.lengths):
-        source = mean.flip(0) if method == "mean" else reference.activations[name][donors[row]]  # type: ignore[index]
-        rows.append(_aligned(source, mean, length, width))
+    rows = [
+        reference.row(name, length, width, donors[row] if method == "resample" and donors else None)
+        for row, length in enumerate(batch.lengths)
+    ]
     return torch.stack(rows).to(batch.input_ids.device)
 
 
@@ -135,7 +156,10 @@ def ablation_hooks(
     hooks: list[tuple[str, HookFunction]] = []
     for name in sorted(set(heads) | whole):
         index = None if name in whole else torch.tensor(sorted(set(heads[name])))
-        value = None if method == "zero" else _replacement(method, name, batch, reference, donors)
+        value = None
+        if method != "zero":
+            assert reference is not None, "mean and resample ablation need a reference"
+            value = _replacement(method, name, batch, reference, donors)
 
         def hook(
             activation: torch.Tensor, hook: object, index: torch.Tensor | None = index, value=value
@@ -261,13 +285,13 @@ def ranked_search(
         ``k``, ``draw`` (0 for the top set) and ``components`` (labels joined by spaces).
     """
     pool = list(ranking)
-    ks = sorted({k for k in ks if 0 < k <= len(pool)})
-    if not ks:
+    fitting = sorted({k for k in ks if 0 < k <= len(pool)})
+    if not fitting:
         raise AblationError(f"no k of {list(ks)} fits the {len(pool)} ranked components; use 1..{len(pool)}.")
     names = sorted({name for c in pool for name in c.hook_names()})
     reference = None if method == "zero" else Reference.collect(model, prompts, names, batch_size)
     sets: list[tuple[str, int, int, list[Component]]] = []
-    for k in ks:
+    for k in fitting:
         sets.append(("top", k, 0, pool[:k]))
         for draw in range(draws if k < len(pool) else 0):  # k of k: the top set is the only one
             sets.append(("random", k, draw, random.Random(seed + draw * 1009 + k).sample(pool, k)))

@@ -34,9 +34,11 @@ from probes.errors import ProbesError
 from probes.models import HookedModel
 from probes.tasks.items import Item
 
-#: Largest tolerated gap between the parts' sum and the model's own log-odds before the
-#: decomposition is declared unsupported for the architecture.
-MAX_RECONSTRUCTION_ERROR = 1e-2
+#: Largest tolerated gap, relative to max(1, |log-odds|) per item, between the parts' sum and the
+#: model's own log-odds, by dtype, before the decomposition is declared unsupported.
+MAX_RECONSTRUCTION_ERROR = {torch.float32: 1e-3, torch.float64: 1e-6}
+#: The same for half-precision models, whose own sums round at ~1e-2.
+MAX_RECONSTRUCTION_ERROR_HALF = 5e-2
 
 
 class AttributionError(ProbesError):
@@ -118,11 +120,13 @@ def _attribute(model: HookedModel, prompts: list[Prompt], batch_size: int) -> pd
         labels, vectors = _parts(model, cache, batch)
         rows = torch.arange(len(batch.prompts), device=vectors.device)
         final = cache[f"blocks.{model.n_layers - 1}.hook_resid_post"][rows, batch.answer_positions].float()
-        if not torch.allclose(vectors.sum(0), final, atol=1e-3, rtol=1e-3):
+        tolerance = MAX_RECONSTRUCTION_ERROR.get(model.dtype, MAX_RECONSTRUCTION_ERROR_HALF)
+        if not torch.allclose(vectors.sum(0), final, atol=tolerance, rtol=tolerance):
             raise AttributionError(
                 f"{model.name}: embeddings plus attention and MLP outputs do not add up to the last "
-                "residual stream; this architecture writes to it through other paths, which "
-                "attribution does not cover yet."
+                "residual stream; this architecture writes to it through other paths (e.g. norms after "
+                "attention), which attribution does not cover yet. Run the other analyses alone: "
+                "--analyses patching, or ablation with --ks left to the chosen components."
             )
         true_tokens = torch.tensor([p.true_token for p in batch.prompts], device=vectors.device)
         distractor_tokens = torch.tensor([p.distractor_token for p in batch.prompts], device=vectors.device)
@@ -140,11 +144,12 @@ def _attribute(model: HookedModel, prompts: list[Prompt], batch_size: int) -> pd
         total = contributions.sum(0) + constant
         log_odds = readout.log_odds
         errors = (total.cpu() - log_odds).abs()
-        if float(errors.max()) > MAX_RECONSTRUCTION_ERROR * max(1.0, float(log_odds.abs().max())):
+        if bool((errors > tolerance * log_odds.abs().clamp(min=1.0)).any()):
             raise AttributionError(
                 f"{model.name}: the parts sum to log-odds that differ from the model's by up to "
                 f"{float(errors.max()):.3g}; its final norm is not one this attribution models "
-                "(LayerNorm or RMSNorm with a plain weight)."
+                "(LayerNorm or RMSNorm with a plain weight). Run --analyses patching instead, or load "
+                "the model in float32 if it is in half precision."
             )
         columns = contributions.T.cpu()  # batch part
         for row, prompt in enumerate(batch.prompts):

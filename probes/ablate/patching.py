@@ -12,12 +12,17 @@ distractor, first tokens) is read in the clean item run, the twin run and the pa
 is the share of the log-odds gap the patched activation carries. Patching the last layer's
 residual at the answer position restores the twin's log-odds exactly.
 
+The sign is the item's: where the twin's own true answer is the item's distractor (in
+``organism_negation`` the twin "X is" asks for the value the negated item must avoid), the twin's
+log-odds is negative and "restored" measures how much of the move *towards the distractor* a
+patch carries, i.e. where the item's run differs from the twin's.
+
 Positions: ``answer`` (default) patches the answer position only, which aligns any pair
-(both prompts end where the answer starts); ``suffix`` patches every position the two prompts
-share counted back from the answer position (the whole twin when the twin is the item less a
-prefix, as "X is" of "not X is"); ``all`` patches every position and needs prompts of the same
-length. Pairs that cannot be aligned are returned in a table of their own, with the reason,
-never dropped silently.
+(both prompts end where the answer starts); ``suffix`` patches the longest run of identical
+tokens the two prompts end with (the whole twin when it is the item less a prefix, as "X is" of
+"not X is"), plus the first position when both start with the tokenizer's BOS token; ``all``
+patches every position and needs prompts of the same length. Pairs that cannot be aligned are
+returned in a table of their own, with the reason, never dropped silently.
 """
 
 from __future__ import annotations
@@ -44,16 +49,54 @@ POSITIONS: tuple[str, ...] = ("answer", "suffix", "all")
 TWIN_VARIANT = "no_distractor"
 
 
+#: Columns of :func:`patch`'s table.
+COLUMNS = [
+    "item_id", "site", "layer", "head", "component", "log_odds_clean", "log_odds_twin", "log_odds_patched",
+    "restored", "positions", "patched_positions", "answer_tokens",
+]  # fmt: skip
+
+
 class PatchingError(ProbesError):
     """Patching that cannot run as asked."""
 
 
 @dataclass(frozen=True)
 class Pair:
-    """An item and its twin: the twin's prompt, read on the item's own answer tokens."""
+    """An item and its twin (the twin's prompt, read on the item's own answer tokens), with the
+    positions of the item that take the twin's activations at the matching twin positions."""
 
     item: Prompt
     twin: Prompt
+    item_positions: tuple[int, ...]
+    twin_positions: tuple[int, ...]
+
+
+def aligned_positions(
+    item_tokens: Sequence[int], twin_tokens: Sequence[int], positions: Positions, bos: int | None
+) -> tuple[tuple[int, ...], tuple[int, ...]] | str:
+    """Matching (item, twin) positions for a positions mode, or why there are none."""
+    item_length, twin_length = len(item_tokens), len(twin_tokens)
+    if positions == "answer":
+        return (item_length - 1,), (twin_length - 1,)
+    if positions == "all":
+        if item_length != twin_length:
+            return (
+                f"positions='all' needs equal lengths; item has {item_length} tokens, twin {twin_length} "
+                "(positions='answer' aligns them)"
+            )
+        return tuple(range(item_length)), tuple(range(twin_length))
+    shared = 0
+    while shared < min(item_length, twin_length) and item_tokens[-1 - shared] == twin_tokens[-1 - shared]:
+        shared += 1
+    if shared == 0:
+        return "positions='suffix': the prompts end in different tokens, so no suffix is shared"
+    item_positions = list(range(item_length - shared, item_length))
+    twin_positions = list(range(twin_length - shared, twin_length))
+    starts_with_bos = bos is not None and item_tokens[0] == twin_tokens[0] == bos
+    if starts_with_bos and item_positions[0] > 0 and twin_positions[0] > 0:
+        item_positions.insert(0, 0)
+        twin_positions.insert(0, 0)
+    return tuple(item_positions), tuple(twin_positions)
 
 
 def pair_items(
@@ -71,21 +114,21 @@ def pair_items(
         if twin is None:
             unpaired.append({"item_id": item.id, "reason": f"no {TWIN_VARIANT} twin with this id"})
             continue
+        if set(twin.options) != set(item.options):
+            reason = f"twin's options {list(twin.options)} differ from the item's {list(item.options)}"
+            unpaired.append({"item_id": item.id, "reason": reason})
+            continue
         try:
             twin_tokens = encode_prompt(twin, model).tokens
         except InvalidItemError as err:
             unpaired.append({"item_id": item.id, "reason": f"twin cannot be read: {err}"})
             continue
-        if positions == "all" and len(twin_tokens) != len(prompt.tokens):
-            unpaired.append(
-                {
-                    "item_id": item.id,
-                    "reason": f"positions='all' needs equal lengths; item has {len(prompt.tokens)} "
-                    f"tokens, twin {len(twin_tokens)} (positions='answer' aligns them)",
-                }
-            )
+        aligned = aligned_positions(prompt.tokens, twin_tokens, positions, model.tokenizer.bos_token_id)
+        if isinstance(aligned, str):
+            unpaired.append({"item_id": item.id, "reason": aligned})
             continue
-        pairs.append(Pair(prompt, Prompt(item, twin_tokens, prompt.option_tokens, prompt.answer_tokens)))
+        twin_prompt = Prompt(item, twin_tokens, prompt.option_tokens, prompt.answer_tokens)
+        pairs.append(Pair(prompt, twin_prompt, *aligned))
     return pairs, pd.DataFrame(unpaired, columns=["item_id", "reason"])
 
 
@@ -94,26 +137,17 @@ def residual_hook(layer: int, n_layers: int) -> str:
     return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
 
 
-def _patch(
-    source: torch.Tensor,
-    item_batch: PromptBatch,
-    twin_batch: PromptBatch,
-    positions: Positions,
-    head: int | None,
-) -> HookFunction:
-    """A hook writing the twin's activation (``source``) into the item's run."""
-    spans = []  # per row: (item positions, twin positions), aligned at the answer position
-    for item_length, twin_length in zip(item_batch.lengths, twin_batch.lengths):
-        shared = 1 if positions == "answer" else min(item_length, twin_length)
-        spans.append((slice(item_length - shared, item_length), slice(twin_length - shared, twin_length)))
+def _patch(source: torch.Tensor, pairs: Sequence[Pair], head: int | None) -> HookFunction:
+    """A hook writing the twin's activation (``source``, one row per pair) into the item's run."""
+    index = [(row, list(p.item_positions), list(p.twin_positions)) for row, p in enumerate(pairs)]
 
     def hook(activation: torch.Tensor, hook: object) -> torch.Tensor:
         patched = activation.clone()
-        for row, (item_span, twin_span) in enumerate(spans):
+        for row, item_positions, twin_positions in index:
             if head is None:
-                patched[row, item_span] = source[row, twin_span].to(patched.dtype)
+                patched[row, item_positions] = source[row, twin_positions].to(patched.dtype)
             else:
-                patched[row, item_span, head] = source[row, twin_span, head].to(patched.dtype)
+                patched[row, item_positions, head] = source[row, twin_positions, head].to(patched.dtype)
         return patched
 
     return hook
@@ -128,10 +162,15 @@ def patch(
 ) -> pd.DataFrame:
     """Per pair and site, the item's log-odds clean, in the twin and patched from the twin.
 
+    Args:
+        model: The hooked model.
+        pairs: Items and twins from :func:`pair_items` (their positions mode decides what is patched).
+        positions: The mode the pairs were made for (recorded in the rows).
+        heads: Also patch each head's output, not only the residual stream.
+        batch_size: Pairs per forward pass.
+
     Returns:
-        One row per (item, site): ``item_id``, ``site`` (``resid`` or ``head``), ``layer``,
-        ``head``, ``component``, ``log_odds_clean``, ``log_odds_twin``, ``log_odds_patched``,
-        ``restored``, ``positions``, ``answer_tokens``.
+        One row per (item, site), columns :data:`COLUMNS`.
     """
     n_layers, n_heads = model.n_layers, int(model.bridge.cfg.n_heads)
     sites: list[tuple[str, int, int | None, str]] = [
@@ -150,9 +189,7 @@ def patch(
         twin, cache = run(model, twin_batch, cache_names=names)
         clean, _ = run(model, item_batch)
         for site, layer, head, name in sites:
-            patched, _ = run(
-                model, item_batch, [(name, _patch(cache[name], item_batch, twin_batch, positions, head))]
-            )
+            patched, _ = run(model, item_batch, [(name, _patch(cache[name], chunk, head))])
             component = f"L{layer}H{head}" if site == "head" else f"resid {layer}"
             for row, pair in enumerate(chunk):
                 base, target, value = (float(r.log_odds[row]) for r in (clean, twin, patched))
@@ -169,8 +206,9 @@ def patch(
                         "log_odds_patched": value,
                         "restored": (value - base) / gap if gap != 0 else float("nan"),
                         "positions": positions,
+                        "patched_positions": len(pair.item_positions),
                         "answer_tokens": pair.item.answer_tokens,
                     }
                 )
-    table = pd.DataFrame.from_records(records)
-    return table.astype({"layer": "Int64", "head": "Int64"}) if len(table) else table
+    table = pd.DataFrame.from_records(records, columns=COLUMNS)
+    return table.astype({"layer": "Int64", "head": "Int64"})

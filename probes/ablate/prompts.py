@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
-from probes.errors import InvalidItemError
+from probes.errors import InvalidItemError, ProbesError
 from probes.lens import encode_item
 from probes.models import HookedModel
 from probes.tasks.items import Item
@@ -115,7 +115,7 @@ class PromptBatch:
 def batches(prompts: Sequence[Prompt], batch_size: int, device: torch.device | str) -> Iterator[PromptBatch]:
     """``prompts`` in order, ``batch_size`` at a time."""
     if batch_size < 1:
-        raise InvalidItemError(f"batch size {batch_size} must be at least 1.")
+        raise ProbesError(f"batch size {batch_size} must be at least 1.")
     for start in range(0, len(prompts), batch_size):
         yield PromptBatch.of(prompts[start : start + batch_size], device)
 
@@ -185,7 +185,10 @@ def run(
 
     unknown = sorted(({name for name, _ in hooks} | set(cache_names)) - set(bridge.hook_dict))
     if unknown:
-        raise InvalidItemError(f"{model.name} has no hook points {unknown}; see model.bridge.hook_dict.")
+        raise ProbesError(
+            f"{model.name}'s TransformerBridge has no hook points {unknown}, which these analyses need; "
+            "its architecture is not supported by probes.ablate yet (model.bridge.hook_dict lists its hooks)."
+        )
     forward_hooks = [*hooks, *((name, keeper(name)) for name in cache_names)]
     with torch.inference_mode():
         logits = bridge.run_with_hooks(

@@ -20,19 +20,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from probes.ablate.ablation import METHODS, Method, ablate, clean_answers, ranked_search
+from probes.ablate.ablation import METHODS, Method, Reference, ablate, clean_answers, ranked_search
 from probes.ablate.attribution import attribute, mean_head_attribution
 from probes.ablate.components import Component, Kind, parse_component
 from probes.ablate.patching import POSITIONS, TWIN_VARIANT, Positions, pair_items, patch
 from probes.ablate.prompts import encode_prompts
-from probes.errors import ProbesError
+from probes.errors import ProbesError, UnknownTaskError
 from probes.models import HookedModel, load_model, parse_spec
 from probes.store import Store
 from probes.sweep import DEFAULT_TASKS, manifest_record, model_specs
@@ -127,32 +127,51 @@ class AblateOptions:
             raise ProbesError(f"--variant {TWIN_VARIANT} is the twin of patching; analyse prize or one_shot.")
         for name in self.components or []:
             parse_component(name)
+        if not self.ks or min(self.ks) < 1:
+            raise ProbesError(f"--ks {self.ks}: give numbers of heads of at least 1, e.g. --ks 1 2 4 8.")
+        if self.draws < 0 or self.batch_size < 1:
+            raise ProbesError("--draws must be 0 or more and --batch-size at least 1.")
+        if self.n_items is not None and self.n_items < 2:
+            raise ProbesError(
+                f"--n-items {self.n_items}: ablation means and resampling need at least 2 items."
+            )
 
 
-def _fingerprint(kind: str, spec: str, items: Sequence[Item], options: AblateOptions) -> str:
-    """Hash of everything that determines one table's numbers."""
-    settings = {
-        k: v for k, v in asdict(options).items() if k not in ("out", "progress", "overwrite", "device")
-    }
-    payload = {
+#: The options that set each kind of table's numbers, besides the model, items and dtype.
+_SETTINGS = {
+    "attribution": (),
+    "ablation": ("methods", "components", "search_method", "ks", "draws", "seed"),
+    "patching": ("positions", "patch_heads"),
+}
+
+
+def _fingerprint(
+    kind: str, spec: str, items: Sequence[Item], twins: Sequence[Item], options: AblateOptions
+) -> str:
+    """Hash of everything that determines one kind of table's numbers (and nothing else, so adding
+    a task, a model or an analysis to a study resumes it instead of refusing it)."""
+    payload: dict[str, Any] = {
         "kind": kind,
         "model": parse_spec(spec).label,
         "items": [item.to_dict() for item in items],
-        "settings": settings,
+        "dtype": options.dtype,
+        "settings": {name: getattr(options, name) for name in _SETTINGS[kind]},
     }
+    if kind == "patching":
+        payload["twins"] = [twin.to_dict() for twin in twins]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _units(options: AblateOptions) -> list[tuple[str, list[Item], list[Item]]]:
-    """Per task: its name, the analysed items and their twins."""
+    """Per task: its name, the analysed items and their twins (none if the task has no twins)."""
     units = []
     for task in options.tasks:
-        items = load_items([task], None, options.n_items, options.seed)
-        analysed = [i for i in items if i.variant == options.variant]
-        if not analysed:
-            variants = sorted({i.variant for i in items})
-            raise ProbesError(f"task {task!r} has no {options.variant!r} items; its variants are {variants}.")
-        units.append((analysed[0].task, analysed, [i for i in items if i.variant == TWIN_VARIANT]))
+        analysed = load_items([task], [options.variant], options.n_items, options.seed)
+        try:
+            twins = load_items([task], [TWIN_VARIANT], options.n_items, options.seed)
+        except UnknownTaskError:
+            twins = []
+        units.append((analysed[0].task, analysed, twins))
     return units
 
 
@@ -172,37 +191,28 @@ def _ablation_table(
     sets = [("single", c) for c in _single_components(model)]
     if options.components:
         sets.append(("chosen", [parse_component(name) for name in options.components]))
+    names = sorted({name for _, components in sets for c in components for name in c.hook_names()})
+    reference = Reference.collect(model, prompts, names, options.batch_size)  # once for every set
     for selection, components in sets:
         for method in options.methods:
             table = ablate(
-                model,
-                prompts,
-                components,
-                cast(Method, method),
-                None,
-                options.seed,
-                options.batch_size,
+                model, prompts, components, cast(Method, method), reference, options.seed, options.batch_size,
                 clean,
-            )
+            )  # fmt: skip
             labels = " ".join(c.label for c in components)
             tables.append(
                 table.assign(selection=selection, k=len(components), draw=0, components=labels, method=method)
             )
     if attribution is None:
         attribution = attribute(model, items, options.batch_size)
-    ranking = [parse_component(name) for name in mean_head_attribution(attribution)["component"]]
-    tables.append(
-        ranked_search(
-            model,
-            prompts,
-            ranking,
-            options.ks,
-            options.draws,
-            cast(Method, options.search_method),
-            options.seed,
-            options.batch_size,
-        )
-    )
+    means = mean_head_attribution(attribution)
+    ranking = [parse_component(name) for name in means["component"]]
+    search = ranked_search(
+        model, prompts, ranking, options.ks, options.draws, cast(Method, options.search_method),
+        options.seed, options.batch_size,
+    )  # fmt: skip
+    # beyond this many, the "top" set also holds heads whose mean attribution favours the true answer
+    tables.append(search.assign(distractor_heads=int((means["attribution"] < 0).sum())))
     return pd.concat(tables, ignore_index=True)
 
 
@@ -246,8 +256,8 @@ def run_ablation_study(options: AblateOptions) -> Store:
     for spec in specs:
         label = parse_spec(spec).label
         todo = {
-            (task, kind): _fingerprint(kind, spec, items, options)
-            for task, items, _ in units
+            (task, kind): _fingerprint(kind, spec, items, twins, options)
+            for task, items, twins in units
             for kind in kinds
         }
         pending = {
@@ -259,6 +269,8 @@ def run_ablation_study(options: AblateOptions) -> Store:
             bar.update(len(units))
             continue
         model = load_model(spec, device=options.device, dtype=options.dtype)
+        for name in options.components or []:  # before any analysis runs
+            parse_component(name).check(model)
         for task, items, twins in units:
             bar.set_postfix_str(f"{model.name} {task}")
             attribution = None
