@@ -205,7 +205,10 @@ PANELS: tuple[Panel, ...] = (
         "ablation",
         "Ablating the top-k distractor heads against k random heads",
         "Change in accuracy and mean log-odds when the k heads of most negative attribution are "
-        "ablated together, against k heads drawn at random (mean and s.d. over draws).",
+        "ablated together, against k heads drawn at random (mean and s.d. over draws). Heads are "
+        "ranked on the same items they are ablated on, which favours the top-k set; beyond the "
+        "number of heads with negative attribution (column distractor_heads) the top set also "
+        "holds heads that favour the true answer.",
     ),
     Panel(
         "patching",
