@@ -220,39 +220,36 @@ def _command_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--report/--no-report`` (on) and ``--png/--no-png`` (off) for a command that ends with a report."""
+    parser.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"Write {what} into <out>/report/ at the end.",
+    )
+    parser.add_argument(
+        "--png",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Also write a PNG per figure (a few seconds each; `probes report STORE` writes them later).",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `probes` command."""
     parser = argparse.ArgumentParser(prog="probes", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="Sweep a ladder over tasks and variants into a result store.")
     add_dataclass_options(run, SweepOptions)
-    run.add_argument(
-        "--report",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Write the HTML report and Markdown summary of the store into <out>/report/ at the end.",
-    )
-    run.add_argument(
-        "--png",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="Also write a PNG per figure (a few seconds each; `probes report STORE` writes them later).",
-    )
+    _add_report_flags(run, "the HTML report and Markdown summary of the store")
     run.set_defaults(handler=_command_run)
     ablate = commands.add_parser(
         "ablate",
         help="Attribution, ablation and patching of which heads and MLPs push the distractor, per size.",
     )
     add_dataclass_options(ablate, AblateOptions)
-    ablate.add_argument(
-        "--report",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help="Write the ablation page (ablations.html, ablations.md) into <out>/report/ at the end.",
-    )
-    ablate.add_argument(
-        "--png", action=argparse.BooleanOptionalAction, default=False, help="Also write a PNG per figure."
-    )
+    _add_report_flags(ablate, "the ablation page (ablations.html, ablations.md)")
     ablate.set_defaults(handler=_command_ablate)
     show = commands.add_parser("show", help="Print accuracy and log-odds per layer and size of a store.")
     show.add_argument("store", help="Folder of a result store (the --out of `probes run`).")

@@ -15,7 +15,7 @@ import platform
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 import torch
@@ -37,8 +37,8 @@ DEFAULT_TASKS = ("organism_negation",)
 
 
 @dataclass
-class SweepOptions:
-    """What a sweep runs and where it writes."""
+class LadderOptions:
+    """Which models a run covers: explicit specs, or a ladder, optionally at training steps."""
 
     models: list[str] = field(
         default_factory=list,
@@ -56,6 +56,12 @@ class SweepOptions:
         default=None,
         metadata={"help": "Training steps to take each rung at, for ladders with a checkpoint axis."},
     )
+
+
+@dataclass
+class SweepOptions(LadderOptions):
+    """What a sweep runs and where it writes."""
+
     tasks: list[str] = field(
         default_factory=lambda: list(DEFAULT_TASKS),
         metadata={"help": "Task names (see `probes tasks`) or item files (.jsonl/.csv)."},
@@ -102,15 +108,7 @@ class WorkUnit:
     items: tuple[Item, ...]
 
 
-class ModelChoice(Protocol):
-    """Options that choose models: explicit specs, or a ladder, optionally at training steps."""
-
-    models: list[str]
-    ladder: str | None
-    steps: list[int] | None
-
-
-def model_specs(options: ModelChoice) -> list[str]:
+def model_specs(options: LadderOptions) -> list[str]:
     """The model specs a sweep covers, smallest rung first."""
     from probes.ladders import get_ladder
 

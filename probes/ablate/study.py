@@ -35,7 +35,7 @@ from probes.ablate.prompts import encode_prompts
 from probes.errors import ProbesError, UnknownTaskError
 from probes.models import HookedModel, load_model, parse_spec
 from probes.store import Store
-from probes.sweep import DEFAULT_TASKS, manifest_record, model_specs
+from probes.sweep import DEFAULT_TASKS, LadderOptions, manifest_record, model_specs
 from probes.tasks import Item, load_items
 from probes.version import __version__
 
@@ -47,22 +47,9 @@ UNPAIRED = "patching_unpaired"
 
 
 @dataclass
-class AblateOptions:
+class AblateOptions(LadderOptions):
     """What an ablation study runs and where it writes."""
 
-    models: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Model specs (hub id[@revision], folder, .gguf, organism:<rung>); overrides --ladder."
-        },
-    )
-    ladder: str | None = field(
-        default=None, metadata={"help": "A named ladder (see `probes ladders`); the built-in one by default."}
-    )
-    steps: list[int] | None = field(
-        default=None,
-        metadata={"help": "Training steps to take each rung at, for ladders with a checkpoint axis."},
-    )
     tasks: list[str] = field(
         default_factory=lambda: list(DEFAULT_TASKS),
         metadata={"help": "Task names (see `probes tasks`) or item files (.jsonl/.csv)."},
