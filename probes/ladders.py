@@ -351,7 +351,7 @@ def _ensure_catalogue() -> None:
     global _CATALOGUE_LOADED
     if _CATALOGUE_LOADED:
         return
-    for ladder in [*_built_in_ladders(), *load_catalogue()]:
+    for ladder in [*_built_in_ladders(), *load_catalogue(), *_depth_ladders()]:
         _LADDERS[ladder.name] = ladder
         _ORDER.append(ladder.name)
     _CATALOGUE_LOADED = True
@@ -369,6 +369,18 @@ def _built_in_ladders() -> list[Ladder]:
         return organism_ladders()
     except (OrganismWeightsError, KeyError, ValueError) as error:  # missing or malformed catalogue
         logger.warning("built-in organism ladder unavailable: %s", error)
+        return []
+
+
+def _depth_ladders() -> list[Ladder]:
+    """The built-in ``depth`` ladder, listed after the hub ladders (empty while it is missing)."""
+    from probes.depth_ladder.ladder import depth_ladder  # imports this module: keep it lazy
+    from probes.depth_ladder.registry import DepthWeightsError
+
+    try:
+        return [depth_ladder()]
+    except (DepthWeightsError, KeyError, ValueError) as error:  # missing or malformed catalogue
+        logger.warning("built-in depth ladder unavailable: %s", error)
         return []
 
 

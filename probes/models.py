@@ -13,7 +13,7 @@ Specs a user may give (:func:`parse_spec`):
   ``EleutherAI/pythia-160m@step3000``;
 * a local folder in Hugging Face format (``config.json``, ``*.safetensors``, tokenizer);
 * a GGUF file (``path/to/model.gguf``);
-* a rung of the built-in ladder (``organism:<rung>``);
+* a rung of a built-in ladder (``organism:<rung>``, ``depth:<rung>``);
 * an in-memory transformers model plus tokenizer (:func:`from_hf_model`).
 
 Weights in pickle-based formats (``.bin``, ``.pt``, ``.ckpt``) in a folder the user
@@ -32,10 +32,14 @@ from typing import Any, Literal
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
+from probes.depth_ladder.registry import MODEL_PREFIX as DEPTH_PREFIX
 from probes.errors import UnknownModelError, UnsafeWeightsError
 from probes.organism.registry import MODEL_PREFIX as ORGANISM_PREFIX
 
-Source = Literal["hub", "folder", "gguf", "organism", "memory"]
+Source = Literal["hub", "folder", "gguf", "organism", "depth", "memory"]
+
+#: Model-spec prefixes of the ladders shipped inside the package, and the source each names.
+BUILT_IN_PREFIXES: dict[str, Source] = {ORGANISM_PREFIX: "organism", DEPTH_PREFIX: "depth"}
 
 #: File suffixes of weights that are unpickled on load.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
@@ -67,8 +71,9 @@ def parse_spec(spec: str) -> ModelSpec:
     spec = spec.strip()
     if not spec:
         raise UnknownModelError("empty model spec; give a hub id, a folder, a .gguf file or organism:<rung>.")
-    if spec.startswith(ORGANISM_PREFIX):
-        return ModelSpec(name=spec, source="organism")
+    for prefix, source in BUILT_IN_PREFIXES.items():
+        if spec.startswith(prefix):
+            return ModelSpec(name=spec, source=source)
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
@@ -197,16 +202,24 @@ def load_model(
     torch_dtype = resolve_dtype(dtype)
     if spec.source == "hub":
         return _load_from_hub(spec, device, torch_dtype)
-    if spec.source == "organism":
-        from probes.organism import rung_path  # the built-in ladder ships inside the package
-
-        folder = rung_path(spec.name)
-        return _load_from_folder(spec, folder, device, torch_dtype)
+    if spec.source in BUILT_IN_PREFIXES.values():
+        return _load_from_folder(spec, _built_in_folder(spec), device, torch_dtype)
     if spec.source == "folder":
         return _load_from_folder(spec, Path(spec.path or spec.name), device, torch_dtype)
     if spec.source == "gguf":
         return _load_from_gguf(spec, device, torch_dtype)
     raise UnknownModelError(f"cannot load a model of source {spec.source!r} from a spec; use from_hf_model.")
+
+
+def _built_in_folder(spec: ModelSpec) -> Path:
+    """The verified folder of a rung of a ladder shipped inside the package."""
+    if spec.source == "depth":
+        from probes.depth_ladder import rung_path as depth_rung_path
+
+        return depth_rung_path(spec.name)
+    from probes.organism import rung_path
+
+    return rung_path(spec.name)
 
 
 def from_hf_model(

@@ -16,12 +16,10 @@ Example::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import platform
 import random
-import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -29,44 +27,30 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import safetensors.torch
 import torch
 import transformers
 from tqdm import tqdm
-from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+from transformers import GPTNeoXForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from probes.organism.evaluation import accuracy, layer_log_odds  # noqa: E402
 from probes.organism.probe_items import VARIANTS, make_items  # noqa: E402
-from probes.organism.registry import sha256_file  # noqa: E402
 from probes.organism.vocabulary import build_tokenizer, save_tokenizer  # noqa: E402
-from probes.organism.world import World, WorldConfig, canonical_json  # noqa: E402
+from probes.organism.world import World, WorldConfig  # noqa: E402
+from probes.training import (  # noqa: E402
+    Rung,
+    config_sha256,
+    model_config,
+    optimizer,
+    save_weights,
+    size_fields,
+    training_step,
+)
 
 transformers.utils.logging.disable_progress_bar()
 
 PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "organism"
-
-
-@dataclass(frozen=True)
-class Rung:
-    """Shape of one rung; depth and width grow together along the ladder."""
-
-    #: Name of the rung, also its folder name.
-    name: str
-    #: Number of transformer blocks.
-    layers: int
-    #: Width of the residual stream.
-    d_model: int
-    #: Number of attention heads (head size ``d_model // heads``).
-    heads: int
-    #: Training steps at which extra checkpoints are saved (the last step is the rung itself).
-    checkpoint_steps: tuple[int, ...] = ()
-
-    @property
-    def intermediate_size(self) -> int:
-        """Width of the MLP (four times ``d_model``)."""
-        return 4 * self.d_model
 
 
 #: The ladder, small to large.
@@ -115,25 +99,6 @@ class TrainingConfig:
         return row
 
 
-def model_config(rung: Rung, vocabulary_size: int, tokenizer: Any, sequence_length: int) -> GPTNeoXConfig:
-    """The GPT-NeoX config of ``rung``: sequential residual, full rotary, GELU MLP, untied unembedding."""
-    return GPTNeoXConfig(
-        vocab_size=vocabulary_size,
-        hidden_size=rung.d_model,
-        intermediate_size=rung.intermediate_size,
-        num_hidden_layers=rung.layers,
-        num_attention_heads=rung.heads,
-        max_position_embeddings=2 * sequence_length,
-        rotary_pct=1.0,
-        use_parallel_residual=False,
-        layer_norm_eps=1e-5,
-        tie_word_embeddings=False,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=None,
-    )
-
-
 def corpus(world: World, rng: random.Random, sequences: int, length: int) -> torch.Tensor:
     """Token ids of ``sequences`` corpus sequences of ``length`` tokens, shape ``[sequences, length]``."""
     index = {word: i for i, word in enumerate(world.vocabulary())}
@@ -152,15 +117,6 @@ def held_out_corpus(world: World, config: TrainingConfig, sequences: int = 512) 
     """Fresh corpus sequences for perplexity, drawn independently of the training seed."""
     rng = random.Random(f"held-out-{config.world.seed}")
     return corpus(world, rng, sequences, config.sequence_length)
-
-
-def learning_rate(step: int, config: TrainingConfig) -> float:
-    """Learning rate at ``step`` (0-based): linear warm-up, then cosine decay to the final share."""
-    if step < config.warmup_steps:
-        return config.learning_rate * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    share = config.final_learning_rate_share
-    return config.learning_rate * (share + (1 - share) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 @torch.no_grad()
@@ -196,22 +152,7 @@ def save_rung(
     model: GPTNeoXForCausalLM, world: World, folder: Path, dtype: torch.dtype, sequence_length: int
 ) -> dict[str, str]:
     """Write a Hugging Face folder (config, safetensors weights, tokenizer); returns file hashes."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    model.config.torch_dtype = dtype
-    model.config.save_pretrained(folder)
-    state = {name: tensor.detach().to(dtype).contiguous() for name, tensor in model.state_dict().items()}
-    safetensors.torch.save_file(state, folder / "model.safetensors", metadata={"format": "pt"})
-    save_tokenizer(world, folder, max_length=2 * sequence_length)
-    return {path.name: sha256_file(path) for path in sorted(folder.iterdir())}
-
-
-def parameter_counts(model: GPTNeoXForCausalLM) -> tuple[int, int]:
-    """Total and non-embedding parameters (the embedding and the unembedding excluded)."""
-    total = sum(p.numel() for p in model.parameters())
-    embedding = model.get_input_embeddings().weight.numel() + model.get_output_embeddings().weight.numel()
-    return total, total - embedding
+    return save_weights(model, folder, dtype, lambda path: save_tokenizer(world, path, 2 * sequence_length))
 
 
 def train_rung(
@@ -241,19 +182,13 @@ def train_rung(
         batches = training_batches(world, config)
     held_out = held_out_corpus(world, config)
     torch.manual_seed(config.seed)
-    model = GPTNeoXForCausalLM(model_config(rung, len(world.vocabulary()), tokenizer, config.sequence_length))
-    model.train()
-    matrices = [p for p in model.parameters() if p.dim() >= 2]
-    vectors = [p for p in model.parameters() if p.dim() < 2]
-    optimizer = torch.optim.AdamW(
-        [{"params": matrices, "weight_decay": config.weight_decay}, {"params": vectors, "weight_decay": 0.0}],
-        lr=config.learning_rate,
-        betas=config.betas,
-        foreach=False,
+    model = GPTNeoXForCausalLM(
+        model_config(rung, len(world.vocabulary()), tokenizer, 2 * config.sequence_length)
     )
+    model.train()
+    optimiser = optimizer(model, config)
     rung_config = {"rung": asdict(rung), "training": config.to_dict()}
-    config_hash = hashlib.sha256(canonical_json(rung_config).encode()).hexdigest()
-    total, non_embedding = parameter_counts(model)
+    config_hash = config_sha256(rung_config)
     entries: list[dict[str, Any]] = []
     save_steps = sorted({*rung.checkpoint_steps, config.steps})
     curve: list[dict[str, Any]] = []
@@ -261,14 +196,7 @@ def train_rung(
     started = time.time()
     bar = tqdm(range(config.steps), desc=rung.name, disable=not progress, mininterval=2.0)
     for step in bar:
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, config)
-        batch = batches[step]
-        loss = model(input_ids=batch, labels=batch).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.gradient_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        loss = training_step(model, optimiser, config, step, batches[step], batches[step])
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
         if curve_every and (step + 1) % curve_every == 0:
@@ -296,15 +224,7 @@ def train_rung(
                     "rung": rung.name,
                     "kind": "rung" if final else "checkpoint",
                     "step": step + 1,
-                    "parameters": total,
-                    "non_embedding_parameters": non_embedding,
-                    "layers": rung.layers,
-                    "d_model": rung.d_model,
-                    "heads": rung.heads,
-                    "intermediate_size": rung.intermediate_size,
-                    "tokens_seen": tokens,
-                    "training_flops": 6 * total * tokens,
-                    "training_flops_non_embedding": 6 * non_embedding * tokens,
+                    **size_fields(rung, model, tokens),
                     "seed": config.seed,
                     "training_config_sha256": config_hash,
                     "training_config": rung_config,

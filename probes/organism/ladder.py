@@ -13,6 +13,7 @@ from typing import Any
 
 from probes.ladders import Ladder, Rung
 from probes.organism.registry import MODEL_PREFIX, catalogue, rung_names
+from probes.shipped import shipped_rung
 
 #: Name of the size ladder.
 SIZE_LADDER = "organism"
@@ -29,30 +30,8 @@ def model_spec(name: str) -> str:
 
 
 def _rung(entry: dict[str, Any], vocabulary: int, context: int) -> Rung:
-    architecture = entry["training_config"]["rung"]
-    return Rung(
-        name=entry["name"],
-        model=model_spec(entry["name"]),
-        display_name=entry["name"].removeprefix("organism-"),
-        parameters=entry["parameters"],
-        non_embedding_parameters=entry["non_embedding_parameters"],
-        layers=entry["layers"],
-        d_model=entry["d_model"],
-        heads=entry["heads"],
-        vocab_size=vocabulary,
-        context_length=context,
-        training_tokens=entry["tokens_seen"],
-        training_flops=entry["training_flops_non_embedding"],
-        training_flops_total_parameters=entry["training_flops"],
-        architecture={"model_type": "gpt_neox", **architecture},
-        sources={
-            field: _SOURCE
-            for field in ("parameters", "training_tokens", "training_flops", "held_out_perplexity")
-        },
-        notes=f"step {entry['step']} of training seed {entry['seed']}",
-        held_out_perplexity=entry["held_out_perplexity"],
-        training_step=entry["step"],
-    )
+    display_name = entry["name"].removeprefix("organism-")
+    return shipped_rung(entry, model_spec(entry["name"]), display_name, vocabulary, context, _SOURCE)
 
 
 def organism_ladders() -> list[Ladder]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from probes.errors import ProbesError, UnknownModelError
+from probes.errors import ProbesError
 from probes.organism.probe_items import make_items
 from probes.organism.world import World, WorldConfig
+from probes.shipped import catalogue_name, read_catalogue_file, sha256_file, verified_folder
 from probes.tasks.items import Item
 
 #: Folder of this package: the catalogue lies here, the weights under ``weights/``.
@@ -24,6 +23,11 @@ MODEL_PREFIX = "organism:"
 #: Folder and catalogue names of the rungs start with this (``"organism-4x96"``).
 NAME_PREFIX = "organism-"
 
+#: The script that trains the ladder (named in error messages).
+TRAINER = "experiments/organism/train.py"
+
+__all__ = ["OrganismWeightsError", "catalogue", "items", "rung_names", "rung_path", "sha256_file"]
+
 
 class OrganismWeightsError(ProbesError):
     """A shipped organism folder whose files are missing or differ from the catalogue."""
@@ -35,11 +39,7 @@ def catalogue() -> dict[str, Any]:
 
     The same dict is returned on every call; copy it before changing it.
     """
-    if not CATALOGUE_PATH.is_file():
-        raise OrganismWeightsError(
-            f"{CATALOGUE_PATH} is missing; reinstall probes or run experiments/organism/train.py."
-        )
-    return json.loads(CATALOGUE_PATH.read_text("utf-8"))
+    return read_catalogue_file(CATALOGUE_PATH, OrganismWeightsError, f"reinstall probes or run {TRAINER}")
 
 
 def _entries() -> dict[str, dict[str, Any]]:
@@ -50,15 +50,6 @@ def rung_names(include_checkpoints: bool = False) -> list[str]:
     """Names of the shipped rungs, small to large; with checkpoints, each rung's in step order."""
     entries = sorted(_entries().values(), key=lambda e: (e["parameters"], e["step"]))
     return [e["name"] for e in entries if include_checkpoints or e["kind"] == "rung"]
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks (the catalogue's file hashes)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def rung_path(name: str) -> Path:
@@ -72,28 +63,9 @@ def rung_path(name: str) -> Path:
         OrganismWeightsError: a file is missing or its sha256 differs from the catalogue's.
     """
     entries = _entries()
-    name = name.removeprefix(MODEL_PREFIX)
-    if not name.startswith(NAME_PREFIX):
-        name = NAME_PREFIX + name
-    if name not in entries:
-        raise UnknownModelError(
-            f"organism rung {name!r} is unknown; choose among "
-            f"{rung_names(include_checkpoints=True)} (`probes ladders` lists them)."
-        )
-    folder = WEIGHTS_FOLDER / name
-    for file_name, expected in entries[name]["files"].items():
-        path = folder / file_name
-        if not path.is_file():
-            raise OrganismWeightsError(
-                f"{path} is missing; reinstall probes or retrain with experiments/organism/train.py."
-            )
-        actual = sha256_file(path)
-        if actual != expected:
-            raise OrganismWeightsError(
-                f"{path} has sha256 {actual[:12]}..., the catalogue expects {expected[:12]}...; "
-                "the file was changed or corrupted: reinstall probes or retrain the ladder."
-            )
-    return folder
+    name = catalogue_name(name, rung_names(include_checkpoints=True), MODEL_PREFIX, NAME_PREFIX)
+    remedy = f"reinstall probes or retrain with {TRAINER}"
+    return verified_folder(WEIGHTS_FOLDER / name, entries[name]["files"], OrganismWeightsError, remedy)
 
 
 @cache

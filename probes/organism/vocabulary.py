@@ -1,28 +1,35 @@
-"""The organism's word-level tokenizer: one token per word, split on whitespace."""
+"""Word-level tokenizers of the built-in ladders: one token per word, never merged.
+
+The organism's words are split on whitespace; the depth ladder's also split punctuation off
+(``"Kim's"`` -> ``Kim ' s``), so its prompts read naturally for hub tokenizers too.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer
 from tokenizers.models import WordLevel
-from tokenizers.pre_tokenizers import WhitespaceSplit
+from tokenizers.pre_tokenizers import Whitespace, WhitespaceSplit
 from transformers import PreTrainedTokenizerFast
 
 from probes.organism.world import END_TOKEN, PAD_TOKEN, UNKNOWN_TOKEN, World
 
 
-def build_tokenizer(world: World) -> PreTrainedTokenizerFast:
-    """A fast tokenizer whose vocabulary is ``world.vocabulary()``, in that order.
+def word_tokenizer(words: Sequence[str], split_punctuation: bool = False) -> PreTrainedTokenizerFast:
+    """A fast tokenizer whose vocabulary is ``words``, in that order.
 
-    Words are split on whitespace and never merged, so ``" hot"`` is one token and the
-    tokens of ``prompt + answer`` are the tokens of ``prompt`` followed by those of
-    ``answer``. No special token is added around a text.
+    ``words`` must hold the organism's special tokens (pad, unknown, end). Text is split on
+    whitespace (and, with ``split_punctuation``, into runs of word characters and runs of
+    punctuation); a word is never merged with the next, so when answers start with a space
+    the tokens of ``prompt + answer`` are those of ``prompt`` followed by those of ``answer``.
+    No special token is added around a text.
     """
-    vocabulary = {word: index for index, word in enumerate(world.vocabulary())}
+    vocabulary = {word: index for index, word in enumerate(words)}
     backend = Tokenizer(WordLevel(vocab=vocabulary, unk_token=UNKNOWN_TOKEN))
-    backend.pre_tokenizer = WhitespaceSplit()
+    backend.pre_tokenizer = Whitespace() if split_punctuation else WhitespaceSplit()
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         unk_token=UNKNOWN_TOKEN,
@@ -32,13 +39,19 @@ def build_tokenizer(world: World) -> PreTrainedTokenizerFast:
     )
 
 
-def save_tokenizer(world: World, folder: str | Path, max_length: int) -> list[Path]:
+def build_tokenizer(world: World) -> PreTrainedTokenizerFast:
+    """The organism's tokenizer: the words of ``world.vocabulary()``, split on whitespace."""
+    return word_tokenizer(world.vocabulary())
+
+
+def save_word_tokenizer(
+    tokenizer: PreTrainedTokenizerFast, folder: str | Path, max_length: int
+) -> list[Path]:
     """Write ``tokenizer.json`` and ``tokenizer_config.json`` into ``folder``; returns their paths.
 
     The config names ``PreTrainedTokenizerFast`` as the class, which every transformers
     version since 4.x loads through ``AutoTokenizer``.
     """
-    tokenizer = build_tokenizer(world)
     paths = [Path(p) for p in tokenizer.save_pretrained(str(folder))]
     config_path = Path(folder) / "tokenizer_config.json"
     config = json.loads(config_path.read_text("utf-8"))
@@ -46,3 +59,8 @@ def save_tokenizer(world: World, folder: str | Path, max_length: int) -> list[Pa
     config.update(tokenizer_class="PreTrainedTokenizerFast", model_max_length=max_length)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")
     return paths
+
+
+def save_tokenizer(world: World, folder: str | Path, max_length: int) -> list[Path]:
+    """Write the organism's tokenizer files into ``folder``; returns their paths."""
+    return save_word_tokenizer(build_tokenizer(world), folder, max_length)

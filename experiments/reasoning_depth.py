@@ -1,0 +1,148 @@
+"""Reasoning depth: at which layer does a k-step answer become readable, per model of a ladder?
+
+For the k-step tasks (``variable_chain``, ``multi_hop``, ``arithmetic_steps``) and k = 1 … 5, reads
+every option of every item at every layer through the logit lens and writes, under ``--out``:
+
+- ``layers.parquet``: the per-(model, item, layer) table of :func:`probes.metrics.layer_table` with
+  ``steps`` (k), ``ladder`` and provenance (model, revision, lens, toolkit version);
+- ``summary.csv``: per (model, task, k) accuracy, chance, and the first decodable layer (median and
+  mean over decodable items), absolute and relative; tasks pooled as ``all``;
+- ``steps_solved.csv``: per (model, task) the largest k solved (accuracy ≥ ``--threshold`` for
+  every k' ≤ k) against the model's layers;
+- ``step_readout.csv`` and ``step_peaks.csv``: mean lens readout of the value after every step j
+  by layer, and the layer where each step's value peaks;
+- ``figures/``: first decodable relative depth vs k (one line per model), steps solved vs layers,
+  and the step readouts of the largest k, as standalone HTML and (with Chromium) PNG.
+
+Example::
+
+    python experiments/reasoning_depth.py                      # the built-in depth ladder
+    python experiments/reasoning_depth.py --ladder pythia --n-items 100 --out pythia-depth
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+from probes.depth_ladder import TASKS  # noqa: E402
+from probes.ladders import get_ladder  # noqa: E402
+from probes.lens import LogitLens, read_options  # noqa: E402
+from probes.metrics import layer_table  # noqa: E402
+from probes.models import load_model  # noqa: E402
+from probes.reasoning import (  # noqa: E402
+    SOLVED_ACCURACY,
+    depth_summary,
+    step_peaks,
+    step_readout_summary,
+    step_readout_table,
+    steps_solved,
+    with_steps,
+)
+from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
+from probes.report.reasoning import first_decodable_depth, step_readouts, steps_solved_by_layers  # noqa: E402
+from probes.tasks import load_items  # noqa: E402
+from probes.tasks.multistep import MAX_STEPS  # noqa: E402
+from probes.version import __version__  # noqa: E402
+
+
+def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--ladder", default="depth", help="a ladder name (`probes ladders`); the depth ladder by default"
+    )
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), help="k-step tasks to run")
+    parser.add_argument(
+        "--steps", nargs="+", type=int, default=list(range(1, MAX_STEPS + 1)), help="step counts k to keep"
+    )
+    parser.add_argument("--n-items", type=int, default=200, help="items per task before keeping --steps")
+    parser.add_argument("--out", type=Path, default=Path("reasoning-depth-results"), help="report folder")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the items (0: the depth ladder's held-out set)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=SOLVED_ACCURACY, help="accuracy that counts as solved"
+    )
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--batch-size", type=int, default=16)
+    return parser.parse_args(argv)
+
+
+def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The per-layer table and the per-step readout table of every model of the ladder."""
+    items = [
+        item
+        for item in load_items(arguments.tasks, ["prize"], arguments.n_items, arguments.seed)
+        if item.meta.get("steps") in arguments.steps
+    ]
+    ladder = get_ladder(arguments.ladder)
+    tables, step_tables = [], []
+    for spec in ladder.model_specs():
+        model = load_model(spec, arguments.device, arguments.dtype)
+        readout = read_options(model, items, LogitLens(), batch_size=arguments.batch_size, progress=True)
+        provenance = {
+            "model": model.name,
+            "revision": model.spec.revision,
+            "lens": LogitLens.name,
+            "toolkit_version": __version__,
+        }
+        table = with_steps(layer_table(readout, provenance, model.n_layers), items)
+        tables.append(table.assign(ladder=ladder.name, parameters=model.parameters))
+        step_tables.append(step_readout_table(readout, provenance, model.n_layers))
+        print(f"{model.name}: {model.n_layers} layers, {len(items)} items", flush=True)
+    return pd.concat(tables, ignore_index=True), pd.concat(step_tables, ignore_index=True)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the study and write tables and figures."""
+    arguments = parse_arguments(argv)
+    out = arguments.out
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    table, steps_table = measure(arguments)
+    table.to_parquet(out / "layers.parquet", index=False)
+    summary = pd.concat([depth_summary(table), depth_summary(table.assign(task="all"))], ignore_index=True)
+    summary.insert(0, "ladder", arguments.ladder)
+    solved = steps_solved(summary, arguments.threshold).assign(
+        ladder=arguments.ladder, toolkit_version=__version__
+    )
+    step_summary = step_readout_summary(steps_table)
+    peaks = step_peaks(step_summary)
+    summary.to_csv(out / "summary.csv", index=False)
+    solved.to_csv(out / "steps_solved.csv", index=False)
+    step_summary.to_csv(out / "step_readout.csv", index=False)
+    peaks.to_csv(out / "step_peaks.csv", index=False)
+    largest = max(arguments.steps)
+    figures = {
+        "first_decodable_depth": first_decodable_depth(summary),
+        "steps_solved_by_layers": steps_solved_by_layers(solved),
+        **{
+            f"step_readouts_{task}_k{largest}": step_readouts(step_summary, task, largest)
+            for task in sorted(steps_table["task"].unique())
+        },
+    }
+    for name, figure in figures.items():
+        figure.write_html(out / "figures" / f"{name}.html", include_plotlyjs=True)
+    try:
+        write_pngs(figures, out / "figures")
+    except (PngExportError, BrowserNotFoundError) as error:
+        print(f"PNG figures skipped: {error}")
+    pd.set_option("display.width", 200)
+    print(
+        summary[["model", "task", "steps", "n_layers", "accuracy", "median_first_decodable_relative_depth"]]
+    )
+    print(solved[["model", "task", "n_layers", "steps_solved"]])
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

