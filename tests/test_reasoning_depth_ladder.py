@@ -61,15 +61,9 @@ def test_items_tokenise_without_unknown_words_and_answers_are_single_tokens() ->
             assert len(ids) == 1 and prompt + ids == tokenizer(item.prompt + option).input_ids
 
 
-@pytest.mark.xfail(
-    reason="the shipped recipe (1500 steps, ~20 min of one core) stays at in-context heuristics: pooled "
-    "k = 1 accuracy is 2.2-4.5x chance, not 3x for every rung; see experiments/reasoning_depth.md",
-    strict=False,
-)
 def test_last_layer_accuracy_on_one_step_items_is_well_above_chance_for_every_rung() -> None:
-    items = [
-        item for item in load_items(list(depth.TASKS), ["prize"], 5 * K1_ITEMS) if item.meta["steps"] == 1
-    ]
+    trained = depth.catalogue()["tasks"]  # the tasks the ladder was trained on
+    items = [item for item in load_items(trained, ["prize"], 5 * K1_ITEMS) if item.meta["steps"] == 1]
     chance = sum(1 / len(item.options) for item in items) / len(items)
     for spec in get_ladder("depth").model_specs():
         readout = read_options(load_model(spec), items, layers=[-1], batch_size=64)

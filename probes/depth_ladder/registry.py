@@ -26,9 +26,9 @@ TRAINER = "experiments/depth/train.py"
 #: What the ladder is, for its catalogue and ``probes ladders``.
 DESCRIPTION = (
     "Depth ladder: GPT-NeoX models of one width (d_model 64, 4 heads) that differ only in their number "
-    "of layers, trained on the same k-step tasks (variable_chain, multi_hop, arithmetic_steps; k = 1-5) "
-    "in the same order; probe = the tasks' held-out items (true = answer after k steps, distractor = "
-    "the value one step short)."
+    "of layers, trained on the same k-step tasks (the catalogue's `tasks`; k = 1-5) in the same order; "
+    "probe = the tasks' held-out items (true = answer after k steps, distractor = the value one step "
+    "short)."
 )
 
 
