@@ -74,6 +74,12 @@ def layer_table(readout: OptionReadout, provenance: dict[str, Any], n_layers: in
                 }
             )
         )
+    return layer_frames_table(frames, provenance, n_layers)
+
+
+def layer_frames_table(frames: list[pd.DataFrame], provenance: dict[str, Any], n_layers: int) -> pd.DataFrame:
+    """Per-item frames with a ``layer`` column as one table: ``n_layers`` and ``relative_depth``
+    after ``layer``, the provenance columns first."""
     table = pd.concat(frames, ignore_index=True)
     table.insert(table.columns.get_loc("layer") + 1, "n_layers", n_layers)
     table.insert(table.columns.get_loc("n_layers") + 1, "relative_depth", table["layer"] / n_layers)

@@ -26,7 +26,7 @@ import torch
 
 from probes.errors import InvalidItemError
 from probes.lens import OptionReadout
-from probes.metrics import GROUP, item_critical_layers
+from probes.metrics import GROUP, item_critical_layers, layer_frames_table
 
 #: A model, lens, task and variant at one step count: the unit of the depth summary.
 STEPS_GROUP = [*GROUP, "steps"]
@@ -194,12 +194,7 @@ def step_readout_table(readout: OptionReadout, provenance: dict[str, Any], n_lay
                     }
                 )
             )
-    table = pd.concat(frames, ignore_index=True)
-    table.insert(table.columns.get_loc("layer") + 1, "n_layers", n_layers)
-    table.insert(table.columns.get_loc("n_layers") + 1, "relative_depth", table["layer"] / n_layers)
-    for position, (column, value) in enumerate(provenance.items()):
-        table.insert(position, column, value)
-    return table
+    return layer_frames_table(frames, provenance, n_layers)
 
 
 def step_readout_summary(steps_table: pd.DataFrame) -> pd.DataFrame:

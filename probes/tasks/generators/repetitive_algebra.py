@@ -27,6 +27,7 @@ from __future__ import annotations
 import random
 
 from probes.tasks.generated import Case, TaskSpec
+from probes.tasks.multistep import distinct_cases
 
 NAME = "repetitive_algebra"
 
@@ -147,16 +148,7 @@ def write_case(index: int, rng: random.Random) -> Case:
 
 def write_cases(n: int, rng: random.Random) -> list[Case]:
     """``n`` cases with distinct questions."""
-    cases: list[Case] = []
-    seen: set[str] = set()
-    for _ in range(100 * n):
-        if len(cases) == n:
-            break
-        case = write_case(len(cases), rng)
-        if case.question not in seen:
-            seen.add(case.question)
-            cases.append(case)
-    return cases
+    return distinct_cases(write_case, n, rng)
 
 
 SPEC = TaskSpec(
