@@ -274,11 +274,15 @@ def ranked_search(
     method: Method = "mean",
     seed: int = 0,
     batch_size: int = 8,
+    reference: Reference | None = None,
+    clean: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Ablate the first ``k`` components of ``ranking`` together, and ``draws`` random sets of ``k``.
 
     The random sets are drawn from the same pool as the ranking (all heads, usually), with
     seeds ``seed, seed + 1, ...``; the top-k set is the first ``k`` of ``ranking``.
+    ``reference`` (covering every ranked component's hook points) and ``clean``
+    (:func:`clean_answers`) are collected here when not given.
 
     Returns:
         The rows of :func:`ablate` for every set, with ``selection`` (``top`` or ``random``),
@@ -288,14 +292,15 @@ def ranked_search(
     fitting = sorted({k for k in ks if 0 < k <= len(pool)})
     if not fitting:
         raise AblationError(f"no k of {list(ks)} fits the {len(pool)} ranked components; use 1..{len(pool)}.")
-    names = sorted({name for c in pool for name in c.hook_names()})
-    reference = None if method == "zero" else Reference.collect(model, prompts, names, batch_size)
+    if method != "zero" and reference is None:
+        names = sorted({name for c in pool for name in c.hook_names()})
+        reference = Reference.collect(model, prompts, names, batch_size)
     sets: list[tuple[str, int, int, list[Component]]] = []
     for k in fitting:
         sets.append(("top", k, 0, pool[:k]))
         for draw in range(draws if k < len(pool) else 0):  # k of k: the top set is the only one
             sets.append(("random", k, draw, random.Random(seed + draw * 1009 + k).sample(pool, k)))
-    clean = clean_answers(model, prompts, batch_size)
+    clean = clean_answers(model, prompts, batch_size) if clean is None else clean
     tables = []
     for selection, k, draw, chosen in sets:
         table = ablate(model, prompts, chosen, method, reference, seed + draw, batch_size, clean)

@@ -173,30 +173,38 @@ def _ablation_table(
 ) -> pd.DataFrame:
     """Single components and the chosen set with each method, then the top-k vs random-k search."""
     prompts = encode_prompts(items, model)
-    clean = clean_answers(model, prompts, options.batch_size)
-    tables = []
-    sets = [("single", c) for c in _single_components(model)]
-    if options.components:
-        sets.append(("chosen", [parse_component(name) for name in options.components]))
-    names = sorted({name for _, components in sets for c in components for name in c.hook_names()})
-    reference = Reference.collect(model, prompts, names, options.batch_size)  # once for every set
-    for selection, components in sets:
-        for method in options.methods:
-            table = ablate(
-                model, prompts, components, cast(Method, method), reference, options.seed, options.batch_size,
-                clean,
-            )  # fmt: skip
-            labels = " ".join(c.label for c in components)
-            tables.append(
-                table.assign(selection=selection, k=len(components), draw=0, components=labels, method=method)
-            )
     if attribution is None:
         attribution = attribute(model, items, options.batch_size)
     means = mean_head_attribution(attribution)
     ranking = [parse_component(name) for name in means["component"]]
+    sets = [("single", c) for c in _single_components(model)]
+    if options.components:
+        sets.append(("chosen", [parse_component(name) for name in options.components]))
+    components = [c for _, chosen in sets for c in chosen] + ranking
+    names = sorted({name for c in components for name in c.hook_names()})
+    # one clean pass and one reference pass serve every ablated set and the search
+    clean = clean_answers(model, prompts, options.batch_size)
+    reference = Reference.collect(model, prompts, names, options.batch_size)
+    tables = []
+    for selection, chosen in sets:
+        for method in options.methods:
+            table = ablate(
+                model,
+                prompts,
+                chosen,
+                cast(Method, method),
+                reference,
+                options.seed,
+                options.batch_size,
+                clean,
+            )
+            labels = " ".join(c.label for c in chosen)
+            tables.append(
+                table.assign(selection=selection, k=len(chosen), draw=0, components=labels, method=method)
+            )
     search = ranked_search(
         model, prompts, ranking, options.ks, options.draws, cast(Method, options.search_method),
-        options.seed, options.batch_size,
+        options.seed, options.batch_size, reference, clean,
     )  # fmt: skip
     # beyond this many, the "top" set also holds heads whose mean attribution favours the true answer
     tables.append(search.assign(distractor_heads=int((means["attribution"] < 0).sum())))

@@ -19,6 +19,7 @@ from plotly.subplots import make_subplots
 from probes.ablate.patching import POSITIONS
 from probes.ablate.summary import ablation_effects, distractor_pushers, mean_attribution, patching_curve
 from probes.report.style import LOG_ODDS_SCALE, finish, model_colours
+from probes.report.summary import markdown_table
 
 #: The tables the page draws from, by kind.
 KINDS = ("attribution", "ablation", "patching", "patching_unpaired")
@@ -278,16 +279,15 @@ def ablation_markdown(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()
 
 
 def _table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    def cell(value: object) -> str:
+    """``columns`` of ``frame`` as Markdown lines (numbers to 3 significant digits), then a blank line."""
+
+    def cell(value: object) -> object:
         if isinstance(value, float):
             return "" if pd.isna(value) else f"{value:.3g}"
-        return str(value).replace("|", "\\|")
+        return value
 
-    rows = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    rows += [
-        "| " + " | ".join(cell(v) for v in record) + " |" for record in frame[columns].itertuples(index=False)
-    ]
-    return [*rows, ""]
+    rows = [[cell(v) for v in record] for record in frame[columns].itertuples(index=False)]
+    return [markdown_table(columns, rows), ""]
 
 
 def write_ablation_page(
