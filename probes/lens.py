@@ -224,6 +224,19 @@ class OptionReadout:
     option_token_counts: list[list[int]]
 
 
+def right_padded(
+    sequences: Sequence[Sequence[int]],
+) -> tuple[Int[torch.Tensor, "batch pos"], Int[torch.Tensor, "batch pos"]]:
+    """Token lists padded on the right with 0 into one batch, and its attention mask."""
+    width = max(len(tokens) for tokens in sequences)
+    input_ids = torch.zeros(len(sequences), width, dtype=torch.long)
+    attention_mask = torch.zeros(len(sequences), width, dtype=torch.long)
+    for row, tokens in enumerate(sequences):
+        input_ids[row, : len(tokens)] = torch.tensor(tokens)
+        attention_mask[row, : len(tokens)] = 1
+    return input_ids, attention_mask
+
+
 def resolve_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
     """Readable layer indices, ``0..n_layers``; negative ones count from the end."""
     if layers is None:
@@ -267,12 +280,8 @@ def read_options(
         batches = range(0, len(rows), batch_size)
         for start in tqdm(batches, desc=f"lens {model.name}", disable=not progress, leave=False):
             batch = rows[start : start + batch_size]
-            width = len(batch[0].tokens)
-            input_ids = torch.zeros(len(batch), width, dtype=torch.long)
-            attention_mask = torch.zeros(len(batch), width, dtype=torch.long)
-            for b, seq in enumerate(batch):
-                input_ids[b, : len(seq.tokens)] = torch.tensor(seq.tokens)
-                attention_mask[b, : len(seq.tokens)] = 1
+            input_ids, attention_mask = right_padded([seq.tokens for seq in batch])
+            width = input_ids.shape[1]
             reads = [
                 (b, position, token, option, seq)
                 for b, seq in enumerate(batch)

@@ -24,7 +24,7 @@ import torch
 from jaxtyping import Float, Int
 
 from probes.errors import InvalidItemError, ProbesError
-from probes.lens import encode_item
+from probes.lens import encode_item, right_padded
 from probes.models import HookedModel
 from probes.tasks.items import Item
 
@@ -102,12 +102,7 @@ class PromptBatch:
     @classmethod
     def of(cls, prompts: Sequence[Prompt], device: torch.device | str = "cpu") -> PromptBatch:
         """Pad ``prompts`` on the right into one batch on ``device``."""
-        width = max(len(p.tokens) for p in prompts)
-        input_ids = torch.zeros(len(prompts), width, dtype=torch.long)
-        attention_mask = torch.zeros(len(prompts), width, dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            input_ids[row, : len(prompt.tokens)] = torch.tensor(prompt.tokens)
-            attention_mask[row, : len(prompt.tokens)] = 1
+        input_ids, attention_mask = right_padded([p.tokens for p in prompts])
         positions = torch.tensor([p.answer_position for p in prompts])
         return cls(list(prompts), input_ids.to(device), attention_mask.to(device), positions.to(device))
 
