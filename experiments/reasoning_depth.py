@@ -3,6 +3,9 @@
 For the k-step tasks (``variable_chain``, ``multi_hop``, ``arithmetic_steps``) and k = 1 … 5, reads
 every option of every item at every layer through the logit lens and writes, under ``--out``:
 
+- ``store/``: a result store of the runs (one shard per model, task and lens, plus the step
+  readouts as a table of their own kind), written by the shared run loop of
+  :mod:`probes.runner`, so an interrupted study resumes where it stopped;
 - ``layers.parquet``: the per-(model, item, layer) table of :func:`probes.metrics.layer_table` with
   ``steps`` (k), ``ladder`` and provenance (model, revision, lens, toolkit version);
 - ``summary.csv``: per (model, task, k) accuracy, chance, and the first decodable layer (median and
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -32,10 +35,9 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from probes.depth_ladder import TASKS  # noqa: E402
-from probes.ladders import get_ladder  # noqa: E402
 from probes.lens import LogitLens, read_options  # noqa: E402
 from probes.metrics import layer_table  # noqa: E402
-from probes.models import load_model  # noqa: E402
+from probes.models import HookedModel  # noqa: E402
 from probes.reasoning import (  # noqa: E402
     SOLVED_ACCURACY,
     depth_summary,
@@ -47,7 +49,8 @@ from probes.reasoning import (  # noqa: E402
 )
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
 from probes.report.reasoning import first_decodable_depth, step_readouts, steps_solved_by_layers  # noqa: E402
-from probes.tasks import load_items  # noqa: E402
+from probes.runner import ItemOptions, Output, Unit, execute, model_specs, provenance  # noqa: E402
+from probes.tasks import Item, load_items  # noqa: E402
 from probes.tasks.multistep import MAX_STEPS  # noqa: E402
 from probes.version import __version__  # noqa: E402
 
@@ -78,29 +81,71 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+#: Kind of the store's table of per-step readouts.
+STEP_READOUT = "step_readout"
+
+
 def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The per-layer table and the per-step readout table of every model of the ladder."""
+    """The per-layer table and the per-step readout table of every model of the ladder.
+
+    One unit per (model, task) runs through the shared loop into ``<out>/store``; both tables
+    are then read back from it, so a re-run skips the models already measured.
+    """
+    options = ItemOptions(
+        ladder=arguments.ladder,
+        tasks=list(arguments.tasks),
+        n_items=arguments.n_items,
+        seed=arguments.seed,
+        out=arguments.out / "store",
+        device=arguments.device,
+        dtype=arguments.dtype,
+        batch_size=arguments.batch_size,
+    )
     items = [
         item
         for item in load_items(arguments.tasks, ["prize"], arguments.n_items, arguments.seed)
         if item.meta.get("steps") in arguments.steps
     ]
-    ladder = get_ladder(arguments.ladder)
-    tables, step_tables = [], []
-    for spec in ladder.model_specs():
-        model = load_model(spec, arguments.device, arguments.dtype)
-        readout = read_options(model, items, LogitLens(), batch_size=arguments.batch_size, progress=True)
-        provenance = {
-            "model": model.name,
-            "revision": model.spec.revision,
-            "lens": LogitLens.name,
-            "toolkit_version": __version__,
-        }
-        table = with_steps(layer_table(readout, provenance, model.n_layers), items)
-        tables.append(table.assign(ladder=ladder.name, parameters=model.parameters))
-        step_tables.append(step_readout_table(readout, provenance, model.n_layers))
-        print(f"{model.name}: {model.n_layers} layers, {len(items)} items", flush=True)
-    return pd.concat(tables, ignore_index=True), pd.concat(step_tables, ignore_index=True)
+    by_task: dict[str, list[Item]] = {}
+    for item in items:
+        by_task.setdefault(item.task, []).append(item)
+    lens = LogitLens()
+    units = [
+        Unit(model, task, "prize", tuple(group), lens=lens.name)
+        for model in model_specs(options)
+        for task, group in by_task.items()
+    ]
+
+    def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
+        # one read of every pending task's items, in their order, as the study has always batched
+        chosen = [item for item in items if item.task in {unit.task for unit in pending}]
+        readout = read_options(model, chosen, lens, batch_size=options.batch_size, progress=True)
+        origin = provenance(model, lens.name)
+        table = with_steps(layer_table(readout, origin, model.n_layers), chosen)
+        table = table.assign(ladder=arguments.ladder, parameters=model.parameters)
+        steps = step_readout_table(readout, origin, model.n_layers)
+        for unit in pending:
+            fields = {"n_items": len(unit.items), "lens": lens.name}
+            mine = steps[steps["task"] == unit.task].reset_index(drop=True)
+            yield Output(unit, mine, STEP_READOUT, fields=fields, done=False)
+            yield Output(unit, table[table["task"] == unit.task].reset_index(drop=True), fields=fields)
+        print(f"{model.name}: {model.n_layers} layers, {len(chosen)} items", flush=True)
+
+    store = execute(units, options, compute, "models")
+    return _of(store.read(), units), _of(store.read(STEP_READOUT), units)
+
+
+def _of(table: pd.DataFrame, units: Sequence[Unit]) -> pd.DataFrame:
+    """The rows of these units, models in ladder order (smallest first), tasks as asked."""
+    order = {(unit.model.label, unit.task): i for i, unit in enumerate(units)}
+    rank = pd.Series([order.get(key, -1) for key in zip(table["model"], table["task"])], index=table.index)
+    return (
+        table[rank >= 0]
+        .assign(_rank=rank)
+        .sort_values("_rank", kind="stable")
+        .drop(columns="_rank")
+        .reset_index(drop=True)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -52,7 +52,12 @@ def _size_order(store: Store) -> list[str]:
 
 def _print_summary(table: pd.DataFrame, out: Path | None = None, order: Sequence[str] = ()) -> None:
     from probes.metrics import aggregate, critical_summary
+    from probes.report.tables import lenses, one_lens
 
+    present = lenses(table)
+    if len(present) > 1:  # one lens at a time; the default one first
+        table = one_lens(table)
+        print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
     summary = aggregate(table, n_resamples=200)
     present = set(table["model"])
     order = [m for m in order if m in present] + sorted(present - set(order))
@@ -172,6 +177,14 @@ def _command_perplexity(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_upgrade(args: argparse.Namespace) -> int:
+    from probes.store import LAYOUTS, STORE_FORMAT, upgrade_store
+
+    moved = upgrade_store(args.store)
+    print(f"{args.store}: {moved} shard(s) moved; layout {LAYOUTS[STORE_FORMAT]} (format {STORE_FORMAT}).")
+    return 0
+
+
 def _command_ladders(args: argparse.Namespace) -> int:
     from probes.ladders import ladders_table
 
@@ -273,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_dataclass_options(perplexity, PerplexityOptions)
     perplexity.set_defaults(handler=_command_perplexity)
+    upgrade = commands.add_parser(
+        "upgrade", help="Move an older store's shards into this toolkit's layout (shards/<lens>/...)."
+    )
+    upgrade.add_argument("store", help="Folder of a result store.")
+    upgrade.set_defaults(handler=_command_upgrade)
     ladders = commands.add_parser("ladders", help="List the known ladders and their rungs.")
     ladders.add_argument("ladder", nargs="?", help="Only this ladder.")
     ladders.set_defaults(handler=_command_ladders)

@@ -10,7 +10,10 @@ window's first token unpredicted. Windows do not overlap: a token sees at most t
 of its own window, the usual trade of accuracy for one pass over the text.
 
 Measurements go to ``<store>/perplexity.parquet``, one row per :data:`KEY`,
-with the text's SHA-256 and the toolkit version, written atomically.
+with the text's SHA-256 and the toolkit version, written atomically
+(:func:`probes.store.write_atomically`). The options and the models come from the run layer
+(:mod:`probes.runner`): the same ``--models``/``--ladder``/``--steps``, ``--out``, device,
+dtype and batch flags as every command, each spec parsed once.
 """
 
 from __future__ import annotations
@@ -18,8 +21,6 @@ from __future__ import annotations
 import datetime
 import hashlib
 import math
-import os
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,11 @@ from typing import Any
 import pandas as pd
 import torch
 from jaxtyping import Int
+from tqdm.auto import tqdm
 
 from probes.errors import ProbesError
+from probes.runner import PlannedModel, RunOptions, model_specs, planned
+from probes.store import write_atomically
 from probes.version import __version__
 
 #: File of the measurements, in a store's folder.
@@ -43,19 +47,9 @@ class PerplexityError(ProbesError):
 
 
 @dataclass
-class PerplexityOptions:
+class PerplexityOptions(RunOptions):
     """What `probes perplexity` measures and where it writes."""
 
-    models: list[str] = field(
-        default_factory=list,
-        metadata={"help": "Model specs as for `probes run`; overrides --ladder."},
-    )
-    ladder: str | None = field(
-        default=None, metadata={"help": "A named ladder; the built-in one when no --models are given."}
-    )
-    steps: list[int] | None = field(
-        default=None, metadata={"help": "Training steps to take each rung at, as for `probes run`."}
-    )
     text: Path | None = field(default=None, metadata={"help": "A UTF-8 text file to measure on."})
     dataset: str | None = field(
         default=None,
@@ -72,11 +66,6 @@ class PerplexityOptions:
     window: int | None = field(
         default=None, metadata={"help": "Tokens per forward pass; the model's context when omitted."}
     )
-    out: Path = field(
-        default=Path("probes-results"), metadata={"help": "Store folder to write perplexity.parquet into."}
-    )
-    device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, mps."})
-    dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
     batch_size: int = field(default=1, metadata={"help": "Windows per forward pass."})
     overwrite: bool = field(default=False, metadata={"help": "Measure again models already measured."})
 
@@ -187,18 +176,19 @@ def negative_log_likelihood(
     return total / count, count
 
 
-def measure(spec: str, text: HeldOutText, options: PerplexityOptions) -> dict[str, Any]:
+def measure(spec: str | PlannedModel, text: HeldOutText, options: PerplexityOptions) -> dict[str, Any]:
     """Load one model and measure its perplexity on ``text``: the row stored for it."""
     from probes.models import load_model
 
-    model = load_model(spec, device=options.device, dtype=options.dtype)
+    model_spec = spec if isinstance(spec, PlannedModel) else planned(spec)
+    model = load_model(model_spec.spec, device=options.device, dtype=options.dtype)
     nll, count = negative_log_likelihood(
         model, text.text, options.window, options.max_tokens, options.batch_size
     )
     return {
         "model": model.name,
         "revision": model.spec.revision or "",
-        "spec": spec,
+        "spec": model_spec.text,
         "text_name": text.name,
         "text_sha256": text.sha256,
         "max_tokens": options.max_tokens,
@@ -241,13 +231,7 @@ def store_perplexity(root: str | Path, rows: list[dict[str, Any]]) -> Path:
         marked = old.merge(new[KEY].drop_duplicates(), on=KEY, how="left", indicator=True)
         kept = old[(marked["_merge"] == "left_only").to_numpy()]
         new = pd.concat([kept, new], ignore_index=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    try:
-        new.to_parquet(temporary, index=False)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, lambda handle: new.to_parquet(handle, index=False))
 
 
 def run_perplexity(options: PerplexityOptions) -> pd.DataFrame:
@@ -256,16 +240,13 @@ def run_perplexity(options: PerplexityOptions) -> pd.DataFrame:
     A model counts as measured when a row has its label, the text's hash, the dtype, the
     token cap and (when ``--window`` is given) the window.
     """
-    from probes.models import parse_spec
-    from probes.sweep import SweepOptions, model_specs
-
     if (options.text is None) == (options.dataset is None):
         raise PerplexityError("give the held-out text as exactly one of --text FILE or --dataset NAME.")
     if options.text is not None:
         text = text_from_file(options.text)
     else:
         text = text_from_dataset(str(options.dataset), options.dataset_config, options.split, options.column)
-    specs = model_specs(SweepOptions(models=options.models, ladder=options.ladder, steps=options.steps))
+    models = model_specs(options)
     done = read_perplexity(options.out)
     cap = done["max_tokens"]
     same = (
@@ -275,7 +256,7 @@ def run_perplexity(options: PerplexityOptions) -> pd.DataFrame:
         & (True if options.window is None else done["window"] == options.window)
     )
     measured = set(done.loc[same.fillna(False).astype(bool), "model"])
-    for spec in specs:
-        if options.overwrite or parse_spec(spec).label not in measured:
-            store_perplexity(options.out, [measure(spec, text, options)])
+    for model in tqdm(models, desc="perplexity", disable=not options.progress):
+        if options.overwrite or model.label not in measured:
+            store_perplexity(options.out, [measure(model, text, options)])
     return read_perplexity(options.out)

@@ -12,20 +12,18 @@ manifest record like the lens sweep's (model, rung, options, versions, a fingerp
 * ``patching``: per item and site, patching from the ``no_distractor`` twin;
 * ``patching_unpaired``: items without a usable twin, with the reason.
 
-A re-run skips the shards already written for the same inputs; ``overwrite`` replaces them.
+The study is a client of :mod:`probes.runner`: one unit per (model, task, kind of table), run
+by the shared loop, so a re-run skips the shards already written for the same inputs;
+``overwrite`` replaces them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from probes.ablate.ablation import METHODS, Method, Reference, ablate, clean_answers, ranked_search
 from probes.ablate.attribution import attribute, mean_head_attribution
@@ -33,11 +31,10 @@ from probes.ablate.components import Component, Kind, parse_component
 from probes.ablate.patching import POSITIONS, TWIN_VARIANT, Positions, pair_items, patch
 from probes.ablate.prompts import encode_prompts
 from probes.errors import ProbesError, UnknownTaskError
-from probes.models import HookedModel, load_model, parse_spec
+from probes.models import HookedModel
+from probes.runner import ItemOptions, Output, Unit, execute, model_specs, my_slice, provenance
 from probes.store import Store
-from probes.sweep import DEFAULT_TASKS, LadderOptions, manifest_record, model_specs
 from probes.tasks import Item, load_items
-from probes.version import __version__
 
 #: The analyses, in the order they run.
 ANALYSES: tuple[str, ...] = ("attribution", "ablation", "patching")
@@ -47,17 +44,10 @@ UNPAIRED = "patching_unpaired"
 
 
 @dataclass
-class AblateOptions(LadderOptions):
+class AblateOptions(ItemOptions):
     """What an ablation study runs and where it writes."""
 
-    tasks: list[str] = field(
-        default_factory=lambda: list(DEFAULT_TASKS),
-        metadata={"help": "Task names (see `probes tasks`) or item files (.jsonl/.csv)."},
-    )
     variant: str = field(default="prize", metadata={"help": "Prompt variant whose items are analysed."})
-    n_items: int | None = field(
-        default=None, metadata={"help": "Items per task; the task's default when omitted."}
-    )
     analyses: list[str] = field(
         default_factory=lambda: list(ANALYSES),
         metadata={"help": f"Which analyses to run, of {list(ANALYSES)}."},
@@ -89,16 +79,7 @@ class AblateOptions(LadderOptions):
     patch_heads: bool = field(
         default=True, metadata={"help": "Also patch every head's output, not only layers."}
     )
-    out: Path = field(default=Path("probes-results"), metadata={"help": "Folder of the result store."})
-    device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, mps."})
-    dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
     batch_size: int = field(default=16, metadata={"help": "Prompts per forward pass."})
-    seed: int = field(default=0, metadata={"help": "Seed of items, resample donors and random head sets."})
-    overwrite: bool = field(
-        default=False,
-        metadata={"help": "Replace finished shards made from other inputs instead of refusing."},
-    )
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
     def check(self) -> None:
         """Raise :class:`ProbesError` naming the first option that cannot work."""
@@ -130,23 +111,6 @@ _SETTINGS = {
     "ablation": ("methods", "components", "search_method", "ks", "draws", "seed"),
     "patching": ("positions", "patch_heads"),
 }
-
-
-def _fingerprint(
-    kind: str, spec: str, items: Sequence[Item], twins: Sequence[Item], options: AblateOptions
-) -> str:
-    """Hash of everything that determines one kind of table's numbers (and nothing else, so adding
-    a task, a model or an analysis to a study resumes it instead of refusing it)."""
-    payload: dict[str, Any] = {
-        "kind": kind,
-        "model": parse_spec(spec).label,
-        "items": [item.to_dict() for item in items],
-        "dtype": options.dtype,
-        "settings": {name: getattr(options, name) for name in _SETTINGS[kind]},
-    }
-    if kind == "patching":
-        payload["twins"] = [twin.to_dict() for twin in twins]
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _units(options: AblateOptions) -> list[tuple[str, list[Item], list[Item]]]:
@@ -226,78 +190,56 @@ def _patching_tables(
     return pd.concat(tables, ignore_index=True), pd.concat(unpaired_tables, ignore_index=True)
 
 
-def _provenance(model: HookedModel, task: str, variant: str, kind: str) -> dict[str, Any]:
-    return {
-        "model": model.name,
-        "revision": model.spec.revision or "",
-        "task": task,
-        "variant": variant,
-        "analysis": kind,
-        "lens": "output",  # the model's own output at the answer position, not a per-layer lens
-        "toolkit_version": __version__,
-    }
+def plan(options: AblateOptions) -> list[Unit]:
+    """One unit per (model, task, kind of table), then this process's slice of them."""
+    models = model_specs(options)  # a bad spec fails before any item is built
+    kinds = [k for k in ANALYSES if k in options.analyses]
+    tasks = _units(options)
+    units = []
+    for model in models:
+        for task, items, twins in tasks:
+            for kind in kinds:
+                settings = {"settings": {name: getattr(options, name) for name in _SETTINGS[kind]}}
+                twins_used = tuple(twins) if kind == "patching" else ()
+                units.append(
+                    Unit(
+                        model,
+                        task,
+                        options.variant,
+                        tuple(items),
+                        kind,
+                        "output",
+                        twins=twins_used,
+                        settings=settings,
+                    )
+                )
+    return my_slice(units, options.shard)
 
 
 def run_ablation_study(options: AblateOptions) -> Store:
     """Run (or resume) the study; returns the store it wrote to."""
     options.check()
-    store = Store(options.out)
-    specs = model_specs(options)
-    for spec in specs:
-        parse_spec(spec)
-    units = _units(options)
-    kinds = [k for k in ANALYSES if k in options.analyses]
-    bar = tqdm(total=len(specs) * len(units), desc="ablations", disable=not options.progress)
-    for spec in specs:
-        label = parse_spec(spec).label
-        todo = {
-            (task, kind): _fingerprint(kind, spec, items, twins, options)
-            for task, items, twins in units
-            for kind in kinds
-        }
-        pending = {
-            key: print_
-            for key, print_ in todo.items()
-            if options.overwrite or not store.finished(label, key[0], options.variant, print_, key[1])
-        }
-        if not pending:
-            bar.update(len(units))
-            continue
-        model = load_model(spec, device=options.device, dtype=options.dtype)
+    units = plan(options)
+
+    def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
         for name in options.components or []:  # before any analysis runs
             parse_component(name).check(model)
-        for task, items, twins in units:
-            bar.set_postfix_str(f"{model.name} {task}")
-            attribution = None
-            for kind in kinds:
-                if (task, kind) not in pending:
-                    continue
-                if kind == "attribution":
-                    table = attribution = attribute(model, items, options.batch_size)
-                elif kind == "ablation":
-                    table = _ablation_table(model, items, attribution, options)
-                else:
-                    table, unpaired = _patching_tables(model, items, twins, options)
-                    _write(store, model, spec, task, UNPAIRED, unpaired, pending[(task, kind)], options)
-                _write(store, model, spec, task, kind, table, pending[(task, kind)], options)
-            bar.update(1)
-        del model
-    bar.close()
-    return store
+        attributions: dict[str, pd.DataFrame] = {}
+        for unit in pending:
+            items, twins = list(unit.items), list(unit.twins)
+            if unit.kind == "attribution":
+                table = attributions[unit.task] = attribute(model, items, options.batch_size)
+            elif unit.kind == "ablation":
+                table = _ablation_table(model, items, attributions.get(unit.task), options)
+            else:
+                table, unpaired = _patching_tables(model, items, twins, options)
+                yield _output(model, unit, UNPAIRED, unpaired, done=False)
+            yield _output(model, unit, unit.kind, table)
+
+    return execute(units, options, compute, "ablations")
 
 
-def _write(
-    store: Store,
-    model: HookedModel,
-    spec: str,
-    task: str,
-    kind: str,
-    table: pd.DataFrame,
-    fingerprint: str,
-    options: AblateOptions,
-) -> None:
-    rows = table.assign(**_provenance(model, task, options.variant, kind))
-    record = manifest_record(
-        model, spec, task, options.variant, options, analysis=kind, fingerprint=fingerprint, n_rows=len(rows)
-    )
-    store.write(rows, record, kind)
+def _output(model: HookedModel, unit: Unit, kind: str, table: pd.DataFrame, done: bool = True) -> Output:
+    """A table with its rows' provenance (``lens`` ``output``: the model's own output, no per-layer lens)."""
+    rows = table.assign(**provenance(model, unit.lens), task=unit.task, variant=unit.variant, analysis=kind)
+    return Output(unit, rows, kind, fields={"analysis": kind, "n_rows": len(rows)}, done=done)

@@ -298,16 +298,17 @@ def write_ablation_page(
     Raises:
         PngExportError: PNGs could not be drawn; the HTML and Markdown are written first.
     """
-    from probes.report.document import Section, _write_text, render_html, write_pngs
+    from probes.report.document import Section, render_html, write_pngs
+    from probes.store import write_text_atomically
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     figures = ablation_figures(tables, order)
     summary = ablation_markdown(tables, order)
-    _write_text(folder / "ablations.md", summary)
+    write_text_atomically(folder / "ablations.md", summary)
     sections = [Section(p.name, p.title, p.caption, lambda results, x: go.Figure()) for p in PANELS]
     page = folder / "ablations.html"
-    _write_text(page, render_html(figures, summary, title="Ablations", sections=sections))
+    write_text_atomically(page, render_html(figures, summary, title="Ablations", sections=sections))
     if png and figures:
         write_pngs({f"ablation-{name}": figure for name, figure in figures.items()}, folder / "figures")
     return page

@@ -5,7 +5,8 @@ The per-layer table (:func:`probes.metrics.layer_table`) says nothing of a model
 measured perplexity, when there is one). Every other function here takes that joined table
 (the *results*) and returns one row per what a figure plots: a model on a task and variant
 (:func:`scaling_table`), a layer of one (:func:`layer_summary`), or an item
-(:func:`item_flips`).
+(:func:`item_flips`). A store may hold several lenses side by side: each of these takes a
+``lens`` and draws one at a time (the logit lens by default, :func:`one_lens`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ MANIFEST_SIZE_COLUMNS = (
     "training_step",
     "d_model",
 )
+
+#: The lens drawn when results hold several and none is asked for.
+DEFAULT_LENS = "logit"
 
 #: Keys of one scaling point: a model on one task and variant.
 POINT = ["model", "task", "variant"]
@@ -144,14 +148,33 @@ def check_axis(results: pd.DataFrame, axis: str) -> None:
     raise ReportError(f"no model of these results has a {SIZE_AXES[axis]} value; {hint}")
 
 
-def one_lens(results: pd.DataFrame) -> pd.DataFrame:
-    """The results, checked to come from a single lens (figures would pool lenses otherwise)."""
-    if "lens" in results.columns and results["lens"].nunique() > 1:
-        raise ReportError(
-            f"the results mix lenses {sorted(results['lens'].unique())}; draw one at a time, "
-            "e.g. results[results['lens'] == 'logit'].",
-        )
-    return results
+def lenses(results: pd.DataFrame) -> list[str]:
+    """The lenses the results hold, the default one (:data:`DEFAULT_LENS`) first."""
+    if "lens" not in results.columns:
+        return []
+    present = sorted(str(lens) for lens in pd.unique(results["lens"]))
+    return sorted(present, key=lambda lens: lens != DEFAULT_LENS)
+
+
+def one_lens(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
+    """The rows of one lens, so that figures never pool lenses.
+
+    Args:
+        results: Per-layer rows, possibly of several lenses side by side.
+        lens: The lens to keep; by default the only one present, or the logit lens when
+            several are.
+
+    Raises:
+        ReportError: ``lens`` is not in the results, or several lenses but no logit lens.
+    """
+    present = lenses(results)
+    if lens is None:
+        if len(present) <= 1:
+            return results
+        lens = DEFAULT_LENS
+    if lens not in present:
+        raise ReportError(f"the results hold lenses {present}, not {lens!r}; choose one of them.")
+    return results[results["lens"] == lens]
 
 
 def last_layer(results: pd.DataFrame) -> pd.DataFrame:
@@ -178,14 +201,17 @@ def chance_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     return chance.rename("chance").reset_index()
 
 
-def scaling_table(results: pd.DataFrame, n_resamples: int = 1000, seed: int = 0) -> pd.DataFrame:
+def scaling_table(
+    results: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, lens: str | None = None
+) -> pd.DataFrame:
     """One row per (model, task, variant) at the model's last layer: the scaling curves' points.
 
     Columns: ``n_items``; ``accuracy`` with its Wilson 95% interval; ``mean_log_odds``
     (true − distractor) and ``mean_cross_entropy`` (−log p of the true answer's tokens, in
-    nats), each with a bootstrap 95% interval; ``chance``; and the size columns.
+    nats), each with a bootstrap 95% interval; ``chance``; and the size columns. Rows of one
+    lens only (:func:`one_lens`).
     """
-    results = one_lens(results)
+    results = one_lens(results, lens)
     rows = []
     for (model, task, variant), group in last_layer(results).groupby(POINT, sort=False):
         hits, n = int(group["correct"].sum()), len(group)
@@ -215,9 +241,9 @@ def scaling_table(results: pd.DataFrame, n_resamples: int = 1000, seed: int = 0)
     return table.merge(model_sizes(results).reset_index(), on="model", how="left")
 
 
-def layer_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, task, variant, layer): accuracy and the mean log-odds, p(true), p(distractor)."""
-    grouped = one_lens(results).groupby([*POINT, "layer"], sort=False)
+def layer_summary(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
+    """Per (model, task, variant, layer) of one lens: accuracy and mean log-odds, p(true), p(distractor)."""
+    grouped = one_lens(results, lens).groupby([*POINT, "layer"], sort=False)
     summary = grouped.agg(
         n_layers=("n_layers", "first"),
         relative_depth=("relative_depth", "first"),
@@ -230,14 +256,14 @@ def layer_summary(results: pd.DataFrame) -> pd.DataFrame:
     return summary.reset_index().sort_values([*POINT, "layer"], kind="stable").reset_index(drop=True)
 
 
-def critical_table(results: pd.DataFrame) -> pd.DataFrame:
+def critical_table(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
     """Per (model, task, variant): median and quartiles of the items' critical layer.
 
     Absolute (``critical_layer_*``) and relative to depth (``critical_relative_depth_*``),
     over the items that have one (right at the last layer); ``share_with_critical_layer``
     says how many do, so a median over few items can be read as such.
     """
-    per_item = item_critical_layers(one_lens(results))
+    per_item = item_critical_layers(one_lens(results, lens))
     rows = []
     for (model, task, variant), group in per_item.groupby(POINT, sort=False):
         row: dict[str, object] = {"model": model, "task": task, "variant": variant}
@@ -252,16 +278,17 @@ def critical_table(results: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).merge(sizes.reset_index(), on="model", how="left")
 
 
-def item_flips(results: pd.DataFrame) -> pd.DataFrame:
+def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
     """One row per item (task, variant, item): its last-layer verdict per model and its flips.
 
     Columns: ``task``, ``variant``, ``item_id``, the answers (and ``prompt`` when the
     results carry it), ``verdicts`` (right/wrong per model, smallest first), ``flips`` (how
     often the verdict changes from one size to the next), ``log_odds_by_model`` (per model,
     the item's log-odds at every layer read). Items that flip come first, most flips first;
-    ties keep the order of tasks, variants (:func:`variant_order`) and items.
+    ties keep the order of tasks, variants (:func:`variant_order`) and items. Rows of one
+    lens only (:func:`one_lens`).
     """
-    results = one_lens(results)
+    results = one_lens(results, lens)
     order = model_order(results)
     rank = {model: i for i, model in enumerate(order)}
     keys = ["task", "variant", "item_id"]
