@@ -131,7 +131,7 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
             yield Output(unit, table[table["task"] == unit.task].reset_index(drop=True), fields=fields)
         print(f"{model.name}: {model.n_layers} layers, {len(chosen)} items", flush=True)
 
-    store = execute(units, options, compute, "models")
+    store = execute(units, options, compute, "shards")
     return _of(store.read(), units), _of(store.read(STEP_READOUT), units)
 
 

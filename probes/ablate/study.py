@@ -241,5 +241,7 @@ def run_ablation_study(options: AblateOptions) -> Store:
 
 def _output(model: HookedModel, unit: Unit, kind: str, table: pd.DataFrame, done: bool = True) -> Output:
     """A table with its rows' provenance (``lens`` ``output``: the model's own output, no per-layer lens)."""
-    rows = table.assign(**provenance(model, unit.lens), task=unit.task, variant=unit.variant, analysis=kind)
+    origin = provenance(model, unit.lens)
+    context = {"task": unit.task, "variant": unit.variant, "analysis": kind}
+    rows = table.assign(model=origin.pop("model"), revision=origin.pop("revision"), **context, **origin)
     return Output(unit, rows, kind, fields={"analysis": kind, "n_rows": len(rows)}, done=done)
