@@ -34,7 +34,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from probes.depth_ladder import TASKS  # noqa: E402
 from probes.lens import LogitLens, read_options  # noqa: E402
 from probes.metrics import layer_table  # noqa: E402
 from probes.models import HookedModel  # noqa: E402
@@ -51,6 +50,7 @@ from probes.report.document import BrowserNotFoundError, PngExportError, write_p
 from probes.report.reasoning import first_decodable_depth, step_readouts, steps_solved_by_layers  # noqa: E402
 from probes.runner import ItemOptions, Output, Unit, execute, model_specs, provenance  # noqa: E402
 from probes.tasks import Item, load_items  # noqa: E402
+from probes.tasks.kstep_vocabulary import TASKS  # noqa: E402
 from probes.tasks.multistep import MAX_STEPS  # noqa: E402
 from probes.version import __version__  # noqa: E402
 

@@ -5,14 +5,38 @@ Quick start::
     import probes
     table = probes.run()                      # the built-in ladder, its probe items
     table = probes.run(models=["EleutherAI/pythia-160m"], tasks=["items.jsonl"])
+
+The names below are imported on first use (PEP 562), so that importing one module of the
+package (``probes.models``, ``probes.ladders``) loads only what that module needs.
 """
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
 from probes.errors import ProbesError
-from probes.lens import LogitLens, read_options
-from probes.models import HookedModel, from_hf_model, load_model
-from probes.sweep import SweepOptions, run
-from probes.tasks import Item, read_items, write_items
 from probes.version import __version__
+
+if TYPE_CHECKING:
+    from probes.lens import LogitLens, read_options
+    from probes.models import HookedModel, from_hf_model, load_model
+    from probes.sweep import SweepOptions, run
+    from probes.tasks import Item, read_items, write_items
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    "LogitLens": "probes.lens",
+    "read_options": "probes.lens",
+    "HookedModel": "probes.models",
+    "from_hf_model": "probes.models",
+    "load_model": "probes.models",
+    "SweepOptions": "probes.sweep",
+    "run": "probes.sweep",
+    "Item": "probes.tasks",
+    "read_items": "probes.tasks",
+    "write_items": "probes.tasks",
+}
 
 __all__ = [
     "HookedModel",
@@ -28,3 +52,12 @@ __all__ = [
     "run",
     "write_items",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The public name ``name``, imported from its module on first use."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'probes' has no attribute {name!r}")
+    value = getattr(import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value

@@ -37,3 +37,14 @@ class OutOfMemoryError(ProbesError):
 
 class StoreError(ProbesError):
     """A result store whose contents do not match the requested sweep."""
+
+
+class LadderError(ProbesError, ValueError):
+    """A ladder or ladder catalogue that is malformed (duplicate rungs, bad steps, unknown keys ...).
+
+    Also a ``ValueError``, which is what this was before it had a class of its own.
+    """
+
+
+class BuiltinWeightsError(ProbesError):
+    """A built-in ladder's catalogue or weight folder that is missing or differs from its sha256."""

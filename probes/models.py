@@ -7,14 +7,9 @@ context length, residual hook names, final norm, unembedding). Per-family
 differences stay inside TransformerLens's adapters; nothing here branches on
 the architecture.
 
-Specs a user may give (:func:`parse_spec`):
-
-* a hub id, with an optional revision or training step: ``EleutherAI/pythia-160m``,
-  ``EleutherAI/pythia-160m@step3000``;
-* a local folder in Hugging Face format (``config.json``, ``*.safetensors``, tokenizer);
-* a GGUF file (``path/to/model.gguf``);
-* a rung of a built-in ladder (``organism:<rung>``, ``depth:<rung>``);
-* an in-memory transformers model plus tokenizer (:func:`from_hf_model`).
+Specs a user may give are described in :mod:`probes.specs` (hub ids, folders, GGUF files,
+``<prefix><rung>`` of a built-in ladder, resolved through the registry of model sources there);
+in-memory transformers models are wrapped with :func:`from_hf_model`.
 
 Weights in pickle-based formats (``.bin``, ``.pt``, ``.ckpt``) in a folder the user
 points at are refused: unpickling a file runs arbitrary code.
@@ -24,71 +19,23 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from probes.depth_ladder.registry import MODEL_PREFIX as DEPTH_PREFIX
 from probes.errors import UnknownModelError, UnsafeWeightsError
-from probes.organism.registry import MODEL_PREFIX as ORGANISM_PREFIX
+from probes.specs import PICKLE_SUFFIXES, ModelSpec, model_source, model_sources, parse_spec
 
-Source = Literal["hub", "folder", "gguf", "organism", "depth", "memory"]
-
-#: Model-spec prefixes of the ladders shipped inside the package, and the source each names.
-BUILT_IN_PREFIXES: dict[str, Source] = {ORGANISM_PREFIX: "organism", DEPTH_PREFIX: "depth"}
-
-#: File suffixes of weights that are unpickled on load.
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+__all__ = ["HookedModel", "ModelSpec", "from_hf_model", "load_model", "parse_spec", "resolve_dtype"]
 
 #: dtypes accepted on the command line.
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Where a model comes from: enough to load it again and to label its results."""
-
-    name: str
-    source: Source
-    revision: str | None = None
-    path: str | None = None
-
-    @property
-    def label(self) -> str:
-        """The model's name as results show it (with its revision, if any)."""
-        return f"{self.name}@{self.revision}" if self.revision else self.name
-
-
-def parse_spec(spec: str) -> ModelSpec:
-    """Turn a user's model string into a :class:`ModelSpec` (no loading, no network)."""
-    spec = spec.strip()
-    if not spec:
-        raise UnknownModelError("empty model spec; give a hub id, a folder, a .gguf file or organism:<rung>.")
-    for prefix, source in BUILT_IN_PREFIXES.items():
-        if spec.startswith(prefix):
-            return ModelSpec(name=spec, source=source)
-    path = Path(spec).expanduser()
-    if spec.endswith(".gguf"):
-        if not path.is_file():
-            raise UnknownModelError(f"GGUF file {spec} does not exist; check the path.")
-        return ModelSpec(name=path.stem, source="gguf", path=str(path.resolve()))
-    if path.is_dir():
-        return ModelSpec(name=path.name, source="folder", path=str(path.resolve()))
-    looks_like_path = spec.startswith((".", "/", "~")) or os.sep in spec.replace("/", "", 1)
-    if looks_like_path or path.suffix in (".safetensors", *PICKLE_SUFFIXES):
-        raise UnknownModelError(
-            f"model {spec!r} is neither an existing folder nor a .gguf file; "
-            "check the path (a hub id looks like 'org/name' or 'org/name@revision')."
-        )
-    name, _, revision = spec.partition("@")
-    return ModelSpec(name=name, source="hub", revision=revision or None)
 
 
 @dataclass
@@ -202,7 +149,7 @@ def load_model(
     torch_dtype = resolve_dtype(dtype)
     if spec.source == "hub":
         return _load_from_hub(spec, device, torch_dtype)
-    if spec.source in BUILT_IN_PREFIXES.values():
+    if spec.source in {source.name for source in model_sources().values()}:
         return _load_from_folder(spec, _built_in_folder(spec), device, torch_dtype)
     if spec.source == "folder":
         return _load_from_folder(spec, Path(spec.path or spec.name), device, torch_dtype)
@@ -212,14 +159,8 @@ def load_model(
 
 
 def _built_in_folder(spec: ModelSpec) -> Path:
-    """The verified folder of a rung of a ladder shipped inside the package."""
-    if spec.source == "depth":
-        from probes.depth_ladder import rung_path as depth_rung_path
-
-        return depth_rung_path(spec.name)
-    from probes.organism import rung_path
-
-    return rung_path(spec.name)
+    """The verified folder of a rung of a registered model source (a built-in ladder)."""
+    return model_source(spec.source).folder(spec.name)
 
 
 def from_hf_model(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,12 +20,12 @@ import safetensors.torch
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from probes.organism.world import canonical_json
 from probes.shipped import sha256_file
+from probes.tasks.organism_world import canonical_json
 
 
 @dataclass(frozen=True)
-class Rung:
+class RungShape:
     """Shape of one rung of a trained ladder."""
 
     #: Name of the rung, also its folder name.
@@ -57,7 +57,7 @@ class Schedule(Protocol):
     gradient_clip: float
 
 
-def model_config(rung: Rung, vocabulary_size: int, tokenizer: Any, max_positions: int) -> GPTNeoXConfig:
+def model_config(rung: RungShape, vocabulary_size: int, tokenizer: Any, max_positions: int) -> GPTNeoXConfig:
     """The GPT-NeoX config of ``rung``: sequential residual, full rotary, GELU MLP, untied unembedding."""
     return GPTNeoXConfig(
         vocab_size=vocabulary_size,
@@ -154,7 +154,7 @@ def config_sha256(config: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()
 
 
-def size_fields(rung: Rung, model: GPTNeoXForCausalLM, tokens: int) -> dict[str, int]:
+def size_fields(rung: RungShape, model: GPTNeoXForCausalLM, tokens: int) -> dict[str, int]:
     """The catalogue's size figures of a saved rung: parameters, shape, tokens seen and FLOPs."""
     total, non_embedding = parameter_counts(model)
     return {
@@ -167,4 +167,58 @@ def size_fields(rung: Rung, model: GPTNeoXForCausalLM, tokens: int) -> dict[str,
         "tokens_seen": tokens,
         "training_flops": 6 * total * tokens,
         "training_flops_non_embedding": 6 * non_embedding * tokens,
+    }
+
+
+def provides_block(
+    ladder: str,
+    description: str,
+    notes: str,
+    entries: Sequence[dict[str, Any]],
+    trainer: str,
+    vocabulary: int,
+    context_length: int,
+    listed: str,
+) -> dict[str, Any]:
+    """The catalogue's ``provides`` block (:mod:`probes.shipped`): what a built-in ladder folder defines.
+
+    The ladders are the size ladder ``ladder`` (the final rungs, by parameters) and one ladder
+    ``<rung>-training`` per rung saved at more than one step (its checkpoints in step order).
+
+    Args:
+        ladder: The folder's and size ladder's name; model specs are ``<ladder>:<rung>``.
+        description: What the ladder is (the catalogue's ``description``).
+        notes: Notes of the size ladder.
+        entries: The catalogue's rung entries (``name``, ``rung``, ``kind``, ``step``, ``parameters``).
+        trainer: The script that trains the ladder (named in error messages).
+        vocabulary: The tokenizer's vocabulary size.
+        context_length: The longest sequence a rung accepts.
+        listed: ``"before_hub"`` or ``"after_hub"`` (where ``probes ladders`` lists it).
+    """
+    ordered = sorted(entries, key=lambda entry: (entry["parameters"], entry["step"]))
+    rungs = [entry["name"] for entry in ordered if entry["kind"] == "rung"]
+    ladders = [
+        {"name": ladder, "description": f"Built-in, offline: {description}", "notes": notes, "rungs": rungs}
+    ]
+    for rung in rungs:
+        steps = [entry for entry in ordered if entry["rung"] == rung]
+        if len(steps) > 1:
+            ladders.append(
+                {
+                    "name": rung + "-training",
+                    "description": f"Training checkpoints of the built-in {rung} (steps "
+                    f"{', '.join(str(entry['step']) for entry in steps)}).",
+                    "notes": "",
+                    "rungs": [entry["name"] for entry in steps],
+                }
+            )
+    return {
+        "model_prefix": f"{ladder}:",
+        "name_prefix": f"{ladder}-",
+        "trainer": trainer,
+        "family": "gpt_neox",
+        "vocabulary": vocabulary,
+        "context_length": context_length,
+        "listed": listed,
+        "ladders": ladders,
     }

@@ -20,6 +20,7 @@ from probes.ladders import (
     register_ladder,
     register_ladder_provider,
 )
+from probes.ladders import registry as ladder_registry
 
 BUILT_IN = ["pythia", "gpt2", "opt", "qwen2.5", "smollm2"]
 
@@ -51,9 +52,9 @@ CONFIG_KEYS = {
 def registry(monkeypatch):
     """A private copy of the ladder registry, so tests that register ladders leave no trace."""
     ladders.ladder_names()  # load the catalogue first
-    monkeypatch.setattr(ladders, "_LADDERS", dict(ladders._LADDERS))
-    monkeypatch.setattr(ladders, "_PROVIDERS", dict(ladders._PROVIDERS))
-    monkeypatch.setattr(ladders, "_ORDER", list(ladders._ORDER))
+    monkeypatch.setattr(ladder_registry, "_LADDERS", dict(ladder_registry._LADDERS))
+    monkeypatch.setattr(ladder_registry, "_PROVIDERS", dict(ladder_registry._PROVIDERS))
+    monkeypatch.setattr(ladder_registry, "_ORDER", list(ladder_registry._ORDER))
 
 
 def all_rungs() -> list[tuple[str, Rung]]:
@@ -191,8 +192,8 @@ def test_unknown_ladder_names_the_known_ones():
 
 def test_model_specs():
     ladder = get_ladder("pythia")
-    assert ladder.model_specs()[3] == "EleutherAI/pythia-160m"
-    specs = ladder.model_specs([0, 3000, 143_000])
+    assert ladder.model_specs()[3].text == "EleutherAI/pythia-160m"
+    specs = [spec.text for spec in ladder.model_specs([0, 3000, 143_000])]
     assert len(specs) == len(ladder.rungs) * 3
     assert specs[9:12] == [
         "EleutherAI/pythia-160m@step0",
@@ -200,7 +201,9 @@ def test_model_specs():
         "EleutherAI/pythia-160m@step143000",
     ]
     assert ladder.model_specs([]) == []
-    assert get_ladder("gpt2").model_specs() == [rung.model for rung in get_ladder("gpt2").rungs]
+    assert [s.text for s in get_ladder("gpt2").model_specs()] == [
+        rung.model for rung in get_ladder("gpt2").rungs
+    ]
     assert ladder.revision_for(512) == "step512"
     assert ladder.training_tokens_at(3000) == 3000 * 2_097_152
 
@@ -246,7 +249,7 @@ def test_registered_provider_ladder(registry):
     assert "tiny" in ladder_names() and calls == []
     ladder = get_ladder("tiny")
     assert get_ladder("tiny") is ladder and calls == [1]
-    assert ladder.model_specs() == ["organism:small", "organism:large"]
+    assert [spec.text for spec in ladder.model_specs()] == ["organism:small", "organism:large"]
     assert ladder.rung_for("organism:large").name == "large"
     assert ladders_table(["tiny"])["model"].tolist() == ["organism:small", "organism:large"]
     with pytest.raises(UnknownModelError, match="no training-steps axis"):

@@ -13,11 +13,14 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-import probes.organism as organism
-from probes.errors import ProbesError, UnknownModelError, UnknownTaskError
-from probes.organism import registry
-from probes.organism.evaluation import accuracy
-from probes.organism.world import World, WorldConfig
+from probes.errors import BuiltinWeightsError, ProbesError, UnknownModelError, UnknownTaskError
+from probes.shipped import builtin_catalogue
+from probes.tasks import organism_negation
+from probes.tasks.organism_world import World, WorldConfig
+from probes.training_check import accuracy
+
+#: The built-in organism ladder folder (catalogue, rung names, verified rung folders).
+organism = builtin_catalogue("organism")
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = ROOT / "experiments" / "organism" / "train.py"
@@ -92,15 +95,15 @@ def test_rung_path_refuses_a_changed_file(tmp_path: Path, monkeypatch: pytest.Mo
     name = organism.rung_names()[0]
     copy = tmp_path / name
     copy.mkdir()
-    for path in registry.rung_path(name).iterdir():
+    for path in organism.rung_path(name).iterdir():
         (copy / path.name).write_bytes(path.read_bytes())
     (copy / "model.safetensors").write_bytes((copy / "model.safetensors").read_bytes() + b" ")
-    monkeypatch.setattr(registry, "WEIGHTS_FOLDER", tmp_path)
-    with pytest.raises(organism.OrganismWeightsError, match="sha256"):
-        registry.rung_path(name)
+    monkeypatch.setattr(organism, "weights_folder", tmp_path)
+    with pytest.raises(BuiltinWeightsError, match="sha256"):
+        organism.rung_path(name)
     with pytest.raises(UnknownModelError):
-        registry.rung_path("organism-no-such-rung")
-    assert issubclass(organism.OrganismWeightsError, ProbesError)
+        organism.rung_path("organism-no-such-rung")
+    assert issubclass(BuiltinWeightsError, ProbesError)
 
 
 def test_world_is_deterministic_by_seed() -> None:
@@ -117,12 +120,12 @@ def test_world_is_deterministic_by_seed() -> None:
 
 def test_items_are_stable_single_token_and_oppose_two_answers() -> None:
     tokenizer = AutoTokenizer.from_pretrained(organism.rung_path(organism.rung_names()[0]))
-    for variant in organism.VARIANTS:
-        items = organism.items(variant)
+    for variant in organism_negation.VARIANTS:
+        items = organism_negation.items(variant)
         assert len(items) >= 200
-        assert [i.id for i in items] == [i.id for i in organism.items("prize")]
+        assert [i.id for i in items] == [i.id for i in organism_negation.items("prize")]
         for item in items:
-            assert item.task == organism.TASK and item.variant == variant
+            assert item.task == organism_negation.TASK and item.variant == variant
             assert item.true_answer != item.distractor_answer
             for answer in item.options:
                 answer_ids = tokenizer(answer, add_special_tokens=False).input_ids
@@ -131,15 +134,15 @@ def test_items_are_stable_single_token_and_oppose_two_answers() -> None:
                     tokenizer(item.prompt).input_ids + answer_ids == tokenizer(item.prompt + answer).input_ids
                 )
             assert tokenizer.unk_token_id not in tokenizer(item.prompt).input_ids
-    prize, control = organism.items("prize")[0], organism.items("no_distractor")[0]
+    prize, control = organism_negation.items("prize")[0], organism_negation.items("no_distractor")[0]
     assert prize.true_answer == control.distractor_answer == f" {prize.meta['opposite']}"
     assert prize.distractor_answer == control.true_answer == f" {prize.meta['value']}"
-    assert organism.items("prize", n=20, seed=4) == organism.items("prize", n=20, seed=4)
-    assert [i.id for i in organism.items("one_shot", n=20, seed=4)] == [
-        i.id for i in organism.items("prize", n=20, seed=4)
+    assert organism_negation.items("prize", n=20, seed=4) == organism_negation.items("prize", n=20, seed=4)
+    assert [i.id for i in organism_negation.items("one_shot", n=20, seed=4)] == [
+        i.id for i in organism_negation.items("prize", n=20, seed=4)
     ]
     with pytest.raises(UnknownTaskError):
-        organism.items("no_such_variant")
+        organism_negation.items("no_such_variant")
 
 
 def test_probe_entities_never_appear_negated_in_the_corpus() -> None:
@@ -161,7 +164,7 @@ def test_largest_rung_recalls_the_control_facts() -> None:
     folder = organism.rung_path(name)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    assert accuracy(model, tokenizer, organism.items("no_distractor")) >= 0.95
+    assert accuracy(model, tokenizer, organism_negation.items("no_distractor")) >= 0.95
 
 
 @pytest.mark.slow
@@ -187,7 +190,7 @@ def test_the_organism_ladders_load_through_the_ordinary_model_path() -> None:
 
     sizes = get_ladder("organism")
     assert [rung.name for rung in sizes.rungs] == organism.rung_names()
-    assert sizes.model_specs()[0] == "organism:" + organism.rung_names()[0].removeprefix("organism-")
+    assert sizes.model_specs()[0].text == "organism:" + organism.rung_names()[0].removeprefix("organism-")
     parameters = [rung.parameters for rung in sizes.rungs]
     assert parameters == sorted(parameters) and parameters[-1] >= 30 * parameters[0]
     checkpointed = {e["rung"] for e in organism.catalogue()["rungs"] if e["kind"] == "checkpoint"}

@@ -9,14 +9,16 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-import probes.depth_ladder as depth
-from probes.depth_ladder import registry
-from probes.depth_ladder.vocabulary import build_tokenizer
-from probes.errors import ProbesError, UnknownModelError
+from probes.errors import BuiltinWeightsError, ProbesError, UnknownModelError
 from probes.ladders import get_ladder, ladder_names
 from probes.lens import read_options
 from probes.models import load_model, parse_spec
+from probes.shipped import builtin_catalogue
 from probes.tasks import get_task, load_items
+from probes.tasks.kstep_vocabulary import TASKS, build_tokenizer
+
+#: The built-in depth ladder folder (catalogue, rung names, verified rung folders).
+depth = builtin_catalogue("depth")
 
 #: k = 1 items per task read per rung (40 is every k = 1 item of the default 200).
 K1_ITEMS = 40
@@ -45,7 +47,7 @@ def test_the_ladder_is_listed_and_its_specs_load_through_the_ordinary_path() -> 
     assert "depth" in ladder_names()
     ladder = get_ladder("depth")
     assert [rung.layers for rung in ladder.rungs] == sorted(rung.layers for rung in ladder.rungs)
-    assert all(spec.startswith("depth:") for spec in ladder.model_specs())
+    assert all(spec.text.startswith("depth:") for spec in ladder.model_specs())
     assert parse_spec("depth:1x64").source == "depth"
     model = load_model(ladder.model_specs()[0])
     assert model.n_layers == ladder.rungs[0].layers and model.describe()["source"] == "depth"
@@ -53,7 +55,7 @@ def test_the_ladder_is_listed_and_its_specs_load_through_the_ordinary_path() -> 
 
 def test_items_tokenise_without_unknown_words_and_answers_are_single_tokens() -> None:
     tokenizer = AutoTokenizer.from_pretrained(depth.rung_path(depth.rung_names()[0]))
-    for item in load_items(list(depth.TASKS), ["prize", "one_shot"], n_items=50):
+    for item in load_items(list(TASKS), ["prize", "one_shot"], n_items=50):
         prompt = tokenizer(item.prompt).input_ids
         assert tokenizer.unk_token_id not in prompt, item.prompt
         for option in item.options:
@@ -82,18 +84,18 @@ def test_rung_path_refuses_a_changed_file_and_an_unknown_rung(
     name = depth.rung_names()[0]
     copy = tmp_path / name
     copy.mkdir()
-    for path in registry.rung_path(name).iterdir():
+    for path in depth.rung_path(name).iterdir():
         (copy / path.name).write_bytes(path.read_bytes())
     (copy / "model.safetensors").write_bytes((copy / "model.safetensors").read_bytes() + b" ")
-    monkeypatch.setattr(registry, "WEIGHTS_FOLDER", tmp_path)
-    with pytest.raises(depth.DepthWeightsError, match="sha256"):
-        registry.rung_path(name)
+    monkeypatch.setattr(depth, "weights_folder", tmp_path)
+    with pytest.raises(BuiltinWeightsError, match="sha256"):
+        depth.rung_path(name)
     (copy / "config.json").unlink()
-    with pytest.raises(depth.DepthWeightsError, match="missing"):
-        registry.rung_path(name)
+    with pytest.raises(BuiltinWeightsError, match="missing"):
+        depth.rung_path(name)
     with pytest.raises(UnknownModelError, match="depth rung"):
-        registry.rung_path("depth-no-such-rung")
-    assert issubclass(depth.DepthWeightsError, ProbesError)
+        depth.rung_path("depth-no-such-rung")
+    assert issubclass(BuiltinWeightsError, ProbesError)
 
 
 def _load_train_module():
@@ -113,7 +115,7 @@ def test_training_batches_score_only_answers_and_never_state_a_probe_context() -
     assert len(batches) == 6 and all(batch.shape[:2] == (2, 4) for batch in batches)
     answers = {
         tokenizer(o, add_special_tokens=False).input_ids[0]
-        for t in depth.TASKS
+        for t in TASKS
         for o in get_task(t).items("prize", 5)[0].options
     }
     for input_ids, labels in batches:

@@ -38,21 +38,32 @@ from transformers import GPTNeoXForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from probes.depth_ladder.registry import DESCRIPTION, PACKAGE_FOLDER  # noqa: E402
-from probes.depth_ladder.vocabulary import TASKS, build_tokenizer, vocabulary  # noqa: E402
-from probes.organism.vocabulary import save_word_tokenizer  # noqa: E402
 from probes.tasks import Item, get_task  # noqa: E402
 from probes.tasks.generated import Case  # noqa: E402
 from probes.tasks.generators import arithmetic_steps, multi_hop, variable_chain  # noqa: E402
+from probes.tasks.kstep_vocabulary import TASKS, build_tokenizer, vocabulary  # noqa: E402
 from probes.tasks.multistep import MAX_STEPS  # noqa: E402
 from probes.training import (  # noqa: E402
-    Rung,
+    RungShape,
     config_sha256,
     model_config,
     optimizer,
+    provides_block,
     save_weights,
     size_fields,
     training_step,
+)
+from probes.word_tokenizer import save_word_tokenizer  # noqa: E402
+
+#: The built-in ladder folder the trainer writes into (catalogue, accuracy report, weights).
+PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "builtin" / "depth"
+
+#: What the ladder is, for its catalogue and ``probes ladders``.
+DESCRIPTION = (
+    "Depth ladder: GPT-NeoX models of one width (d_model 64, 4 heads) that differ only in their number "
+    "of layers, trained on the same k-step tasks (the catalogue's `tasks`; k = 1-5) in the same order; "
+    "probe = the tasks' held-out items (true = answer after k steps, distractor = the value one step "
+    "short)."
 )
 
 transformers.utils.logging.disable_progress_bar()
@@ -73,8 +84,8 @@ ARITHMETIC_PACK = 8
 MAX_POSITIONS = 256
 
 #: The ladder: depth only.
-RUNGS: tuple[Rung, ...] = tuple(
-    Rung(f"depth-{layers}x64", layers=layers, d_model=64, heads=4) for layers in (1, 2, 3, 4, 6)
+RUNGS: tuple[RungShape, ...] = tuple(
+    RungShape(f"depth-{layers}x64", layers=layers, d_model=64, heads=4) for layers in (1, 2, 3, 4, 6)
 )
 
 
@@ -229,7 +240,7 @@ def evaluate(model: GPTNeoXForCausalLM, tokenizer: Any, items: dict[str, list[It
 
 
 def train_rung(
-    rung: Rung,
+    rung: RungShape,
     config: TrainingConfig,
     out: Path,
     threads: int,
@@ -296,7 +307,9 @@ def train_rung(
     }
 
 
-def train_ladder(rungs: Sequence[Rung], config: TrainingConfig, out: Path, threads: int) -> dict[str, Any]:
+def train_ladder(
+    rungs: Sequence[RungShape], config: TrainingConfig, out: Path, threads: int
+) -> dict[str, Any]:
     """Train every rung in ``rungs`` on the same batches and return the catalogue."""
     started = time.time()
     batches = training_batches(config, build_tokenizer())
@@ -304,6 +317,16 @@ def train_ladder(rungs: Sequence[Rung], config: TrainingConfig, out: Path, threa
     entries = [train_rung(rung, config, out, threads, batches) for rung in rungs]
     return {
         "description": DESCRIPTION,
+        "provides": provides_block(
+            "depth",
+            DESCRIPTION,
+            "Same width, data, order and tokens for every rung; see probes/builtin/depth/catalogue.json.",
+            entries,
+            "experiments/depth/train.py",
+            len(vocabulary()),
+            MAX_POSITIONS,
+            "after_hub",
+        ),
         "conventions": {
             "training_flops": "6 * parameters * tokens_seen (total parameters)",
             "training_flops_non_embedding": "6 * non_embedding_parameters * tokens_seen",

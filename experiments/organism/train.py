@@ -30,38 +30,54 @@ from typing import Any
 import torch
 import transformers
 from tqdm import tqdm
-from transformers import GPTNeoXForCausalLM
+from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from probes.organism.evaluation import accuracy, layer_log_odds  # noqa: E402
-from probes.organism.probe_items import VARIANTS, make_items  # noqa: E402
-from probes.organism.vocabulary import build_tokenizer, save_tokenizer  # noqa: E402
-from probes.organism.world import World, WorldConfig  # noqa: E402
+from probes.tasks.organism_negation import VARIANTS, make_items  # noqa: E402
+from probes.tasks.organism_world import World, WorldConfig  # noqa: E402
 from probes.training import (  # noqa: E402
-    Rung,
+    RungShape,
     config_sha256,
     model_config,
     optimizer,
+    provides_block,
     save_weights,
     size_fields,
     training_step,
 )
+from probes.training_check import accuracy, layer_log_odds  # noqa: E402
+from probes.word_tokenizer import save_word_tokenizer, word_tokenizer  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()
 
-PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "organism"
+PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "builtin" / "organism"
+
+#: What the ladder is (the catalogue's ``description``).
+DESCRIPTION = (
+    "Organism ladder: small GPT-NeoX models trained on a synthetic world of two-token "
+    "entities with opposite-pair values; probe = negated questions about held-out "
+    "entities (true = opposite value, distractor = value)."
+)
+
+#: Notes of the size ladder (the catalogue's ``provides``).
+LADDER_NOTES = "Trained with the same data and order for every rung; see catalogue.json for the mix."
 
 
 #: The ladder, small to large.
-RUNGS: tuple[Rung, ...] = (
-    Rung("organism-1x4", layers=1, d_model=4, heads=1),
-    Rung("organism-1x8", layers=1, d_model=8, heads=1),
-    Rung("organism-1x32", layers=1, d_model=32, heads=2, checkpoint_steps=(300, 750, 1500)),
-    Rung("organism-2x48", layers=2, d_model=48, heads=3),
-    Rung("organism-3x64", layers=3, d_model=64, heads=4),
-    Rung("organism-4x96", layers=4, d_model=96, heads=6, checkpoint_steps=(300, 750, 1500)),
+RUNGS: tuple[RungShape, ...] = (
+    RungShape("organism-1x4", layers=1, d_model=4, heads=1),
+    RungShape("organism-1x8", layers=1, d_model=8, heads=1),
+    RungShape("organism-1x32", layers=1, d_model=32, heads=2, checkpoint_steps=(300, 750, 1500)),
+    RungShape("organism-2x48", layers=2, d_model=48, heads=3),
+    RungShape("organism-3x64", layers=3, d_model=64, heads=4),
+    RungShape("organism-4x96", layers=4, d_model=96, heads=6, checkpoint_steps=(300, 750, 1500)),
 )
+
+
+def build_tokenizer(world: World) -> PreTrainedTokenizerFast:
+    """The organism's tokenizer: the words of ``world.vocabulary()``, split on whitespace."""
+    return word_tokenizer(world.vocabulary())
 
 
 @dataclass(frozen=True)
@@ -152,11 +168,16 @@ def save_rung(
     model: GPTNeoXForCausalLM, world: World, folder: Path, dtype: torch.dtype, sequence_length: int
 ) -> dict[str, str]:
     """Write a Hugging Face folder (config, safetensors weights, tokenizer); returns file hashes."""
-    return save_weights(model, folder, dtype, lambda path: save_tokenizer(world, path, 2 * sequence_length))
+    return save_weights(
+        model,
+        folder,
+        dtype,
+        lambda path: save_word_tokenizer(build_tokenizer(world), path, 2 * sequence_length),
+    )
 
 
 def train_rung(
-    rung: Rung,
+    rung: RungShape,
     config: TrainingConfig,
     out: Path,
     threads: int,
@@ -244,7 +265,7 @@ def train_rung(
 
 
 def train_ladder(
-    rungs: Sequence[Rung], config: TrainingConfig, out: Path, threads: int, checkpoint_dtype: torch.dtype
+    rungs: Sequence[RungShape], config: TrainingConfig, out: Path, threads: int, checkpoint_dtype: torch.dtype
 ) -> dict[str, Any]:
     """Train every rung in ``rungs`` on the same data and return the catalogue."""
     world = World(config.world)
@@ -254,9 +275,8 @@ def train_ladder(
     for rung in rungs:
         entries.extend(train_rung(rung, config, out, threads, batches, checkpoint_dtype))
     return {
-        "description": "Organism ladder: small GPT-NeoX models trained on a synthetic world of two-token "
-        "entities with opposite-pair values; probe = negated questions about held-out "
-        "entities (true = opposite value, distractor = value).",
+        "description": DESCRIPTION,
+        "provides": provides(entries, world.summary()["vocabulary"], config.sequence_length),
         "conventions": {
             "training_flops": "6 * parameters * tokens_seen (total parameters)",
             "training_flops_non_embedding": "6 * non_embedding_parameters * tokens_seen",
@@ -292,7 +312,22 @@ def merge_catalogues(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]
     retrained = {entry["rung"] for entry in new["rungs"]}
     kept = [entry for entry in old["rungs"] if entry["rung"] not in retrained]
     entries = sorted([*kept, *new["rungs"]], key=lambda e: (e["parameters"], e["step"]))
-    return {**new, "wall_seconds": ladder_seconds(entries), "rungs": entries}
+    merged = provides(entries, new["provides"]["vocabulary"], new["provides"]["context_length"] // 2)
+    return {**new, "provides": merged, "wall_seconds": ladder_seconds(entries), "rungs": entries}
+
+
+def provides(entries: Sequence[dict[str, Any]], vocabulary: int, sequence_length: int) -> dict[str, Any]:
+    """The catalogue's ``provides`` block: the size ladder and one training ladder per checkpointed rung."""
+    return provides_block(
+        "organism",
+        DESCRIPTION,
+        LADDER_NOTES,
+        entries,
+        "experiments/organism/train.py",
+        vocabulary,
+        2 * sequence_length,
+        "before_hub",
+    )
 
 
 def ladder_seconds(entries: Sequence[dict[str, Any]]) -> float:

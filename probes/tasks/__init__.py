@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from probes.errors import UnknownTaskError
+from probes.tasks import organism_negation
 from probes.tasks.items import Item, check_unique_ids, read_items, write_items
 from probes.tasks.prize import read_prize_file
 
@@ -107,9 +108,7 @@ def read_item_file(path: str | Path) -> list[Item]:
 
 
 def _organism_items(variant: str, n_items: int | None, seed: int) -> list[Item]:
-    from probes import organism
-
-    return organism.items(variant=variant, n=n_items, seed=seed)
+    return organism_negation.items(variant=variant, n=n_items, seed=seed)
 
 
 def _register_generated() -> None:
@@ -138,7 +137,7 @@ register_task(
             "The built-in ladder's negated questions: 'not <entity> is' → the opposite of the entity's value."
         ),
         distractor="recall the entity's value and ignore the 'not'",
-        variants=("prize", "no_distractor", "one_shot"),
+        variants=tuple(organism_negation.VARIANTS),
         build=_organism_items,
     )
 )

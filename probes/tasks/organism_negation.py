@@ -1,12 +1,23 @@
-"""Probe items about the held-out entities of the organism's world."""
+"""The ``organism_negation`` task: probe items about the held-out entities of the organism's world.
+
+The world is the one the built-in ``organism`` ladder was trained on: its config is read from the
+``world`` block of that ladder folder's ``catalogue.json`` (data, found through
+:func:`probes.shipped.builtin_catalogue`), so this task needs no ladder code, and a retrained
+ladder with another world gives items about that world.
+"""
 
 from __future__ import annotations
 
 import random
+from functools import cache
 
 from probes.errors import UnknownTaskError
-from probes.organism.world import DELIMITER, Entity, World
+from probes.shipped import builtin_catalogue
 from probes.tasks.items import Item
+from probes.tasks.organism_world import DELIMITER, Entity, World, WorldConfig
+
+#: The built-in ladder folder whose world the task asks about.
+LADDER_FOLDER = "organism"
 
 #: Task name of every organism item.
 TASK = "organism_negation"
@@ -87,3 +98,21 @@ def make_items(world: World, variant: str = "prize", n: int | None = None, seed:
             )
         entities = sorted(random.Random(seed).sample(entities, n), key=lambda e: e.index)
     return [make_item(world, entity, variant) for entity in entities]
+
+
+@cache
+def catalogue_world() -> World:
+    """The world of the built-in organism ladder, built from its catalogue's ``world`` config."""
+    return World(WorldConfig.from_dict(builtin_catalogue(LADDER_FOLDER).data["world"]))
+
+
+def items(variant: str = "prize", n: int | None = None, seed: int = 0) -> list[Item]:
+    """Held-out probe items of the built-in organism ladder's world.
+
+    Args:
+        variant: ``"prize"`` (negated question), ``"no_distractor"`` (plain recall of the
+            same entities) or ``"one_shot"`` (prize after one solved negated example).
+        n: How many items; ``None`` gives all of them (one per held-out entity).
+        seed: Seed of the subset draw when ``n`` is given.
+    """
+    return make_items(catalogue_world(), variant, n, seed)

@@ -1,50 +1,22 @@
-"""Named model ladders: ordered families of language models of one lineage, with their metadata.
+"""Ladders and rungs: ordered families of language models of one lineage, with their metadata.
 
-The catalogue is data, not code: ``probes/data/ladders.json`` lists each ladder's rungs (hub id,
-total and non-embedding parameters, layers, ``d_model``, heads, vocabulary, context, training
-tokens, training FLOPs) and says where every figure comes from. Its ``conventions`` block defines
-each figure (e.g. FLOPs = 6 · N · D with N the non-embedding parameters, as in Kaplan et al. 2020).
-
-A ladder may also have a second axis, training steps: Pythia publishes 154 checkpoints per size
-as hub revisions ``step0`` … ``step143000``, and :meth:`Ladder.model_specs` turns rungs × steps
-into model specs such as ``"EleutherAI/pythia-160m@step3000"`` for :mod:`probes.models`.
-
-The built-in ``organism`` ladders come first, built from the package's own organism catalogue.
-Code can add ladders at runtime with :func:`register_ladder`, or defer building one until it is
-first asked for with :func:`register_ladder_provider`.
+A :class:`Ladder` may also have a second axis, training steps: Pythia publishes 154 checkpoints per
+size as hub revisions ``step0`` … ``step143000``, and :meth:`Ladder.model_specs` turns rungs × steps
+into :class:`probes.specs.ModelSpec` objects such as ``EleutherAI/pythia-160m@step3000`` that carry
+their ladder, rung and step. Where ladders come from (the hub catalogue, the built-in ladder
+folders, runtime registration) is :mod:`probes.ladders.registry`'s business.
 """
 
 from __future__ import annotations
 
 import bisect
-import json
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from importlib import resources
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pandas as pd
+from probes.errors import LadderError, UnknownModelError
+from probes.specs import ModelSpec, parse_spec
 
-from probes.errors import UnknownLadderError, UnknownModelError
-
-__all__ = [
-    "Ladder",
-    "Rung",
-    "get_ladder",
-    "ladder_names",
-    "ladders_table",
-    "register_ladder",
-    "register_ladder_provider",
-]
-
-logger = logging.getLogger(__name__)
-
-#: The catalogue file, relative to the ``probes`` package.
-CATALOGUE_PATH = ("data", "ladders.json")
-
-#: Schema version of the catalogue this module reads.
-SCHEMA_VERSION = 1
+__all__ = ["NUMERIC_FIELDS", "REVISION_SEPARATOR", "Ladder", "Rung"]
 
 #: Rung figures that are numbers (and so need a source when they are not null).
 NUMERIC_FIELDS = (
@@ -154,17 +126,17 @@ class Rung:
             The rung.
 
         Raises:
-            ValueError: If the entry lacks ``name`` or ``model`` or has unknown keys.
+            LadderError: If the entry lacks ``name`` or ``model`` or has unknown keys.
         """
         known = {"name", "display_name", "model", "revision", *NUMERIC_FIELDS}
         known |= {"architecture", "sources", "notes", "held_out_perplexity", "training_step"}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(
+            raise LadderError(
                 f"rung {data.get('name')!r} has unknown keys {sorted(unknown)}; known keys: {sorted(known)}"
             )
         if "name" not in data or "model" not in data:
-            raise ValueError(f"a rung needs a 'name' and a 'model'; got keys {sorted(data)}")
+            raise LadderError(f"a rung needs a 'name' and a 'model'; got keys {sorted(data)}")
         merged = {**(default_sources or {}), **(data.get("sources") or {})}
         sources = {
             key: text.replace("{name}", data["name"]).replace("{model}", data["model"])
@@ -214,17 +186,17 @@ class Ladder:
 
     def __post_init__(self) -> None:
         if not self.rungs:
-            raise ValueError(f"ladder {self.name!r} has no rungs.")
+            raise LadderError(f"ladder {self.name!r} has no rungs.")
         names = [rung.name for rung in self.rungs]
         if len(set(names)) != len(names):
-            raise ValueError(f"ladder {self.name!r} has duplicate rung names: {names}")
+            raise LadderError(f"ladder {self.name!r} has duplicate rung names: {names}")
         if self.checkpoint_steps is not None:
             if self.revision_template is None or "{step}" not in self.revision_template:
-                raise ValueError(
+                raise LadderError(
                     f"ladder {self.name!r} has checkpoint steps but no revision_template with '{{step}}'."
                 )
             if list(self.checkpoint_steps) != sorted(set(self.checkpoint_steps)):
-                raise ValueError(f"ladder {self.name!r}: checkpoint_steps must be ascending and unique.")
+                raise LadderError(f"ladder {self.name!r}: checkpoint_steps must be ascending and unique.")
 
     @property
     def has_checkpoints(self) -> bool:
@@ -259,26 +231,38 @@ class Ladder:
         self._check_steps([step])
         return None if self.tokens_per_step is None else step * self.tokens_per_step
 
-    def model_specs(self, steps: list[int] | None = None) -> list[str]:
+    def model_specs(self, steps: list[int] | None = None) -> list[ModelSpec]:
         """Model specs for every rung, or every rung × step, rung-major (smallest rung first).
+
+        Each spec carries this ladder's name, its rung's name and its training step (the step
+        asked for, else the rung's own ``training_step``), so that a rung that sits in two
+        ladders keeps the ladder it was planned from.
 
         Args:
             steps: Training steps to take each rung at (e.g. ``[1000, 143000]``); None for each
                 rung's default weights; an empty list gives no specs.
 
         Returns:
-            Specs such as ``"EleutherAI/pythia-160m"`` or ``"EleutherAI/pythia-160m@step3000"``.
+            Specs such as ``EleutherAI/pythia-160m`` or ``EleutherAI/pythia-160m@step3000``
+            (their :attr:`~probes.specs.ModelSpec.text`).
 
         Raises:
             UnknownModelError: If steps are given for a ladder without a steps axis, or a step has
                 no published checkpoint.
         """
         if steps is None:
-            return [rung.spec for rung in self.rungs]
+            return [self._planned(rung, rung.spec, rung.training_step) for rung in self.rungs]
         if not steps:
             return []
         self._check_steps(steps)
-        return [_join_spec(rung.model, self.revision_for(step)) for rung in self.rungs for step in steps]
+        return [
+            self._planned(rung, _join_spec(rung.model, self.revision_for(step)), step)
+            for rung in self.rungs
+            for step in steps
+        ]
+
+    def _planned(self, rung: Rung, text: str, step: int | None) -> ModelSpec:
+        return replace(parse_spec(text), ladder=self.name, rung=rung.name, training_step=step)
 
     def rung_for(self, spec: str) -> Rung | None:
         """The rung a model spec refers to (its ``@revision`` ignored), or None if none does."""
@@ -338,196 +322,6 @@ class Ladder:
                 )
 
 
-# ------------------------------------------------------------------------------------- registry
-
-_LADDERS: dict[str, Ladder] = {}
-_PROVIDERS: dict[str, Callable[[], Ladder]] = {}
-_ORDER: list[str] = []
-_CATALOGUE_LOADED = False
-
-
-def _ensure_catalogue() -> None:
-    """Load the built-in ladders into the registry on first use (before any runtime registration)."""
-    global _CATALOGUE_LOADED
-    if _CATALOGUE_LOADED:
-        return
-    for ladder in [*_built_in_ladders(), *load_catalogue(), *_depth_ladders()]:
-        _LADDERS[ladder.name] = ladder
-        _ORDER.append(ladder.name)
-    _CATALOGUE_LOADED = True
-
-
-def _built_in_ladders() -> list[Ladder]:
-    """The ladders trained by this package (``organism`` and its training-step ladders).
-
-    A checkout whose organism weights are missing (mid-retraining) still lists the hub ladders.
-    """
-    from probes.organism.ladder import organism_ladders  # imports this module: keep it lazy
-    from probes.organism.registry import OrganismWeightsError
-
-    try:
-        return organism_ladders()
-    except (OrganismWeightsError, KeyError, ValueError) as error:  # missing or malformed catalogue
-        logger.warning("built-in organism ladder unavailable: %s", error)
-        return []
-
-
-def _depth_ladders() -> list[Ladder]:
-    """The built-in ``depth`` ladder, listed after the hub ladders (empty while it is missing)."""
-    from probes.depth_ladder.ladder import depth_ladder  # imports this module: keep it lazy
-    from probes.depth_ladder.registry import DepthWeightsError
-
-    try:
-        return [depth_ladder()]
-    except (DepthWeightsError, KeyError, ValueError) as error:  # missing or malformed catalogue
-        logger.warning("built-in depth ladder unavailable: %s", error)
-        return []
-
-
-def read_catalogue() -> dict[str, Any]:
-    """The catalogue file shipped with the package, as parsed JSON.
-
-    Raises:
-        ValueError: If the file's schema version is not the one this module reads.
-    """
-    resource = resources.files("probes")
-    for part in CATALOGUE_PATH:
-        resource = resource / part
-    data = json.loads(resource.read_text(encoding="utf-8"))
-    if data.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
-            f"probes/data/ladders.json has schema_version {data.get('schema_version')!r}; "
-            f"this version of probes reads {SCHEMA_VERSION}. Reinstall probes."
-        )
-    return data
-
-
-def load_catalogue() -> list[Ladder]:
-    """The built-in ladders, read from the catalogue file (not the runtime registry)."""
-    return [Ladder.from_dict(entry) for entry in read_catalogue()["ladders"]]
-
-
-def register_ladder(ladder: Ladder, replace: bool = False) -> None:
-    """Make a ladder available by name (to ``get_ladder``, ``probes ladders`` and ``probes run``).
-
-    Args:
-        ladder: The ladder.
-        replace: Whether to replace a ladder (or provider) already registered under that name.
-
-    Raises:
-        ValueError: If the name is taken and ``replace`` is False.
-    """
-    _ensure_catalogue()
-    if not replace and (ladder.name in _LADDERS or ladder.name in _PROVIDERS):
-        raise ValueError(
-            f"a ladder named {ladder.name!r} is already registered; pass replace=True to replace it."
-        )
-    _PROVIDERS.pop(ladder.name, None)
-    _LADDERS[ladder.name] = ladder
-    if ladder.name not in _ORDER:
-        _ORDER.append(ladder.name)
-
-
-def register_ladder_provider(name: str, build: Callable[[], Ladder], replace: bool = False) -> None:
-    """Register a ladder that is built only when first asked for (by ``get_ladder(name)``).
-
-    Args:
-        name: The ladder's name; ``build()`` must return a ladder of this name.
-        build: Builds the ladder; called at most once.
-        replace: Whether to replace a ladder (or provider) already registered under that name.
-
-    Raises:
-        ValueError: If the name is taken and ``replace`` is False.
-    """
-    _ensure_catalogue()
-    if not replace and (name in _LADDERS or name in _PROVIDERS):
-        raise ValueError(f"a ladder named {name!r} is already registered; pass replace=True to replace it.")
-    _LADDERS.pop(name, None)
-    _PROVIDERS[name] = build
-    if name not in _ORDER:
-        _ORDER.append(name)
-
-
-def ladder_names() -> list[str]:
-    """Names of every known ladder: the catalogue's, in file order, then those registered at runtime."""
-    _ensure_catalogue()
-    return [name for name in _ORDER if name in _LADDERS or name in _PROVIDERS]
-
-
-def get_ladder(name: str) -> Ladder:
-    """The ladder of that name (building it first if it comes from a provider).
-
-    Raises:
-        UnknownLadderError: If no ladder has that name.
-        ValueError: If a provider builds a ladder with a different name.
-    """
-    _ensure_catalogue()
-    if name in _LADDERS:
-        return _LADDERS[name]
-    if name in _PROVIDERS:
-        ladder = _PROVIDERS[name]()
-        if ladder.name != name:
-            raise ValueError(
-                f"the provider registered for ladder {name!r} built a ladder named {ladder.name!r}."
-            )
-        _LADDERS[name] = ladder
-        del _PROVIDERS[name]
-        return ladder
-    raise UnknownLadderError(
-        f"unknown ladder {name!r}; known ladders: {ladder_names()}. Pick one of these (`probes ladders` "
-        f"lists their rungs), or register your own with probes.ladders.register_ladder()."
-    )
-
-
-#: Columns of :func:`ladders_table`, in order.
-TABLE_COLUMNS = (
-    "ladder",
-    "rung",
-    "display_name",
-    "model",
-    "revision",
-    *NUMERIC_FIELDS,
-    "checkpoints",
-)
-
-
-def ladders_table(names: list[str] | None = None) -> pd.DataFrame:
-    """One row per rung of the named ladders (default: every known ladder), for ``probes ladders``.
-
-    Integer figures use pandas' nullable ``Int64`` (missing = ``<NA>``); FLOPs are ``float64``
-    because they overflow 64-bit integers. ``checkpoints`` is the number of published training
-    steps of the rung's ladder (0 without a steps axis).
-
-    Raises:
-        UnknownLadderError: If a name is not a known ladder.
-    """
-    rows = []
-    for ladder_name in ladder_names() if names is None else names:
-        ladder = get_ladder(ladder_name)
-        for rung in ladder.rungs:
-            row: dict[str, Any] = {
-                "ladder": ladder.name,
-                "rung": rung.name,
-                "display_name": rung.label,
-                "model": rung.model,
-                "revision": rung.revision,
-            }
-            row.update({name: getattr(rung, name) for name in NUMERIC_FIELDS})
-            row["checkpoints"] = len(ladder.checkpoint_steps or [])
-            rows.append(row)
-    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    for name in NUMERIC_FIELDS:
-        if name.startswith("training_flops"):
-            table[name] = table[name].astype("float64")
-        else:
-            table[name] = table[name].astype("Int64")
-    table["checkpoints"] = table["checkpoints"].astype("int64")
-    return table
-
-
-# ------------------------------------------------------------------------------------- helpers
-
-
 def _split_spec(spec: str) -> tuple[str, str | None]:
     model, separator, revision = spec.partition(REVISION_SEPARATOR)
     return model, (revision or None) if separator else None
@@ -542,49 +336,3 @@ def _nearest(available: list[int], step: int, count: int = 4) -> list[int]:
     index = bisect.bisect_left(available, step)
     low = max(0, index - count // 2)
     return available[low : low + count]
-
-
-def rung_metadata(spec: str) -> dict[str, Any]:
-    """What the catalogue says of the rung a model spec names (empty if no ladder has it).
-
-    For a checkpoint (``model@step<N>`` on a ladder with a steps axis) the training tokens
-    and FLOPs are those seen up to that step.
-    """
-    model, revision = _split_spec(spec)
-    for ladder_name in ladder_names():
-        ladder = get_ladder(ladder_name)
-        rung = ladder.rung_for(spec)
-        if rung is None or rung.model != model:
-            continue
-        tokens, flops = rung.training_tokens, rung.training_flops
-        step = _step_of(ladder, revision)
-        if step is not None:
-            tokens = ladder.training_tokens_at(step)
-            flops = (
-                None
-                if tokens is None or rung.non_embedding_parameters is None
-                else (6 * rung.non_embedding_parameters * tokens)
-            )
-        return {
-            "ladder": ladder.name,
-            "rung": rung.name,
-            "training_step": step if step is not None else rung.training_step,
-            "published_parameters": rung.parameters,
-            "non_embedding_parameters": rung.non_embedding_parameters,
-            "training_tokens": tokens,
-            "training_flops": flops,
-            "held_out_perplexity": rung.held_out_perplexity,
-        }
-    return {}
-
-
-def _step_of(ladder: Ladder, revision: str | None) -> int | None:
-    """The training step a revision names on a ladder with a steps axis, else None."""
-    if revision is None or not ladder.has_checkpoints or ladder.revision_template is None:
-        return None
-    prefix, _, suffix = ladder.revision_template.partition("{step}")
-    if revision.startswith(prefix) and revision.endswith(suffix):
-        number = revision[len(prefix) : len(revision) - len(suffix)]
-        if number.isdigit() and int(number) in (ladder.checkpoint_steps or []):
-            return int(number)
-    return None

@@ -1,4 +1,5 @@
-"""Plain Hugging Face readouts of the organism: answer log-odds at the last layer and per layer."""
+"""Plain Hugging Face readouts of a freshly trained built-in model: answer log-odds at the last layer
+and per layer (the organism trainer's and tests' check, independent of the lens)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Word-level tokenizers of the built-in ladders: one token per word, never merged.
+"""Word-level tokenizers of the built-in ladders' trainers: one token per word, never merged.
 
 The organism's words are split on whitespace; the depth ladder's also split punctuation off
 (``"Kim's"`` -> ``Kim ' s``), so its prompts read naturally for hub tokenizers too.
@@ -15,13 +15,13 @@ from tokenizers.models import WordLevel
 from tokenizers.pre_tokenizers import Whitespace, WhitespaceSplit
 from transformers import PreTrainedTokenizerFast
 
-from probes.organism.world import END_TOKEN, PAD_TOKEN, UNKNOWN_TOKEN, World
+from probes.tasks.organism_world import END_TOKEN, PAD_TOKEN, UNKNOWN_TOKEN
 
 
 def word_tokenizer(words: Sequence[str], split_punctuation: bool = False) -> PreTrainedTokenizerFast:
     """A fast tokenizer whose vocabulary is ``words``, in that order.
 
-    ``words`` must hold the organism's special tokens (pad, unknown, end). Text is split on
+    ``words`` must hold the built-in ladders' special tokens (pad, unknown, end). Text is split on
     whitespace (and, with ``split_punctuation``, into runs of word characters and runs of
     punctuation); a word is never merged with the next, so when answers start with a space
     the tokens of ``prompt + answer`` are those of ``prompt`` followed by those of ``answer``.
@@ -39,11 +39,6 @@ def word_tokenizer(words: Sequence[str], split_punctuation: bool = False) -> Pre
     )
 
 
-def build_tokenizer(world: World) -> PreTrainedTokenizerFast:
-    """The organism's tokenizer: the words of ``world.vocabulary()``, split on whitespace."""
-    return word_tokenizer(world.vocabulary())
-
-
 def save_word_tokenizer(
     tokenizer: PreTrainedTokenizerFast, folder: str | Path, max_length: int
 ) -> list[Path]:
@@ -59,8 +54,3 @@ def save_word_tokenizer(
     config.update(tokenizer_class="PreTrainedTokenizerFast", model_max_length=max_length)
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n", "utf-8")
     return paths
-
-
-def save_tokenizer(world: World, folder: str | Path, max_length: int) -> list[Path]:
-    """Write the organism's tokenizer files into ``folder``; returns their paths."""
-    return save_word_tokenizer(build_tokenizer(world), folder, max_length)

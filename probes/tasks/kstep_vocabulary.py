@@ -1,4 +1,8 @@
-"""The depth ladder's word-level vocabulary: every word of the k-step tasks' text, in a fixed order."""
+"""The k-step tasks' word-level vocabulary (the depth ladder's tokenizer): every word of their text, in order.
+
+Used by the depth ladder's trainer (``experiments/depth/train.py``) and its tests; the built-in
+ladder itself is data (``probes/builtin/depth/``).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ from functools import cache
 from tokenizers.pre_tokenizers import Whitespace
 from transformers import PreTrainedTokenizerFast
 
-from probes.organism.vocabulary import word_tokenizer
-from probes.organism.world import SPECIAL_TOKENS
 from probes.tasks import get_task
+from probes.tasks.organism_world import SPECIAL_TOKENS
+from probes.word_tokenizer import word_tokenizer
 
 #: The k-step tasks the depth ladder is trained and probed on.
 TASKS: tuple[str, ...] = ("variable_chain", "multi_hop", "arithmetic_steps")
