@@ -128,6 +128,10 @@ class ModelSpec:
             return self.path
         return self.label
 
+    def __str__(self) -> str:
+        """The spec as the user string it stands for (:attr:`text`), e.g. in manifests."""
+        return self.text
+
 
 def parse_spec(spec: str | ModelSpec) -> ModelSpec:
     """Turn a user's model string into a :class:`ModelSpec` (no loading, no network).
