@@ -246,9 +246,12 @@ def provenance(model: HookedModel, lens: str) -> dict[str, Any]:
 
 
 def manifest_record(
-    model: HookedModel, spec: str, task: str, variant: str, options: Any, **fields: Any
+    model: HookedModel, spec: str | PlannedModel, task: str, variant: str, options: Any, **fields: Any
 ) -> dict[str, Any]:
     """What produced one shard: the model and its rung, the task, the options, versions and time.
+
+    A :class:`PlannedModel` from a ladder gets the rung metadata of the ladder it was planned from
+    (its :class:`~probes.specs.ModelSpec` carries ladder and rung); a plain string is looked up.
 
     ``options`` is the run's options dataclass (its ``seed`` and ``batch_size`` are copied out);
     ``fields`` (a ``fingerprint``, ``n_items`` ...) are added as they are.
@@ -257,8 +260,8 @@ def manifest_record(
 
     return {
         **model.describe(),
-        **rung_metadata(spec),
-        "spec": spec,
+        **rung_metadata(spec.spec if isinstance(spec, PlannedModel) else spec),
+        "spec": spec.text if isinstance(spec, PlannedModel) else spec,
         "task": task,
         "variant": variant,
         "seed": getattr(options, "seed", None),
@@ -327,7 +330,7 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
             unit = output.unit
             bar.set_postfix_str(f"{model.name} {unit.task}/{unit.variant}")
             record = manifest_record(
-                model, unit.model.text, unit.task, unit.variant, options,
+                model, unit.model, unit.task, unit.variant, options,
                 fingerprint=by_unit[id(unit)], **output.fields,
             )  # fmt: skip
             if unit.lens_weights is not None:
