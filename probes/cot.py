@@ -69,7 +69,7 @@ def generate_greedy(
     Each continuation is decoded together with its prompt and the prompt's text removed, so
     tokenizers that drop a word's leading space when decoding it alone keep it.
     """
-    tokenizer, hf_model = model.tokenizer, model.hf_model
+    tokenizer = model.tokenizer
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     encoded = [list(tokenizer(prompt).input_ids) for prompt in prompts]
     width = max(len(ids) for ids in encoded)
@@ -77,7 +77,7 @@ def generate_greedy(
         return ["" for _ in prompts]
     input_ids = torch.tensor([[pad_id] * (width - len(ids)) + ids for ids in encoded])
     attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
-    device = next(hf_model.parameters()).device
+    device = model.device
     config = GenerationConfig(  # fresh: no repetition penalty or the like from the model's own config
         max_new_tokens=max_new_tokens,
         do_sample=False,
@@ -85,9 +85,9 @@ def generate_greedy(
         pad_token_id=pad_id,
         eos_token_id=tokenizer.eos_token_id,
     )
-    output = hf_model.generate(
-        input_ids=input_ids.to(device),
-        attention_mask=attention_mask.to(device),
+    output = model.generate(
+        input_ids.to(device),
+        attention_mask.to(device),
         generation_config=config,
         stopping_criteria=StoppingCriteriaList([_StopStrings(tokenizer, width)]),
     )

@@ -27,6 +27,10 @@ class InvalidItemError(ProbesError):
     """An item that cannot be scored (empty prompt, identical answers, too long ...)."""
 
 
+class LayerError(ProbesError):
+    """Layers asked for that the model does not have."""
+
+
 class UnsafeWeightsError(ProbesError):
     """Weights in a pickle-based format, which the toolkit refuses to load."""
 

@@ -3,7 +3,8 @@
 The engine keeps, at each layer, only the residual-stream vectors at the
 positions that predict an answer token; it never caches a whole activation
 tensor and never runs the full-vocabulary head on every position. It stops the
-forward pass after the last layer asked for. A :class:`Lens` then turns those
+forward pass after the last layer asked for (the model's
+:meth:`~probes.models.HookedModel.residual_reader` does both). A :class:`Lens` then turns those
 vectors into log-probabilities of the answer tokens.
 
 Answers of several tokens are teacher-forced: the model reads ``prompt +
@@ -14,7 +15,6 @@ numbers are those of one prompt at a time.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -23,7 +23,7 @@ import torch
 from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 
-from probes.errors import InvalidItemError, OutOfMemoryError
+from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
 from probes.models import HookedModel
 from probes.tasks.items import Item
 from probes.tasks.variants import needs_rationale
@@ -49,7 +49,8 @@ class Lens(Protocol):
 class LogitLens:
     """The logit lens: the model's own final norm and unembedding at every layer.
 
-    Built on TransformerLens's ``logit_readout``, which applies ``ln_final`` with
+    The model's :meth:`~probes.models.HookedModel.log_probs` (TransformerLens's
+    ``logit_readout`` behind the bridge backend) applies the final norm with
     statistics recomputed per vector and any post-unembedding transform, so the
     last layer reproduces the model's output log-probs.
     """
@@ -65,12 +66,7 @@ class LogitLens:
         targets: Int[torch.Tensor, " row"],
     ) -> Float[torch.Tensor, "layer row"]:
         """Log-prob of each row's target token through final norm and unembedding."""
-        from transformer_lens.tools.analysis import logit_readout
-
-        readout = logit_readout(
-            model.bridge, resid, targets=targets, return_type="log_probs", chunk_size=self.chunk_size
-        )
-        return readout.values[..., 0].float()
+        return model.log_probs(resid, targets, self.chunk_size).float()
 
 
 @dataclass(frozen=True)
@@ -142,76 +138,6 @@ def _sequences(item_index: int, encoded: EncodedItem) -> list[_Sequence]:
     return sequences
 
 
-class _StopForward(Exception):
-    """Raised from the last needed block's hook to end the forward pass early."""
-
-
-class _ResidualCatcher:
-    """Forward hooks that copy out the residual stream at chosen positions of chosen layers."""
-
-    def __init__(self, model: HookedModel, layers: Sequence[int]) -> None:
-        self.model = model
-        self.layers = sorted(set(layers))
-        self.batch_index: torch.Tensor | None = None
-        self.position_index: torch.Tensor | None = None
-        self.caught: dict[int, torch.Tensor] = {}
-        self.handles: list[Any] = []
-
-    def _keep(self, layer: int, hidden: torch.Tensor) -> None:
-        assert self.batch_index is not None and self.position_index is not None
-        self.caught[layer] = hidden[self.batch_index, self.position_index].detach()
-
-    def __enter__(self) -> _ResidualCatcher:
-        # Attention weights are not needed here: use the fused kernel, not the bridge's eager one.
-        hf_model = self.model.hf_model
-        self.attention = hf_model.config._attn_implementation
-        with contextlib.suppress(ValueError, ImportError):  # no SDPA path: keep its own
-            hf_model.set_attn_implementation("sdpa")
-        blocks = self.model.blocks
-        last = self.layers[-1]
-        if 0 in self.layers:
-
-            def embed_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-                hidden = args[0] if args else kwargs["hidden_states"]
-                self._keep(0, hidden)
-                if last == 0:
-                    raise _StopForward
-
-            self.handles.append(blocks[0].register_forward_pre_hook(embed_hook, with_kwargs=True))
-        for layer in self.layers:
-            if layer == 0:
-                continue
-
-            def block_hook(module: Any, args: Any, output: Any, layer: int = layer) -> None:
-                self._keep(layer, output[0] if isinstance(output, tuple) else output)
-                if layer == last:
-                    raise _StopForward
-
-            self.handles.append(blocks[layer - 1].register_forward_hook(block_hook))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
-        if self.model.hf_model.config._attn_implementation != self.attention:
-            self.model.hf_model.set_attn_implementation(self.attention)
-
-    def run(
-        self,
-        input_ids: Int[torch.Tensor, "batch pos"],
-        attention_mask: Int[torch.Tensor, "batch pos"],
-        batch_index: Int[torch.Tensor, " row"],
-        position_index: Int[torch.Tensor, " row"],
-    ) -> Float[torch.Tensor, "layer row d_model"]:
-        """Run the model on a batch; return the kept vectors, layers in sorted order."""
-        self.batch_index, self.position_index = batch_index, position_index
-        self.caught = {}
-        with contextlib.suppress(_StopForward):
-            self.model.hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
-        return torch.stack([self.caught[layer] for layer in self.layers])
-
-
 @dataclass
 class OptionReadout:
     """Per-layer log-probs of every option of every item, as the lens reads them."""
@@ -243,8 +169,9 @@ def resolve_layers(layers: Sequence[int] | None, n_layers: int) -> list[int]:
         return list(range(n_layers + 1))
     resolved = sorted({layer + n_layers + 1 if layer < 0 else layer for layer in layers})
     if not resolved or resolved[0] < 0 or resolved[-1] > n_layers:
-        raise InvalidItemError(
-            f"layers {list(layers)} are out of range; this model has layers 0..{n_layers}."
+        raise LayerError(
+            f"layers {list(layers)} are out of range; this model has layers 0..{n_layers} "
+            f"(or -{n_layers + 1}..-1 counting from the end)."
         )
     return resolved
 
@@ -276,7 +203,7 @@ def read_options(
     rows.sort(key=lambda seq: -len(seq.tokens))  # longest first: memory trouble shows at once
     totals = [torch.zeros(len(layer_list), len(item.options)) for item in items]
     device = model.device
-    with torch.inference_mode(), _ResidualCatcher(model, layer_list) as catcher:
+    with torch.inference_mode(), model.residual_reader(layer_list) as reader:
         batches = range(0, len(rows), batch_size)
         for start in tqdm(batches, desc=f"lens {model.name}", disable=not progress, leave=False):
             batch = rows[start : start + batch_size]
@@ -291,7 +218,7 @@ def read_options(
             position_index = torch.tensor([r[1] for r in reads], device=device)
             targets = torch.tensor([r[2] for r in reads], device=device)
             try:
-                resid = catcher.run(
+                resid = reader.run(
                     input_ids.to(device), attention_mask.to(device), batch_index, position_index
                 )
             except torch.OutOfMemoryError as err:

@@ -23,7 +23,7 @@ import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
@@ -34,6 +34,9 @@ from probes.errors import ProbesError
 from probes.runner import PlannedModel, RunOptions, model_specs, planned
 from probes.store import write_atomically
 from probes.version import __version__
+
+if TYPE_CHECKING:
+    from probes.models import HookedModel
 
 #: File of the measurements, in a store's folder.
 PERPLEXITY_FILE = "perplexity.parquet"
@@ -145,7 +148,11 @@ def windows(
 
 @torch.inference_mode()
 def negative_log_likelihood(
-    model: Any, text: str, window: int | None = None, max_tokens: int | None = None, batch_size: int = 1
+    model: HookedModel,
+    text: str,
+    window: int | None = None,
+    max_tokens: int | None = None,
+    batch_size: int = 1,
 ) -> tuple[float, int]:
     """Token-weighted mean NLL (nats) of ``text`` under a :class:`~probes.models.HookedModel`.
 
@@ -164,11 +171,11 @@ def negative_log_likelihood(
     if not by_length:
         raise PerplexityError("the held-out text has fewer than 2 tokens; nothing to predict.")
     total, count = 0.0, 0
-    hf_model, device = model.hf_model, model.device
+    device = model.device
     for same_length in by_length.values():
         for start in range(0, len(same_length), batch_size):
             batch = torch.stack(same_length[start : start + batch_size]).to(device)
-            logits = hf_model(input_ids=batch).logits[:, :-1].float()
+            logits = model.logits(batch)[:, :-1].float()
             targets = batch[:, 1:]
             losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), targets, reduction="sum")
             total += float(losses)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from conftest import tiny_hf_model
 
-from probes.errors import InvalidItemError, OutOfMemoryError
+from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
 from probes.lens import read_options, resolve_layers
 from probes.tasks import Item
 
@@ -86,7 +86,7 @@ def test_stops_after_the_last_layer_asked_for(tiny_model):
 def test_layer_selection():
     assert resolve_layers(None, 3) == [0, 1, 2, 3]
     assert resolve_layers([-1, 0], 3) == [0, 3]
-    with pytest.raises(InvalidItemError, match="out of range"):
+    with pytest.raises(LayerError, match="out of range"):
         resolve_layers([5], 3)
 
 
@@ -103,12 +103,12 @@ def test_items_that_cannot_be_scored(tiny_model):
 
 
 def test_out_of_memory_names_a_smaller_batch(tiny_model, monkeypatch):
-    from probes import lens
+    from probes import backend
 
     def explode(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(lens._ResidualCatcher, "run", explode)
+    monkeypatch.setattr(backend._ResidualCatcher, "run", explode)
     with pytest.raises(OutOfMemoryError, match="--batch-size 2"):
         read_options(tiny_model, _items(), batch_size=4)
 

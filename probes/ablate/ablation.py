@@ -30,7 +30,7 @@ from typing import Literal
 import pandas as pd
 import torch
 
-from probes.ablate.components import Component, head_hook
+from probes.ablate.components import Component
 from probes.ablate.prompts import HookFunction, Prompt, PromptBatch, batches, run
 from probes.errors import ProbesError
 from probes.models import HookedModel
@@ -137,22 +137,23 @@ def _replacement(
 
 
 def ablation_hooks(
+    model: HookedModel,
     components: Sequence[Component],
     method: Method,
     batch: PromptBatch,
     reference: Reference | None = None,
     donors: Sequence[int] | None = None,
 ) -> list[tuple[str, HookFunction]]:
-    """TransformerLens hooks that ablate ``components`` on ``batch`` (one hook per hook point)."""
+    """Hooks that ablate ``components`` on ``batch`` (one hook per hook point)."""
     if method not in METHODS:
         raise AblationError(f"ablation method {method!r} is unknown; use one of {list(METHODS)}.")
     heads: dict[str, list[int]] = {}
     whole: set[str] = set()
     for component in components:
         if component.kind == "head":
-            heads.setdefault(head_hook(component.layer), []).append(int(component.head))  # type: ignore[arg-type]
+            heads.setdefault(model.head_hook(component.layer), []).append(int(component.head))  # type: ignore[arg-type]
         else:
-            whole.update(component.hook_names())
+            whole.update(component.hook_names(model))
     hooks: list[tuple[str, HookFunction]] = []
     for name in sorted(set(heads) | whole):
         index = None if name in whole else torch.tensor(sorted(set(heads[name])))
@@ -212,7 +213,7 @@ def ablate(
         raise AblationError(f"ablation method {method!r} is unknown; use one of {list(METHODS)}.")
     for component in components:
         component.check(model)
-    names = sorted({name for c in components for name in c.hook_names()})
+    names = sorted({name for c in components for name in c.hook_names(model)})
     if method != "zero" and reference is None and names:
         reference = Reference.collect(model, prompts, names, batch_size)
     donors: list[int] | None = None
@@ -230,7 +231,7 @@ def ablate(
         if not components:
             return []
         batch_donors = donors[start : start + len(batch.prompts)] if donors else None
-        return ablation_hooks(components, method, batch, reference, batch_donors)
+        return ablation_hooks(model, components, method, batch, reference, batch_donors)
 
     clean = clean_answers(model, prompts, batch_size) if clean is None else clean
     ablated = _answers(model, prompts, hooks, batch_size, "ablated")
@@ -293,7 +294,7 @@ def ranked_search(
     if not fitting:
         raise AblationError(f"no k of {list(ks)} fits the {len(pool)} ranked components; use 1..{len(pool)}.")
     if method != "zero" and reference is None:
-        names = sorted({name for c in pool for name in c.hook_names()})
+        names = sorted({name for c in pool for name in c.hook_names(model)})
         reference = Reference.collect(model, prompts, names, batch_size)
     sets: list[tuple[str, int, int, list[Component]]] = []
     for k in fitting:

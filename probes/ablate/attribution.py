@@ -15,9 +15,10 @@ reconstruct the model's own log-odds. What the frozen scale approximates is each
 that). Each row carries ``reconstruction_error`` so the identity is checked on every item.
 
 TransformerLens's ``direct_logit_attribution`` needs the bridge in compatibility mode with the
-final norm folded into the unembedding; this module works on the bridge as loaded (exact
-logits, LayerNorm or RMSNorm) from the same hook points (``hook_z``, ``hook_attn_out``,
-``hook_mlp_out``, ``ln_final.hook_scale``) and the bridge's ``W_O`` and ``W_U``.
+final norm folded into the unembedding; this module works on the model as loaded (exact
+logits, LayerNorm or RMSNorm) through :class:`~probes.models.HookedModel`: its head, attention
+and MLP output hook points and the final norm's scale, each kept at the answer position only,
+its ``W_O`` and ``W_U``, and its frozen final norm (where LayerNorm and RMSNorm differ).
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ import pandas as pd
 import torch
 from jaxtyping import Float
 
-from probes.ablate.components import head_hook
-from probes.ablate.prompts import Prompt, PromptBatch, batches, encode_prompts, run
+from probes.ablate.prompts import Prompt, batches, encode_prompts, run
 from probes.errors import ProbesError
 from probes.models import HookedModel
 from probes.tasks.items import Item
@@ -45,50 +45,35 @@ class AttributionError(ProbesError):
     """The model's residual stream does not decompose as this attribution assumes."""
 
 
-def _cache_names(n_layers: int) -> list[str]:
+def _cache_names(model: HookedModel) -> list[str]:
     per_layer = [
         name
-        for layer in range(n_layers)
-        for name in (head_hook(layer), f"blocks.{layer}.hook_attn_out", f"blocks.{layer}.hook_mlp_out")
+        for layer in range(model.n_layers)
+        for name in (model.head_hook(layer), model.attn_out_hook(layer), model.mlp_out_hook(layer))
     ]
-    return [
-        "blocks.0.hook_resid_pre",
-        *per_layer,
-        f"blocks.{n_layers - 1}.hook_resid_post",
-        "ln_final.hook_scale",
-    ]
-
-
-def _final_norm(model: HookedModel) -> tuple[bool, torch.Tensor | None, torch.Tensor | None]:
-    """Whether the final norm centres its input, and its weight and bias (``None`` if absent)."""
-    norm = model.final_norm
-    if norm is None:
-        raise AttributionError(f"{model.name} has no final norm (ln_final); attribution expects one.")
-    original = getattr(norm, "original_component", norm)
-    centres = str(model.bridge.cfg.normalization_type).upper().startswith("LN")
-    return centres, getattr(original, "weight", None), getattr(original, "bias", None)
+    return [model.resid_hook(0), *per_layer, model.resid_hook(model.n_layers), model.final_norm_scale_hook]
 
 
 def _parts(
-    model: HookedModel, cache: dict[str, torch.Tensor], batch: PromptBatch
+    model: HookedModel, cache: dict[str, torch.Tensor]
 ) -> tuple[list[tuple[str, str, int | None, int | None]], Float[torch.Tensor, "part batch d_model"]]:
-    """Every part of the last residual stream at the answer positions, with its labels."""
-    rows = torch.arange(len(batch.prompts), device=batch.input_ids.device)
-    at = batch.answer_positions
+    """Every part of the last residual stream at the answer positions, with its labels.
 
+    ``cache`` holds each hook point's activation at the answer positions only (``batch ...``).
+    """
     labels: list[tuple[str, str, int | None, int | None]] = [("embed", "embed", None, None)]
-    vectors = [cache["blocks.0.hook_resid_pre"][rows, at]]
-    weight_out = model.bridge.W_O  # layer head d_head d_model
+    vectors = [cache[model.resid_hook(0)]]
+    weight_out = model.head_output_weights  # layer head d_head d_model
     for layer in range(model.n_layers):
-        z = cache[head_hook(layer)][rows, at]  # batch head d_head
+        z = cache[model.head_hook(layer)]  # batch head d_head
         heads = torch.einsum("bhd,hdm->hbm", z, weight_out[layer].to(z.dtype))
         for head in range(heads.shape[0]):
             labels.append((f"L{layer}H{head}", "head", layer, head))
             vectors.append(heads[head])
         labels.append((f"L{layer}.attn_bias", "attn_bias", layer, None))
-        vectors.append(cache[f"blocks.{layer}.hook_attn_out"][rows, at] - heads.sum(0))
+        vectors.append(cache[model.attn_out_hook(layer)] - heads.sum(0))
         labels.append((f"L{layer}.mlp", "mlp", layer, None))
-        vectors.append(cache[f"blocks.{layer}.hook_mlp_out"][rows, at])
+        vectors.append(cache[model.mlp_out_hook(layer)])
     return labels, torch.stack(vectors).float()
 
 
@@ -111,15 +96,16 @@ def attribute(model: HookedModel, items: Sequence[Item], batch_size: int = 8) ->
 
 
 def _attribute(model: HookedModel, prompts: list[Prompt], batch_size: int) -> pd.DataFrame:
-    centres, norm_weight, norm_bias = _final_norm(model)
-    unembed_weight = model.bridge.W_U.float()
-    unembed_bias = getattr(model.bridge, "b_U", None)
+    if model.final_norm is None:
+        raise AttributionError(f"{model.name} has no final norm; attribution expects one.")
+    unembed_weight = model.unembedding_weights.float()
+    unembed_bias = model.unembedding_bias
+    norm_bias = model.final_norm_bias
     records: list[dict[str, object]] = []
     for batch in batches(prompts, batch_size, model.device):
-        readout, cache = run(model, batch, cache_names=_cache_names(model.n_layers))
-        labels, vectors = _parts(model, cache, batch)
-        rows = torch.arange(len(batch.prompts), device=vectors.device)
-        final = cache[f"blocks.{model.n_layers - 1}.hook_resid_post"][rows, batch.answer_positions].float()
+        readout, cache = run(model, batch, cache_names=_cache_names(model), answer_only=True)
+        labels, vectors = _parts(model, cache)
+        final = cache[model.resid_hook(model.n_layers)].float()
         tolerance = MAX_RECONSTRUCTION_ERROR.get(model.dtype, MAX_RECONSTRUCTION_ERROR_HALF)
         if not torch.allclose(vectors.sum(0), final, atol=tolerance, rtol=tolerance):
             raise AttributionError(
@@ -131,11 +117,8 @@ def _attribute(model: HookedModel, prompts: list[Prompt], batch_size: int) -> pd
         true_tokens = torch.tensor([p.true_token for p in batch.prompts], device=vectors.device)
         distractor_tokens = torch.tensor([p.distractor_token for p in batch.prompts], device=vectors.device)
         direction = (unembed_weight[:, true_tokens] - unembed_weight[:, distractor_tokens]).T  # batch d_model
-        scale = cache["ln_final.hook_scale"][rows, batch.answer_positions].float()  # batch 1
-        normalised = vectors - vectors.mean(-1, keepdim=True) if centres else vectors
-        if norm_weight is not None:
-            normalised = normalised * norm_weight.float()
-        contributions = (normalised / scale * direction).sum(-1)  # part batch
+        scale = cache[model.final_norm_scale_hook].float()  # batch 1
+        contributions = (model.frozen_final_norm(vectors, scale) * direction).sum(-1)  # part batch
         constant = torch.zeros(len(batch.prompts), device=vectors.device)
         if norm_bias is not None:
             constant = constant + direction @ norm_bias.float()

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from probes import backend as bridge_hooks
 from probes.errors import ProbesError
 from probes.models import HookedModel
 
@@ -46,15 +47,17 @@ class Component:
             return f"L{self.layer}"
         return f"L{self.layer}.{self.kind}"
 
-    def hook_names(self) -> list[str]:
-        """TransformerLens hook points whose activations stand for this component."""
+    def hook_names(self, model: HookedModel | None = None) -> list[str]:
+        """Hook points whose activations stand for this component (the model's; without one,
+        those of the bridge backend, which every model has today)."""
+        names = model or bridge_hooks
         if self.kind == "head":
-            return [head_hook(self.layer)]
+            return [names.head_hook(self.layer)]
         if self.kind == "attn":
-            return [f"blocks.{self.layer}.hook_attn_out"]
+            return [names.attn_out_hook(self.layer)]
         if self.kind == "mlp":
-            return [f"blocks.{self.layer}.hook_mlp_out"]
-        return [f"blocks.{self.layer}.hook_attn_out", f"blocks.{self.layer}.hook_mlp_out"]
+            return [names.mlp_out_hook(self.layer)]
+        return [names.attn_out_hook(self.layer), names.mlp_out_hook(self.layer)]
 
     def check(self, model: HookedModel) -> None:
         """Raise :class:`ComponentError` if the model has no such component."""
@@ -62,14 +65,9 @@ class Component:
             raise ComponentError(
                 f"component {self.label}: {model.name} has blocks L0..L{model.n_layers - 1}."
             )
-        heads = int(model.bridge.cfg.n_heads)
+        heads = model.n_heads
         if self.head is not None and not 0 <= self.head < heads:
             raise ComponentError(f"component {self.label}: {model.name} has heads H0..H{heads - 1}.")
-
-
-def head_hook(layer: int) -> str:
-    """The hook point of the per-head attention outputs (``z``) of block ``layer``."""
-    return f"blocks.{layer}.attn.hook_z"
 
 
 def parse_component(name: str) -> Component:
@@ -88,7 +86,7 @@ def parse_component(name: str) -> Component:
 
 def all_heads(model: HookedModel) -> list[Component]:
     """Every attention head of the model, block by block."""
-    heads = int(model.bridge.cfg.n_heads)
+    heads = model.n_heads
     return [Component(layer, "head", head) for layer in range(model.n_layers) for head in range(heads)]
 
 

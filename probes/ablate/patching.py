@@ -34,7 +34,6 @@ from typing import Literal
 import pandas as pd
 import torch
 
-from probes.ablate.components import head_hook
 from probes.ablate.prompts import HookFunction, Prompt, PromptBatch, encode_prompt, run
 from probes.errors import InvalidItemError, ProbesError
 from probes.models import HookedModel
@@ -132,11 +131,6 @@ def pair_items(
     return pairs, pd.DataFrame(unpaired, columns=["item_id", "reason"])
 
 
-def residual_hook(layer: int, n_layers: int) -> str:
-    """The hook point of layer ``layer`` of the residual stream (0 = embeddings)."""
-    return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
-
-
 def _patch(source: torch.Tensor, pairs: Sequence[Pair], head: int | None) -> HookFunction:
     """A hook writing the twin's activation (``source``, one row per pair) into the item's run."""
     index = [(row, list(p.item_positions), list(p.twin_positions)) for row, p in enumerate(pairs)]
@@ -172,13 +166,15 @@ def patch(
     Returns:
         One row per (item, site), columns :data:`COLUMNS`.
     """
-    n_layers, n_heads = model.n_layers, int(model.bridge.cfg.n_heads)
+    n_layers, n_heads = model.n_layers, model.n_heads
     sites: list[tuple[str, int, int | None, str]] = [
-        ("resid", layer, None, residual_hook(layer, n_layers)) for layer in range(n_layers + 1)
+        ("resid", layer, None, name) for layer, name in enumerate(model.resid_hook_names)
     ]
     if heads:
         sites += [
-            ("head", layer, head, head_hook(layer)) for layer in range(n_layers) for head in range(n_heads)
+            ("head", layer, head, model.head_hook(layer))
+            for layer in range(n_layers)
+            for head in range(n_heads)
         ]
     names = sorted({name for *_, name in sites})
     records = []

@@ -15,7 +15,7 @@ time (tests check it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -23,13 +23,11 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
+from probes.backend import HookFunction
 from probes.errors import InvalidItemError, ProbesError
 from probes.lens import encode_item, right_padded
 from probes.models import HookedModel
 from probes.tasks.items import Item
-
-#: A TransformerLens forward hook: (activation, hook point) -> replacement or ``None``.
-HookFunction = Callable[[torch.Tensor, Any], torch.Tensor | None]
 
 #: What the analyses read of a multi-token answer.
 FIRST_TOKEN = "first"
@@ -159,34 +157,37 @@ def run(
     batch: PromptBatch,
     hooks: Sequence[tuple[str, HookFunction]] = (),
     cache_names: Sequence[str] = (),
+    answer_only: bool = False,
 ) -> tuple[AnswerReadout, dict[str, torch.Tensor]]:
-    """One forward pass of ``batch`` with TransformerLens hooks; the answer readout and a cache.
+    """One forward pass of ``batch`` with hooks; the answer readout and a cache.
 
     Args:
         model: The hooked model.
         batch: Prompts to run.
-        hooks: ``(hook name, function)`` pairs that may change activations.
-        cache_names: Hook points whose activations to return (whole sequences, on the
-            model's device), recorded after ``hooks`` ran.
+        hooks: ``(hook point, function)`` pairs that may change activations.
+        cache_names: Hook points whose activations to return (on the model's device),
+            recorded after ``hooks`` ran.
+        answer_only: Keep each cached activation at each row's answer position only
+            (``batch ...``) instead of the whole sequence (``batch pos ...``).
     """
-    bridge = model.bridge
     cache: dict[str, torch.Tensor] = {}
+    rows = torch.arange(len(batch.prompts), device=batch.answer_positions.device)
 
     def keeper(name: str) -> HookFunction:
         def keep(activation: torch.Tensor, hook: Any) -> None:
-            cache[name] = activation.detach()  # under the name asked for, not the alias's target
+            # Under the name asked for, not the alias's target; a copy, not a view of the whole.
+            kept = activation[rows, batch.answer_positions] if answer_only else activation
+            cache[name] = kept.detach()
 
         return keep
 
-    unknown = sorted(({name for name, _ in hooks} | set(cache_names)) - set(bridge.hook_dict))
+    unknown = sorted(({name for name, _ in hooks} | set(cache_names)) - model.hook_points())
     if unknown:
         raise ProbesError(
-            f"{model.name}'s TransformerBridge has no hook points {unknown}, which these analyses need; "
-            "its architecture is not supported by probes.ablate yet (model.bridge.hook_dict lists its hooks)."
+            f"{model.name} has no hook points {unknown}, which these analyses need; its architecture "
+            "is not supported by probes.ablate yet (model.hook_points() lists the ones it has)."
         )
     forward_hooks = [*hooks, *((name, keeper(name)) for name in cache_names)]
     with torch.inference_mode():
-        logits = bridge.run_with_hooks(
-            batch.input_ids, attention_mask=batch.attention_mask, fwd_hooks=forward_hooks
-        )
+        logits = model.run_with_hooks(batch.input_ids, batch.attention_mask, forward_hooks)
     return read_answers(logits, batch), cache
