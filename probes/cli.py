@@ -167,13 +167,13 @@ def _command_report(args: argparse.Namespace) -> int:
 
 
 def _command_perplexity(args: argparse.Namespace) -> int:
-    from probes.perplexity import PERPLEXITY_FILE, run_perplexity
+    from probes.perplexity import PERPLEXITY, run_perplexity
 
     fields = {f.name for f in dataclasses.fields(PerplexityOptions)}
     options = PerplexityOptions(**{k: v for k, v in vars(args).items() if k in fields})
     rows = run_perplexity(options)
     print(rows[["model", "text_name", "n_tokens", "window", "perplexity"]].to_string(index=False))
-    print(f"\nperplexity: {Path(options.out) / PERPLEXITY_FILE}")
+    print(f"\nperplexity: {Store(options.out).folder(PERPLEXITY)}")
     return 0
 
 

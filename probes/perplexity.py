@@ -9,11 +9,12 @@ EOS token) so that every text token is predicted; a tokenizer with neither leave
 window's first token unpredicted. Windows do not overlap: a token sees at most the context
 of its own window, the usual trade of accuracy for one pass over the text.
 
-Measurements go to ``<store>/perplexity.parquet``, one row per :data:`KEY`,
-with the text's SHA-256 and the toolkit version, written atomically
-(:func:`probes.store.write_atomically`). The options and the models come from the run layer
-(:mod:`probes.runner`): the same ``--models``/``--ladder``/``--steps``, ``--out``, device,
-dtype and batch flags as every command, each spec parsed once.
+Each measurement is one unit of the run layer (:func:`probes.runner.execute`): planned, skipped
+when already measured on the same text (SHA-256), token cap, window and dtype, and written as
+one shard of kind ``perplexity`` (one row, with the text's hash and the toolkit version) with
+its manifest, atomically, like every other table. The options and the models are the run
+layer's too: the same ``--models``/``--ladder``/``--steps``, ``--out``, device, dtype and batch
+flags as every command, each spec parsed once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,17 +30,20 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 from jaxtyping import Int
-from tqdm.auto import tqdm
 
 from probes.errors import ProbesError
-from probes.runner import PlannedModel, RunOptions, model_specs, planned
-from probes.store import write_atomically
+from probes.runner import Output, PlannedModel, RunOptions, Unit, execute, model_specs
+from probes.store import Store
 from probes.version import __version__
 
 if TYPE_CHECKING:
     from probes.models import HookedModel
 
-#: File of the measurements, in a store's folder.
+#: Kind of the perplexity tables in a store (``analyses/perplexity/<model>/perplexity/<variant>``).
+PERPLEXITY = "perplexity"
+#: Task name of the perplexity units.
+TASK = "perplexity"
+#: File of the measurements in stores written before the run layer (still read).
 PERPLEXITY_FILE = "perplexity.parquet"
 #: What identifies one measurement (a re-run replaces the row with the same key); a
 #: ``max_tokens`` of NA means the whole text.
@@ -183,19 +188,28 @@ def negative_log_likelihood(
     return total / count, count
 
 
-def measure(spec: str | PlannedModel, text: HeldOutText, options: PerplexityOptions) -> dict[str, Any]:
-    """Load one model and measure its perplexity on ``text``: the row stored for it."""
-    from probes.models import load_model
+def unit(model: PlannedModel, text: HeldOutText, options: PerplexityOptions) -> Unit:
+    """The run-layer unit of one model's measurement on ``text`` with these settings.
 
-    model_spec = spec if isinstance(spec, PlannedModel) else planned(spec)
-    model = load_model(model_spec.spec, device=options.device, dtype=options.dtype)
+    Its variant names the text, the token cap, the window and the dtype, so measurements with
+    other settings live beside it; its fingerprint holds the same settings.
+    """
+    settings = {"text_sha256": text.sha256, "max_tokens": options.max_tokens, "window": options.window}
+    cap = "all" if options.max_tokens is None else options.max_tokens
+    window = "context" if options.window is None else options.window
+    variant = f"text-{text.sha256[:16]}.tokens-{cap}.window-{window}.{options.dtype}"
+    return Unit(model, TASK, variant, (), kind=PERPLEXITY, lens="output", settings=settings)
+
+
+def measure(model: HookedModel, unit: Unit, text: HeldOutText, options: PerplexityOptions) -> dict[str, Any]:
+    """Measure a loaded model's perplexity on ``text``: the row stored for it."""
     nll, count = negative_log_likelihood(
         model, text.text, options.window, options.max_tokens, options.batch_size
     )
     return {
         "model": model.name,
         "revision": model.spec.revision or "",
-        "spec": model_spec.text,
+        "spec": unit.model.text,
         "text_name": text.name,
         "text_sha256": text.sha256,
         "max_tokens": options.max_tokens,
@@ -211,11 +225,22 @@ def measure(spec: str | PlannedModel, text: HeldOutText, options: PerplexityOpti
 
 
 def read_perplexity(root: str | Path) -> pd.DataFrame:
-    """The perplexity rows stored in a store's folder (empty if none were measured)."""
-    path = Path(root) / PERPLEXITY_FILE
-    if not path.exists():
+    """The perplexity rows of a store (empty if none were measured), one per :data:`KEY`.
+
+    Rows come from the store's ``perplexity`` shards and, for stores written before the run
+    layer, from a ``perplexity.parquet`` file beside them; the newest row of a key wins.
+    """
+    tables = []
+    store = Store(root)
+    if store.shard_paths(PERPLEXITY):
+        tables.append(store.read(PERPLEXITY))
+    legacy = Path(root) / PERPLEXITY_FILE
+    if legacy.exists():
+        tables.append(pd.read_parquet(legacy))
+    if not tables:
         return _typed(pd.DataFrame(columns=[*KEY, "perplexity", "created"]))
-    return _typed(pd.read_parquet(path))
+    rows = _typed(pd.concat(tables, ignore_index=True))
+    return rows.sort_values("created", kind="stable").drop_duplicates(KEY, keep="last").reset_index(drop=True)
 
 
 def _typed(rows: pd.DataFrame) -> pd.DataFrame:
@@ -228,24 +253,11 @@ def _typed(rows: pd.DataFrame) -> pd.DataFrame:
     return rows
 
 
-def store_perplexity(root: str | Path, rows: list[dict[str, Any]]) -> Path:
-    """Add rows to the store's perplexity file, replacing earlier rows with the same :data:`KEY`."""
-    path = Path(root) / PERPLEXITY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = _typed(pd.DataFrame(rows))
-    old = read_perplexity(root)
-    if len(old):
-        marked = old.merge(new[KEY].drop_duplicates(), on=KEY, how="left", indicator=True)
-        kept = old[(marked["_merge"] == "left_only").to_numpy()]
-        new = pd.concat([kept, new], ignore_index=True)
-    return write_atomically(path, lambda handle: new.to_parquet(handle, index=False))
-
-
 def run_perplexity(options: PerplexityOptions) -> pd.DataFrame:
-    """Measure every model of ``options`` on its text (skipping ones already measured); all rows.
+    """Measure every model of ``options`` on its text through the run layer; all stored rows.
 
-    A model counts as measured when a row has its label, the text's hash, the dtype, the
-    token cap and (when ``--window`` is given) the window.
+    Each model is one unit of :func:`probes.runner.execute`: measured once per text, token cap,
+    window and dtype (a re-run skips it), written as one shard atomically.
     """
     if (options.text is None) == (options.dataset is None):
         raise PerplexityError("give the held-out text as exactly one of --text FILE or --dataset NAME.")
@@ -253,17 +265,12 @@ def run_perplexity(options: PerplexityOptions) -> pd.DataFrame:
         text = text_from_file(options.text)
     else:
         text = text_from_dataset(str(options.dataset), options.dataset_config, options.split, options.column)
-    models = model_specs(options)
-    done = read_perplexity(options.out)
-    cap = done["max_tokens"]
-    same = (
-        (done["text_sha256"] == text.sha256)
-        & (done["dtype"] == options.dtype)
-        & (cap.isna() if options.max_tokens is None else cap == options.max_tokens)
-        & (True if options.window is None else done["window"] == options.window)
-    )
-    measured = set(done.loc[same.fillna(False).astype(bool), "model"])
-    for model in tqdm(models, desc="perplexity", disable=not options.progress):
-        if options.overwrite or model.label not in measured:
-            store_perplexity(options.out, [measure(model, text, options)])
+    units = [unit(model, text, options) for model in model_specs(options)]
+
+    def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
+        for pending_unit in pending:
+            row = measure(model, pending_unit, text, options)
+            yield Output(pending_unit, pd.DataFrame([row]), fields={"text_name": text.name})
+
+    execute(units, options, compute, "perplexity")
     return read_perplexity(options.out)

@@ -13,11 +13,11 @@ from probes import perplexity as module
 from probes.cli import main
 from probes.models import from_hf_model
 from probes.perplexity import (
+    PERPLEXITY,
     PERPLEXITY_FILE,
     PerplexityError,
     negative_log_likelihood,
     read_perplexity,
-    store_perplexity,
     text_from_dataset,
     windows,
 )
@@ -79,11 +79,14 @@ def test_nll_matches_transformers_in_one_window_and_in_many(gpt2):
     assert count == 10 and capped != pytest.approx(nll)
 
 
-def test_store_replaces_rows_with_the_same_key(tmp_path):
+def test_the_newest_row_of_a_key_wins(tmp_path):
     row = {"model": "m", "text_sha256": "t", "max_tokens": None, "window": 8, "dtype": "float32"}
-    store_perplexity(tmp_path, [{**row, "perplexity": 10.0, "created": "1"}])
-    store_perplexity(tmp_path, [{**row, "window": 16, "perplexity": 11.0, "created": "2"}])
-    store_perplexity(tmp_path, [{**row, "perplexity": 12.0, "created": "3"}])
+    rows = [
+        {**row, "perplexity": 10.0, "created": "1"},
+        {**row, "window": 16, "perplexity": 11.0, "created": "2"},
+        {**row, "perplexity": 12.0, "created": "3"},
+    ]
+    pd.DataFrame(rows).to_parquet(tmp_path / PERPLEXITY_FILE)  # a store of the old layout
     rows = read_perplexity(tmp_path).sort_values("window")
     assert list(rows["perplexity"]) == [12.0, 11.0] and rows["max_tokens"].isna().all()
 
@@ -96,7 +99,7 @@ def test_perplexity_command_measures_each_model_and_skips_measured_ones(
     store = tmp_path / "store"
     args = ["perplexity", "--models", *map(str, model_folders), "--text", str(text), "--out", str(store)]
     assert main(args) == 0
-    assert f"perplexity: {store / PERPLEXITY_FILE}" in capsys.readouterr().out
+    assert f"perplexity: {store / 'analyses' / PERPLEXITY}" in capsys.readouterr().out
     rows = read_perplexity(store)
     assert list(rows["model"]) == ["tiny-gpt2", "tiny-llama"]
     assert (rows["text_name"] == "held-out.txt").all() and (rows["n_tokens"] == 50).all()
