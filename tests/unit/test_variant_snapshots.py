@@ -1,8 +1,8 @@
 """The exact prompt text of every variant of every generated task, against reviewed snapshots.
 
-A snapshot is ``tests/snapshots/<task>.json``: the first item (seed 0) of each variant. After an
+A snapshot is ``tests/unit/snapshots/<task>.json``: the first item (seed 0) of each variant. After an
 intended change of a generator or of the variant templates, regenerate them with
-``PROBES_UPDATE_SNAPSHOTS=1 python -m pytest tests/test_variant_snapshots.py`` and review the diff.
+``PROBES_UPDATE_SNAPSHOTS=1 python -m pytest tests/unit/test_variant_snapshots.py`` and review the diff.
 """
 
 from __future__ import annotations

