@@ -142,6 +142,16 @@ def _write_report(store: Path, folder: Path, x: str, png: bool, strict: bool) ->
         if strict:
             raise
         print(f"probes: warning: {err}", file=sys.stderr)
+    except OSError as err:  # a read-only store, a full disk
+        if strict:
+            raise ProbesError(
+                f"cannot write the report into {folder} ({err}); give a writable --out."
+            ) from None
+        print(
+            f"probes: warning: no report written ({err}); `probes report {store} --out DIR` retries.",
+            file=sys.stderr,
+        )
+        return
     except ProbesError as err:
         if strict:
             raise
@@ -182,6 +192,24 @@ def _command_upgrade(args: argparse.Namespace) -> int:
 
     moved = upgrade_store(args.store)
     print(f"{args.store}: {moved} shard(s) moved; layout {LAYOUTS[STORE_FORMAT]} (format {STORE_FORMAT}).")
+    return 0
+
+
+def _command_verify(args: argparse.Namespace) -> int:
+    from probes.errors import DamagedShardError
+    from probes.verify import verify_store
+
+    findings = verify_store(args.store)
+    for finding in findings:
+        if finding.status != "ok":
+            print(f"{finding.status}: {finding.path}: {finding.detail}")
+    damaged = [f for f in findings if f.status == "damaged"]
+    shards = [f for f in findings if f.status != "leftover"]
+    if damaged:
+        raise DamagedShardError(
+            f"{len(damaged)} of {len(shards)} shard(s) of {args.store} are damaged (above)."
+        )
+    print(f"{args.store}: {len(shards)} shard(s) verified.")
     return 0
 
 
@@ -291,6 +319,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     upgrade.add_argument("store", help="Folder of a result store.")
     upgrade.set_defaults(handler=_command_upgrade)
+    verify = commands.add_parser("verify", help="Check every shard of a store against its checksum.")
+    verify.add_argument("store", help="Folder of a result store.")
+    verify.set_defaults(handler=_command_verify)
     ladders = commands.add_parser("ladders", help="List the known ladders and their rungs.")
     ladders.add_argument("ladder", nargs="?", help="Only this ladder.")
     ladders.set_defaults(handler=_command_ladders)

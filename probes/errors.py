@@ -52,3 +52,15 @@ class LadderError(ProbesError, ValueError):
 
 class BuiltinWeightsError(ProbesError):
     """A built-in ladder's catalogue or weight folder that is missing or differs from its sha256."""
+
+
+class DamagedShardError(StoreError):
+    """A shard of a result store that is truncated or does not match its checksum."""
+
+
+class InvalidOptionError(ProbesError):
+    """A command-line or API option that cannot work (a batch size below 1, a missing device ...)."""
+
+
+class DamagedWeightsError(ProbesError):
+    """A weights file that is truncated or corrupt."""

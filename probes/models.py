@@ -17,7 +17,12 @@ points at are refused: unpickling a file runs arbitrary code.
 from __future__ import annotations
 
 import copy
+import functools
 import logging
+import os
+import socket
+import struct
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +30,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from probes.backend import BridgeBackend
-from probes.errors import UnknownModelError, UnsafeWeightsError
+from probes.errors import DamagedWeightsError, UnknownModelError, UnsafeWeightsError
 from probes.hooked import HookedModel
 from probes.specs import PICKLE_SUFFIXES, ModelSpec, model_source, model_sources, parse_spec
 
@@ -113,8 +118,23 @@ def _check_safe_folder(folder: Path) -> None:
     raise UnknownModelError(f"folder {folder} has no *.safetensors weights.")
 
 
+def _check_safetensors(folder: Path) -> None:
+    """Read every safetensors header of a folder: a truncated or random file fails here, by name."""
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), "pt") as handle:
+                handle.keys()
+        except (SafetensorError, OSError) as err:
+            raise DamagedWeightsError(
+                f"{path} is damaged or truncated ({err}); copy or download it again."
+            ) from None
+
+
 def _load_from_folder(spec: ModelSpec, folder: Path, device: str, dtype: torch.dtype) -> HookedModel:
     _check_safe_folder(folder)
+    _check_safetensors(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
         hf_model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, use_safetensors=True)
@@ -123,8 +143,37 @@ def _load_from_folder(spec: ModelSpec, folder: Path, device: str, dtype: torch.d
     return _bridge(spec, hf_model.to(device).eval(), tokenizer, model_name=str(folder))
 
 
+def check_gguf(path: Path) -> None:
+    """Parse a GGUF file's header and tensor table: a cut or damaged file fails here, by name."""
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        magic = handle.read(4)
+    if magic != b"GGUF":
+        raise DamagedWeightsError(
+            f"GGUF file {path} is damaged or truncated ({size} bytes, no GGUF header); "
+            "copy or download it again."
+        )
+    try:
+        from gguf import GGUFReader
+    except ImportError:
+        return  # the loader says the gguf package is missing
+    try:
+        reader = GGUFReader(path)
+        end = max((int(t.data_offset) + int(t.n_bytes) for t in reader.tensors), default=0)
+    except (ValueError, IndexError, KeyError, struct.error, OSError) as err:
+        raise DamagedWeightsError(
+            f"GGUF file {path} is damaged or truncated ({size} bytes; {err}); copy or download it again."
+        ) from None
+    if end > size:
+        raise DamagedWeightsError(
+            f"GGUF file {path} is truncated ({size} bytes; its tensors end at byte {end}); copy or "
+            "download it again."
+        )
+
+
 def _load_from_gguf(spec: ModelSpec, device: str, dtype: torch.dtype) -> HookedModel:
     path = Path(spec.path or spec.name)
+    check_gguf(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
         hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
@@ -137,7 +186,41 @@ def _load_from_gguf(spec: ModelSpec, device: str, dtype: torch.dtype) -> HookedM
     return _bridge(spec, hf_model.to(device).eval(), tokenizer, model_name=str(path.parent))
 
 
+def check_hub_model(spec: ModelSpec) -> None:
+    """Fail fast, before any download or retry, when a hub model cannot be had.
+
+    A model in the local Hugging Face cache passes. Otherwise, with ``HF_HUB_OFFLINE`` set, or
+    when the hub's host cannot be reached (no proxy configured), one line says the model is not
+    cached, instead of a minute of retries.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(spec.name, "config.json", revision=spec.revision), str):
+        return
+    offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    why = "HF_HUB_OFFLINE is set" if offline or constants.HF_HUB_OFFLINE else _unreachable(constants.ENDPOINT)
+    if why:
+        raise UnknownModelError(
+            f"{spec.label} is not in the local Hugging Face cache and {why}; download it once online "
+            f"(`hf download {spec.name}`), or pass a local folder or .gguf file."
+        )
+
+
+@functools.lru_cache(maxsize=4)
+def _unreachable(endpoint: str) -> str | None:
+    """Why the hub's host cannot be reached (None when it can, or a proxy is configured)."""
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    host = urllib.parse.urlparse(endpoint).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=5).close()
+    except OSError as err:
+        return f"{host} cannot be reached ({err.strerror or err})"
+    return None
+
+
 def _load_from_hub(spec: ModelSpec, device: str, dtype: torch.dtype) -> HookedModel:
+    check_hub_model(spec)
     try:
         # The model's own tokenizer with its own defaults, so tokens match plain transformers.
         tokenizer = AutoTokenizer.from_pretrained(spec.name, revision=spec.revision)

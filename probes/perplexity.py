@@ -34,6 +34,7 @@ from jaxtyping import Int
 from probes.errors import ProbesError
 from probes.runner import Output, PlannedModel, RunOptions, Unit, execute, model_specs
 from probes.store import Store
+from probes.validation import check_options
 from probes.version import __version__
 
 if TYPE_CHECKING:
@@ -259,6 +260,7 @@ def run_perplexity(options: PerplexityOptions) -> pd.DataFrame:
     Each model is one unit of :func:`probes.runner.execute`: measured once per text, token cap,
     window and dtype (a re-run skips it), written as one shard atomically.
     """
+    check_options(options)
     if (options.text is None) == (options.dataset is None):
         raise PerplexityError("give the held-out text as exactly one of --text FILE or --dataset NAME.")
     if options.text is not None:

@@ -5,19 +5,25 @@ is a client of this module. It plans :class:`Unit` s, one per table it will writ
 task, a variant, a kind of table, the lens that reads it and the items), and hands them to
 :func:`execute` with a function that computes tables from a loaded model. The loop here
 
-1. parses every model spec once (a bad one fails before any item is built or model loaded),
-2. skips units whose shard is already written for the same inputs (their :func:`fingerprint`),
-3. loads each model once, only when some unit of it is pending,
-4. computes the pending units and writes each table as one shard, atomically, with a
-   manifest record (:func:`manifest_record`) of what produced it.
+1. checks every option (:func:`probes.validation.check_options`) and parses every model spec
+   once (a bad one fails before any item is built or model loaded),
+2. skips units whose shard is already written, whole, for the same inputs (their
+   :func:`fingerprint`; a damaged shard is named and recomputed),
+3. claims each pending unit (:meth:`probes.store.Store.claim`) so that concurrent runs into
+   one store split the work, and loads each model once, only when it has units to compute,
+4. computes them and writes each table as one shard, atomically, with a checksum and a
+   manifest record (:func:`manifest_record`) of what produced it,
+5. waits for the units other processes held, and computes those they left undone.
 
-Everything that changes a number (model, items, lens and its weights, layers, dtype, the
-command's own settings) goes into the fingerprint; ``--layers -1`` and ``--layers N`` naming
-the same layer give the same one.
+Everything that changes a number (model, items, lens and its weights, layers, dtype, batch
+size and device kind, which move numbers by float rounding, the command's own settings)
+goes into the fingerprint; ``--layers -1`` and ``--layers N`` naming the same layer give the
+same one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
@@ -31,10 +37,12 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from probes.errors import ProbesError
-from probes.models import HookedModel, ModelSpec, load_model, parse_spec
+from probes.errors import InvalidOptionError, ProbesError
+from probes.models import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
+from probes.resume import finished_or_damaged, wait_for
 from probes.store import LENS, Store
 from probes.tasks import Item
+from probes.validation import check_options, device_kind
 from probes.version import __version__, package_versions
 
 T = TypeVar("T")
@@ -174,9 +182,10 @@ def model_specs(options: LadderOptions) -> list[PlannedModel]:
 
 def planned(spec: str | ModelSpec) -> PlannedModel:
     """A spec parsed once (a bad path fails here, before anything is loaded)."""
-    if isinstance(spec, ModelSpec):
-        return PlannedModel(spec.label, spec)
-    return PlannedModel(spec, parse_spec(spec))
+    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+    if parsed.source == "hub":
+        check_hub_model(parsed)  # an uncached model offline fails now, not after the others ran
+    return PlannedModel(spec.label if isinstance(spec, ModelSpec) else spec, parsed)
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -184,16 +193,26 @@ def parse_shard(shard: str) -> tuple[int, int]:
     try:
         index, count = (int(part) for part in shard.split("/"))
     except ValueError:
-        raise ProbesError(f"--shard {shard!r} is not of the form i/N (e.g. 0/4).") from None
+        raise InvalidOptionError(f"--shard {shard!r} is not of the form i/N (e.g. 0/4).") from None
     if not 0 <= index < count:
-        raise ProbesError(f"--shard {shard!r}: i must be in 0..N-1.")
+        raise InvalidOptionError(f"--shard {shard!r}: i must be in 0..N-1 (and N at least 1).")
     return index, count
 
 
 def my_slice(units: Sequence[T], shard: str) -> list[T]:
-    """This process's contiguous slice of the work list (``shard="i/N"``)."""
+    """This process's contiguous slice of the work list (``shard="i/N"``).
+
+    Raises:
+        InvalidOptionError: The slice is empty (N is larger than the work list).
+    """
     index, count = parse_shard(shard)
-    return list(units[len(units) * index // count : len(units) * (index + 1) // count])
+    mine = list(units[len(units) * index // count : len(units) * (index + 1) // count])
+    if units and not mine:
+        raise InvalidOptionError(
+            f"--shard {shard} selects none of the {len(units)} unit(s) of work: N is larger than the "
+            f"work list; use at most --shard i/{len(units)}."
+        )
+    return mine
 
 
 def canonical_layers(layers: Sequence[int] | None, n_layers: int | None) -> list[int] | None:
@@ -214,14 +233,21 @@ def needs_layer_count(unit: Unit) -> bool:
     return unit.layers is not None and any(layer < 0 for layer in unit.layers)
 
 
-def fingerprint(unit: Unit, dtype: str, n_layers: int | None = None) -> str:
+def fingerprint(
+    unit: Unit, dtype: str, n_layers: int | None = None, run: Mapping[str, Any] | None = None
+) -> str:
     """Hash of everything that determines a unit's numbers (and nothing else, so adding a task,
-    a model or a kind of table to a run resumes it instead of refusing it)."""
+    a model or a kind of table to a run resumes it instead of refusing it).
+
+    ``run`` holds the run's settings that move numbers by float rounding (:func:`run_settings`:
+    batch size, device kind); without it the hash is the one shards had before they counted.
+    """
     payload: dict[str, Any] = {
         "model": unit.model.label,
         "items": [item.to_dict() for item in unit.items],
         "dtype": dtype,
         **unit.settings,
+        **(run or {}),
     }
     if unit.kind == LENS:
         payload["lens"] = unit.lens
@@ -233,6 +259,16 @@ def fingerprint(unit: Unit, dtype: str, n_layers: int | None = None) -> str:
     if unit.twins:
         payload["twins"] = [twin.to_dict() for twin in unit.twins]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_settings(options: RunOptions) -> dict[str, Any]:
+    """The run's settings that change numbers only by float rounding, yet change them.
+
+    Batches of other sizes pad and reduce differently (log-probs moved by ~1e-5 on the built-in
+    ladder between --batch-size 1, 3 and 8; a rationale's greedy token can flip), and so do
+    other kinds of device. Device indices (cuda:0 vs cuda:1) do not count.
+    """
+    return {"batch_size": options.batch_size, "device_kind": device_kind(options.device)}
 
 
 def provenance(model: HookedModel, lens: str) -> dict[str, Any]:
@@ -288,7 +324,7 @@ def catalogue_layers(model: PlannedModel) -> int | None:
 
 
 def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, description: str) -> Store:
-    """Plan → skip finished → load each model once → compute → write each shard atomically.
+    """Check → skip finished → claim → load each model once → compute → write each shard atomically.
 
     Args:
         units: The units of this process, grouped by model in the order given.
@@ -298,46 +334,83 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
 
     Returns:
         The store the shards were written to.
+
+    Raises:
+        StoreError: A shard holds results of other settings (without ``overwrite``).
     """
+    check_options(options)
     store = Store(options.out)
-    by_model: dict[str, list[Unit]] = {}
-    for unit in units:
-        by_model.setdefault(unit.model.text, []).append(unit)
+    store.clean_temporary()
     bar = tqdm(total=len(units), desc=description, disable=not options.progress)
-    for model_units in by_model.values():
-        planned_model = model_units[0].model
-        model: HookedModel | None = None
-        n_layers = None
-        if any(map(needs_layer_count, model_units)):
-            n_layers = catalogue_layers(planned_model)
-            if n_layers is None:
-                model = load_model(planned_model.spec, device=options.device, dtype=options.dtype)
-                n_layers = model.n_layers
-        prints = [fingerprint(unit, options.dtype, n_layers) for unit in model_units]
-        pending = [
-            (unit, print_)
-            for unit, print_ in zip(model_units, prints)
-            if options.overwrite
-            or not store.finished(unit.model.label, unit.task, unit.variant, print_, unit.kind, unit.lens)
-        ]
-        bar.update(len(model_units) - len(pending))
-        if not pending:
-            continue
+    held, first = list(units), True
+    while held:  # after the first pass: the units other processes held, once they let go
+        if not first:
+            wait_for([_path(store, unit) for unit in held])
+        first = False
+        by_model: dict[str, list[Unit]] = {}
+        for unit in held:
+            by_model.setdefault(unit.model.text, []).append(unit)
+        held = [u for group in by_model.values() for u in _execute_model(store, group, options, compute, bar)]
+    bar.close()
+    return store
+
+
+def _execute_model(
+    store: Store, model_units: list[Unit], options: RunOptions, compute: Compute, bar: Any
+) -> list[Unit]:
+    """Compute one model's pending units that this process can claim; returns the ones it cannot."""
+    planned_model = model_units[0].model
+    model: HookedModel | None = None
+    n_layers = None
+    if any(map(needs_layer_count, model_units)):
+        n_layers = catalogue_layers(planned_model)
+        if n_layers is None:
+            model = load_model(planned_model.spec, device=options.device, dtype=options.dtype)
+            n_layers = model.n_layers
+    prints = {id(unit): _prints(unit, options, n_layers) for unit in model_units}
+    pending = [unit for unit in model_units if not _finished(store, unit, prints[id(unit)], options)]
+    bar.update(len(model_units) - len(pending))
+    held: list[Unit] = []
+    with contextlib.ExitStack() as claims:
+        mine = []
+        for unit in pending:
+            if not claims.enter_context(store.claim(_path(store, unit))):
+                held.append(unit)
+            elif _finished(store, unit, prints[id(unit)], options):  # written while we looked
+                bar.update(1)
+            else:
+                mine.append(unit)
+        if not mine:
+            return held
         if model is None:
             model = load_model(planned_model.spec, device=options.device, dtype=options.dtype)
-        by_unit = {id(unit): print_ for unit, print_ in pending}
-        for output in compute(model, [unit for unit, _ in pending]):
+        for output in compute(model, mine):
             unit = output.unit
             bar.set_postfix_str(f"{model.name} {unit.task}/{unit.variant}")
             record = manifest_record(
                 model, unit.model, unit.task, unit.variant, options,
-                fingerprint=by_unit[id(unit)], **output.fields,
+                fingerprint=prints[id(unit)][0], **output.fields,
             )  # fmt: skip
             if unit.lens_weights is not None:
                 record["lens_weights"] = unit.lens_weights
             kind = output.kind or unit.kind
-            store.write(output.table, record) if kind == LENS else store.write(output.table, record, kind)
+            store.write(output.table, record, kind, replace=options.overwrite)
             bar.update(int(output.done))
         del model
-    bar.close()
-    return store
+    return held
+
+
+def _prints(unit: Unit, options: RunOptions, n_layers: int | None) -> tuple[str, str]:
+    """A unit's fingerprint, and the one a shard written before run settings counted carries."""
+    legacy = fingerprint(unit, options.dtype, n_layers)
+    return fingerprint(unit, options.dtype, n_layers, run_settings(options)), legacy
+
+
+def _path(store: Store, unit: Unit) -> Path:
+    return store.shard_path(unit.model.label, unit.task, unit.variant, unit.kind, unit.lens)
+
+
+def _finished(store: Store, unit: Unit, prints: tuple[str, str], options: RunOptions) -> bool:
+    return finished_or_damaged(
+        store, _path(store, unit), *prints, options.overwrite, options.batch_size, options.device
+    )

@@ -13,6 +13,14 @@ can write disjoint shards of one store at once. Each shard's manifest record
 versions, and a fingerprint of its inputs) lives in the Parquet file's own
 metadata, so no shared index file can be torn or raced.
 
+Each shard carries a SHA-256 of its own bytes (:mod:`probes.checksums`): a shard is finished
+only if it verifies, a damaged one is named and recomputed by the next run (or refused by
+``show``/``report`` with the command that recomputes it), and :func:`verify_store`
+(``probes verify STORE``) checks a whole store. Before a shard is computed it is claimed
+(:meth:`Store.claim`, a lock file with host and pid, :mod:`probes.claims`), and at write time
+the shard on disk is checked again, so two runs with different settings cannot both write one
+shard and two identical runs split the work.
+
 ``store.json`` names the layout's format. Stores of format 1 (``shards/<model>/<task>/
 <variant>.parquet``, before the lens was a dimension) are still read; writing to one is
 refused until :func:`upgrade_store` (``probes upgrade STORE``) moves its shards into place.
@@ -20,11 +28,12 @@ refused until :func:`upgrade_store` (``probes upgrade STORE``) moves its shards 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,7 +41,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from probes.errors import StoreError
+from probes import claims
+from probes.checksums import Damaged, parquet_bytes, read_verified
+from probes.errors import DamagedShardError, StoreError
 
 #: Key of the manifest record in each shard's Parquet metadata.
 METADATA_KEY = b"probes"
@@ -50,20 +61,51 @@ LENS = "lens"
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
     """Write a file through a temporary sibling renamed into place: it exists whole or not at all.
 
-    ``write`` gets an open binary handle; the data is flushed to disk before the rename, so a
-    killed process leaves at most a hidden temporary file, never a torn one.
+    ``write`` gets an open binary handle; the data is flushed to disk before the rename and the
+    folder after it, so a killed process (or a power cut) leaves at most a hidden temporary file
+    named after its host and pid (:func:`temporary_owner`), never a torn one.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    temporary = path.with_name(f".{path.stem}~{claims.HOST}~{os.getpid()}~{uuid.uuid4().hex}.tmp")
     try:
         with temporary.open("wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
+        fsync_folder(path.parent)
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk, where the platform allows it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems do not fsync folders
+    finally:
+        os.close(descriptor)
+
+
+def temporary_owner(path: Path) -> claims.Owner | None:
+    """The writer of a temporary file ``.<stem>~<host>~<pid>~<hex>.tmp`` (or the older
+    ``.<stem>.<pid>.<hex>.tmp``, written on this host); None for another kind of file."""
+    if not (path.name.startswith(".") and path.name.endswith(".tmp")):
+        return None
+    body = path.name[: -len(".tmp")]
+    parts = body.rsplit("~", 3)
+    if len(parts) == 4 and parts[2].isdigit():
+        return claims.Owner(parts[1], int(parts[2]))
+    parts = body.rsplit(".", 2)
+    if len(parts) == 3 and parts[1].isdigit() and len(parts[2]) == 32:
+        return claims.Owner(claims.HOST, int(parts[1]))
+    return None
 
 
 def write_text_atomically(path: Path, text: str) -> Path:
@@ -102,38 +144,126 @@ class Store:
         return folder / slug(model) / slug(task) / f"{slug(variant)}.parquet"
 
     def finished(
-        self, model: str, task: str, variant: str, fingerprint: str, kind: str = LENS, lens: str = "logit"
+        self,
+        model: str,
+        task: str,
+        variant: str,
+        fingerprint: str,
+        kind: str = LENS,
+        lens: str = "logit",
+        replace: bool = False,
+        also: Callable[[dict[str, Any]], bool] | None = None,
     ) -> bool:
-        """Whether that shard is already written for these inputs.
+        """Whether the shard of (model, task, variant) is already written, whole, for these inputs.
 
-        Raises:
-            StoreError: The shard exists but was made from other inputs, or the store has an
-                older layout.
+        See :meth:`finished_at`.
         """
         self._check_writable()
-        path = self.shard_path(model, task, variant, kind, lens)
+        return self.finished_at(self.shard_path(model, task, variant, kind, lens), fingerprint, replace, also)
+
+    def finished_at(
+        self,
+        path: Path,
+        fingerprint: str,
+        replace: bool = False,
+        also: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> bool:
+        """Whether the shard at ``path`` is written, verifies, and was made from these inputs.
+
+        Args:
+            fingerprint: The inputs' fingerprint.
+            replace: A shard made from other inputs is not finished (it will be replaced)
+                instead of refused.
+            also: Accepts a manifest record with another fingerprint as the same inputs (shards
+                written before a setting counted).
+
+        Raises:
+            DamagedShardError: The shard exists but does not verify (it is to be recomputed).
+            StoreError: The shard exists but was made from other inputs (and not ``replace``).
+        """
+        self._check_writable()
         if not path.exists():
             return False
-        record = self.read_manifest_record(path)
-        if record.get("fingerprint") != fingerprint:
-            raise StoreError(
-                f"{path} holds results of {model} / {task} / {variant} made with other items or "
-                f"settings (lens, layers, dtype, item count); write this sweep to a new --out "
-                "folder, or pass --overwrite to replace them."
-            )
-        return True
+        record = self.verified_record(path)
+        if record.get("fingerprint") == fingerprint or (also is not None and also(record)):
+            return True
+        if replace:
+            return False
+        raise StoreError(
+            f"{path} holds results made with other items or settings ({_said(record)}); "
+            "write this sweep to a new --out folder, or pass --overwrite to replace them."
+        )
 
-    def write(self, table: pd.DataFrame, record: dict[str, Any], kind: str = LENS) -> Path:
-        """Write one shard atomically; ``record`` must name its model, task and variant (and lens)."""
+    def verified_record(self, path: Path) -> dict[str, Any]:
+        """The manifest record of a shard that verifies against its checksum.
+
+        Raises:
+            DamagedShardError: The shard is truncated, damaged or not ours.
+        """
+        try:
+            _, record, _ = read_verified(path)
+        except (Damaged, OSError) as err:
+            raise DamagedShardError(f"{path} is damaged ({err})") from None
+        if record is None:
+            raise DamagedShardError(f"{path} has no probes manifest; it was not written by this toolkit")
+        return record
+
+    @contextlib.contextmanager
+    def claim(self, path: Path) -> Iterator[bool]:
+        """Claim one shard (by its path) while computing it; yields False when another process has it.
+
+        See :func:`probes.claims.claim`; :meth:`write` refuses a shard another process claims.
+        """
+        with claims.claim(path) as mine:
+            yield mine
+
+    def write(
+        self, table: pd.DataFrame, record: dict[str, Any], kind: str = LENS, replace: bool = False
+    ) -> Path:
+        """Write one shard atomically, with a checksum; ``record`` names its model, task, variant (and lens).
+
+        The shard on disk is checked again first: one that another process has claimed, or one
+        made from other inputs (a different ``record["fingerprint"]``; allowed with ``replace``),
+        is refused, so concurrent runs with different settings cannot overwrite each other.
+
+        Raises:
+            StoreError: The shard is claimed by another live process, or holds other inputs.
+        """
         self._check_writable()
         lens = str(record.get("lens", "logit"))
         path = self.shard_path(record["model"], record["task"], record["variant"], kind, lens)
+        owner = claims.owner_of(claims.lock_path(path))
+        if owner is not None and owner != claims.Owner.me() and not claims.dead_writer(owner):
+            raise StoreError(f"{path} is being computed by {owner}; let that run finish, then re-run.")
+        if path.exists() and not replace and record.get("fingerprint") is not None:
+            with contextlib.suppress(DamagedShardError):  # a damaged shard is replaced
+                if self.verified_record(path).get("fingerprint") != record["fingerprint"]:
+                    raise StoreError(
+                        f"{path} was written meanwhile by another run with other settings; "
+                        "write this sweep to a new --out folder, or pass --overwrite to replace it."
+                    )
         self._write_store_file()
         arrow = pa.Table.from_pandas(table, preserve_index=False)
         metadata = dict(arrow.schema.metadata or {})
+        record = {**record, "checksum": "sha256 of the file with this digest zeroed"}
         metadata[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
-        arrow = arrow.replace_schema_metadata(metadata)
-        return write_atomically(path, lambda handle: pq.write_table(arrow, handle))
+        data = parquet_bytes(arrow, metadata)
+        return write_atomically(path, lambda handle: handle.write(data))
+
+    def clean_temporary(self) -> list[Path]:
+        """Remove temporary files and locks that dead writers on this host left; the paths removed."""
+        removed = []
+        for path in sorted(self.root.glob("**/.*")):
+            if path.name.endswith(".tmp"):
+                dead = claims.dead_writer(temporary_owner(path))
+            elif path.name.endswith(".lock"):
+                dead = claims.dead_writer(claims.owner_of(path))
+            else:
+                continue
+            if dead:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
 
     def _check_writable(self) -> None:
         if self.format != STORE_FORMAT:
@@ -171,14 +301,31 @@ class Store:
         return pd.DataFrame([self.read_manifest_record(p) for p in self.shard_paths(kind)])
 
     def read(self, kind: str = LENS) -> pd.DataFrame:
-        """All rows of one kind of table (the lens sweep's per-layer rows by default), in a stable order."""
+        """All rows of one kind of table (the lens sweep's per-layer rows by default), in a stable order.
+
+        Raises:
+            DamagedShardError: A shard does not verify; the message names it and the command that
+                recomputes it.
+        """
         paths = self.shard_paths(kind)
         if not paths:
             command = "probes run" if kind == LENS else "probes ablate"
             raise StoreError(f"{self.root} holds no {kind} results; run `{command} --out {self.root}` first.")
-        tables = [pq.read_table(p).to_pandas() for p in paths]
-        table = pd.concat(tables, ignore_index=True)
-        return table
+        return pd.concat([self.read_shard(p) for p in paths], ignore_index=True)
+
+    def read_shard(self, path: Path) -> pd.DataFrame:
+        """The rows of one shard, verified against its checksum (shards older than checksums: read as is)."""
+        try:
+            table, _, _ = read_verified(path)
+        except (Damaged, OSError) as err:
+            raise DamagedShardError(f"{path} is damaged ({err}); {self.fix(path)}") from None
+        return table.to_pandas()
+
+    def fix(self, path: Path) -> str:
+        """How to recompute one shard: the command, from its manifest if that still reads."""
+        from probes.verify import fix_hint
+
+        return fix_hint(self, path)
 
     def _write_store_file(self) -> None:
         marker = self.root / "store.json"
@@ -209,3 +356,16 @@ def upgrade_store(root: str | Path) -> int:
     temporary.write_text(json.dumps({"format": STORE_FORMAT, "layout": LAYOUTS[STORE_FORMAT]}))
     os.replace(temporary, marker)
     return moved
+
+
+def _said(record: dict[str, Any]) -> str:
+    """The settings a shard's manifest names, for a refusal message."""
+    options = record.get("options") or {}
+    said = {
+        "n_items": record.get("n_items"),
+        "seed": record.get("seed"),
+        "dtype": options.get("dtype"),
+        "batch_size": record.get("batch_size"),
+        "layers": options.get("layers"),
+    }
+    return "it was made with " + ", ".join(f"{k} {v}" for k, v in said.items() if v is not None)

@@ -37,6 +37,7 @@ from probes.runner import (
 from probes.store import Store
 from probes.tasks import Item, load_items
 from probes.tasks.variants import needs_rationale
+from probes.validation import check_options
 
 __all__ = [
     "DEFAULT_LADDER",
@@ -96,6 +97,7 @@ def plan(options: SweepOptions, lens: Lens | None = None) -> list[Unit]:
 
 def run_sweep(options: SweepOptions, lens: Lens | None = None) -> tuple[Store, list[Unit]]:
     """Run (or resume) a sweep through ``lens`` (the logit lens by default); the store and its units."""
+    check_options(options)  # before any item is built or model loaded
     lens = lens or LogitLens()
     units = plan(options, lens)
 

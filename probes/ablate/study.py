@@ -35,6 +35,7 @@ from probes.models import HookedModel
 from probes.runner import ItemOptions, Output, Unit, execute, model_specs, my_slice, provenance
 from probes.store import Store
 from probes.tasks import Item, load_items
+from probes.validation import check_options
 
 #: The analyses, in the order they run.
 ANALYSES: tuple[str, ...] = ("attribution", "ablation", "patching")
@@ -219,6 +220,7 @@ def plan(options: AblateOptions) -> list[Unit]:
 def run_ablation_study(options: AblateOptions) -> Store:
     """Run (or resume) the study; returns the store it wrote to."""
     options.check()
+    check_options(options)
     units = plan(options)
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:

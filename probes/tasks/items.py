@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -73,28 +74,49 @@ class Item:
 
     @classmethod
     def from_dict(cls, row: dict[str, Any]) -> Item:
-        """Build an item from a dict in the item-file schema (extra keys go to ``meta``)."""
+        """Build an item from a dict in the item-file schema (extra keys go to ``meta``).
+
+        Raises:
+            ItemFileError: A required column is missing, or ``options`` / ``meta`` are not a
+                list / an object (or JSON text of one).
+        """
+        if not isinstance(row, dict):
+            raise ItemFileError(
+                f"expected an object with {list(REQUIRED_COLUMNS)}, got {type(row).__name__} {row!r:.60}"
+            )
         missing = [c for c in REQUIRED_COLUMNS if row.get(c) in (None, "")]
         if missing:
             raise ItemFileError(
                 f"item row {row.get('id', '?')!r} lacks {missing}; every row needs {list(REQUIRED_COLUMNS)}."
             )
         known = {"id", "task", "prompt", "true_answer", "distractor_answer", "options", "variant", "meta"}
-        meta = dict(row.get("meta") or {})
+        meta = _json_field(row.get("meta") or {}, "meta", dict, "an object")
         meta.update({k: v for k, v in row.items() if k not in known})
-        options = row.get("options") or ()
-        if isinstance(options, str):
-            options = tuple(json.loads(options)) if options.strip() else ()
+        options = _json_field(row.get("options") or [], "options", list, "a list of answers")
         return cls(
             id=str(row["id"]),
             task=str(row["task"]),
             prompt=str(row["prompt"]),
             true_answer=str(row["true_answer"]),
             distractor_answer=str(row["distractor_answer"]),
-            options=tuple(options),
+            options=tuple(str(option) for option in options),
             variant=str(row.get("variant") or "prize"),
             meta=meta,
         )
+
+
+def _json_field(value: Any, name: str, kind: type, described: str) -> Any:
+    """A field that must be ``kind`` (a list or dict), given as such or as JSON text of one."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value) if value.strip() else kind()
+        except json.JSONDecodeError:
+            raise ItemFileError(f'"{name}" is {value!r:.60}, not JSON text of {described}') from None
+    if isinstance(value, tuple):
+        value = list(value)
+    if not isinstance(value, kind):
+        raise ItemFileError(f'"{name}" must be {described}, got {type(value).__name__} {value!r:.60}')
+    return dict(value) if kind is dict else value
 
 
 def write_items(items: Iterable[Item], path: str | Path) -> Path:
@@ -115,25 +137,51 @@ def write_items(items: Iterable[Item], path: str | Path) -> Path:
 
 
 def read_items(path: str | Path) -> list[Item]:
-    """Read items from a JSONL or CSV file in the item schema."""
+    """Read items from a JSONL or CSV file in the item schema.
+
+    Raises:
+        ItemFileError: The file is missing or of another type, or a line is not an item; the
+            message names the file and the line (JSONL: its line number; CSV: counting the header).
+    """
     path = Path(path)
     if not path.is_file():
         raise ItemFileError(f"item file {path} does not exist; check the path.")
+    if path.suffix not in (".jsonl", ".csv"):
+        raise ItemFileError(f"item file {path} is neither .jsonl nor .csv; rename or convert it.")
     try:
-        if path.suffix == ".jsonl":
-            rows = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-        elif path.suffix == ".csv":
-            with path.open(newline="", encoding="utf-8") as handle:
-                rows = list(csv.DictReader(handle))
-            for r in rows:
-                r["meta"] = json.loads(r["meta"]) if r.get("meta") else {}
-        else:
-            raise ItemFileError(f"item file {path} is neither .jsonl nor .csv; rename or convert it.")
-    except (json.JSONDecodeError, csv.Error, UnicodeDecodeError) as err:
-        raise ItemFileError(f"item file {path} is malformed ({err}); fix that line.") from err
-    if not rows:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ItemFileError(f"item file {path} cannot be read as UTF-8 text ({err}).") from err
+    items = []
+    for number, row in _rows(path, text):
+        try:
+            items.append(Item.from_dict(row))
+        except (ItemFileError, InvalidItemError) as err:
+            raise type(err)(f"{path} line {number}: {str(err).rstrip('.')}; fix that line.") from None
+    if not items:
         raise ItemFileError(f"item file {path} holds no items.")
-    return [Item.from_dict(r) for r in rows]
+    return items
+
+
+def _rows(path: Path, text: str) -> Iterable[tuple[int, Any]]:
+    """``(line number, parsed row)`` of an item file, blank JSONL lines skipped."""
+    if path.suffix == ".jsonl":
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ItemFileError(
+                    f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno}); fix that line."
+                ) from None
+        return
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        for row in reader:
+            yield reader.line_num, row
+    except csv.Error as err:
+        raise ItemFileError(f"{path}: malformed CSV ({err}); fix that line.") from None
 
 
 def check_unique_ids(items: Sequence[Item]) -> None:

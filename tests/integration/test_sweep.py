@@ -42,11 +42,11 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(model_folders, item_fi
     original_write = Store.write
     calls = []
 
-    def write_then_die(self, table, record):
+    def write_then_die(self, table, record, *args, **kwargs):
         if calls:
             raise KeyboardInterrupt  # the process is killed while computing the second shard
         calls.append(record)
-        return original_write(self, table, record)
+        return original_write(self, table, record, *args, **kwargs)
 
     monkeypatch.setattr(Store, "write", write_then_die)
     with pytest.raises(KeyboardInterrupt):
@@ -55,7 +55,9 @@ def test_killed_sweep_resumes_to_the_uninterrupted_result(model_folders, item_fi
     monkeypatch.setattr(Store, "write", original_write)
 
     written = []
-    monkeypatch.setattr(Store, "write", lambda self, t, r: written.append(r) or original_write(self, t, r))
+    monkeypatch.setattr(
+        Store, "write", lambda self, t, r, *a, **k: written.append(r) or original_write(self, t, r, *a, **k)
+    )
     store, _ = run_sweep(_options(model_folders, item_file, tmp_path / "resumed"))
     assert len(written) == 3  # the finished shard was skipped
     resumed = _sorted(store.read())

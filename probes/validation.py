@@ -1,0 +1,104 @@
+"""Checks of a run's options, made when they are parsed, before any item is built or model loaded.
+
+Every command's options dataclass (:class:`probes.runner.RunOptions` and its subclasses) is
+checked by :func:`check_options`: numbers in range, a device this machine has, a dtype the
+toolkit knows, and an ``--out`` that is (or can become) a writable folder. A bad option gives
+one :class:`~probes.errors.InvalidOptionError` naming the option and the fix.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from probes.errors import InvalidOptionError
+
+#: dtypes accepted on the command line (mirrors :data:`probes.models.DTYPES`).
+DTYPE_NAMES = ("float32", "float16", "bfloat16")
+
+
+def check_options(options: Any) -> None:
+    """Check every option a run's options object has (fields it lacks are skipped).
+
+    Raises:
+        InvalidOptionError: The first option that cannot work, with the fix.
+    """
+    for name in ("batch_size", "n_items", "max_new_tokens"):
+        value = getattr(options, name, None)
+        if name != "batch_size" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise InvalidOptionError(f"{flag} {value!r}: it must be a whole number of at least 1.")
+    if hasattr(options, "dtype") and str(options.dtype) not in DTYPE_NAMES:
+        raise InvalidOptionError(f"--dtype {options.dtype!r} is unknown; use one of {list(DTYPE_NAMES)}.")
+    if hasattr(options, "device"):
+        check_device(str(options.device))
+    if hasattr(options, "shard"):
+        from probes.runner import parse_shard
+
+        parse_shard(options.shard)
+    if hasattr(options, "out"):
+        check_out_folder(Path(options.out))
+
+
+def device_kind(device: str) -> str:
+    """The kind of a device (``cpu``, ``cuda``, ``mps`` ...): what can change a run's numbers."""
+    return torch.device(device).type
+
+
+def check_device(device: str) -> None:
+    """Raise unless ``device`` names a torch device this machine has."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise InvalidOptionError(
+            f"--device {device!r} is not a torch device; use cpu, cuda, cuda:N or mps."
+        ) from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            why = "this torch is built without CUDA" if torch.version.cuda is None else "no GPU is visible"
+            raise InvalidOptionError(f"--device {device}: {why}; use --device cpu.")
+        count = torch.cuda.device_count()
+        if parsed.index is not None and parsed.index >= count:
+            raise InvalidOptionError(
+                f"--device {device}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}."
+            )
+        return
+    if parsed.type == "mps":
+        available = torch.backends.mps.is_available()
+    else:
+        backend = getattr(torch, parsed.type, None)
+        available = bool(backend is not None and getattr(backend, "is_available", lambda: False)())
+    if not available:
+        raise InvalidOptionError(
+            f"--device {device}: no {parsed.type} device is available; use --device cpu."
+        )
+
+
+def check_out_folder(out: Path) -> None:
+    """Raise unless ``out`` is a writable folder, or a folder that can be created.
+
+    Nothing is created: the nearest existing folder is tested with a temporary file that is
+    removed at once.
+    """
+    out = out.expanduser()
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        where = "is a file" if existing == out else f"is under {existing}, which is a file"
+        raise InvalidOptionError(f"--out {out} {where}; give a folder for the result store.")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise InvalidOptionError(
+            f"--out {out}: cannot write in {existing} ({reason}); give a writable folder."
+        ) from None

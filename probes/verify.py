@@ -1,0 +1,102 @@
+"""``probes verify STORE``: check every shard of a store against its checksum.
+
+Each shard is read whole and hashed (:mod:`probes.checksums`); the check also lists temporary
+files and locks that writers left (those of dead writers on this host are what
+:meth:`probes.store.Store.clean_temporary` removes) and shards written before checksums, which
+can only be decoded, not verified.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from probes import claims
+from probes.checksums import Damaged, read_verified
+from probes.errors import StoreError
+from probes.store import Store, temporary_owner
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One file of a store and what the check found."""
+
+    path: Path
+    status: str  # "ok", "unverified", "damaged", "leftover"
+    detail: str = ""
+
+
+def verify_store(root: str | Path) -> list[Finding]:
+    """Every shard of every kind, and every leftover temporary file or lock, of a store.
+
+    Raises:
+        StoreError: ``root`` is no result store.
+    """
+    store = Store(root)
+    if not store.root.is_dir() or not (store.root / "store.json").exists() and not store.kinds():
+        raise StoreError(f"{root} is not a result store (no store.json, no shards); check the path.")
+    findings = []
+    paths = store.shard_paths() + [
+        p for folder in sorted((store.root / "analyses").glob("*")) for p in store.shard_paths(folder.name)
+    ]
+    for path in paths:
+        try:
+            _, record, checked = read_verified(path)
+        except (Damaged, OSError) as err:
+            findings.append(Finding(path, "damaged", f"{err}; {store.fix(path)}"))
+            continue
+        if record is None:
+            findings.append(Finding(path, "damaged", "no probes manifest; not written by this toolkit"))
+        elif not checked:
+            findings.append(Finding(path, "unverified", "written before checksums; decodes whole"))
+        else:
+            findings.append(Finding(path, "ok"))
+    for path in sorted(store.root.glob("**/.*")):
+        owner = temporary_owner(path) if path.name.endswith(".tmp") else None
+        if path.name.endswith(".lock"):
+            owner = claims.owner_of(path)
+        elif owner is None:
+            continue
+        state = "dead" if claims.dead_writer(owner) else "running or on another host"
+        findings.append(Finding(path, "leftover", f"left by {owner or 'an unknown writer'} ({state})"))
+    return findings
+
+
+def fix_hint(store: Store, path: Path) -> str:
+    """How to recompute one shard: the command, from its manifest if that still reads."""
+    try:
+        record = store.read_manifest_record(path)
+    except StoreError:
+        record = {}
+    if not record.get("options"):
+        return f"delete it and re-run the command that wrote {store.root}"
+    return f"recompute it with `{rerun_command(record, store.root)}`"
+
+
+def rerun_command(record: dict[str, Any], root: Path) -> str | None:
+    """The command that recomputes just the shard a manifest record describes."""
+    options = dict(record.get("options") or {})
+    analysis = record.get("analysis")
+    command = ["probes", "ablate" if analysis else "run"]
+    options.update(out=str(root), models=[record.get("spec") or record.get("model")], ladder=None)
+    options.update(steps=None, shard="0/1", overwrite=True)
+    if "tasks" in options:
+        task = record.get("task")
+        options["tasks"] = [t for t in options["tasks"] if Path(t).stem == task or t == task] or [task]
+    if "variants" in options:
+        options["variants"] = [record.get("variant")]
+    if analysis and analysis in (options.get("analyses") or []):
+        options["analyses"] = [analysis]
+    for name, value in options.items():
+        flag = "--" + name.replace("_", "-")
+        if value is None or value == []:
+            continue
+        if isinstance(value, bool):
+            command.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, list):
+            command += [flag, *map(str, value)]
+        else:
+            command += [flag, str(value)]
+    return shlex.join(command)
