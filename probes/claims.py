@@ -20,12 +20,15 @@ import fcntl
 import json
 import os
 import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 #: This machine's name, as locks and temporary files record it.
 HOST = socket.gethostname()
+#: Seconds after which a lock that never got its owner written is taken as stale.
+UNREADABLE_GRACE_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,18 @@ def holds(lock: Path) -> bool:
     return owner_of(lock) == Owner.me()
 
 
+def stale(lock: Path) -> bool:
+    """Whether a lock's owner is dead on this host, or the lock stayed unreadable (its writer was
+    killed between creating and filling it) for longer than :data:`UNREADABLE_GRACE_S`."""
+    owner = owner_of(lock)
+    if owner is not None:
+        return dead_writer(owner)
+    try:
+        return time.time() - lock.stat().st_mtime > UNREADABLE_GRACE_S
+    except OSError:
+        return False
+
+
 def dead_writer(owner: Owner | None) -> bool:
     """Whether a lock's or temporary file's owner is known to be dead (on this host)."""
     return owner is not None and owner.alive() is False
@@ -142,10 +157,9 @@ def _recover_stale(lock: Path) -> bool:
     with open(guard, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            owner = owner_of(lock)
-            if owner is None:
-                return not lock.exists()  # gone meanwhile: try again; unreadable: a writer at work
-            if not dead_writer(owner):
+            if not lock.exists():
+                return True  # gone meanwhile: try again
+            if not stale(lock):
                 return False
             lock.unlink(missing_ok=True)
             return True

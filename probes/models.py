@@ -201,7 +201,7 @@ def check_hub_model(spec: ModelSpec) -> None:
     why = "HF_HUB_OFFLINE is set" if offline or constants.HF_HUB_OFFLINE else _unreachable(constants.ENDPOINT)
     if why:
         raise UnknownModelError(
-            f"{spec.label} is not in the local Hugging Face cache and {why}; download it once online "
+            f"{spec.label} is not in the local Hugging Face hub cache and {why}; download it once online "
             f"(`hf download {spec.name}`), or pass a local folder or .gguf file."
         )
 

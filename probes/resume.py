@@ -63,8 +63,7 @@ def wait_for(paths: Sequence[Path], poll: float = 0.5) -> None:
     locks = [claims.lock_path(path) for path in paths]
     told = False
     while True:
-        live = [(lock, owner) for lock in locks if not claims.dead_writer(owner := claims.owner_of(lock))]
-        live = [(lock, owner) for lock, owner in live if lock.exists()]
+        live = [(lock, claims.owner_of(lock)) for lock in locks if lock.exists() and not claims.stale(lock)]
         if not live:
             return
         if not told:

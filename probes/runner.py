@@ -182,10 +182,9 @@ def model_specs(options: LadderOptions) -> list[PlannedModel]:
 
 def planned(spec: str | ModelSpec) -> PlannedModel:
     """A spec parsed once (a bad path fails here, before anything is loaded)."""
-    parsed = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
-    if parsed.source == "hub":
-        check_hub_model(parsed)  # an uncached model offline fails now, not after the others ran
-    return PlannedModel(spec.label if isinstance(spec, ModelSpec) else spec, parsed)
+    if isinstance(spec, ModelSpec):
+        return PlannedModel(spec.label, spec)
+    return PlannedModel(spec, parse_spec(spec))
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -339,6 +338,9 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
         StoreError: A shard holds results of other settings (without ``overwrite``).
     """
     check_options(options)
+    for spec in {unit.model.text: unit.model.spec for unit in units}.values():
+        if spec.source == "hub":
+            check_hub_model(spec)  # uncached while offline: fail now, not after other models ran
     store = Store(options.out)
     store.clean_temporary()
     bar = tqdm(total=len(units), desc=description, disable=not options.progress)

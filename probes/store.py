@@ -257,7 +257,7 @@ class Store:
             if path.name.endswith(".tmp"):
                 dead = claims.dead_writer(temporary_owner(path))
             elif path.name.endswith(".lock"):
-                dead = claims.dead_writer(claims.owner_of(path))
+                dead = claims.stale(path)
             else:
                 continue
             if dead:

@@ -194,7 +194,7 @@ GOOD = {"id": "a", "task": "t", "prompt": "w1 w2 w3", "true_answer": " w5", "dis
         ("42", "items.jsonl line 2: expected an object"),
         (json.dumps({**GOOD, "id": "b", "options": "not json"}), 'items.jsonl line 2: "options" is'),
         (json.dumps({**GOOD, "id": "b", "meta": "oops"}), 'items.jsonl line 2: "meta" is'),
-        ('{"id": ', "items.jsonl line 2: not valid JSON"),
+        ('{"id": ', "items.jsonl line 2: malformed JSON"),
         (json.dumps({**GOOD, "id": "b", "prompt": ""}), "items.jsonl line 2: item row 'b' lacks ['prompt']"),
     ],
 )
@@ -245,7 +245,7 @@ def test_an_uncached_hub_id_offline_fails_at_once(item_file, tmp_path, capsys, m
     started = time.perf_counter()
     assert main(_argv(["probes-tests/no-such-model"], item_file, tmp_path / "s")) == 2
     assert time.perf_counter() - started < 10
-    assert "is not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in _one_error(
+    assert "is not in the local Hugging Face hub cache and HF_HUB_OFFLINE is set" in _one_error(
         capsys.readouterr().err
     )
 

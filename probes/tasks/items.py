@@ -173,7 +173,7 @@ def _rows(path: Path, text: str) -> Iterable[tuple[int, Any]]:
                 yield number, json.loads(line)
             except json.JSONDecodeError as err:
                 raise ItemFileError(
-                    f"{path} line {number}: not valid JSON ({err.msg} at column {err.colno}); fix that line."
+                    f"{path} line {number}: malformed JSON ({err.msg} at column {err.colno}); fix that line."
                 ) from None
         return
     try:
