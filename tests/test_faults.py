@@ -451,7 +451,8 @@ def test_kills_at_random_moments_leave_a_store_that_resumes_to_the_right_numbers
             argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         if after_first_shard:
-            _wait_until(lambda: bool(Store(store).shard_paths()) or process.poll() is not None)
+            running = process
+            _wait_until(lambda: bool(Store(store).shard_paths()) or running.poll() is not None)  # noqa: B023
             time.sleep(rng.uniform(0.0, 0.3))
         else:
             time.sleep(rng.uniform(1.0, 4.0))
