@@ -72,21 +72,35 @@ def fix_hint(store: Store, path: Path) -> str:
         record = {}
     if not record.get("options"):
         return f"delete it and re-run the command that wrote {store.root}"
-    return f"recompute it with `{rerun_command(record, store.root)}`"
+    kind = path.relative_to(store.root).parts[1] if path.is_relative_to(store.root / "analyses") else None
+    return f"a re-run of `{rerun_command(record, store.root, kind)}` recomputes it"
 
 
-def rerun_command(record: dict[str, Any], root: Path) -> str | None:
-    """The command that recomputes just the shard a manifest record describes."""
+#: The command that writes each kind of analysis table (lens shards: ``probes run``).
+COMMANDS = {"perplexity": "perplexity"}
+
+
+def rerun_command(record: dict[str, Any], root: Path, kind: str | None = None) -> str:
+    """The command that recomputes just the shard a manifest record describes.
+
+    Args:
+        record: The shard's manifest record (its ``options`` are the run's).
+        root: The store's folder.
+        kind: The shard's kind of analysis table (None: a lens shard).
+    """
     options = dict(record.get("options") or {})
-    analysis = record.get("analysis")
-    command = ["probes", "ablate" if analysis else "run"]
-    options.update(out=str(root), models=[record.get("spec") or record.get("model")], ladder=None)
-    options.update(steps=None, shard="0/1", overwrite=True)
+    command = ["probes", "run" if kind is None else COMMANDS.get(kind, "ablate")]
+    options.update(out=str(root), models=[record.get("spec") or record.get("model")], ladder=None, steps=None)
+    for name in ("shard", "overwrite", "progress"):
+        options.pop(name, None)  # their defaults: the whole (one-unit) list, keep, bars
+    task = record.get("task")
     if "tasks" in options:
-        task = record.get("task")
-        options["tasks"] = [t for t in options["tasks"] if Path(t).stem == task or t == task] or [task]
+        options["tasks"] = [t for t in options["tasks"] if t == task or Path(t).stem == task] or options[
+            "tasks"
+        ]
     if "variants" in options:
         options["variants"] = [record.get("variant")]
+    analysis = record.get("analysis")
     if analysis and analysis in (options.get("analyses") or []):
         options["analyses"] = [analysis]
     for name, value in options.items():
