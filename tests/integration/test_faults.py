@@ -35,7 +35,7 @@ from probes.sweep import SweepOptions, run_sweep
 from probes.tasks import Item, write_items
 from probes.verify import verify_store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
