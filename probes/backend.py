@@ -305,13 +305,11 @@ class BridgeBackend:
         targets: Int[torch.Tensor, "*shape"],
         chunk_size: int,
     ) -> Float[torch.Tensor, "*shape"]:
-        """TransformerLens's ``logit_readout``: ``ln_final`` per vector, ``W_U``, ``b_U``, any transform."""
-        from transformer_lens.tools.analysis import logit_readout
+        """TransformerLens's ``logit_readout``: ``ln_final`` per vector, ``W_U``, ``b_U``, any transform;
+        in float32 whatever the model's dtype, through any ``project_out`` (:mod:`probes.readout`)."""
+        from probes.readout import bridge_log_probs
 
-        readout = logit_readout(
-            self.bridge, resid, targets=targets, return_type="log_probs", chunk_size=chunk_size
-        )
-        return readout.values[..., 0]
+        return bridge_log_probs(self.bridge, resid, targets, chunk_size)
 
     def apply_final_norm(
         self, resid: Float[torch.Tensor, "*shape d_model"]

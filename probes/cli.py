@@ -51,35 +51,96 @@ def _size_order(store: Store) -> list[str]:
 
 
 def _print_summary(table: pd.DataFrame, out: Path | None = None, order: Sequence[str] = ()) -> None:
-    from probes.metrics import aggregate, critical_summary
+    from probes.metrics import aggregate
     from probes.report.tables import lenses, one_lens
+    from probes.scoring import SCORES, length_warnings, per_layer_score
 
     present = lenses(table)
     if len(present) > 1:  # one lens at a time; the default one first
         table = one_lens(table)
         print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
-    summary = aggregate(table, n_resamples=200)
+    score = per_layer_score(table)
+    summary = aggregate(table, n_resamples=200, score=score)
     present = set(table["model"])
     order = [m for m in order if m in present] + sorted(present - set(order))
     for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
-        print(f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns)")
+        print(f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns); a tie is half right")
         accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[
             [m for m in order if m in set(group["model"])]
         ]
         print(accuracy.to_string(float_format=lambda v: f"{v:.2f}"))
-        print(f"-- {task} / {variant}: mean log-odds true − distractor")
+        print(f"-- {task} / {variant}: mean {SCORES[score]}")
         odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[accuracy.columns]
         print(odds.to_string(float_format=lambda v: f"{v:+.2f}"))
-    critical = critical_summary(table)
-    rank = {model: i for i, model in enumerate(order)}
-    critical = critical.sort_values(
-        ["model", "task", "variant"], key=lambda c: c.map(rank) if c.name == "model" else c
-    )
-    print("\n== critical layer (first layer from which the true answer wins through the last)")
-    columns = ["model", "task", "variant", "n_layers", "share_with_critical_layer", "median_critical_layer"]
-    print(critical[columns].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    _print_layers(table, order)
+    for line in length_warnings(table):
+        print(f"\nwarning: {line}")
     if out is not None:
         print(f"\nresults: {out}")
+
+
+def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
+    """The decision and divergence layers (probes.decision) with their 95% intervals."""
+    from probes.decision import decision_summary, divergence_summary
+
+    rank = {model: i for i, model in enumerate(order)}
+
+    def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        return frame.sort_values(keys, key=lambda c: c.map(rank) if c.name == "model" else c)
+
+    decision = ranked(decision_summary(table, n_resamples=200), ["model", "task", "variant"])
+    print(
+        "\n== decision layer: first block from which the true answer wins through the last; median "
+        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance"
+    )
+    rows = [
+        {
+            "model": row.model,
+            "task": row.task,
+            "variant": row.variant,
+            "blocks": row.n_layers,
+            "accuracy": f"{row.accuracy:.2f} [{row.accuracy_low:.2f}, {row.accuracy_high:.2f}]",
+            "chance": f"{row.chance:.2f}",
+            "items with one": f"{row.share_with_decision_layer:.0%}",
+            "decision layer": _layer_cell(row.decision_layer, row.decision_layer_low, row.decision_layer_high)
+            if row.above_chance
+            else "– (not above chance)",
+        }
+        for row in decision.itertuples()
+    ]
+    print(pd.DataFrame(rows).to_string(index=False))
+    divergence = divergence_summary(table, n_resamples=200)
+    if divergence.empty:
+        print("\n(no divergence layer: it needs both the prize and the no_distractor variant)")
+        return
+    divergence = ranked(divergence, ["model", "task"])
+    print(
+        "\n== divergence layer: first block where prize log-odds fall significantly below the "
+        "no_distractor twin's (paired over items) [95% CI]"
+    )
+    rows = [
+        {
+            "model": row.model,
+            "task": row.task,
+            "blocks": row.n_layers,
+            "pairs": row.n_pairs,
+            "divergence layer": _layer_cell(
+                row.divergence_layer, row.divergence_layer_low, row.divergence_layer_high
+            )
+            if pd.notna(row.divergence_layer)
+            else "– (none)",
+        }
+        for row in divergence.itertuples()
+    ]
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+def _layer_cell(layer: float, low: float, high: float) -> str:
+    """``"3 [2, 4]"``, or ``"–"`` when there is no layer."""
+    if not pd.notna(layer):
+        return "–"
+    interval = f" [{low:g}, {high:g}]" if pd.notna(low) else ""
+    return f"{layer:g}{interval}"
 
 
 def _command_run(args: argparse.Namespace) -> int:

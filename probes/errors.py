@@ -64,3 +64,7 @@ class InvalidOptionError(ProbesError):
 
 class DamagedWeightsError(ProbesError):
     """A weights file that is truncated or corrupt."""
+
+
+class UnsupportedModelError(ProbesError):
+    """A model whose readout path the lens cannot reproduce exactly."""

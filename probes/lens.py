@@ -9,14 +9,14 @@ vectors into log-probabilities of the answer tokens.
 
 Answers of several tokens are teacher-forced: the model reads ``prompt +
 answer`` and the log-probabilities of the answer's tokens, each read at the
-same layer, are summed. Batches are right-padded; with causal attention the
-numbers are those of one prompt at a time.
+same layer, are kept per token and summed. Batches are right-padded; with causal
+attention the numbers are those of one prompt at a time.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
@@ -52,7 +52,11 @@ class LogitLens:
     The model's :meth:`~probes.models.HookedModel.log_probs` (TransformerLens's
     ``logit_readout`` behind the bridge backend) applies the final norm with
     statistics recomputed per vector and any post-unembedding transform, so the
-    last layer reproduces the model's output log-probs.
+    last layer reproduces the model's output log-probs. The readout (final norm,
+    unembedding, log-softmax) runs in float32 whatever the model's dtype: in
+    bfloat16 two answers' log-probs often round to the same value, and a tie that
+    the rounding made is no reading of the model. A ``project_out`` between the
+    decoder and the unembedding (OPT-350m) is folded into the unembedding.
     """
 
     name: str = "logit"
@@ -148,6 +152,11 @@ class OptionReadout:
     logprobs: list[Float[torch.Tensor, "layer option"]]
     #: number of tokens of each option of each item
     option_token_counts: list[list[int]]
+    #: ``token_logprobs[item][option][layer_index, token]``: each answer token's log-prob at each
+    #: layer (their sum over tokens is ``logprobs``); empty when a readout was built without them.
+    token_logprobs: list[list[Float[torch.Tensor, "layer token"]]] = field(default_factory=list)
+    #: ``option_ids[item][option]``: the option's token ids (empty as above)
+    option_ids: list[list[list[int]]] = field(default_factory=list)
 
 
 def right_padded(
@@ -201,7 +210,7 @@ def read_options(
     encoded = [encode_item(item, model.tokenizer, model.n_ctx) for item in items]
     rows = [seq for index, enc in enumerate(encoded) for seq in _sequences(index, enc)]
     rows.sort(key=lambda seq: -len(seq.tokens))  # longest first: memory trouble shows at once
-    totals = [torch.zeros(len(layer_list), len(item.options)) for item in items]
+    per_token = [[torch.zeros(len(layer_list), len(ids)) for ids in enc.option_ids] for enc in encoded]
     device = model.device
     with torch.inference_mode(), model.residual_reader(layer_list) as reader:
         batches = range(0, len(rows), batch_size)
@@ -227,11 +236,14 @@ def read_options(
                     f"try --batch-size {max(1, len(batch) // 2)}."
                 ) from err
             values = lens.read(model, resid, layer_list, targets).cpu()
-            for column, (_, _, _, option, seq) in enumerate(reads):
-                totals[seq.item_index][:, option] += values[:, column]
+            for column, (_, position, _, option, seq) in enumerate(reads):
+                token = position - (len(encoded[seq.item_index].prompt_ids) - 1)
+                per_token[seq.item_index][option][:, token] = values[:, column]
     return OptionReadout(
         items=list(items),
         layers=layer_list,
-        logprobs=totals,
+        logprobs=[torch.stack([t.sum(dim=-1) for t in options], dim=-1) for options in per_token],
         option_token_counts=[[len(ids) for ids in enc.option_ids] for enc in encoded],
+        token_logprobs=per_token,
+        option_ids=[enc.option_ids for enc in encoded],
     )

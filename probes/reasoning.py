@@ -24,9 +24,10 @@ import numpy as np
 import pandas as pd
 import torch
 
+from probes.decision import first_winning_layers
 from probes.errors import InvalidItemError
 from probes.lens import OptionReadout
-from probes.metrics import GROUP, item_critical_layers, layer_frames_table
+from probes.metrics import GROUP, layer_frames_table, option_credit
 
 #: A model, lens, task and variant at one step count: the unit of the depth summary.
 STEPS_GROUP = [*GROUP, "steps"]
@@ -74,15 +75,12 @@ def item_first_decodable_layers(table: pd.DataFrame) -> pd.DataFrame:
     """Per item: its first decodable layer, absolute and relative (NaN where never decodable).
 
     ``table`` is a :func:`probes.metrics.layer_table` (with a ``steps`` column, kept if present).
-    The same computation as the critical layer, with "the true answer is the top option" in
-    place of "the true answer beats the distractor".
+    The same computation as the decision layer (:mod:`probes.decision`) from layer 0 on, with
+    "the true answer alone is the top option" (a tie is no win) in place of "the true answer
+    beats the distractor".
     """
-    wins = table.assign(log_odds=np.where(table["correct"].astype(bool), 1.0, -1.0))
-    per_item = item_critical_layers(wins).rename(
-        columns={
-            "critical_layer": "first_decodable_layer",
-            "critical_relative_depth": "first_decodable_relative_depth",
-        }
+    per_item = first_winning_layers(table, table["correct"] == 1).rename(
+        columns={"layer": "first_decodable_layer", "relative_depth": "first_decodable_relative_depth"}
     )
     firsts = table.drop_duplicates(["task", "item_id"])
     for column in ("steps", "options"):
@@ -176,7 +174,6 @@ def step_readout_table(readout: OptionReadout, provenance: dict[str, Any], n_lay
             raise InvalidItemError(f"item {item.id!r}: step values {missing} are not among its options.")
         columns = [item.options.index(value) for value in values]
         probabilities = torch.softmax(logprobs.double(), dim=-1)
-        top = logprobs.argmax(dim=-1)
         for step, column in enumerate(columns):
             frames.append(
                 pd.DataFrame(
@@ -190,7 +187,7 @@ def step_readout_table(readout: OptionReadout, provenance: dict[str, Any], n_lay
                         "layer": readout.layers,
                         "logprob": logprobs[:, column].double().numpy(),
                         "probability": probabilities[:, column].numpy(),
-                        "top": (top == column).numpy(),
+                        "top": option_credit(logprobs, column).numpy(),
                     }
                 )
             )

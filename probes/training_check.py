@@ -63,5 +63,7 @@ def layer_log_odds(
 
 
 def accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: Sequence[Item]) -> float:
-    """Share of items whose true answer outscores the distractor at the model's output."""
-    return float((layer_log_odds(model, tokenizer, items)[-1] > 0).float().mean())
+    """Share of items whose true answer outscores the distractor at the model's output (a tie is
+    half right, as everywhere in probes)."""
+    final = layer_log_odds(model, tokenizer, items)[-1]
+    return float(((final > 0).float() + 0.5 * (final == 0).float()).mean())

@@ -258,7 +258,7 @@ def _answers(
                 {
                     "item_id": prompt.item.id,
                     f"log_odds_{suffix}": float(log_odds[row]),
-                    f"correct_{suffix}": bool(correct[row]),
+                    f"correct_{suffix}": float(correct[row]),
                     "answer_tokens": prompt.answer_tokens,
                 }
             )

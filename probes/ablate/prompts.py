@@ -133,10 +133,14 @@ class AnswerReadout:
 
     @cached_property
     def correct(self) -> torch.Tensor:
-        """Whether the true answer's first token has the highest logit among the options."""
-        return torch.tensor(
+        """The true answer's credit per row: 1 if its first token alone has the highest logit
+        among the options, 1/k if it ties with k − 1 others, 0 otherwise (a tie is half right,
+        as in :func:`probes.metrics.option_credit`)."""
+        from probes.metrics import option_credit
+
+        return torch.stack(
             [
-                bool(logits.argmax() == p.item.true_index) and bool((logits == logits.max()).sum() == 1)
+                option_credit(logits.unsqueeze(0), p.item.true_index)[0]
                 for logits, p in zip(self.option_logits, self.prompts)
             ]
         )

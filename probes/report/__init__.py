@@ -28,7 +28,7 @@ from probes.report.document import (
     write_report,
 )
 from probes.report.items import item_browser
-from probes.report.scaling import critical_layer_scaling, scaling_curve, scaling_measures, variant_comparison
+from probes.report.scaling import decision_layer_scaling, scaling_curve, scaling_measures, variant_comparison
 from probes.report.summary import summary_markdown
 from probes.report.tables import SIZE_AXES, ReportError, attach_sizes, scaling_table
 
@@ -39,7 +39,7 @@ __all__ = [
     "ReportError",
     "ReportFiles",
     "attach_sizes",
-    "critical_layer_scaling",
+    "decision_layer_scaling",
     "depth_heatmap",
     "item_browser",
     "layer_trajectories",

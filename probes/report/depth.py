@@ -11,15 +11,18 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from probes.decision import PRIZE
 from probes.report.style import LOG_ODDS_SCALE, finish, menu, model_colours, model_labels
 from probes.report.tables import (
     ReportError,
-    critical_table,
+    decision_table,
+    divergence_table,
     layer_summary,
     model_order,
     task_order,
     variant_order,
 )
+from probes.scoring import SCORE_NAMES
 
 #: Rows of :func:`layer_trajectories`: column of :func:`layer_summary` -> axis title.
 TRAJECTORY_MEASURES: dict[str, str] = {
@@ -100,7 +103,9 @@ def depth_heatmap(results: pd.DataFrame) -> go.Figure:
     )
     return finish(
         fig,
-        "Mean log-odds true − distractor by depth and size",
+        f"Mean log-odds true − distractor by depth and size ({SCORE_NAMES[summary['score'].iloc[0]]} score)"
+        if len(summary)
+        else "Mean log-odds true − distractor by depth and size",
         height=140 + 320 * len(tasks),
         width=max(700, 300 * len(variants) + 160),
     )
@@ -121,8 +126,11 @@ def layer_trajectories(
 ) -> go.Figure:
     """Log-odds, p(true) and p(distractor) (rows) against relative depth, one line per model.
 
-    A star marks each model's critical layer on its log-odds line: the median over items of
-    the first layer from which the true answer wins through the last. Without ``task`` and
+    A star marks each model's decision layer on its log-odds line (:mod:`probes.decision`: the
+    median over items of the first block from which the true answer wins through the last,
+    drawn only where the model is above chance; the hover gives its 95% interval and share of
+    items), and on the ``prize`` panels a diamond marks the divergence layer, the first block
+    where the prize log-odds fall significantly below the no_distractor twin's. Without ``task`` and
     ``variant``, the figure holds every (task, variant) and a menu picks which one shows.
 
     Raises:
@@ -130,7 +138,8 @@ def layer_trajectories(
     """
     panels = _panels(results, task, variant)
     summary = layer_summary(results)
-    critical = critical_table(results)
+    decision = decision_table(results, n_resamples=200)
+    divergence = divergence_table(results, n_resamples=200)
     models, colours, labels = model_order(results), model_colours(model_order(results)), model_labels(results)
     fig = make_subplots(rows=len(TRAJECTORY_MEASURES), cols=1, shared_xaxes=True, vertical_spacing=0.06)
     spans = []
@@ -160,13 +169,19 @@ def layer_trajectories(
                     row=row,
                     col=1,
                 )
-            marker = _critical_marker(critical, line, model, panel_task, panel_variant, colours[model])
-            if marker is not None:
-                marker.visible = index == 0
-                fig.add_trace(marker, row=1, col=1)
+            markers = [
+                _decision_marker(decision, line, model, panel_task, panel_variant, colours[model]),
+                _divergence_marker(divergence, line, model, panel_task, panel_variant, colours[model]),
+            ]
+            for marker in markers:
+                if marker is not None:
+                    marker.visible = index == 0
+                    fig.add_trace(marker, row=1, col=1)
         spans.append((start, len(fig.data)))
     fig.add_hline(y=0, line={"color": "grey", "width": 1}, row=1, col=1)
     for row, title in enumerate(TRAJECTORY_MEASURES.values(), start=1):
+        if row == 1 and len(summary):
+            title = f"{title} ({SCORE_NAMES[summary['score'].iloc[0]]})"
         fig.update_yaxes(title_text=title, row=row, col=1)
     fig.update_yaxes(range=[-0.03, 1.03], row=2)
     fig.update_yaxes(range=[-0.03, 1.03], row=3)
@@ -193,28 +208,54 @@ def _panels(results: pd.DataFrame, task: str | None, variant: str | None) -> lis
     ]
 
 
-def _critical_marker(
-    critical: pd.DataFrame, line: pd.DataFrame, model: str, task: str, variant: str, colour: str
+def _decision_marker(
+    decision: pd.DataFrame, line: pd.DataFrame, model: str, task: str, variant: str, colour: str
 ) -> go.Scatter | None:
-    """A star on a model's log-odds line at its median critical relative depth (None if none)."""
-    at = (critical["model"] == model) & (critical["task"] == task) & (critical["variant"] == variant)
-    row = critical[at]
-    if row.empty or not pd.notna(row["critical_relative_depth_median"].iloc[0]):
+    """A star on a model's log-odds line at its median decision layer (None if it has none)."""
+    at = (decision["model"] == model) & (decision["task"] == task) & (decision["variant"] == variant)
+    row = decision[at]
+    if row.empty or not pd.notna(row["decision_layer"].iloc[0]):
         return None
-    depth = float(row["critical_relative_depth_median"].iloc[0])
-    layer = float(row["critical_layer_median"].iloc[0])
+    row = row.iloc[0]
+    depth, layer = float(row["decision_relative_depth"]), float(row["decision_layer"])
     height = float(np.interp(depth, line["relative_depth"], line["mean_log_odds"]))
-    share = float(row["share_with_critical_layer"].iloc[0])
     return go.Scatter(
         x=[depth],
         y=[height],
         mode="markers",
-        name=f"{model} critical layer",
+        name=f"{model} decision layer",
         legendgroup=model,
         showlegend=False,
         marker={"symbol": "star", "size": 14, "color": colour, "line": {"color": "black", "width": 1}},
-        hovertemplate=f"{model}<br>critical layer {layer:g} (depth {depth:.2f}), median over the "
-        f"{share:.0%} of items that have one<extra></extra>",
+        hovertemplate=f"{model}<br>decision layer {layer:g} [95% CI {row['decision_layer_low']:g}, "
+        f"{row['decision_layer_high']:g}] (depth {depth:.2f}), median over the "
+        f"{row['share_with_decision_layer']:.0%} of items that have one<extra></extra>",
+    )
+
+
+def _divergence_marker(
+    divergence: pd.DataFrame, line: pd.DataFrame, model: str, task: str, variant: str, colour: str
+) -> go.Scatter | None:
+    """A diamond on a model's prize log-odds line at its divergence layer (None if none)."""
+    if variant != PRIZE or divergence.empty:
+        return None
+    row = divergence[(divergence["model"] == model) & (divergence["task"] == task)]
+    if row.empty or not pd.notna(row["divergence_layer"].iloc[0]):
+        return None
+    row = row.iloc[0]
+    depth, layer = float(row["divergence_relative_depth"]), float(row["divergence_layer"])
+    height = float(np.interp(depth, line["relative_depth"], line["mean_log_odds"]))
+    return go.Scatter(
+        x=[depth],
+        y=[height],
+        mode="markers",
+        name=f"{model} divergence layer",
+        legendgroup=model,
+        showlegend=False,
+        marker={"symbol": "diamond", "size": 12, "color": colour, "line": {"color": "black", "width": 1}},
+        hovertemplate=f"{model}<br>divergence layer {layer:g} [95% CI {row['divergence_layer_low']:g}, "
+        f"{row['divergence_layer_high']:g}] (depth {depth:.2f}): prize log-odds significantly below "
+        f"no_distractor's from here, over {row['n_pairs']} paired items<extra></extra>",
     )
 
 

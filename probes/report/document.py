@@ -27,7 +27,7 @@ from plotly.offline import get_plotlyjs
 from probes.errors import ProbesError
 from probes.report.depth import depth_heatmap, layer_trajectories
 from probes.report.items import item_browser
-from probes.report.scaling import critical_layer_scaling, scaling_curve, scaling_measures, variant_comparison
+from probes.report.scaling import decision_layer_scaling, scaling_curve, scaling_measures, variant_comparison
 from probes.report.summary import summary_markdown
 from probes.report.tables import attach_sizes, available_axes, check_axis, task_order, variant_order
 from probes.version import __version__
@@ -83,15 +83,16 @@ SECTIONS: tuple[Section, ...] = (
         "trajectories",
         "Layer trajectories",
         "Log-odds, p(true) and p(distractor) against relative depth, one line per model; a star "
-        "marks each model's median critical layer. The menu picks the task and variant.",
+        "marks each model's median decision layer (only above chance), a diamond on prize panels "
+        "its divergence layer; hovers give 95% intervals. The menu picks the task and variant.",
         lambda results, x: layer_trajectories(results),
     ),
     Section(
-        "critical",
-        "Critical layer against size",
-        "Median (bars: interquartile range) over items of the first layer from which the true "
-        "answer wins through the last, absolute and as relative depth.",
-        lambda results, x: critical_layer_scaling(results, x),
+        "decision",
+        "Decision layer against size",
+        "Median over items (bars: bootstrap 95% interval) of the first block from which the true "
+        "answer wins through the last, absolute and as relative depth; only models above chance.",
+        lambda results, x: decision_layer_scaling(results, x),
     ),
     Section(
         "variants",
@@ -149,7 +150,7 @@ def png_figures(
         figures: :func:`report_figures` already drawn (copied, not changed), to save time.
     """
     drawn = report_figures(results, x) if figures is None else figures
-    kept = ("measures", "depth", "critical", "variants")
+    kept = ("measures", "depth", "decision", "variants")
     pngs = {name: go.Figure(drawn[name]) for name in kept}
     for axis in available_axes(results):
         pngs[f"scaling-{axis}"] = go.Figure(drawn["scaling"]) if axis == x else scaling_curve(results, axis)

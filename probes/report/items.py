@@ -10,11 +10,11 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from probes.report.style import TEMPLATE, model_labels
+from probes.report.style import TEMPLATE, model_labels, verdict_marks
 from probes.report.tables import item_flips, model_order
 
 #: Cell colours of a right and a wrong last-layer verdict, and of a model that lacks the item.
-RIGHT, WRONG, ABSENT = "#d9f0d3", "#f4cccc", "#ffffff"
+RIGHT, WRONG, TIED, ABSENT = "#d9f0d3", "#f4cccc", "#fff2cc", "#ffffff"
 #: Longest prompt shown in a cell (longer ones are cut, with an ellipsis).
 PROMPT_CHARACTERS = 240
 
@@ -40,9 +40,7 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     columns["true answer"] = [repr(a) for a in flips["true_answer"]]
     columns["distractor answer"] = [repr(a) for a in flips["distractor_answer"]]
     columns["flips"] = flips["flips"].astype(str).tolist()
-    columns["verdicts (small → large)"] = [
-        " ".join("✓" if v else "✗" for v in verdicts) for verdicts in flips["verdicts"]
-    ]
+    columns["verdicts (small → large)"] = [verdict_marks(verdicts) for verdicts in flips["verdicts"]]
     fills = [[ABSENT] * len(flips) for _ in columns]
     for model in models:
         texts, colours = [], []
@@ -55,7 +53,8 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
                 continue
             values = by_model[model]
             texts.append(f"{values[-1]:+.2f} | " + " ".join(f"{v:+.1f}" for v in values))
-            colours.append(RIGHT if verdicts[item_models.index(model)] else WRONG)
+            verdict = verdicts[item_models.index(model)]
+            colours.append(RIGHT if verdict == 1 else WRONG if verdict == 0 else TIED)
         columns[labels[model]] = texts
         fills.append(colours)
     table = go.Table(

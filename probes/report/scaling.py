@@ -23,7 +23,7 @@ from probes.report.style import (
 )
 from probes.report.tables import (
     check_axis,
-    critical_table,
+    decision_table,
     model_order,
     model_sizes,
     scaling_table,
@@ -143,34 +143,33 @@ def _interval(points: pd.DataFrame, measure: str) -> dict:
     return error_bars(points[measure], points[f"{measure}_low"], points[f"{measure}_high"])
 
 
-def critical_layer_scaling(results: pd.DataFrame, x: str = "parameters") -> go.Figure:
-    """The critical layer (rows: absolute, relative depth) per task and variant against size.
+def decision_layer_scaling(results: pd.DataFrame, x: str = "parameters") -> go.Figure:
+    """The decision layer (rows: absolute, relative depth) per task and variant against size.
 
-    The critical layer of an item is the first layer from which the true answer beats the
-    distractor through the last (:func:`probes.metrics.critical_layer`). Points are the
-    median over the items that have one, bars their interquartile range; the hover says
-    what share of items have one.
+    Points are the median over items of the first block from which the true answer wins
+    through the last (:mod:`probes.decision`), bars its bootstrap 95% interval; only models
+    above chance at their last layer have a point. The hover says what share of items have one.
     """
     check_axis(results, x)
-    table = critical_table(results)
+    table = decision_table(results, n_resamples=200)
     tasks, variants = task_order(results), variant_order(results)
     models, colours, sizes = model_order(results), variant_colours(variants), model_sizes(results)
     fig = make_subplots(rows=2, cols=len(tasks), shared_xaxes=True, column_titles=tasks, vertical_spacing=0.1)
-    rows = {"critical_layer": "critical layer", "critical_relative_depth": "critical relative depth"}
+    rows = {"decision_layer": "decision layer", "decision_relative_depth": "decision relative depth"}
     for row, (column, title) in enumerate(rows.items(), start=1):
         for col, task in enumerate(tasks, start=1):
             for variant in variants:
                 points = _points(table, task, variant, models)
                 if points.empty:
                     continue
-                median = points[f"{column}_median"]
+                median = points[column]
                 fig.add_trace(
                     go.Scatter(
                         x=size_values(sizes, x, list(points["model"])),
                         y=median.tolist(),
-                        error_y=error_bars(median, points[f"{column}_q1"], points[f"{column}_q3"]),
+                        error_y=error_bars(median, points[f"{column}_low"], points[f"{column}_high"]),
                         customdata=list(points["model"]),
-                        text=[f"{share:.0%} of items" for share in points["share_with_critical_layer"]],
+                        text=[f"{share:.0%} of items" for share in points["share_with_decision_layer"]],
                         mode="lines+markers",
                         name=variant,
                         legendgroup=variant,
@@ -185,7 +184,7 @@ def critical_layer_scaling(results: pd.DataFrame, x: str = "parameters") -> go.F
                 )
         fig.update_yaxes(title_text=title, row=row, col=1)
     fig.update_yaxes(range=[-0.03, 1.03], row=2)
-    finish(fig, "Critical layer against size", height=740, width=max(700, 420 * len(tasks)))
+    finish(fig, "Decision layer against size", height=740, width=max(700, 420 * len(tasks)))
     use_size_axis(fig, results, x)
     return fig
 

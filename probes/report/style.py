@@ -167,3 +167,8 @@ def finish(fig: go.Figure, title: str, height: int, width: int | None = None) ->
         hovermode="closest",
     )
     return fig
+
+
+def verdict_marks(verdicts: Sequence[float]) -> str:
+    """One mark per model: ✓ right, ✗ wrong, ½ a tie (half right)."""
+    return " ".join("✓" if v == 1 else "✗" if v == 0 else "½" for v in verdicts)

@@ -2,7 +2,8 @@
 
 A pure function of the results table: per task and variant, last-layer accuracy and mean
 log-odds at each size with the shape of the curve named (U-shaped, inverse, positive, flat),
-where in depth the true answer starts winning, and how many items flip between sizes.
+where in depth the true answer is decided (decision layer) and where the distractor starts to act
+(divergence layer), each with a 95% interval, and how many items flip between sizes.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from probes.report.style import human_count
+from probes.report.style import human_count, verdict_marks
 from probes.report.tables import (
-    critical_table,
+    decision_table,
+    divergence_table,
     item_flips,
     model_order,
     model_sizes,
@@ -43,14 +45,17 @@ def summary_markdown(results: pd.DataFrame, title: str = "probes report", n_resa
     models = model_order(results)
     sizes = model_sizes(results)
     points = scaling_table(results, n_resamples=n_resamples)
-    critical = critical_table(results)
+    decision = decision_table(results, n_resamples=n_resamples)
+    divergence = divergence_table(results, n_resamples=n_resamples)
     sections = [f"# {title}", _models_section(models, sizes)]
     for column, name, form in (
-        ("accuracy", "Last-layer accuracy", "{:.2f}"),
+        ("accuracy", "Last-layer accuracy (a tie is half right)", "{:.2f}"),
         ("mean_log_odds", "Mean log-odds true − distractor at the last layer", "{:+.2f}"),
     ):
         sections.append(_by_size_section(results, points, models, column, name, form))
-    sections.append(_critical_section(results, critical, models))
+    sections.append(_decision_section(results, decision, models))
+    if not divergence.empty:
+        sections.append(_divergence_section(results, divergence, models))
     sections.append(_flips_section(results))
     return "\n\n".join(sections) + "\n"
 
@@ -100,11 +105,11 @@ def _by_size_section(
     return f"## {title}, by size (smallest first)\n\n" + markdown_table(header, rows)
 
 
-def _critical_section(results: pd.DataFrame, critical: pd.DataFrame, models: list[str]) -> str:
+def _decision_section(results: pd.DataFrame, decision: pd.DataFrame, models: list[str]) -> str:
     rows = []
     for task in task_order(results):
         for variant in variant_order(results):
-            group = critical[(critical["task"] == task) & (critical["variant"] == variant)].set_index("model")
+            group = decision[(decision["task"] == task) & (decision["variant"] == variant)].set_index("model")
             if group.empty:
                 continue
             cells = []
@@ -112,13 +117,47 @@ def _critical_section(results: pd.DataFrame, critical: pd.DataFrame, models: lis
                 if model not in group.index:
                     cells.append("–")
                     continue
-                depth = group.loc[model, "critical_relative_depth_median"]
-                share = group.loc[model, "share_with_critical_layer"]
-                cells.append(f"{depth:.2f} ({share:.0%})" if pd.notna(depth) else f"– ({share:.0%})")
+                row = group.loc[model]
+                share = f"{row['share_with_decision_layer']:.0%}"
+                if not row["above_chance"]:
+                    cells.append(f"not above chance ({share})")
+                elif pd.notna(row["decision_layer"]):
+                    low, high = row["decision_layer_low"], row["decision_layer_high"]
+                    cells.append(
+                        f"{row['decision_layer']:g} [{low:g}, {high:g}] of {row['n_layers']} ({share})"
+                    )
+                else:
+                    cells.append(f"– ({share})")
             rows.append([task, variant, *cells])
     return (
-        "## Critical layer: median relative depth from which the true answer wins "
-        "(share of items that have one)\n\n" + markdown_table(["task", "variant", *models], rows)
+        "## Decision layer: median over items of the first block from which the true answer wins "
+        "through the last [95% CI] of the model's blocks (share of items that have one); only where "
+        "last-layer accuracy is above chance\n\n" + markdown_table(["task", "variant", *models], rows)
+    )
+
+
+def _divergence_section(results: pd.DataFrame, divergence: pd.DataFrame, models: list[str]) -> str:
+    rows = []
+    for task in task_order(results):
+        group = divergence[divergence["task"] == task].set_index("model")
+        if group.empty:
+            continue
+        cells = []
+        for model in models:
+            if model not in group.index:
+                cells.append("–")
+                continue
+            row = group.loc[model]
+            if pd.notna(row["divergence_layer"]):
+                low, high = row["divergence_layer_low"], row["divergence_layer_high"]
+                cells.append(f"{row['divergence_layer']:g} [{low:g}, {high:g}] of {row['n_layers']}")
+            else:
+                cells.append("none")
+        rows.append([task, int(group["n_pairs"].max()), *cells])
+    return (
+        "## Divergence layer: first block where the prize variant's log-odds fall significantly "
+        "below its no_distractor twin's, paired over items [95% CI]\n\n"
+        + markdown_table(["task", "pairs", *models], rows)
     )
 
 
@@ -134,7 +173,7 @@ def _flips_section(results: pd.DataFrame) -> str:
                 row.item_id,
                 repr(row.true_answer),
                 repr(row.distractor_answer),
-                " ".join("✓" if v else "✗" for v in row.verdicts),
+                verdict_marks(row.verdicts),
             ]
             for row in flipping.head(LISTED_FLIPS).itertuples()
         ]

@@ -14,8 +14,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from probes.decision import decision_summary, divergence_summary
 from probes.errors import ProbesError
-from probes.metrics import bootstrap_interval, item_critical_layers
+from probes.metrics import accuracy_interval, bootstrap_interval
+from probes.metrics import wilson_interval as wilson_interval  # re-exported: the report's tests use it
+from probes.scoring import per_layer_score
 from probes.tasks.variants import VARIANTS
 
 #: Size axes a scaling figure can use, as column -> axis title (Wei et al. 2022, "Emergent
@@ -183,16 +186,6 @@ def last_layer(results: pd.DataFrame) -> pd.DataFrame:
     return results[results["layer"] == deepest]
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion (sensible at 0/n and n/n, unlike the bootstrap)."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    share = successes / n
-    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
-
-
 def chance_accuracy(results: pd.DataFrame) -> pd.DataFrame:
     """Per task and variant: the accuracy of guessing uniformly among each item's options."""
     options = results.drop_duplicates(["task", "variant", "item_id"])
@@ -206,7 +199,7 @@ def scaling_table(
 ) -> pd.DataFrame:
     """One row per (model, task, variant) at the model's last layer: the scaling curves' points.
 
-    Columns: ``n_items``; ``accuracy`` with its Wilson 95% interval; ``mean_log_odds``
+    Columns: ``n_items``; ``accuracy`` (a tie is half right) with its Wilson 95% interval; ``mean_log_odds``
     (true − distractor) and ``mean_cross_entropy`` (−log p of the true answer's tokens, in
     nats), each with a bootstrap 95% interval; ``chance``; and the size columns. Rows of one
     lens only (:func:`one_lens`).
@@ -214,8 +207,8 @@ def scaling_table(
     results = one_lens(results, lens)
     rows = []
     for (model, task, variant), group in last_layer(results).groupby(POINT, sort=False):
-        hits, n = int(group["correct"].sum()), len(group)
-        accuracy_low, accuracy_high = wilson_interval(hits, n)
+        n = len(group)
+        accuracy, accuracy_low, accuracy_high = accuracy_interval(group["correct"].to_numpy())
         odds_low, odds_high = bootstrap_interval(group["log_odds"].to_numpy(), n_resamples, seed=seed)
         entropy = -group["true_logprob"].to_numpy()
         entropy_low, entropy_high = bootstrap_interval(entropy, n_resamples, seed=seed)
@@ -226,7 +219,7 @@ def scaling_table(
                 "variant": variant,
                 "layer": int(group["layer"].iloc[0]),
                 "n_items": n,
-                "accuracy": hits / n,
+                "accuracy": accuracy,
                 "accuracy_low": accuracy_low,
                 "accuracy_high": accuracy_high,
                 "mean_log_odds": float(group["log_odds"].mean()),
@@ -241,48 +234,68 @@ def scaling_table(
     return table.merge(model_sizes(results).reset_index(), on="model", how="left")
 
 
-def layer_summary(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
-    """Per (model, task, variant, layer) of one lens: accuracy and mean log-odds, p(true), p(distractor)."""
-    grouped = one_lens(results, lens).groupby([*POINT, "layer"], sort=False)
+def layer_summary(results: pd.DataFrame, lens: str | None = None, score: str | None = None) -> pd.DataFrame:
+    """Per (model, task, variant, layer) of one lens: accuracy and mean log-odds, p(true), p(distractor).
+
+    ``mean_log_odds`` is the mean of ``score`` (by default the length-fair score where the
+    results have it, :func:`probes.scoring.per_layer_score`); ``score`` names it.
+    """
+    results = one_lens(results, lens)
+    score = score or per_layer_score(results)
+    grouped = results.groupby([*POINT, "layer"], sort=False)
     summary = grouped.agg(
         n_layers=("n_layers", "first"),
         relative_depth=("relative_depth", "first"),
         n_items=("item_id", "size"),
         accuracy=("correct", "mean"),
-        mean_log_odds=("log_odds", "mean"),
+        mean_log_odds=(score, "mean"),
         mean_p_true=("p_true", "mean"),
         mean_p_distractor=("p_distractor", "mean"),
     )
-    return summary.reset_index().sort_values([*POINT, "layer"], kind="stable").reset_index(drop=True)
+    summary = summary.reset_index().assign(score=score)
+    return summary.sort_values([*POINT, "layer"], kind="stable").reset_index(drop=True)
 
 
-def critical_table(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
-    """Per (model, task, variant): median and quartiles of the items' critical layer.
-
-    Absolute (``critical_layer_*``) and relative to depth (``critical_relative_depth_*``),
-    over the items that have one (right at the last layer); ``share_with_critical_layer``
-    says how many do, so a median over few items can be read as such.
-    """
-    per_item = item_critical_layers(one_lens(results, lens))
-    rows = []
-    for (model, task, variant), group in per_item.groupby(POINT, sort=False):
-        row: dict[str, object] = {"model": model, "task": task, "variant": variant}
-        row["n_layers"] = int(group["n_layers"].iloc[0])
-        row["share_with_critical_layer"] = float(group["critical_layer"].notna().mean())
-        for column in ("critical_layer", "critical_relative_depth"):
-            values = group[column].dropna()
-            quartiles = values.quantile([0.25, 0.5, 0.75]) if len(values) else pd.Series([np.nan] * 3)
-            row[f"{column}_q1"], row[f"{column}_median"], row[f"{column}_q3"] = map(float, quartiles)
-        rows.append(row)
+def decision_table(
+    results: pd.DataFrame,
+    lens: str | None = None,
+    score: str | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per (model, task, variant) of one lens: the decision layer's median and 95% interval,
+    where the model is above chance, and the share of items that have one
+    (:func:`probes.decision.decision_summary`), with the size columns."""
+    table = decision_summary(one_lens(results, lens), score, n_resamples, seed)
+    table = table.drop(columns=["revision", "lens"])
     sizes = model_sizes(results).drop(columns="n_layers", errors="ignore")
-    return pd.DataFrame(rows).merge(sizes.reset_index(), on="model", how="left")
+    return table.merge(sizes.reset_index(), on="model", how="left")
+
+
+def divergence_table(
+    results: pd.DataFrame,
+    lens: str | None = None,
+    score: str | None = None,
+    n_resamples: int = 1000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per (model, task) of one lens: the divergence layer and its 95% interval
+    (:func:`probes.decision.divergence_summary`), with the size columns; empty without
+    prize / no_distractor pairs."""
+    table = divergence_summary(one_lens(results, lens), score, n_resamples, seed)
+    if table.empty:
+        return table
+    table = table.drop(columns=["revision", "lens"])
+    sizes = model_sizes(results).drop(columns="n_layers", errors="ignore")
+    return table.merge(sizes.reset_index(), on="model", how="left")
 
 
 def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
     """One row per item (task, variant, item): its last-layer verdict per model and its flips.
 
     Columns: ``task``, ``variant``, ``item_id``, the answers (and ``prompt`` when the
-    results carry it), ``verdicts`` (right/wrong per model, smallest first), ``flips`` (how
+    results carry it), ``verdicts`` (per model, smallest first: the true answer's credit, 1 right,
+    0 wrong, 0.5 a tie), ``flips`` (how
     often the verdict changes from one size to the next), ``log_odds_by_model`` (per model,
     the item's log-odds at every layer read). Items that flip come first, most flips first;
     ties keep the order of tasks, variants (:func:`variant_order`) and items. Rows of one
@@ -300,7 +313,7 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
     first = results.drop_duplicates(keys).set_index(keys)
     rows = []
     for key, (models, correct) in verdicts.iterrows():
-        marks = [bool(c) for c in correct]
+        marks = [float(c) for c in correct]
         row = {
             **dict(zip(keys, key)),
             "true_answer": first.at[key, "true_answer"],

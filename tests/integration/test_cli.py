@@ -29,7 +29,7 @@ def test_run_then_show(model_folders, item_file, tmp_path, capsys):
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "accuracy by layer" in printed and "tiny-gpt2" in printed and "tiny-llama" in printed
-    assert "critical layer" in printed
+    assert "decision layer" in printed
     assert (out / "report" / "report.html").is_file() and "report:" in printed
     assert main(["show", str(out)]) == 0
     assert "mean log-odds" in capsys.readouterr().out

@@ -29,7 +29,7 @@ from probes.report import (
     PngExportError,
     ReportError,
     attach_sizes,
-    critical_layer_scaling,
+    decision_layer_scaling,
     depth_heatmap,
     item_browser,
     layer_trajectories,
@@ -69,12 +69,13 @@ def log_odds(final: float, depth: float) -> float:
     return -1.0 + (final + 1.0) * depth
 
 
-def build_table() -> pd.DataFrame:
-    """Per-layer rows in the columns of probes.metrics.layer_table."""
+def build_table(copies: int = 1) -> pd.DataFrame:
+    """Per-layer rows in the columns of probes.metrics.layer_table; ``copies`` of each item."""
     rows = []
     for (task, variant), finals in FINAL.items():
         for model, (_, _, n_layers) in MODELS.items():
-            for item, final in enumerate(finals[model]):
+            for index, final in enumerate(finals[model] * copies):
+                item = index if copies == 1 else f"{index % len(finals[model])}-{index}"
                 for layer in range(n_layers + 1):
                     depth = layer / n_layers
                     odds = log_odds(final, depth)
@@ -99,7 +100,7 @@ def build_table() -> pd.DataFrame:
                             "p_distractor": 1 - p_true,
                             "chosen_option": 0 if odds > 0 else 1,
                             "chosen_answer": " yes" if odds > 0 else " no",
-                            "correct": odds > 0,
+                            "correct": float(odds > 0),
                             "prize_probability": p_true if last else np.nan,
                             "prize_loss": -math.log(p_true) if last else np.nan,
                             "option_logprobs": [DISTRACTOR_LOGPROB + odds, DISTRACTOR_LOGPROB],
@@ -146,6 +147,13 @@ def build_perplexity() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def results() -> pd.DataFrame:
     return attach_sizes(build_table(), build_manifest(), build_perplexity())
+
+
+@pytest.fixture(scope="module")
+def many() -> pd.DataFrame:
+    """The fixture with 20 copies of each item: enough items for a model to be above chance
+    (Wilson interval) where 2 of 3 or all are right."""
+    return attach_sizes(build_table(copies=20), build_manifest(), build_perplexity())
 
 
 def by_name(fig, name: str, **where) -> list:
@@ -202,7 +210,7 @@ def test_item_flips_puts_items_that_flip_first(results):
         "negation-0",
         2,
     )
-    assert first["verdicts"] == [True, False, True]
+    assert first["verdicts"] == [1.0, 0.0, 1.0]
     assert list(flips["flips"]) == sorted(flips["flips"], reverse=True)
     assert (flips["flips"] > 0).sum() == 6
     assert first["log_odds_by_model"]["tiny-s"] == pytest.approx([log_odds(1, d / 4) for d in range(5)])
@@ -298,29 +306,32 @@ def test_cell_edges_are_midpoints_between_layers():
     assert cell_edges([0.0, 0.2, 1.0]) == pytest.approx([-0.1, 0.1, 0.6, 1.4])
 
 
-def test_layer_trajectories_one_line_per_model_with_critical_layers(results):
-    fig = layer_trajectories(results, "negation", "prize")
+def test_layer_trajectories_one_line_per_model_with_decision_and_divergence_layers(many):
+    fig = layer_trajectories(many, "negation", "prize")
     lines = [t for t in fig.data if t.mode == "lines+markers"]
-    stars = [t for t in fig.data if t.mode == "markers"]
+    stars = [t for t in fig.data if t.mode == "markers" and t.marker.symbol == "star"]
+    diamonds = [t for t in fig.data if t.mode == "markers" and t.marker.symbol == "diamond"]
     assert len(lines) == 9  # 3 models x (log-odds, p(true), p(distractor))
     small_odds = [t for t in lines if t.legendgroup == "tiny-s" and t.yaxis == "y"][0]
     assert list(small_odds.x) == pytest.approx([0, 0.25, 0.5, 0.75, 1])
     assert list(small_odds.y) == pytest.approx([-1 + 4 / 3 * d / 4 for d in range(5)])
     large_p = [t for t in lines if t.legendgroup == "tiny-l" and t.yaxis == "y2"][0]
     assert large_p.y[-1] == pytest.approx(1 / (1 + math.exp(-1)))
-    # critical layer: tiny-s layer 3 of 4 (items 0, 1), tiny-l layer 4 of 6, tiny-m none (all wrong)
+    # decision layer: tiny-s layer 3 of 4 (items 0, 1), tiny-l layer 4 of 6, tiny-m none (at chance)
     assert {t.legendgroup: (t.x[0], t.y[0]) for t in stars} == {
         "tiny-s": pytest.approx((0.75, 0.0)),
         "tiny-l": pytest.approx((4 / 6, -1 + 2 * 4 / 6)),
     }
+    # divergence layer: the prize falls below its twin (final 2) from the first block in every model
+    assert {t.legendgroup: t.x[0] for t in diamonds} == {"tiny-s": 0.25, "tiny-m": 0.2, "tiny-l": 1 / 6}
     assert [s.yref for s in fig.layout.shapes] == ["y"] and fig.layout.shapes[0].y0 == 0
     assert fig.layout.xaxis3.title.text == "relative depth (layer / blocks)"
     with pytest.raises(ReportError, match="not in the results"):
-        layer_trajectories(results, "no-such-task")
+        layer_trajectories(many, "no-such-task")
 
 
-def test_layer_trajectories_menu_shows_one_task_and_variant_at_a_time(results):
-    fig = layer_trajectories(results)
+def test_layer_trajectories_menu_shows_one_task_and_variant_at_a_time(many):
+    fig = layer_trajectories(many)
     (menu,) = fig.layout.updatemenus
     assert [b.label for b in menu.buttons] == [
         "negation / prize",
@@ -330,19 +341,21 @@ def test_layer_trajectories_menu_shows_one_task_and_variant_at_a_time(results):
     ]
     visible = [bool(t.visible) for t in fig.data]
     assert visible == list(menu.buttons[0].args[0]["visible"])
-    assert sum(visible) == 11  # 9 lines and 2 stars of negation / prize
+    assert sum(visible) == 14  # 9 lines, 2 stars and 3 diamonds of negation / prize
     second = menu.buttons[1].args[0]["visible"]
     assert sum(second) == 9 + 3 and not any(a and b for a, b in zip(visible, second))
 
 
-def test_critical_layer_scaling_plots_median_and_quartiles(results):
-    fig = critical_layer_scaling(results)
+def test_decision_layer_scaling_plots_medians_above_chance(many, results):
+    fig = decision_layer_scaling(many)
     absolute = by_name(fig, "prize", yaxis="y")[0]  # negation
     assert absolute.y[0] == 3 and math.isnan(absolute.y[1]) and absolute.y[2] == 4
     relative = by_name(fig, "no_distractor", yaxis="y4")[0]  # quote, final 3: first layer past depth 1/4
     assert list(relative.y) == pytest.approx([2 / 4, 2 / 5, 2 / 6])
     assert list(relative.text) == ["100% of items"] * 3
-    assert fig.layout.yaxis3.title.text == "critical relative depth"
+    assert fig.layout.yaxis3.title.text == "decision relative depth"
+    few = by_name(decision_layer_scaling(results), "prize", yaxis="y")[0]
+    assert all(math.isnan(y) for y in few.y)  # three items: no model is surely above chance
 
 
 def test_variant_comparison_groups_variants_per_model(results):
@@ -376,13 +389,16 @@ def test_figures_are_deterministic(results):
     assert scaling_measures(results).to_json() == scaling_measures(results).to_json()
 
 
-def test_summary_names_the_shapes_and_key_numbers(results):
+def test_summary_names_the_shapes_and_key_numbers(results, many):
     text = summary_markdown(results)
     assert "| negation | prize | 3 | 0.50 | U-shaped | 0.67 | 0.00 | 1.00 |" in text
     assert "| quote | prize | 3 | 0.50 | inverse | 1.00 | 0.67 | 0.00 |" in text
     assert "| tiny-m | 10M | 6M | 36P | 30.00 | 5 |" in text
-    assert "| negation | prize | 0.75 (67%) | – (0%) | 0.67 (100%) |" in text
+    assert "| negation | prize | not above chance (67%) | not above chance (0%) |" in text
     assert "Items that flip between sizes: 6 of 12" in text
+    text = summary_markdown(many)
+    assert "| negation | prize | 3 [3, 3] of 4 (67%) | not above chance (0%) | 4 [4, 4] of 6 (100%) |" in text
+    assert "| negation | 60 | 1 [1, 1] of 4 | 1 [1, 1] of 5 | 1 [1, 1] of 6 |" in text  # divergence
 
 
 # ---------------------------------------------------------------------------------- HTML and PNG

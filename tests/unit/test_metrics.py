@@ -1,4 +1,4 @@
-"""Per-layer scores, the prize metric, aggregates and the critical layer."""
+"""Per-layer scores, the prize metric, the tie rule and aggregates."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_hf_model
 
 from probes.lens import OptionReadout, read_options
-from probes.metrics import aggregate, bootstrap_interval, critical_layer, critical_summary, layer_table
+from probes.metrics import aggregate, bootstrap_interval, layer_table, option_credit
 from probes.tasks import Item, read_items, write_items
 
 PROVENANCE = {"model": "m", "revision": "", "lens": "logit", "toolkit_version": "test"}
@@ -31,7 +31,7 @@ def test_layer_table_scores():
     values = [[[-1.0, -2.0, -3.0], [-3.0, -2.0, -0.5]]]  # layer 0 prefers y, layer 1 prefers x
     table = layer_table(_readout(values, [item]), PROVENANCE, n_layers=1)
     assert list(table["log_odds"]) == pytest.approx([-2.0, 2.5])
-    assert list(table["correct"]) == [False, True]
+    assert list(table["correct"]) == [0.0, 1.0]
     assert list(table["chosen_answer"]) == [" y", " x"]
     p = np.exp([-3.0, -2.0, -0.5]) / np.exp([-3.0, -2.0, -0.5]).sum()
     assert table["p_true"].iloc[1] == pytest.approx(p[2])
@@ -69,46 +69,47 @@ def test_prize_metric_on_a_three_item_file_equals_a_direct_computation(tmp_path,
         expected = probabilities[item.options.index(item.true_answer)]
         assert last.loc[item.id, "prize_probability"] == pytest.approx(expected, abs=1e-4)
         assert last.loc[item.id, "prize_loss"] == pytest.approx(-math.log(expected), abs=1e-4)
-        assert bool(last.loc[item.id, "correct"]) == (int(np.argmax(sums)) == item.true_index)
+        assert last.loc[item.id, "correct"] == float(int(np.argmax(sums)) == item.true_index)
 
 
-@pytest.mark.parametrize(
-    ("log_odds", "expected"),
-    [
-        ([-1, -1, 1, 1], 2),  # overtakes at layer 2 and holds
-        ([1, -1, 1, 1], 2),  # an early win that is lost does not count
-        ([1, 1, 1, 1], 0),  # right from the embeddings
-        ([1, 1, 1, -1], math.nan),  # wrong at the end: no critical layer
-        ([-1, 1, -1, 1], 3),
-    ],
-)
-def test_critical_layer(log_odds, expected):
-    result = critical_layer(np.arange(4), np.array(log_odds, dtype=float))
-    assert (math.isnan(result) and math.isnan(expected)) or result == expected
+def test_a_tie_is_half_right_whichever_option_is_true():
+    scores = torch.tensor([[-1.0, -1.0], [-1.0, -1.0]])
+    assert option_credit(scores, 0).tolist() == [0.5, 0.5]
+    assert option_credit(scores, 1).tolist() == [0.5, 0.5]
+    three = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, -1.0, -5.0], [float("nan"), -1.0, -2.0]])
+    assert option_credit(three, 2).tolist() == pytest.approx([1 / 3, 0.0, 0.0])
+    assert option_credit(three, 0).tolist() == pytest.approx([1 / 3, 0.5, 0.0])  # NaN loses
 
 
-def test_aggregates_and_critical_summary():
+def test_a_uniform_readout_is_at_chance_not_at_the_true_answer():
+    """All-zero option log-probs (a readout that cannot tell the options apart) score 0.5, not 1."""
+    items = [Item(str(i), "t", "p", " x", " y") for i in range(4)]
+    table = layer_table(_readout([[[0.0, 0.0]]] * 4, items), PROVENANCE, n_layers=0)
+    table["task"], table["variant"] = "t", "prize"
+    assert (table["correct"] == 0.5).all() and (table["chosen_option"] == -1).all()
+    assert (table["chosen_answer"] == "").all()
+    assert aggregate(table, n_resamples=50)["accuracy"].iloc[0] == 0.5
+
+
+def test_aggregates():
     items = [Item(str(i), "t", "p", " x", " y") for i in range(4)]
     values = [
-        [[-2.0, -1.0], [-1.0, -2.0]],  # critical layer 1
-        [[-1.0, -2.0], [-1.0, -2.0]],  # critical layer 0
-        [[-1.0, -2.0], [-2.0, -1.0]],  # wrong at the end
-        [[-2.0, -1.0], [-1.0, -3.0]],  # critical layer 1
+        [[-2.0, -1.0], [-1.0, -2.0]],
+        [[-1.0, -2.0], [-1.0, -2.0]],
+        [[-1.0, -2.0], [-2.0, -1.0]],
+        [[-2.0, -1.0], [-1.0, -1.0]],  # a tie at the last layer: half right
     ]
     table = layer_table(_readout(values, items), PROVENANCE, n_layers=1)
     table["task"], table["variant"] = "t", "prize"
     summary = aggregate(table, n_resamples=500).set_index("layer")
-    assert summary.loc[0, "accuracy"] == 0.5 and summary.loc[1, "accuracy"] == 0.75
-    assert summary.loc[1, "mean_log_odds"] == pytest.approx((1 + 1 - 1 + 2) / 4)
+    assert summary.loc[0, "accuracy"] == 0.5 and summary.loc[1, "accuracy"] == 0.625
+    assert summary.loc[1, "accuracy_low"] < 0.625 < summary.loc[1, "accuracy_high"]
+    assert summary.loc[1, "mean_log_odds"] == pytest.approx((1 + 1 - 1 + 0) / 4)
     assert (
         summary.loc[1, "log_odds_ci_low"]
         <= summary.loc[1, "mean_log_odds"]
         <= summary.loc[1, "log_odds_ci_high"]
     )
-    critical = critical_summary(table).iloc[0]
-    assert critical["share_with_critical_layer"] == 0.75
-    assert critical["median_critical_layer"] == 1.0
-    assert critical["mean_critical_layer"] == pytest.approx(2 / 3)
 
 
 def test_bootstrap_interval_is_seeded_and_covers_the_mean():
@@ -130,31 +131,3 @@ def test_item_files_round_trip(tmp_path):
         assert loaded[0].meta == {"difficulty": 2}
     json_line = (tmp_path / "items.jsonl").read_text().splitlines()[1]
     assert json.loads(json_line)["options"] == [" hi there", " bye", " x"]
-
-
-def test_vectorised_critical_layers_agree_with_the_definition_even_with_nan():
-    import numpy as np
-    import pandas as pd
-
-    from probes.metrics import critical_layer, item_critical_layers
-
-    curves = {"a": [1, -1, np.nan, 2, 3], "b": [1, np.nan, 1], "c": [-1, 2, -3], "d": [2, 2, 2]}
-    rows = [
-        {
-            "model": "m",
-            "revision": "",
-            "lens": "logit",
-            "task": "t",
-            "variant": "v",
-            "item_id": item,
-            "layer": layer,
-            "n_layers": len(odds) - 1,
-            "log_odds": value,
-        }
-        for item, odds in curves.items()
-        for layer, value in enumerate(odds)
-    ]
-    table = item_critical_layers(pd.DataFrame(rows)).set_index("item_id")["critical_layer"]
-    for item, odds in curves.items():
-        expected = critical_layer(np.arange(len(odds)), np.array(odds, dtype=float))
-        assert (np.isnan(expected) and np.isnan(table[item])) or table[item] == expected, item

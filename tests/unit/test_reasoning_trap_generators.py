@@ -1,4 +1,5 @@
-"""Task-specific checks of redefine_math, hindsight_neglect, modus_tollens and into_the_unknown.
+"""Task-specific checks of redefine_math, hindsight_neglect, modus_tollens, into_the_unknown and
+negation_qa.
 
 The generic generator tests (determinism, unique ids and questions, options, first tokens) live in
 ``test_task_suite.py``; these recompute each answer from the prompt text alone: arithmetic under the
@@ -296,3 +297,38 @@ def test_into_the_unknown_control_swaps_the_restatement_for_an_unrelated_fact(se
         assert control_known == known and case.control_answer == case.true_answer
         assert control[case.true_answer] == options[case.true_answer]
         assert control[case.distractor_answer] in unrelated
+
+
+# --- negation_qa --------------------------------------------------------------------------------
+
+#: Words a negated category question must not use as its member: substances that take no article
+#: ("a gold"), and words with another common countable sense that falls in another category of the
+#: task, so that the "false" option is true too (an iron is an appliance, so a tool; a tin a
+#: container; a lead a leash; a copper a police officer; a bass a fish and an instrument; a date a
+#: fruit and a day; a bat an animal and a club; a plane a vehicle and a tool and a tree).
+NOT_ONE_SENSE = {
+    *("iron", "tin", "lead", "copper", "gold", "silver", "zinc", "nickel", "steel", "brass"),
+    *("bass", "date", "bat", "plane", "file", "jack", "organ", "horn", "palm", "box", "kiwi"),
+}
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_negation_qa_every_question_has_exactly_one_false_option(seed: int) -> None:
+    from probes.tasks import get_task
+    from probes.tasks.generators.negation_qa import overlapping
+
+    home: dict[str, str] = {}
+    for category, members in _data("negation_qa")["categories"].items():
+        for member in members:
+            assert member not in home, f"{member!r} is listed under {home.get(member)!r} and {category!r}"
+            assert member not in NOT_ONE_SENSE, f"{member!r} has another sense or takes no article"
+            home[member] = category
+    opposed = set()
+    for item in get_task("negation_qa").items("prize", 300, seed=seed):
+        member, category, foil = item.meta["member"], item.meta["category"], item.meta["foil"]
+        assert home[member] == category and home.get(foil) is None
+        assert {category, foil} not in overlapping(), f"{item.id}: {category} and {foil} share members"
+        article = "An" if member[0] in "aeiou" else "A"
+        assert f"Question: {article} {member} " in item.prompt, item.prompt
+        opposed.add(frozenset((category, foil)))
+    assert len(opposed) > 30  # the check saw most category pairs

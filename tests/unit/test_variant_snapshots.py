@@ -37,22 +37,22 @@ def test_variants_match_their_snapshot(name: str) -> None:
 def test_negation_qa_variants_read_as_written() -> None:
     items = _first_items("negation_qa")
     header = "The following are multiple choice questions (with answers) about common sense.\n\n"
-    question = (
-        "Question: A desk does not belong to the group called\nA. fruit\nB. piece of furniture\nAnswer:"
-    )
+    question = "Question: A swan is not an example of a\nA. bird\nB. fish\nAnswer:"
     assert items["prize"]["prompt"] == header + question
-    assert (items["prize"]["true_answer"], items["prize"]["distractor_answer"]) == (" A", " B")
+    assert (items["prize"]["true_answer"], items["prize"]["distractor_answer"]) == (" B", " A")
     control = items["no_distractor"]
-    assert control["prompt"] == header + question.replace("does not belong", "belongs")
-    assert (control["true_answer"], control["distractor_answer"]) == (" B", " A")
+    assert control["prompt"] == header + question.replace("is not an example", "is an example")
+    assert (control["true_answer"], control["distractor_answer"]) == (" A", " B")
     demonstration = (
-        header + "Question: A cello is not an example of a\nA. musical instrument\nB. fish\nAnswer: B"
+        header
+        + "Question: A desk does not belong to the group called\nA. insect\nB. piece of furniture\nAnswer: A"
     )
     assert items["one_shot"]["prompt"] == demonstration + "\n\n" + header + question
     cot = items["cot"]["prompt"]
     assert cot.startswith(
-        header + "Question: A cello is not an example of a\nA. musical instrument\nB. fish\nAnswer: Let's "
-        "think step by step. A cello is an example of a musical instrument, which is option A. The "
-        "question says it is not, so the answer is the other option, fish. So the answer is B.\n\n"
+        header + "Question: A desk does not belong to the group called\nA. insect\nB. piece of furniture\n"
+        "Answer: Let's think step by step. A desk belongs to the group called piece of furniture, which "
+        "is option B. The question says it is not, so the answer is the other option, insect. So the "
+        "answer is A.\n\n"
     )
     assert cot.endswith(header + question + " Let's think step by step.")

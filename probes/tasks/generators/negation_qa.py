@@ -5,6 +5,9 @@ Follows NeQA (Zhang & Zhou), a round-1 winner of the Inverse Scaling Prize (McKe
 U-shaped tasks): common-sense multiple-choice questions are negated, and larger models answer
 the un-negated question instead. The content here is our own: category-membership facts
 ("a sparrow is a kind of bird") from ``data/negation_qa.json``, asked in NeQA's prompt format.
+Every member is a countable noun with one common sense (no "an iron", which is also an appliance
+and so a tool, and no "a gold"), and categories that share members are never opposed; the data
+file says so and ``tests/test_generators_b.py`` checks it.
 
 The control (``no_distractor``) is the same question without "not": its true answer is the one
 the distractor gives to the negated question.
@@ -29,8 +32,11 @@ RELATIONS: tuple[tuple[str, str], ...] = (
 
 LETTERS = (" A", " B")
 
-#: Category pairs that overlap (many fruits grow on trees), never opposed in one question.
-AMBIGUOUS = ({"fruit", "tree"},)
+
+def overlapping() -> list[set[str]]:
+    """Category pairs that share members in common reading (the data's ``overlapping``), never
+    opposed in one question: "A cherry is not a kind of / A. fruit B. tree" has no false option."""
+    return [set(entry["categories"]) for entry in task_data(NAME)["overlapping"]]
 
 
 def _article(word: str) -> str:
@@ -44,12 +50,13 @@ def _question(subject: str, relation: str, options: tuple[str, str]) -> str:
 def write_cases(n: int, rng: random.Random) -> list[Case]:
     """``n`` distinct negated category questions, the true letter balanced between A and B."""
     categories: dict[str, list[str]] = task_data(NAME)["categories"]
+    ambiguous = overlapping()
     pool = [
         (member, category, other, relation, true_first)
         for category, members in categories.items()
         for member in members
         for other in categories
-        if other != category and {other, category} not in AMBIGUOUS
+        if other != category and {other, category} not in ambiguous
         for relation in range(len(RELATIONS))
         for true_first in (True, False)
     ]

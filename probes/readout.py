@@ -1,0 +1,92 @@
+"""The bridge backend's readout: final norm, unembedding and log-softmax in float32, exactly.
+
+Part of the backend (:mod:`probes.backend`): the only other module that knows the bridge's
+readout path. TransformerLens's ``logit_readout`` computes in the unembedding's dtype; a
+bfloat16 model would round two answers' log-probs to the same value often, and a tie that the
+rounding made is no reading of the model. So the readout reads a *view* of the bridge whose
+final norm and unembedding are float32 copies (the model's own forward pass is untouched).
+The view also folds a ``project_out`` (OPT-350m) into the unembedding.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+
+from probes.errors import UnsupportedModelError
+
+
+def bridge_log_probs(
+    bridge: Any,
+    resid: Float[torch.Tensor, "*shape d_model"],
+    targets: Int[torch.Tensor, "*shape"],
+    chunk_size: int,
+) -> Float[torch.Tensor, "*shape"]:
+    """TransformerLens's ``logit_readout`` of each target's log-prob, in float32 (see the module)."""
+    from transformer_lens.tools.analysis import logit_readout
+
+    view = readout_view(bridge)
+    readout = logit_readout(
+        view,
+        resid.float(),
+        apply_ln=getattr(view, "apply_ln", True),
+        targets=targets,
+        return_type="log_probs",
+        chunk_size=chunk_size,
+    )
+    return readout.values[..., 0]
+
+
+class _ReadoutView:
+    """A bridge as ``logit_readout`` sees it: final norm and unembedding in float32, and a
+    ``project_out`` (OPT-350m: decoder output 1024 → 512 before the tied unembedding) folded
+    into the unembedding, ``W_U' = P^T W_U`` and ``b_U' = b_P W_U + b_U``, which is exactly the
+    model's readout path ``unembed(project_out(ln_final(x)))``.
+
+    Everything else (config, adapter, blocks, modes) is the bridge's own; the model's forward
+    pass is untouched. Holds the bridge weakly so that the cache below does not keep it alive.
+    """
+
+    def __init__(self, bridge: Any) -> None:
+        self._bridge = weakref.ref(bridge)
+        unembed, bias = bridge.W_U.detach().float(), bridge.b_U.detach().float()
+        modules = dict(bridge._modules)
+        project = modules.pop("project_out", None)
+        if project is not None:
+            linear = project.original_component
+            if linear.bias is not None:
+                bias = bias + linear.bias.detach().float() @ unembed
+            unembed = linear.weight.detach().float().T @ unembed
+        self._modules = modules
+        self.W_U, self.b_U = unembed, bias
+        has_norm = isinstance(getattr(bridge, "ln_final", None), torch.nn.Module)
+        #: Post-LN OPT (OPT-350m) has no final norm: the last block's output goes to project_out.
+        self.apply_ln = has_norm or project is None
+        if has_norm:
+            self.ln_final = copy.deepcopy(bridge.ln_final).float()
+        elif project is not None and getattr(bridge.original_model.config, "do_layer_norm_before", True):
+            raise UnsupportedModelError(
+                f"{bridge.cfg.model_name}: a pre-LN model with project_out whose final norm the "
+                "bridge does not expose; the lens cannot reproduce its readout. Post-LN OPT "
+                "(opt-350m) and OPT without project_out are supported."
+            )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bridge(), name)
+
+
+_READOUT_VIEWS: weakref.WeakKeyDictionary[Any, _ReadoutView] = weakref.WeakKeyDictionary()
+
+
+def readout_view(bridge: Any) -> Any:
+    """The bridge itself when its unembedding is float32 and reads the residual stream directly,
+    else a :class:`_ReadoutView` of it (made once per bridge and cached)."""
+    if bridge.W_U.dtype == torch.float32 and "project_out" not in bridge._modules:
+        return bridge
+    if bridge not in _READOUT_VIEWS:
+        _READOUT_VIEWS[bridge] = _ReadoutView(bridge)
+    return _READOUT_VIEWS[bridge]
