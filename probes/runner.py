@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from probes.errors import InvalidOptionError, ProbesError
 from probes.models import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
 from probes.resume import finished_or_damaged, wait_for
+from probes.scoring import SCORING
 from probes.store import LENS, Store
 from probes.tasks import Item
 from probes.validation import check_options, device_kind
@@ -251,6 +252,7 @@ def fingerprint(
     if unit.kind == LENS:
         payload["lens"] = unit.lens
         payload["layers"] = canonical_layers(unit.layers, n_layers)
+        payload["scoring"] = SCORING
     else:
         payload["kind"] = unit.kind
     if unit.lens_weights is not None:

@@ -41,6 +41,10 @@ SCORES: dict[str, str] = {
 }
 
 
+#: How a lens shard's numbers are scored, part of its fingerprint: a store made with another
+#: scoring (before the float32 readout, the tie rule and the per-token scores) is not resumed.
+SCORING = "float32 readout; ties 1/k; log_odds and fair_log_odds (first differing token)"
+
 #: Short names of the scores, for titles.
 SCORE_NAMES: dict[str, str] = {"log_odds": "summed", "fair_log_odds": "length-fair"}
 
