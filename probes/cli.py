@@ -69,7 +69,7 @@ def _print_summary(table: pd.DataFrame, out: Path | None = None, order: Sequence
             [m for m in order if m in set(group["model"])]
         ]
         print(accuracy.to_string(float_format=lambda v: f"{v:.2f}"))
-        print(f"-- {task} / {variant}: mean {SCORES[score]}")
+        print(f"-- {task} / {variant}: mean log-odds true − distractor, {SCORES[score]}")
         odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[accuracy.columns]
         print(odds.to_string(float_format=lambda v: f"{v:+.2f}"))
     _print_layers(table, order)

@@ -36,8 +36,8 @@ from jaxtyping import Float
 
 #: Score columns of the per-layer table -> what they are, for figure axes and summaries.
 SCORES: dict[str, str] = {
-    "log_odds": "summed log-odds true − distractor (the prize metric at the last layer)",
-    "fair_log_odds": "length-fair log-odds true − distractor (the first differing token)",
+    "log_odds": "summed over answer tokens (the prize metric at the last layer)",
+    "fair_log_odds": "length-fair (the first token at which the answers differ)",
 }
 
 
