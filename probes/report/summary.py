@@ -24,6 +24,7 @@ from probes.report.tables import (
     task_order,
     variant_order,
 )
+from probes.scoring import SCORE_NAMES, length_warnings, per_layer_score
 
 #: Items listed under "items that flip".
 LISTED_FLIPS = 5
@@ -57,6 +58,9 @@ def summary_markdown(results: pd.DataFrame, title: str = "probes report", n_resa
     if not divergence.empty:
         sections.append(_divergence_section(results, divergence, models))
     sections.append(_flips_section(results))
+    warnings = length_warnings(results)
+    if warnings:
+        sections.append("## Warnings\n\n" + "\n".join(f"- {line}" for line in warnings))
     return "\n\n".join(sections) + "\n"
 
 
@@ -132,7 +136,8 @@ def _decision_section(results: pd.DataFrame, decision: pd.DataFrame, models: lis
     return (
         "## Decision layer: median over items of the first block from which the true answer wins "
         "through the last [95% CI] of the model's blocks (share of items that have one); only where "
-        "last-layer accuracy is above chance\n\n" + markdown_table(["task", "variant", *models], rows)
+        f"last-layer accuracy is above chance; {_score_name(results)} score\n\n"
+        + markdown_table(["task", "variant", *models], rows)
     )
 
 
@@ -156,9 +161,13 @@ def _divergence_section(results: pd.DataFrame, divergence: pd.DataFrame, models:
         rows.append([task, int(group["n_pairs"].max()), *cells])
     return (
         "## Divergence layer: first block where the prize variant's log-odds fall significantly "
-        "below its no_distractor twin's, paired over items [95% CI]\n\n"
+        f"below its no_distractor twin's, paired over items [95% CI]; {_score_name(results)} score\n\n"
         + markdown_table(["task", "pairs", *models], rows)
     )
+
+
+def _score_name(results: pd.DataFrame) -> str:
+    return SCORE_NAMES[per_layer_score(results)]
 
 
 def _flips_section(results: pd.DataFrame) -> str:
