@@ -27,12 +27,13 @@ def finished_or_damaged(
     replace: bool,
     batch_size: int,
     device: str,
+    warn: bool = True,
 ) -> bool:
     """Whether the shard at ``path`` is written, verifies and holds these inputs.
 
     ``legacy`` is the fingerprint a shard written before batch size and device kind counted
     would carry; such a shard is finished when its manifest names the same batch size and
-    device kind.
+    device kind. ``warn``: name a damaged shard on stderr (once per run: not on the re-check).
 
     Raises:
         StoreError: The shard holds other inputs (and not ``replace``).
@@ -49,7 +50,8 @@ def finished_or_damaged(
     try:
         return store.finished_at(path, fingerprint, replace=replace, also=same_run)
     except DamagedShardError as err:
-        print(f"probes: warning: {err}; computing it again.", file=sys.stderr)
+        if warn:
+            print(f"probes: warning: {err}; computing it again.", file=sys.stderr)
         return False
 
 

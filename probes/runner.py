@@ -380,7 +380,7 @@ def _execute_model(
         for unit in pending:
             if not claims.enter_context(store.claim(_path(store, unit))):
                 held.append(unit)
-            elif _finished(store, unit, prints[id(unit)], options):  # written while we looked
+            elif _finished(store, unit, prints[id(unit)], options, warn=False):  # written meanwhile
                 bar.update(1)
             else:
                 mine.append(unit)
@@ -414,7 +414,9 @@ def _path(store: Store, unit: Unit) -> Path:
     return store.shard_path(unit.model.label, unit.task, unit.variant, unit.kind, unit.lens)
 
 
-def _finished(store: Store, unit: Unit, prints: tuple[str, str], options: RunOptions) -> bool:
+def _finished(
+    store: Store, unit: Unit, prints: tuple[str, str], options: RunOptions, warn: bool = True
+) -> bool:
     return finished_or_damaged(
-        store, _path(store, unit), *prints, options.overwrite, options.batch_size, options.device
+        store, _path(store, unit), *prints, options.overwrite, options.batch_size, options.device, warn
     )
