@@ -1,69 +1,60 @@
-"""Plain Hugging Face readouts of a freshly trained built-in model: answer log-odds at the last layer
-and per layer (the organism trainer's and tests' check, independent of the lens)."""
+"""The built-in ladders' answer log-odds at the last layer and per layer, read by the ordinary lens.
+
+The organism trainer checks each rung it trains (accuracy curves, per-layer log-odds in the
+catalogue) and the tests check the shipped rungs, both through :func:`probes.lens.read_options`
+on a :class:`~probes.hooked.HookedModel`: the organism is scored exactly as a sweep scores it,
+with no second hand-written lens. A model still in training is read through :func:`hooked_copy`,
+which bridges a copy and leaves the model that trains (and the random state) untouched.
+"""
 
 from __future__ import annotations
 
+import copy
+import tempfile
 from collections.abc import Sequence
 
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
+from jaxtyping import Float
+from transformers import AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from probes.hooked import HookedModel
+from probes.lens import read_options
+from probes.metrics import option_credit
+from probes.models import from_hf_model
 from probes.tasks.items import Item
 
 
-def _answer_id(tokenizer: PreTrainedTokenizerBase, answer: str) -> int:
-    ids = tokenizer(answer, add_special_tokens=False).input_ids
-    if len(ids) != 1:
-        raise ValueError(f"answer {answer!r} is {len(ids)} tokens; organism answers are one token.")
-    return int(ids[0])
+def hooked_copy(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, name: str = "training"
+) -> HookedModel:
+    """A :class:`HookedModel` of a copy of ``model`` (a model being trained, say).
+
+    The copy is bridged, not ``model``; the global random state is restored afterwards, so
+    training goes on exactly as without the readout.
+    """
+    with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as folder:
+        if not getattr(tokenizer, "name_or_path", None):  # the bridge needs a saved tokenizer
+            tokenizer.save_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        return from_hf_model(copy.deepcopy(model).eval(), tokenizer, name=name)
 
 
-@torch.no_grad()
-def layer_log_odds(
-    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: Sequence[Item]
-) -> torch.Tensor:
+def layer_log_odds(model: HookedModel, items: Sequence[Item]) -> Float[torch.Tensor, "layer item"]:
     """Logit-lens log-odds (true minus distractor) after every block, shape ``[layer, item]``.
 
     Row ``k`` reads the residual stream after block ``k + 1`` through the final norm and the
-    unembedding; the last row equals the model's own output. Items are run one prompt
-    length at a time, so no padding enters.
+    unembedding; the last row equals the model's own output.
     """
-    model.eval()
-    decoder = model.get_decoder()
-    norm = getattr(decoder, "final_layer_norm", None) or decoder.norm  # GPT-NeoX or Llama
-    blocks, unembedding = decoder.layers, model.get_output_embeddings()
-    result = torch.empty(len(blocks), len(items))
-    by_length: dict[int, list[int]] = {}
-    encoded = [tokenizer(item.prompt).input_ids for item in items]
-    for index, ids in enumerate(encoded):
-        by_length.setdefault(len(ids), []).append(index)
-    captured: list[torch.Tensor] = []
-
-    def capture(_module: torch.nn.Module, _inputs: object, output: object) -> None:
-        hidden = output[0] if isinstance(output, tuple) else output
-        captured.append(hidden[:, -1, :])
-
-    handles = [block.register_forward_hook(capture) for block in blocks]
-    try:
-        for indices in by_length.values():
-            captured.clear()
-            model(input_ids=torch.tensor([encoded[i] for i in indices]))
-            logits = unembedding(norm(torch.stack(captured)))  # [layer, batch, vocab]
-            true_ids = torch.tensor([_answer_id(tokenizer, items[i].true_answer) for i in indices])
-            distractor_ids = torch.tensor(
-                [_answer_id(tokenizer, items[i].distractor_answer) for i in indices]
-            )
-            columns = torch.arange(len(indices))
-            odds = logits[:, columns, true_ids] - logits[:, columns, distractor_ids]
-            result[:, indices] = odds.float()
-    finally:
-        for handle in handles:
-            handle.remove()
-    return result
+    readout = read_options(model, items, layers=range(1, model.n_layers + 1))
+    columns = [
+        logprobs[:, item.true_index] - logprobs[:, item.distractor_index]
+        for logprobs, item in zip(readout.logprobs, items)
+    ]
+    return torch.stack(columns, dim=1)
 
 
-def accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, items: Sequence[Item]) -> float:
-    """Share of items whose true answer outscores the distractor at the model's output (a tie is
-    half right, as everywhere in probes)."""
-    final = layer_log_odds(model, tokenizer, items)[-1]
-    return float(((final > 0).float() + 0.5 * (final == 0).float()).mean())
+def accuracy(model: HookedModel, items: Sequence[Item]) -> float:
+    """Mean credit of the true answer at the model's output (a tie is half right, as everywhere)."""
+    readout = read_options(model, items, layers=[model.n_layers])
+    credits = [float(option_credit(lp, item.true_index)[0]) for lp, item in zip(readout.logprobs, items)]
+    return sum(credits) / len(credits)

@@ -46,7 +46,7 @@ from probes.training import (  # noqa: E402
     size_fields,
     training_step,
 )
-from probes.training_check import accuracy, layer_log_odds  # noqa: E402
+from probes.training_check import accuracy, hooked_copy, layer_log_odds  # noqa: E402
 from probes.word_tokenizer import save_word_tokenizer, word_tokenizer  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()
@@ -155,8 +155,9 @@ def perplexity(model: GPTNeoXForCausalLM, data: torch.Tensor, batch_size: int = 
 def evaluate(model: GPTNeoXForCausalLM, tokenizer: Any, world: World) -> dict[str, Any]:
     """Accuracy of every variant and mean per-layer log-odds (true minus distractor)."""
     result: dict[str, Any] = {}
+    hooked = hooked_copy(model, tokenizer)
     for variant in VARIANTS:
-        odds = layer_log_odds(model, tokenizer, make_items(world, variant))
+        odds = layer_log_odds(hooked, make_items(world, variant))
         result[variant] = {
             "accuracy": round(float((odds[-1] > 0).float().mean()), 4),
             "layer_mean_log_odds": [round(float(v), 3) for v in odds.mean(dim=1)],
@@ -226,7 +227,7 @@ def train_rung(
                     "step": step + 1,
                     "loss": round(loss.item(), 4),
                     **{
-                        variant: round(accuracy(model, tokenizer, curve_items[variant]), 4)
+                        variant: round(accuracy(hooked_copy(model, tokenizer), curve_items[variant]), 4)
                         for variant in curve_items
                     },
                 }

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 from probes.errors import BuiltinWeightsError, ProbesError, UnknownModelError, UnknownTaskError
+from probes.models import load_model
 from probes.shipped import builtin_catalogue
 from probes.tasks import organism_negation
 from probes.tasks.organism_world import World, WorldConfig
@@ -162,9 +163,8 @@ def test_largest_rung_recalls_the_control_facts() -> None:
     torch.set_num_threads(1)
     name = organism.rung_names()[-1]
     folder = organism.rung_path(name)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    assert accuracy(model, tokenizer, organism_negation.items("no_distractor")) >= 0.95
+    model = load_model(str(folder))
+    assert accuracy(model, organism_negation.items("no_distractor")) >= 0.95
 
 
 @pytest.mark.slow
