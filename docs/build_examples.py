@@ -8,7 +8,7 @@ as ``<out>/<name>.html`` (nbconvert; plotly figures inline, opens offline)::
     python docs/build_examples.py --out /tmp/html u_shape
 
 ``examples/<name>.ipynb`` beside each source is the same notebook without outputs; refresh it
-after editing the source with ``jupytext --to ipynb examples/<name>.py`` (tests/test_examples.py
+after editing the source with ``jupytext --to ipynb examples/<name>.py`` (tests/integration/test_examples.py
 checks that the two agree).
 """
 

@@ -25,12 +25,6 @@
 # formatted from numbers this notebook computes.
 
 # %%
-import os
-
-os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in the notebook (read when tqdm loads)
-
-# %%
-import importlib.util
 import tempfile
 from pathlib import Path
 
@@ -64,6 +58,7 @@ rows = probes.run(
     variants=["prize", "one_shot", "no_distractor"],
     n_items=N_ITEMS,
     out=ORGANISM,
+    progress=False,
 )
 results = report.load_results(ORGANISM)  # the same rows with each model's size joined in
 n_models, n_items = rows["model"].nunique(), rows["item_id"].nunique()
@@ -129,6 +124,7 @@ options = AblateOptions(
     positions=["suffix"],
     patch_heads=False,
     out=ABLATIONS,
+    progress=False,
 )
 run_ablation_study(options)
 tables, ablation_order = ablation_report.load_ablation_tables(ABLATIONS)
