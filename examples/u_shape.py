@@ -28,14 +28,16 @@
 import tempfile
 from pathlib import Path
 
+import pandas as pd
 import plotly.io as pio
 
 import probes
 from probes import report
 from probes.ablate.study import AblateOptions, run_ablation_study
 from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
+from probes.decision import decision_summary, divergence_summary
 from probes.report import ablations as ablation_report
-from probes.report.tables import critical_table, layer_summary, scaling_shape
+from probes.report.tables import layer_summary, scaling_shape
 
 pio.renderers.default = "notebook"  # figures inline, plotly.js embedded: opens offline
 WORK = Path(tempfile.mkdtemp(prefix="u_shape-"))  # result stores of this notebook
@@ -98,8 +100,25 @@ prize_layers = layers[layers["variant"] == "prize"]
 # the layer of each model where the distractor wins by the most (most negative mean log-odds)
 worst = prize_layers.loc[prize_layers.groupby("model")["mean_log_odds"].idxmin()]
 worst = worst.set_index("model").loc[order]
-critical = critical_table(results).set_index(["model", "variant"])
 worst[["n_layers", "layer", "relative_depth", "mean_log_odds", "accuracy"]]
+
+# %% [markdown]
+# **Decision layer** (per item: the first block from which the true answer stays ahead through
+# the last; reported as the median over items, only where the model is above chance) and
+# **divergence layer** (per model: the first block where the prize prompt's score falls
+# significantly below its no-"not" twin's, paired over items: where the distractor starts to
+# act). Both read the length-fair score and carry bootstrap 95% intervals.
+
+# %%
+decisions = decision_summary(results).set_index(["model", "variant"])
+divergence = divergence_summary(results).set_index("model").loc[order]
+decision_columns = ["accuracy", "above_chance", "share_with_decision_layer", "decision_layer"]
+decision_columns += ["decision_layer_low", "decision_layer_high"]
+decisions.xs("prize", level="variant").loc[order, decision_columns]
+
+# %%
+divergence_columns = ["n_layers", "divergence_layer", "divergence_layer_low", "divergence_layer_high"]
+divergence[[*divergence_columns, "share_diverging"]]
 
 # %% [markdown]
 # ## 4. Which components apply the "not"? Attribution, ablation, patching
@@ -168,6 +187,11 @@ def by_size(frame, column: str, models: list[str]) -> str:
     return ", ".join(f"{model.split(':')[-1]} {frame.at[model, column]:.2f}" for model in models)
 
 
+def layer_text(layer: float) -> str:
+    """A layer number, or a word where there is none (NaN)."""
+    return "none" if pd.isna(layer) else f"{layer:.0f}"
+
+
 large = order[-1]
 middle = accuracy["prize"].idxmin()
 ignores = accuracy.at[middle, "no_distractor"] - accuracy.at[middle, "prize"] >= 0.5
@@ -184,8 +208,12 @@ lines = [
     + ("it recalls the fact and ignores the negation." if ignores else "its failure is not only the 'not'."),
     f"- In {large} the distractor leads most at layer {int(worst.at[large, 'layer'])} of "
     f"{int(worst.at[large, 'n_layers'])} (mean log-odds {worst.at[large, 'mean_log_odds']:+.2f}); "
-    f"the median critical layer (true answer ahead from there on) is "
-    f"{critical.at[(large, 'prize'), 'critical_layer_median']:.0f}.",
+    f"its decision layer (median over items, true answer ahead from there on) is "
+    f"{decisions.at[(large, 'prize'), 'decision_layer']:.0f} "
+    f"(95% {decisions.at[(large, 'prize'), 'decision_layer_low']:.0f}-"
+    f"{decisions.at[(large, 'prize'), 'decision_layer_high']:.0f}); its divergence layer "
+    f"(where the 'not' prompt falls below its twin) is "
+    f"{layer_text(divergence.at[large, 'divergence_layer'])}.",
     f"- Strongest distractor pushers in {large} (direct logit attribution): "
     + ", ".join(f"{r.component} ({r.attribution:+.2f})" for r in large_pushers.itertuples())
     + ".",
@@ -196,7 +224,8 @@ lines = [
     + ", ".join(f"{restored.at[large, layer]:.2f}" for layer in gap_layers)
     + f" of the gap at layers {', '.join(map(str, gap_layers))}: "
     + (
-        f"the difference the 'not' makes is first carried at layer {first_restoring}."
+        f"the residual stream first carries the difference the 'not' makes at layer {first_restoring}, "
+        f"the output of block L{first_restoring - 1}."
         if first_restoring is not None
         else "no single layer carries it."
     ),
