@@ -172,7 +172,7 @@ def test_retraining_the_smallest_rung_reproduces_its_catalogue_entry(tmp_path: P
     train = _load_train_module()
     entry = next(e for e in organism.catalogue()["rungs"] if e["name"] == organism.rung_names()[0])
     shape = entry["training_config"]["rung"]
-    rung = train.Rung(**{**shape, "checkpoint_steps": tuple(shape["checkpoint_steps"])})
+    rung = train.RungShape(**{**shape, "checkpoint_steps": tuple(shape["checkpoint_steps"])})
     config = train.TrainingConfig(seed=entry["seed"])
     assert config.to_dict() == entry["training_config"]["training"]
     result = train.train_rung(rung, config, tmp_path, threads=entry["threads"], progress=False)[-1]
