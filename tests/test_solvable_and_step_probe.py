@@ -1,0 +1,156 @@
+"""The uncapped depth measures on synthetic data: solvable k with CIs, depth fits, step decodability."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from probes.errors import InvalidItemError
+from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
+from probes.solvable import (
+    accuracy_table,
+    fit_relations,
+    relation_curve,
+    solvable_steps,
+    solved_prefix,
+    wilson_interval,
+)
+from probes.step_probe import first_decodable_layers, fit_probe, probe_accuracy, probe_steps, step_labels
+from probes.tasks import get_task
+
+
+def per_item_table(accuracies: dict[str, tuple[int, list[float]]], n: int = 40) -> pd.DataFrame:
+    """Synthetic per-item rows: model -> (layers, accuracy per k), exactly round(acc * n) right per k."""
+    rows = []
+    for model, (layers, by_k) in accuracies.items():
+        for k, share in enumerate(by_k, start=1):
+            right = round(share * n)
+            rows += [
+                {
+                    "model": model,
+                    "n_layers": layers,
+                    "task": "t",
+                    "item_id": f"{k}-{i}",
+                    "steps": k,
+                    "correct": i < right,
+                }
+                for i in range(n)
+            ]
+    return pd.DataFrame(rows)
+
+
+def test_wilson_interval_matches_the_textbook_values() -> None:
+    low, high = wilson_interval(8, 10)
+    assert low == pytest.approx(0.4902, abs=1e-4) and high == pytest.approx(0.9433, abs=1e-4)
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert all(math.isnan(v) for v in wilson_interval(0, 0))
+
+
+def test_solved_prefix_stops_at_the_first_failure_or_gap() -> None:
+    assert solved_prefix({1: 0.9, 2: 0.85, 3: 0.5, 4: 0.95}, 0.8) == 2
+    assert solved_prefix({1: 0.5, 2: 0.95}, 0.8) == 0
+    assert solved_prefix({1: 0.9, 3: 0.9}, 0.8) == 1
+
+
+def test_solvable_steps_has_intervals_and_flags_censored_models() -> None:
+    table = per_item_table(
+        {
+            "shallow": (1, [1.0, 0.3, 0.1, 0.0]),
+            "middle": (2, [1.0, 1.0, 0.8, 0.2]),  # k = 3 sits on the threshold: the CI must straddle
+            "deep": (4, [1.0, 1.0, 1.0, 1.0]),
+        }
+    )
+    solved = solvable_steps(table, threshold=0.8, n_resamples=300).set_index("model")
+    assert solved.loc["shallow", "solvable_k"] == 1 and not solved.loc["shallow", "censored"]
+    assert solved.loc["middle", "solvable_k"] == 3
+    assert solved.loc["middle", "solvable_k_low"] == 2 and solved.loc["middle", "solvable_k_high"] == 3
+    assert solved.loc["deep", "solvable_k"] == 4 and solved.loc["deep", "censored"]
+    accuracy = accuracy_table(table)
+    row = accuracy[(accuracy["model"] == "middle") & (accuracy["steps"] == 3)].iloc[0]
+    assert row["accuracy_low"] < 0.8 < row["accuracy_high"]
+
+
+@pytest.mark.parametrize(
+    ("relation", "truth"),
+    [
+        ("linear", lambda layers: 2 * layers - 1),
+        ("logarithmic", lambda layers: 1 + 3 * np.log2(layers)),
+        ("constant", lambda layers: 3 + 0 * layers),
+    ],
+)
+def test_fit_relations_prefers_the_relation_that_made_the_data(relation, truth) -> None:
+    layers = np.array([1, 2, 3, 4, 6, 8, 12, 16], dtype=float)
+    noise = np.random.default_rng(0).normal(0, 0.2, len(layers))
+    fits = fit_relations(layers, truth(layers) + noise).set_index("relation")
+    assert fits["akaike_weight"].idxmax() == relation
+    assert fits["loo_rmse"].idxmin() == relation
+    assert fits["akaike_weight"].sum() == pytest.approx(1.0)
+    curve = relation_curve(fits.reset_index(), [1, 2, 4])
+    assert set(curve["relation"]) == {"constant", "logarithmic", "linear"}
+
+
+def test_fit_relations_refuses_too_few_points() -> None:
+    with pytest.raises(InvalidItemError, match="at least three"):
+        fit_relations([1, 2], [1, 2])
+    with pytest.raises(InvalidItemError, match="at least three"):
+        fit_relations([2, 2, 2], [1, 2, 3])
+
+
+def test_linear_probe_finds_a_planted_direction_and_not_noise() -> None:
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 5, (400,), generator=generator)
+    directions = torch.randn(5, 16, generator=generator)
+    planted = directions[labels] + 0.3 * torch.randn(400, 16, generator=generator)
+    noise = torch.randn(400, 16, generator=generator)
+    for features, expected in ((planted, (0.95, 1.0)), (noise, (0.0, 0.4))):
+        weights, scale = fit_probe(features[:300], labels[:300], 5)
+        accuracy = probe_accuracy(weights, scale, features[300:], labels[300:])
+        assert expected[0] <= accuracy <= expected[1]
+
+
+def test_probe_steps_reads_each_step_only_where_it_was_planted() -> None:
+    """Residuals that carry step j's value at layer j: the probe's first decodable layer is j."""
+    items = [
+        item
+        for item in get_task("permutation_walk").items("prize", 16 * 120, seed=5)
+        if item.meta["steps"] == 3
+    ]
+    generator = torch.Generator().manual_seed(1)
+    codes = torch.randn(5, 12, generator=generator) * 3
+    residuals = torch.randn(len(items), 4, 12, generator=generator)
+    for layer in range(4):  # layer j holds the value after step j (0 = start)
+        residuals[:, layer] += codes[step_labels(items, layer)]
+    scores = probe_steps(residuals, items, layers=[0, 1, 2, 3]).assign(model="m", n_layers=3, readout="probe")
+    first = first_decodable_layers(scores, threshold=0.9).set_index("step")
+    assert first["first_layer"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert (scores["chance"] < 0.5).all()
+    figure = step_decodability(first.reset_index().assign(steps=3), 3)
+    assert len(figure.data) == 1
+
+
+def test_probe_steps_refuses_mixed_k_and_too_few_items() -> None:
+    items = get_task("pointer_chase").items("prize", 32, seed=0)
+    with pytest.raises(InvalidItemError, match="one k at a time"):
+        probe_steps(torch.zeros(len(items), 2, 4), items, [0, 1])
+    few = [item for item in items if item.meta["steps"] == 1]
+    with pytest.raises(InvalidItemError, match="too few"):
+        probe_steps(torch.zeros(len(few), 2, 4), few, [0, 1])
+
+
+def test_first_decodable_layer_is_nan_when_never_reached() -> None:
+    scores = pd.DataFrame({"model": "m", "steps": 2, "step": 1, "layer": [0, 1, 2], "score": [0.1, 0.2, 0.3]})
+    first = first_decodable_layers(scores, threshold=0.5)
+    assert math.isnan(first["first_layer"].iloc[0]) and first["peak_score"].iloc[0] == 0.3
+
+
+def test_figures_draw_the_measures() -> None:
+    table = per_item_table({"a": (1, [1.0, 0.2, 0.0]), "b": (2, [1.0, 0.9, 0.2]), "c": (3, [1.0, 1.0, 0.9])})
+    solved = solvable_steps(table, 0.8, n_resamples=50)
+    fits = fit_relations(solved["n_layers"], solved["solvable_k"])
+    figure = solvable_by_depth(solved, fits, relation_curve(fits, [1, 2, 3]))
+    assert {trace.name.split(" ")[0] for trace in figure.data} >= {"constant", "logarithmic", "linear", "≥"}
+    assert len(accuracy_by_k(accuracy_table(table), 0.8, 0.1).data) == 3
