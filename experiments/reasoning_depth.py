@@ -1,26 +1,28 @@
-"""Reasoning depth: at which layer does a k-step answer become readable, per model of a ladder?
+"""Reasoning depth: how many sequential steps does a model of L layers solve, and where does each step show?
 
-For the k-step tasks (``variable_chain``, ``multi_hop``, ``arithmetic_steps``) and k = 1 … 5, reads
-every option of every item at every layer through the logit lens and writes, under ``--out``:
+For the sequential k-step tasks (``pointer_chase`` by default; ``permutation_walk``, and the older
+``variable_chain``, ``multi_hop`` and ``arithmetic_steps`` also run) and k = 1 … 16, per model of a
+ladder (or the ``--models`` given), writes under ``--out``:
 
-- ``store/``: a result store of the runs (one shard per model, task and lens, plus the step
-  readouts as a table of their own kind), written by the shared run loop of
-  :mod:`probes.runner`, so an interrupted study resumes where it stopped;
-- ``layers.parquet``: the per-(model, item, layer) table of :func:`probes.metrics.layer_table` with
-  ``steps`` (k), ``ladder`` and provenance (model, revision, lens, toolkit version);
-- ``summary.csv``: per (model, task, k) accuracy, chance, and the first decodable layer (median and
-  mean over decodable items), absolute and relative; tasks pooled as ``all``;
-- ``steps_solved.csv``: per (model, task) the largest k solved (accuracy ≥ ``--threshold`` for
-  every k' ≤ k) against the model's layers;
-- ``step_readout.csv`` and ``step_peaks.csv``: mean lens readout of the value after every step j
-  by layer, and the layer where each step's value peaks;
-- ``figures/``: first decodable relative depth vs k (one line per model), steps solved vs layers,
-  and the step readouts of the largest k, as standalone HTML and (with Chromium) PNG.
+- ``layers.parquet``: the per-(model, item, layer) logit-lens table (:func:`probes.metrics.layer_table`)
+  with ``steps`` (k) and provenance;
+- ``accuracy.csv``: per (model, task, k) last-layer accuracy with its 95% Wilson interval;
+- ``solvable.csv``: per (model, task) the largest k with accuracy ≥ ``--threshold`` at every k' ≤ k,
+  its bootstrap interval, and whether it is censored (the model solves the largest k tested);
+- ``fits.csv``: solvable k against layers under constant, logarithmic and linear relations
+  (uncensored models only), with AICc, Akaike weights and leave-one-out errors;
+- ``step_scores.csv`` / ``step_first_layers.csv``: per (model, k, step j, layer) how well the value
+  after step j is read at the last prompt token, by the logit lens (share of items where it is the
+  top option) and by a linear probe (held-out accuracy; separate items, seed ``--seed + 2``), and
+  the first layer where each reaches ``--decodable-at``;
+- ``figures/``: accuracy vs k, solvable k vs layers with the fits, and step decodability, as HTML
+  and (with Chromium) PNG.
 
 Example::
 
-    python experiments/reasoning_depth.py                      # the built-in depth ladder
-    python experiments/reasoning_depth.py --ladder pythia --n-items 100 --out pythia-depth
+    python experiments/reasoning_depth.py                              # the built-in depth ladder
+    python experiments/reasoning_depth.py --ladder pythia --steps 1 2 3 4 6 8 --out pythia-depth
+    python experiments/reasoning_depth.py --models path/to/SmolLM2-135M.gguf --out smollm2-depth
 """
 
 from __future__ import annotations
@@ -34,24 +36,30 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from probes.errors import InvalidItemError  # noqa: E402
 from probes.lens import LogitLens, read_options  # noqa: E402
 from probes.metrics import layer_table  # noqa: E402
 from probes.models import HookedModel  # noqa: E402
-from probes.reasoning import (  # noqa: E402
-    SOLVED_ACCURACY,
-    depth_summary,
-    step_peaks,
-    step_readout_summary,
-    step_readout_table,
-    steps_solved,
-    with_steps,
-)
+from probes.reasoning import step_readout_summary, step_readout_table, with_steps  # noqa: E402
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
-from probes.report.reasoning import first_decodable_depth, step_readouts, steps_solved_by_layers  # noqa: E402
+from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
 from probes.runner import ItemOptions, Output, Unit, execute, model_specs, provenance  # noqa: E402
+from probes.solvable import (  # noqa: E402
+    SOLVED_AT,
+    accuracy_table,
+    fit_relations,
+    last_layer_items,
+    relation_curve,
+    solvable_steps,
+)
+from probes.step_probe import (  # noqa: E402
+    DECODABLE_AT,
+    final_residuals,
+    first_decodable_layers,
+    lens_step_scores,
+    probe_steps,
+)
 from probes.tasks import Item, load_items  # noqa: E402
-from probes.tasks.kstep_vocabulary import TASKS  # noqa: E402
-from probes.tasks.multistep import MAX_STEPS  # noqa: E402
 from probes.version import __version__  # noqa: E402
 
 
@@ -61,38 +69,61 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--ladder", default="depth", help="a ladder name (`probes ladders`); the depth ladder by default"
+        "--ladder", default="depth", help="a ladder name (`probes ladders`); depth by default"
     )
-    parser.add_argument("--tasks", nargs="+", default=list(TASKS), help="k-step tasks to run")
     parser.add_argument(
-        "--steps", nargs="+", type=int, default=list(range(1, MAX_STEPS + 1)), help="step counts k to keep"
+        "--models", nargs="+", help="model specs to run instead of a ladder (e.g. a GGUF path)"
     )
-    parser.add_argument("--n-items", type=int, default=200, help="items per task before keeping --steps")
+    parser.add_argument("--tasks", nargs="+", default=["pointer_chase"], help="k-step tasks to run")
+    parser.add_argument("--steps", nargs="+", type=int, default=list(range(1, 17)), help="step counts k")
+    parser.add_argument("--n-items", type=int, default=640, help="items per task before keeping --steps")
+    parser.add_argument(
+        "--probe-steps", nargs="+", type=int, default=[1, 2, 3, 4, 6, 8], help="k probed per step"
+    )
+    parser.add_argument(
+        "--probe-items", type=int, default=200, help="items per probed k (70%% train the probe)"
+    )
     parser.add_argument("--out", type=Path, default=Path("reasoning-depth-results"), help="report folder")
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the items (0: the depth ladder's held-out set)"
     )
-    parser.add_argument(
-        "--threshold", type=float, default=SOLVED_ACCURACY, help="accuracy that counts as solved"
-    )
+    parser.add_argument("--threshold", type=float, default=SOLVED_AT, help="accuracy that counts as solved")
+    parser.add_argument("--decodable-at", type=float, default=DECODABLE_AT, help="step score that counts")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", type=int, default=16)
     return parser.parse_args(argv)
 
 
-#: Kind of the store's table of per-step readouts.
+#: Kind of the store's table of per-step lens readouts.
 STEP_READOUT = "step_readout"
 
+#: Kind of the store's table of per-step linear-probe scores.
+STEP_PROBE = "step_probe"
 
-def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The per-layer table and the per-step readout table of every model of the ladder.
 
-    One unit per (model, task) runs through the shared loop into ``<out>/store``; both tables
-    are then read back from it, so a re-run skips the models already measured.
+def probe_items(tasks: Sequence[str], steps: Sequence[int], per_k: int, seed: int) -> dict[str, list[Item]]:
+    """Items for the linear probes, per task: ``per_k`` of every k in ``steps``, another seed than the
+    evaluation's (the tasks cycle k = 1 … 16 over their items, so ``16 * per_k`` items give ``per_k``)."""
+    return {
+        task: [
+            item
+            for item in load_items([task], ["prize"], 16 * per_k, seed)
+            if item.meta.get("steps") in steps
+        ]
+        for task in tasks
+    }
+
+
+def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The per-layer lens table, the lens step readouts and the probe step scores of every model.
+
+    One unit per (model, task) runs through the shared loop into ``<out>/store``; the tables are
+    then read back from it, so a re-run skips the models already measured.
     """
     options = ItemOptions(
-        ladder=arguments.ladder,
+        models=list(arguments.models or []),
+        ladder=None if arguments.models else arguments.ladder,
         tasks=list(arguments.tasks),
         n_items=arguments.n_items,
         seed=arguments.seed,
@@ -106,15 +137,18 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
         for item in load_items(arguments.tasks, ["prize"], arguments.n_items, arguments.seed)
         if item.meta.get("steps") in arguments.steps
     ]
+    probing = probe_items(arguments.tasks, arguments.probe_steps, arguments.probe_items, arguments.seed + 2)
     by_task: dict[str, list[Item]] = {}
     for item in items:
         by_task.setdefault(item.task, []).append(item)
     lens = LogitLens()
+    settings = {"probe_steps": list(arguments.probe_steps), "probe_items": arguments.probe_items}
     units = [
-        Unit(model, task, "prize", tuple(group), lens=lens.name)
+        Unit(model, task, "prize", tuple(group), lens=lens.name, settings=settings)
         for model in model_specs(options)
         for task, group in by_task.items()
     ]
+    source = "models" if arguments.models else arguments.ladder
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
         # one read of every pending task's items, in their order, as the study has always batched
@@ -122,17 +156,28 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame]:
         readout = read_options(model, chosen, lens, batch_size=options.batch_size, progress=True)
         origin = provenance(model, lens.name)
         table = with_steps(layer_table(readout, origin, model.n_layers), chosen)
-        table = table.assign(ladder=arguments.ladder, parameters=model.parameters)
+        table = table.assign(ladder=source, parameters=model.parameters)
         steps = step_readout_table(readout, origin, model.n_layers)
+        steps = steps[steps["steps"].isin(arguments.probe_steps)]
+        layers = list(range(model.n_layers + 1))
         for unit in pending:
             fields = {"n_items": len(unit.items), "lens": lens.name}
+            scores = []
+            for k in arguments.probe_steps:
+                group = [item for item in probing[unit.task] if item.meta["steps"] == k]
+                residuals = final_residuals(model, group, layers, batch_size=options.batch_size)
+                scores.append(probe_steps(residuals, group, layers))
+            probe = pd.concat(scores, ignore_index=True).assign(
+                task=unit.task, readout="linear probe", **origin, n_layers=model.n_layers
+            )
+            yield Output(unit, probe, STEP_PROBE, fields=fields, done=False)
             mine = steps[steps["task"] == unit.task].reset_index(drop=True)
             yield Output(unit, mine, STEP_READOUT, fields=fields, done=False)
             yield Output(unit, table[table["task"] == unit.task].reset_index(drop=True), fields=fields)
         print(f"{model.name}: {model.n_layers} layers, {len(chosen)} items", flush=True)
 
     store = execute(units, options, compute, "shards")
-    return _of(store.read(), units), _of(store.read(STEP_READOUT), units)
+    return _of(store.read(), units), _of(store.read(STEP_READOUT), units), _of(store.read(STEP_PROBE), units)
 
 
 def _of(table: pd.DataFrame, units: Sequence[Unit]) -> pd.DataFrame:
@@ -148,33 +193,74 @@ def _of(table: pd.DataFrame, units: Sequence[Unit]) -> pd.DataFrame:
     )
 
 
+def fits_per_task(solvable: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per task: the depth fits on the uncensored models, and their curves (empty where too few)."""
+    fits, curves = [], []
+    for task, rows in solvable.groupby("task"):
+        usable = rows[~rows["censored"]]
+        try:
+            fit = fit_relations(usable["n_layers"], usable["solvable_k"])
+        except InvalidItemError as error:
+            print(f"{task}: no depth fit ({error})")
+            continue
+        layers = sorted({*rows["n_layers"], *range(1, int(rows["n_layers"].max()) + 1)})
+        fits.append(fit.assign(task=task, censored_left_out=int(rows["censored"].sum())))
+        curves.append(relation_curve(fit, layers).assign(task=task))
+    return (
+        pd.concat(fits, ignore_index=True) if fits else pd.DataFrame(),
+        pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the study and write tables and figures."""
     arguments = parse_arguments(argv)
     out = arguments.out
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    table, steps_table = measure(arguments)
+    table, lens_steps, probe_scores = measure(arguments)
     table.to_parquet(out / "layers.parquet", index=False)
-    summary = pd.concat([depth_summary(table), depth_summary(table.assign(task="all"))], ignore_index=True)
-    summary.insert(0, "ladder", arguments.ladder)
-    solved = steps_solved(summary, arguments.threshold).assign(
-        ladder=arguments.ladder, toolkit_version=__version__
+    source = "models" if arguments.models else arguments.ladder
+
+    per_item = last_layer_items(table)
+    accuracy = pd.concat(
+        [accuracy_table(rows).assign(task=task) for task, rows in per_item.groupby("task")], ignore_index=True
     )
-    step_summary = step_readout_summary(steps_table)
-    peaks = step_peaks(step_summary)
-    summary.to_csv(out / "summary.csv", index=False)
-    solved.to_csv(out / "steps_solved.csv", index=False)
-    step_summary.to_csv(out / "step_readout.csv", index=False)
-    peaks.to_csv(out / "step_peaks.csv", index=False)
-    largest = max(arguments.steps)
-    figures = {
-        "first_decodable_depth": first_decodable_depth(summary),
-        "steps_solved_by_layers": steps_solved_by_layers(solved),
-        **{
-            f"step_readouts_{task}_k{largest}": step_readouts(step_summary, task, largest)
-            for task in sorted(steps_table["task"].unique())
-        },
-    }
+    solvable = pd.concat(
+        [
+            solvable_steps(rows, arguments.threshold).assign(task=task)
+            for task, rows in per_item.groupby("task")
+        ],
+        ignore_index=True,
+    )
+    fits, curves = fits_per_task(solvable)
+    for frame, name in ((accuracy, "accuracy"), (solvable, "solvable"), (fits, "fits")):
+        frame.assign(ladder=source, toolkit_version=__version__).to_csv(out / f"{name}.csv", index=False)
+
+    scores = pd.concat(
+        [
+            lens_step_scores(step_readout_summary(lens_steps).assign(readout="logit lens")),
+            probe_scores,
+        ],
+        ignore_index=True,
+    )
+    scores.to_csv(out / "step_scores.csv", index=False)
+    first = first_decodable_layers(scores, arguments.decodable_at, keys=("model", "task", "steps", "step"))
+    first.to_csv(out / "step_first_layers.csv", index=False)
+
+    figures = {}
+    for task in arguments.tasks:
+        chance = float(table.loc[table["task"] == task, "options"].map(lambda o: 1 / len(o)).mean())
+        figures[f"accuracy_{task}"] = accuracy_by_k(
+            accuracy[accuracy["task"] == task], arguments.threshold, chance
+        )
+        if not fits.empty and task in set(fits["task"]):
+            figures[f"solvable_{task}"] = solvable_by_depth(
+                solvable[solvable["task"] == task], fits[fits["task"] == task], curves[curves["task"] == task]
+            )
+        for k in arguments.probe_steps:
+            rows = first[(first["task"] == task) & (first["steps"] == k)]
+            if not rows.empty:
+                figures[f"step_decodability_{task}_k{k}"] = step_decodability(rows, k)
     for name, figure in figures.items():
         figure.write_html(out / "figures" / f"{name}.html", include_plotlyjs=True)
     try:
@@ -182,10 +268,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (PngExportError, BrowserNotFoundError) as error:
         print(f"PNG figures skipped: {error}")
     pd.set_option("display.width", 200)
-    print(
-        summary[["model", "task", "steps", "n_layers", "accuracy", "median_first_decodable_relative_depth"]]
-    )
-    print(solved[["model", "task", "n_layers", "steps_solved"]])
+    print(solvable.to_string(index=False))
+    if not fits.empty:
+        print(
+            fits[["task", "relation", "intercept", "slope", "aicc", "akaike_weight", "loo_rmse"]].to_string(
+                index=False
+            )
+        )
     print(f"wrote {out}")
 
 

@@ -1,0 +1,76 @@
+"""The depth ladder's trainer: its tokenizer, its batches and its curriculum (a short run is slow)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+from pathlib import Path
+
+import pytest
+
+from probes.tasks.generators import pointer_chase
+
+
+def _load_train_module():
+    path = Path(__file__).resolve().parents[1] / "experiments" / "depth" / "train.py"
+    spec = importlib.util.spec_from_file_location("depth_train", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["depth_train"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+train = _load_train_module()
+
+
+def test_fast_encoding_matches_the_tokenizer_and_arrows_are_single_tokens() -> None:
+    tokenizer = train.build_tokenizer()
+    rng = random.Random(3)
+    for index in range(64):
+        case = pointer_chase.write_case(index, rng)
+        text = case.question + case.true_answer
+        ids = tokenizer(text).input_ids
+        assert train.encode(text) == ids and tokenizer.unk_token_id not in ids
+        assert len(ids) == len(text.split()), "one token per word: an arrow b>q is one token"
+
+
+def test_batches_score_only_answers_and_never_state_a_held_out_cycle() -> None:
+    config = train.TrainingConfig(batch_size=8)
+    probes = train.probe_items()
+    held_out = {train.cycle_key(item.meta) for item in probes}
+    assert len(held_out) == len(probes) == 640
+    node_ids = {train._word_ids()[node] for node in pointer_chase.NODES}
+    rng = random.Random(0)
+    for level in (1, 4, 16):
+        input_ids, labels = train.training_batch(config, level, rng, held_out)
+        scored = labels[labels != -100]
+        assert len(scored) == config.batch_size * (1 + train.FOLLOW_UPS)
+        assert set(scored.tolist()) <= node_ids
+        assert (input_ids[labels != -100] == scored).all()
+    # a held-out cycle is redrawn: hold out the cycle the stream would draw next and see it change
+    first = random.Random(7)
+    steps = first.randint(1, 2)
+    case = pointer_chase.write_case(steps - 1, first)
+    sequence, _ = train.training_sequence(2, random.Random(7), {train.cycle_key(case.meta)})
+    assert sequence != train.training_sequence(2, random.Random(7), set())[0]
+
+
+def test_batches_are_deterministic_by_seed() -> None:
+    config = train.TrainingConfig(batch_size=4)
+    one = train.training_batch(config, 3, random.Random("a"), set())
+    assert one.tolist() == train.training_batch(config, 3, random.Random("a"), set()).tolist()
+    assert one.tolist() != train.training_batch(config, 3, random.Random("b"), set()).tolist()
+
+
+@pytest.mark.slow
+def test_a_short_run_records_its_curve_resumes_and_writes_an_entry(tmp_path: Path) -> None:
+    config = train.TrainingConfig(steps=20, batch_size=4, eval_every=10, validation_items=4, curve_items=2)
+    rung = train.rung_of(1, 16, 2, 0)
+    entry = train.train_rung(rung, config, tmp_path, threads=1, log=lambda line: None)
+    assert [point["step"] for point in entry["training_curve"]] == [10, 20]
+    assert set(entry["accuracy"][train.TASK]) == {str(k) for k in range(1, 17)}
+    assert json.loads((tmp_path / f"{rung.name}.json").read_text())["files"] == entry["files"]
+    again = train.train_rung(rung, config, tmp_path, threads=1, log=lambda line: None)  # resumes at 20
+    assert again["files"] == entry["files"]
