@@ -29,6 +29,7 @@ import json
 import math
 import platform
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -43,19 +44,20 @@ from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from probes.organism.vocabulary import save_word_tokenizer, word_tokenizer  # noqa: E402
-from probes.organism.world import SPECIAL_TOKENS  # noqa: E402
 from probes.tasks import Item, get_task  # noqa: E402
 from probes.tasks.generators import pointer_chase  # noqa: E402
+from probes.tasks.organism_world import SPECIAL_TOKENS  # noqa: E402
 from probes.training import (  # noqa: E402
-    Rung,
+    RungShape,
     config_sha256,
     model_config,
     optimizer,
+    provides_block,
     save_weights,
     size_fields,
     training_step,
 )
+from probes.word_tokenizer import save_word_tokenizer, word_tokenizer  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()
 
@@ -67,6 +69,15 @@ FOLLOW_UPS = 0
 
 #: Longest sequence a rung accepts (a k = 16 case with its follow-ups is about 190 tokens).
 MAX_POSITIONS = 256
+
+#: The built-in ladder folder ``--install`` writes into (catalogue and ``weights/``).
+PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "builtin" / "depth"
+
+#: Notes of the ladder in its catalogue's ``provides`` block.
+NOTES = (
+    "Same width, data stream, curriculum and optimiser for every rung; each trained until its curriculum "
+    "plateaued or the CPU budget ran out (its steps and curve in probes/builtin/depth/catalogue.json)."
+)
 
 #: What the ladder is, for its catalogue.
 DESCRIPTION = (
@@ -257,7 +268,7 @@ def per_k_accuracy(
 
 
 def train_rung(
-    rung: Rung, config: TrainingConfig, out: Path, threads: int, log: Any = print
+    rung: RungShape, config: TrainingConfig, out: Path, threads: int, log: Any = print
 ) -> dict[str, Any]:
     """Train one rung (resuming from its checkpoint), save it under ``out``; return its catalogue entry."""
     torch.set_num_threads(threads)
@@ -344,10 +355,10 @@ def train_rung(
     return entry
 
 
-def rung_of(layers: int, d_model: int, heads: int, seed: int) -> Rung:
+def rung_of(layers: int, d_model: int, heads: int, seed: int) -> RungShape:
     """The rung of ``layers`` blocks; seeds other than 0 get a ``-s<seed>`` suffix."""
     suffix = "" if seed == 0 else f"-s{seed}"
-    return Rung(f"depth-{layers}x{d_model}{suffix}", layers=layers, d_model=d_model, heads=heads)
+    return RungShape(f"depth-{layers}x{d_model}{suffix}", layers=layers, d_model=d_model, heads=heads)
 
 
 def join_catalogue(out: Path) -> dict[str, Any]:
@@ -356,6 +367,16 @@ def join_catalogue(out: Path) -> dict[str, Any]:
     entries.sort(key=lambda entry: (entry["layers"], entry["seed"]))
     return {
         "description": DESCRIPTION,
+        "provides": provides_block(
+            "depth",
+            DESCRIPTION,
+            NOTES,
+            entries,
+            "experiments/depth/train.py",
+            len(vocabulary()),
+            MAX_POSITIONS,
+            "after_hub",
+        ),
         "conventions": {
             "training_flops": "6 * parameters * tokens_seen (total parameters)",
             "training_flops_non_embedding": "6 * non_embedding_parameters * tokens_seen",
@@ -380,6 +401,16 @@ def join_catalogue(out: Path) -> dict[str, Any]:
     }
 
 
+def install(out: Path, catalogue: dict[str, Any]) -> None:
+    """Replace the built-in depth ladder (catalogue and weights) with the rungs trained under ``out``."""
+    weights = PACKAGE_FOLDER / "weights"
+    if weights.exists():
+        shutil.rmtree(weights)
+    for entry in catalogue["rungs"]:
+        shutil.copytree(out / entry["name"], weights / entry["name"])
+    (PACKAGE_FOLDER / "catalogue.json").write_text(json.dumps(catalogue, indent=1) + "\n", "utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -394,10 +425,17 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("depth-ladder-out"))
     parser.add_argument("--catalogue", type=Path, help="only join the entries under this folder")
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="with --catalogue: copy the joined catalogue and the rung folders into probes/builtin/depth/",
+    )
     args = parser.parse_args()
     if args.catalogue:
         catalogue = join_catalogue(args.catalogue)
         (args.catalogue / "catalogue.json").write_text(json.dumps(catalogue, indent=1) + "\n", "utf-8")
+        if args.install:
+            install(args.catalogue, catalogue)
         return
     config = TrainingConfig(
         seed=args.seed, steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate
