@@ -26,7 +26,7 @@ import torch
 from jaxtyping import Float, Int
 
 from probes.errors import InvalidItemError
-from probes.lens import _ResidualCatcher, encode_item, resolve_layers, right_padded
+from probes.lens import encode_item, resolve_layers, right_padded
 from probes.models import HookedModel
 from probes.tasks.items import Item
 
@@ -45,7 +45,7 @@ def final_residuals(
     layer_list = resolve_layers(layers, model.n_layers)
     prompts = [encode_item(item, model.tokenizer, model.n_ctx).prompt_ids for item in items]
     out = torch.empty(len(items), len(layer_list), model.d_model)
-    with _ResidualCatcher(model, layer_list) as catcher:
+    with model.residual_reader(layer_list) as catcher:
         for start in range(0, len(items), batch_size):
             chunk = prompts[start : start + batch_size]
             input_ids, attention_mask = right_padded(chunk)
