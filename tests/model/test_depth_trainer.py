@@ -14,7 +14,7 @@ from probes.tasks.generators import pointer_chase
 
 
 def _load_train_module():
-    path = Path(__file__).resolve().parents[1] / "experiments" / "depth" / "train.py"
+    path = Path(__file__).resolve().parents[2] / "experiments" / "depth" / "train.py"
     spec = importlib.util.spec_from_file_location("depth_train", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules["depth_train"] = module
