@@ -101,4 +101,5 @@ SPEC = TaskSpec(
     "permutations and words.",
     write=write_cases,
     default_items=640,
+    shared_first_token="digits after a space: ' ' + digit under Llama 3 / SmolLM2-style tokenizers",
 )
