@@ -1,22 +1,24 @@
-"""The `probes` command: run sweeps, list ladders and tasks, show results."""
+"""The `probes` command: run sweeps, list ladders and tasks, show results.
+
+Help and the listing commands stay fast: this module imports no model library, pandas or plotly
+at import time. Each command imports what it needs when it runs, and the options of the commands
+that load models (run, ablate, perplexity) are added to the parser only when that command is the
+one asked for (see :func:`build_parser`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import types
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
-import pandas as pd
-
-from probes.ablate.study import AblateOptions
+from probes.display import FORMATS
 from probes.errors import ProbesError
-from probes.perplexity import PerplexityOptions
-from probes.store import Store
-from probes.sweep import SweepOptions, results_of, run_sweep
 
 
 def add_dataclass_options(parser: argparse.ArgumentParser, options_class: type) -> None:
@@ -42,130 +44,65 @@ def add_dataclass_options(parser: argparse.ArgumentParser, options_class: type) 
             parser.add_argument(flag, type=base, default=default, help=help_text)
 
 
-def _size_order(store: Store) -> list[str]:
+def _size_order(store: object) -> list[str]:
     """The store's models, smallest first: by parameters, then training FLOPs (checkpoints)."""
     from probes.report.tables import model_order
 
-    manifest = store.manifest()
+    manifest = store.manifest()  # type: ignore[attr-defined]
     return model_order(manifest) if len(manifest) else []
 
 
-def _print_summary(table: pd.DataFrame, out: Path | None = None, order: Sequence[str] = ()) -> None:
-    from probes.metrics import aggregate
-    from probes.report.tables import lenses, one_lens
-    from probes.scoring import SCORES, length_warnings, per_layer_score
-
-    present = lenses(table)
-    if len(present) > 1:  # one lens at a time; the default one first
-        table = one_lens(table)
-        print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
-    score = per_layer_score(table)
-    summary = aggregate(table, n_resamples=200, score=score)
-    present = set(table["model"])
-    order = [m for m in order if m in present] + sorted(present - set(order))
-    for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
-        print(f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns); a tie is half right")
-        accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[
-            [m for m in order if m in set(group["model"])]
-        ]
-        print(accuracy.to_string(float_format=lambda v: f"{v:.2f}"))
-        print(f"-- {task} / {variant}: mean log-odds true − distractor, {SCORES[score]}")
-        odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[accuracy.columns]
-        print(odds.to_string(float_format=lambda v: f"{v:+.2f}"))
-    _print_layers(table, order)
-    for line in length_warnings(table):
-        print(f"\nwarning: {line}")
-    if out is not None:
-        print(f"\nresults: {out}")
-
-
-def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
-    """The decision and divergence layers (probes.decision) with their 95% intervals."""
-    from probes.decision import decision_summary, divergence_summary
-
-    rank = {model: i for i, model in enumerate(order)}
-
-    def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-        return frame.sort_values(keys, key=lambda c: c.map(rank) if c.name == "model" else c)
-
-    decision = ranked(decision_summary(table, n_resamples=200), ["model", "task", "variant"])
-    print(
-        "\n== decision layer: first block from which the true answer wins through the last; median "
-        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance"
-    )
-    rows = [
-        {
-            "model": row.model,
-            "task": row.task,
-            "variant": row.variant,
-            "blocks": row.n_layers,
-            "accuracy": f"{row.accuracy:.2f} [{row.accuracy_low:.2f}, {row.accuracy_high:.2f}]",
-            "chance": f"{row.chance:.2f}",
-            "items with one": f"{row.share_with_decision_layer:.0%}",
-            "decision layer": _layer_cell(row.decision_layer, row.decision_layer_low, row.decision_layer_high)
-            if row.above_chance
-            else "– (not above chance)",
-        }
-        for row in decision.itertuples()
-    ]
-    print(pd.DataFrame(rows).to_string(index=False))
-    divergence = divergence_summary(table, n_resamples=200)
-    if divergence.empty:
-        print("\n(no divergence layer: it needs both the prize and the no_distractor variant)")
-        return
-    divergence = ranked(divergence, ["model", "task"])
-    print(
-        "\n== divergence layer: first block where prize log-odds fall significantly below the "
-        "no_distractor twin's (paired over items) [95% CI]"
-    )
-    rows = [
-        {
-            "model": row.model,
-            "task": row.task,
-            "blocks": row.n_layers,
-            "pairs": row.n_pairs,
-            "divergence layer": _layer_cell(
-                row.divergence_layer, row.divergence_layer_low, row.divergence_layer_high
-            )
-            if pd.notna(row.divergence_layer)
-            else "– (none)",
-        }
-        for row in divergence.itertuples()
-    ]
-    print(pd.DataFrame(rows).to_string(index=False))
-
-
-def _layer_cell(layer: float, low: float, high: float) -> str:
-    """``"3 [2, 4]"``, or ``"–"`` when there is no layer."""
-    if not pd.notna(layer):
-        return "–"
-    interval = f" [{low:g}, {high:g}]" if pd.notna(low) else ""
-    return f"{layer:g}{interval}"
+def _options(args: argparse.Namespace, options_class: type) -> typing.Any:
+    """An options dataclass filled from the parsed arguments of its command."""
+    fields = {f.name for f in dataclasses.fields(options_class)}
+    return options_class(**{k: v for k, v in vars(args).items() if k in fields})
 
 
 def _command_run(args: argparse.Namespace) -> int:
-    fields = {f.name for f in dataclasses.fields(SweepOptions)}
-    options = SweepOptions(**{k: v for k, v in vars(args).items() if k in fields})
-    store, units = run_sweep(options)
+    from probes.closing import print_closing_summary
+    from probes.sweep import SweepOptions, results_of, run_sweep
+
+    store, units = run_sweep(_options(args, SweepOptions))
+    report = None
+    if args.report and units and _last_process(store.root, args):
+        report = _write_report(store.root, store.root / "report", x="parameters", png=args.png, strict=False)
     if units:
-        _print_summary(results_of(store, units), store.root, _size_order(store))
-        if args.report:
-            _write_report(store.root, store.root / "report", x="parameters", png=args.png, strict=False)
+        print_closing_summary(results_of(store, units), store.root, _size_order(store), report)
     return 0
+
+
+def _last_process(store: Path, args: argparse.Namespace) -> bool:
+    """Whether every unit of the whole (possibly sharded) run is in the store, so a report is due.
+
+    Each process of a sharded run asks this after its own slice: the one that finds the last unit
+    written writes the report; the others print how to write it once all are done.
+    """
+    from probes.sweep import SweepOptions, unwritten
+
+    options = _options(args, SweepOptions)
+    if options.shard in ("0/1", ""):
+        return True
+    missing = len(unwritten(options))
+    if missing:
+        print(
+            f"{missing} unit(s) of this run are still running in other shards; the last shard to finish "
+            f"writes the report (or run `probes report {store}`)."
+        )
+    return not missing
 
 
 def _command_ablate(args: argparse.Namespace) -> int:
     from probes.ablate.study import AblateOptions, run_ablation_study
     from probes.report.ablations import ablation_markdown, load_ablation_tables
 
-    fields = {f.name for f in dataclasses.fields(AblateOptions)}
-    options = AblateOptions(**{k: v for k, v in vars(args).items() if k in fields})
-    store = run_ablation_study(options)
+    store = run_ablation_study(_options(args, AblateOptions))
     tables, order = load_ablation_tables(store.root)
     print(ablation_markdown(tables, order))
     print(f"results: {store.root} (tables: {', '.join(sorted(tables))})")
     if args.report:
         _write_ablation_page(store.root, store.root / "report", png=args.png, strict=False)
+        if (store.root / "report" / "report.html").is_file():  # now with a link to the ablation page
+            _write_report(store.root, store.root / "report", x="parameters", png=False, strict=False)
     return 0
 
 
@@ -173,12 +110,14 @@ def _write_ablation_page(store: Path, folder: Path, png: bool, strict: bool) -> 
     """Write a store's ablation page, if it has ablation tables; PNG failures warn unless ``strict``."""
     from probes.report import PngExportError
     from probes.report.ablations import load_ablation_tables, write_ablation_page
+    from probes.store import Store
 
     tables, order = load_ablation_tables(store)
     if not tables:
         return
+    links = [("Lens report", "report.html")] if Store(store).shard_paths() else []
     try:
-        page = write_ablation_page(tables, folder, order, png=png)
+        page = write_ablation_page(tables, folder, order, png=png, links=links)
     except PngExportError as err:
         if strict:
             raise
@@ -188,17 +127,23 @@ def _write_ablation_page(store: Path, folder: Path, png: bool, strict: bool) -> 
 
 
 def _command_show(args: argparse.Namespace) -> int:
+    from probes.closing import print_tables
+    from probes.store import Store
+
     store = Store(args.store)
-    _print_summary(store.read(), Path(args.store), _size_order(store))
+    print_tables(store.read(), Path(args.store), _size_order(store))
     return 0
 
 
-def _write_report(store: Path, folder: Path, x: str, png: bool, strict: bool) -> None:
-    """Write the report of a whole store and print its path; PNG failures only warn unless ``strict``."""
+def _write_report(store: Path, folder: Path, x: str, png: bool, strict: bool) -> Path | None:
+    """Write the report of a whole store and return its path; PNG failures only warn unless ``strict``."""
     from probes.report import PngExportError, load_results, write_report
+    from probes.report.ablations import KINDS
+    from probes.store import Store
 
+    links = [("Ablations", "ablations.html")] if set(Store(store).kinds()) & set(KINDS) else []
     try:
-        write_report(load_results(store), folder, x=x, png=png)
+        write_report(load_results(store), folder, x=x, png=png, links=links)
     except PngExportError as err:
         if strict:
             raise
@@ -220,28 +165,41 @@ def _write_report(store: Path, folder: Path, x: str, png: bool, strict: bool) ->
         print(
             f"probes: warning: no report written ({err}); `probes report {store}` retries.", file=sys.stderr
         )
-        return
-    print(f"report: {folder / 'report.html'}")
+        return None
+    return folder / "report.html"
 
 
 def _command_report(args: argparse.Namespace) -> int:
+    from probes.report.document import browser_path
+    from probes.store import Store
+
     store = Path(args.store)
     folder = args.out or store / "report"
     if not Store(store).kinds():
         raise ProbesError(
             f"{store} holds no results; run `probes run` or `probes ablate` with --out {store}."
         )
+    png = args.png
+    if png is None:  # not asked either way: PNGs when a browser can draw them, else one hint
+        png = browser_path() is not None
+        if not png:
+            print(
+                "probes: warning: no PNGs written: drawing them needs Chrome or Chromium (Debian/Ubuntu: "
+                "apt-get install chromium, or set BROWSER_PATH); the HTML report has every figure.",
+                file=sys.stderr,
+            )
     if Store(store).shard_paths():
-        _write_report(store, folder, x=args.x, png=args.png, strict=True)
-    _write_ablation_page(store, folder, png=args.png, strict=True)
+        path = _write_report(store, folder, x=args.x, png=png, strict=True)
+        print(f"report: {path}\nsummary: {folder / 'summary.md'}")
+    _write_ablation_page(store, folder, png=png, strict=True)
     return 0
 
 
 def _command_perplexity(args: argparse.Namespace) -> int:
-    from probes.perplexity import PERPLEXITY, run_perplexity
+    from probes.perplexity import PERPLEXITY, PerplexityOptions, run_perplexity
+    from probes.store import Store
 
-    fields = {f.name for f in dataclasses.fields(PerplexityOptions)}
-    options = PerplexityOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    options = _options(args, PerplexityOptions)
     rows = run_perplexity(options)
     print(rows[["model", "text_name", "n_tokens", "window", "perplexity"]].to_string(index=False))
     print(f"\nperplexity: {Store(options.out).folder(PERPLEXITY)}")
@@ -275,38 +233,17 @@ def _command_verify(args: argparse.Namespace) -> int:
 
 
 def _command_ladders(args: argparse.Namespace) -> int:
-    from probes.ladders import ladders_table
+    from probes.listings import ladders_output
 
-    table = ladders_table()
-    if args.ladder:
-        table = table[table["ladder"] == args.ladder]
-    with pd.option_context("display.max_rows", None, "display.width", 200):
-        print(table.to_string(index=False))
+    print(ladders_output([args.ladder] if args.ladder else None, args.format))
     return 0
 
 
 def _command_tasks(args: argparse.Namespace) -> int:
-    from probes.tasks import get_task, task_names
+    from probes.listings import tasks_output
 
-    for name in args.names or task_names():
-        task = get_task(name)
-        print(f"{task.name}: {task.description}\n  distractor: {task.distractor}")
-        if task.source:
-            print(f"  follows: {task.source}")
-        for variant in task.variants:
-            sample = task.items(variant, n_items=1, seed=0)[0]
-            prompt = sample.prompt if args.full else _shorten(sample.prompt, 160)
-            answers = f"true {sample.true_answer!r}, distractor {sample.distractor_answer!r}"
-            print(f"  [{variant}] {prompt!r} -> {answers}")
+    print(tasks_output(args.names, args.format, args.full))
     return 0
-
-
-def _shorten(text: str, width: int) -> str:
-    """``text`` cut in the middle to at most ``width`` characters."""
-    if len(text) <= width:
-        return text
-    half = (width - 5) // 2
-    return f"{text[:half]} ... {text[-half:]}"
 
 
 def _command_export(args: argparse.Namespace) -> int:
@@ -338,25 +275,66 @@ def _add_report_flags(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the `probes` command."""
-    parser = argparse.ArgumentParser(prog="probes", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="Sweep a ladder over tasks and variants into a result store.")
-    add_dataclass_options(run, SweepOptions)
-    _add_report_flags(run, "the HTML report and Markdown summary of the store")
-    run.set_defaults(handler=_command_run)
-    ablate = commands.add_parser(
-        "ablate",
-        help="Attribution, ablation and patching of which heads and MLPs push the distractor, per size.",
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    from probes.sweep import SweepOptions
+
+    add_dataclass_options(parser, SweepOptions)
+    _add_report_flags(parser, "the HTML report and Markdown summary of the store")
+
+
+def _ablate_options(parser: argparse.ArgumentParser) -> None:
+    from probes.ablate.study import AblateOptions
+
+    add_dataclass_options(parser, AblateOptions)
+    _add_report_flags(parser, "the ablation page (ablations.html, ablations.md)")
+
+
+def _perplexity_options(parser: argparse.ArgumentParser) -> None:
+    from probes.perplexity import PerplexityOptions
+
+    add_dataclass_options(parser, PerplexityOptions)
+
+
+#: Commands whose options come from options dataclasses in modules that import torch: their
+#: options are added only when the command is chosen, so `probes --help` never imports torch.
+_HEAVY_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "run": _run_options,
+    "ablate": _ablate_options,
+    "perplexity": _perplexity_options,
+}
+
+
+def _add_format(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text for people (fits 100 columns), csv or json for scripts (raw figures).",
     )
-    add_dataclass_options(ablate, AblateOptions)
-    _add_report_flags(ablate, "the ablation page (ablations.html, ablations.md)")
-    ablate.set_defaults(handler=_command_ablate)
-    show = commands.add_parser("show", help="Print accuracy and log-odds per layer and size of a store.")
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The argument parser of the `probes` command.
+
+    Args:
+        commands: The commands whose model-loading options to add (run, ablate, perplexity);
+            all by default. :func:`main` passes only the command asked for, so that help and
+            the listings never import torch.
+    """
+    parser = argparse.ArgumentParser(prog="probes", description=__doc__.split("\n\n")[0])
+    subcommands = parser.add_subparsers(dest="command", required=True)
+    helps = {
+        "run": "Sweep a ladder over tasks and variants into a result store.",
+        "ablate": "Attribution, ablation and patching of which heads and MLPs push the distractor, per size.",
+        "perplexity": "Measure each model's perplexity on a held-out text, stored beside a sweep.",
+    }
+    chosen = {}
+    for name in ("run", "ablate"):
+        chosen[name] = subcommands.add_parser(name, help=helps[name])
+    show = subcommands.add_parser("show", help="Print accuracy and log-odds per layer and size of a store.")
     show.add_argument("store", help="Folder of a result store (the --out of `probes run`).")
     show.set_defaults(handler=_command_show)
-    report = commands.add_parser(
+    report = subcommands.add_parser(
         "report", help="Write a store's standalone HTML report, a PNG per figure and a Markdown summary."
     )
     report.add_argument("store", help="Folder of a result store (the --out of `probes run`).")
@@ -367,31 +345,38 @@ def build_parser() -> argparse.ArgumentParser:
         help="Size axis: parameters, non_embedding_parameters, training_flops or perplexity.",
     )
     report.add_argument(
-        "--png", action=argparse.BooleanOptionalAction, default=True, help="Also write figures/*.png."
+        "--png",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="Write figures/*.png (needs Chrome or Chromium). Default: when a browser is found; "
+        "--png fails without one, --no-png skips them.",
     )
     report.set_defaults(handler=_command_report)
-    perplexity = commands.add_parser(
-        "perplexity", help="Measure each model's perplexity on a held-out text, stored beside a sweep."
-    )
-    add_dataclass_options(perplexity, PerplexityOptions)
-    perplexity.set_defaults(handler=_command_perplexity)
-    upgrade = commands.add_parser(
+    chosen["perplexity"] = subcommands.add_parser("perplexity", help=helps["perplexity"])
+    for name, subparser in chosen.items():
+        subparser.set_defaults(handler=globals()[f"_command_{name}"])
+        if commands is None or name in commands:
+            _HEAVY_OPTIONS[name](subparser)
+    upgrade = subcommands.add_parser(
         "upgrade", help="Move an older store's shards into this toolkit's layout (shards/<lens>/...)."
     )
     upgrade.add_argument("store", help="Folder of a result store.")
     upgrade.set_defaults(handler=_command_upgrade)
-    verify = commands.add_parser("verify", help="Check every shard of a store against its checksum.")
+    verify = subcommands.add_parser("verify", help="Check every shard of a store against its checksum.")
     verify.add_argument("store", help="Folder of a result store.")
     verify.set_defaults(handler=_command_verify)
-    ladders = commands.add_parser("ladders", help="List the known ladders and their rungs.")
+    ladders = subcommands.add_parser("ladders", help="List the known ladders and their rungs.")
     ladders.add_argument("ladder", nargs="?", help="Only this ladder.")
+    _add_format(ladders)
     ladders.set_defaults(handler=_command_ladders)
-    tasks = commands.add_parser("tasks", help="List tasks and variants with a sample item each.")
+    tasks = subcommands.add_parser("tasks", help="List tasks and variants with a sample item each.")
+    _add_format(tasks)
     tasks.set_defaults(handler=_command_tasks, names=[], full=False)
     task_commands = tasks.add_subparsers(dest="tasks_command")
     listing = task_commands.add_parser("list", help="List tasks (all by default) with a sample per variant.")
     listing.add_argument("names", nargs="*", help="Only these tasks.")
     listing.add_argument("--full", action="store_true", help="Print sample prompts whole.")
+    _add_format(listing)
     export = task_commands.add_parser(
         "export", help="Write generated items in the Inverse Scaling Prize format (.csv or .jsonl)."
     )
@@ -406,12 +391,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `probes` command; errors of ours print as one clear line."""
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
+    args = build_parser({command} if command else ()).parse_args(argv)
     try:
         return int(args.handler(args))
     except ProbesError as err:
         print(f"probes: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `probes ladders | head` stopped reading: not an error of the command
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(
             "probes: interrupted; finished shards are kept, re-run the same command to resume.",

@@ -35,10 +35,10 @@ from typing import Any, TypeVar
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from probes.errors import InvalidOptionError, ProbesError
 from probes.models import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
+from probes.progress import RunProgress, quiet_libraries
 from probes.resume import finished_or_damaged, wait_for
 from probes.scoring import SCORING
 from probes.store import LENS, Store
@@ -89,7 +89,15 @@ class RunOptions(LadderOptions):
         default=False,
         metadata={"help": "Replace finished shards made from other inputs instead of refusing."},
     )
-    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+    progress: bool = field(
+        default=True, metadata={"help": "Show the run's progress bar (items/s, ETA, model and units done)."}
+    )
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "Let transformers and TransformerLens print their own loading bars, logs and warnings."
+        },
+    )
 
 
 @dataclass
@@ -345,22 +353,27 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
             check_hub_model(spec)  # uncached while offline: fail now, not after other models ran
     store = Store(options.out)
     store.clean_temporary()
-    bar = tqdm(total=len(units), desc=description, disable=not options.progress)
+    progress = RunProgress(units, description, enabled=options.progress)
     held, first = list(units), True
-    while held:  # after the first pass: the units other processes held, once they let go
-        if not first:
-            wait_for([_path(store, unit) for unit in held])
-        first = False
-        by_model: dict[str, list[Unit]] = {}
-        for unit in held:
-            by_model.setdefault(unit.model.text, []).append(unit)
-        held = [u for group in by_model.values() for u in _execute_model(store, group, options, compute, bar)]
-    bar.close()
+    with quiet_libraries(not options.verbose):
+        while held:  # after the first pass: the units other processes held, once they let go
+            if not first:
+                wait_for([_path(store, unit) for unit in held])
+            first = False
+            by_model: dict[str, list[Unit]] = {}
+            for unit in held:
+                by_model.setdefault(unit.model.text, []).append(unit)
+            held = [
+                u
+                for group in by_model.values()
+                for u in _execute_model(store, group, options, compute, progress)
+            ]
+    progress.close()
     return store
 
 
 def _execute_model(
-    store: Store, model_units: list[Unit], options: RunOptions, compute: Compute, bar: Any
+    store: Store, model_units: list[Unit], options: RunOptions, compute: Compute, progress: RunProgress
 ) -> list[Unit]:
     """Compute one model's pending units that this process can claim; returns the ones it cannot."""
     planned_model = model_units[0].model
@@ -369,11 +382,12 @@ def _execute_model(
     if any(map(needs_layer_count, model_units)):
         n_layers = catalogue_layers(planned_model)
         if n_layers is None:
+            progress.model(planned_model.label, "loading")
             model = load_model(planned_model.spec, device=options.device, dtype=options.dtype)
             n_layers = model.n_layers
     prints = {id(unit): _prints(unit, options, n_layers) for unit in model_units}
     pending = [unit for unit in model_units if not _finished(store, unit, prints[id(unit)], options)]
-    bar.update(len(model_units) - len(pending))
+    progress.skip([unit for unit in model_units if all(unit is not p for p in pending)])
     held: list[Unit] = []
     with contextlib.ExitStack() as claims:
         mine = []
@@ -381,16 +395,18 @@ def _execute_model(
             if not claims.enter_context(store.claim(_path(store, unit))):
                 held.append(unit)
             elif _finished(store, unit, prints[id(unit)], options, warn=False):  # written meanwhile
-                bar.update(1)
+                progress.skip([unit])
             else:
                 mine.append(unit)
         if not mine:
             return held
         if model is None:
+            progress.model(planned_model.label, "loading")
             model = load_model(planned_model.spec, device=options.device, dtype=options.dtype)
+        progress.model(planned_model.label, f"{mine[0].task}/{mine[0].variant}")
+        following = {id(unit): after for unit, after in zip(mine, mine[1:])}
         for output in compute(model, mine):
             unit = output.unit
-            bar.set_postfix_str(f"{model.name} {unit.task}/{unit.variant}")
             record = manifest_record(
                 model, unit.model, unit.task, unit.variant, options,
                 fingerprint=prints[id(unit)][0], **output.fields,
@@ -399,7 +415,11 @@ def _execute_model(
                 record["lens_weights"] = unit.lens_weights
             kind = output.kind or unit.kind
             store.write(output.table, record, kind, replace=options.overwrite)
-            bar.update(int(output.done))
+            if output.done:
+                progress.done(unit)
+                if id(unit) in following:
+                    after = following[id(unit)]
+                    progress.model(planned_model.label, f"{after.task}/{after.variant}")
         del model
     return held
 

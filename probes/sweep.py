@@ -8,6 +8,7 @@ list, so N independent processes (a SLURM array, Ray tasks) fill one store.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "results_of",
     "run",
     "run_sweep",
+    "unwritten",
 ]
 
 #: A sweep's unit of work (the run layer's :class:`~probes.runner.Unit`).
@@ -102,17 +104,26 @@ def run_sweep(options: SweepOptions, lens: Lens | None = None) -> tuple[Store, l
     units = plan(options, lens)
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
-        for unit in pending:
-            items = write_rationales(
-                model, unit.items, options.max_new_tokens, options.batch_size, options.progress
-            )
-            readout = read_options(model, items, lens, options.layers, options.batch_size, options.progress)
+        for unit in pending:  # no bars of their own: the run's one bar (probes.progress) counts units
+            items = write_rationales(model, unit.items, options.max_new_tokens, options.batch_size, False)
+            readout = read_options(model, items, lens, options.layers, options.batch_size, False)
             table = layer_table(readout, provenance(model, lens.name), model.n_layers)
             fields = {"n_items": len(unit.items), "lens": lens.name, "layers": options.layers}
             yield Output(unit, table, fields=fields)
 
     store = execute(units, options, compute, "shards")
     return store, units
+
+
+def unwritten(options: SweepOptions, lens: Lens | None = None) -> list[Unit]:
+    """The units of the whole run, every shard of it, that have no shard in the store yet.
+
+    The process of a sharded run that finds none missing after its own slice is the last one
+    and writes the run's report.
+    """
+    store = Store(options.out)
+    units = plan(dataclasses.replace(options, shard="0/1"), lens)
+    return [u for u in units if not store.shard_path(u.model.label, u.task, u.variant, lens=u.lens).is_file()]
 
 
 def results_of(store: Store, units: Sequence[Unit]) -> pd.DataFrame:

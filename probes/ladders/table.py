@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from probes.ladders.model import NUMERIC_FIELDS, Ladder, _split_spec
 from probes.ladders.registry import get_ladder, ladder_names
 from probes.specs import ModelSpec
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["TABLE_COLUMNS", "ladders_table", "rung_metadata"]
 
@@ -48,6 +49,8 @@ def ladders_table(names: list[str] | None = None) -> pd.DataFrame:
             row.update({name: getattr(rung, name) for name in NUMERIC_FIELDS})
             row["checkpoints"] = len(ladder.checkpoint_steps or [])
             rows.append(row)
+    import pandas as pd  # here: `probes ladders` lists the catalogue without pandas
+
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     for name in NUMERIC_FIELDS:
         if name.startswith("training_flops"):

@@ -291,9 +291,15 @@ def _table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
 
 
 def write_ablation_page(
-    tables: dict[str, pd.DataFrame], folder: str | Path, order: Sequence[str] = (), png: bool = True
+    tables: dict[str, pd.DataFrame],
+    folder: str | Path,
+    order: Sequence[str] = (),
+    png: bool = True,
+    links: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write ``ablations.html``, ``ablations.md`` and (with ``png``) ``figures/ablation-*.png``.
+
+    ``links`` (text, relative address) go into the page's contents bar (the lens report beside it).
 
     Raises:
         PngExportError: PNGs could not be drawn; the HTML and Markdown are written first.
@@ -308,7 +314,9 @@ def write_ablation_page(
     write_text_atomically(folder / "ablations.md", summary)
     sections = [Section(p.name, p.title, p.caption, lambda results, x: go.Figure()) for p in PANELS]
     page = folder / "ablations.html"
-    write_text_atomically(page, render_html(figures, summary, title="Ablations", sections=sections))
+    write_text_atomically(
+        page, render_html(figures, summary, title="Ablations", sections=sections, links=links)
+    )
     if png and figures:
         write_pngs({f"ablation-{name}": figure for name, figure in figures.items()}, folder / "figures")
     return page

@@ -172,8 +172,12 @@ def write_report(
     x: str = "parameters",
     png: bool = True,
     title: str = "probes report",
+    links: Sequence[tuple[str, str]] = (),
 ) -> ReportFiles:
     """Write ``report.html``, ``summary.md`` and (with ``png``) ``figures/*.png`` into ``folder``.
+
+    ``links`` (text, relative address) go into the page's contents bar: the CLI links the
+    ablation page beside it when the store has one.
 
     Raises:
         ReportError: ``x`` is not a size axis these results know.
@@ -186,7 +190,7 @@ def write_report(
     files = ReportFiles(html=folder / "report.html", markdown=folder / "summary.md")
     _write_text(files.markdown, summary)
     figures = report_figures(results, x)
-    _write_text(files.html, render_html(figures, summary, title))
+    _write_text(files.html, render_html(figures, summary, title, links=links))
     if png:
         try:
             _kaleido()  # before drawing the PNG-only figures
@@ -201,6 +205,7 @@ def render_html(
     summary: str,
     title: str = "probes report",
     sections: Sequence[Section] = SECTIONS,
+    links: Sequence[tuple[str, str]] = (),
 ) -> str:
     """One standalone HTML page: plotly.js inlined, each figure with its caption, then the key numbers.
 
@@ -209,11 +214,15 @@ def render_html(
         summary: The Markdown of :func:`probes.report.summary.summary_markdown`.
         title: The page's title.
         sections: Headings and captions of the figures (the lens report's by default).
+        links: (text, address) pairs added to the contents bar, e.g. the page beside this one.
     """
     by_name = {section.name: section for section in sections}
     contents = "".join(
         f'<li><a href="#{name}">{html.escape(by_name[name].title if name in by_name else name)}</a></li>'
         for name in figures
+    )
+    others = "".join(
+        f'<li><a href="{html.escape(address)}">{html.escape(text)} →</a></li>' for text, address in links
     )
     body = []
     for name, figure in figures.items():
@@ -235,7 +244,7 @@ def render_html(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style>"
         f'<script type="text/javascript">{get_plotlyjs()}</script></head><body>'
         f"<h1>{html.escape(title)}</h1>"
-        f'<nav><ul>{contents}<li><a href="#summary">Key numbers</a></li></ul></nav>'
+        f'<nav><ul>{contents}<li><a href="#summary">Key numbers</a></li>{others}</ul></nav>'
         f'<p class="meta">Made by probes {html.escape(__version__)}.</p>'
         + "".join(body)
         + f'<section id="summary">{markdown_to_html(summary.replace(f"# {title}", "# Key numbers", 1))}'
@@ -309,6 +318,20 @@ def write_pngs(figures: dict[str, go.Figure], folder: str | Path) -> list[Path]:
         for draft, path in zip(drafts, paths):
             os.replace(draft, path)
     return paths
+
+
+def browser_path() -> str | None:
+    """The Chrome or Chromium kaleido would draw PNGs with, or None when there is none.
+
+    Asks kaleido's own browser finder (choreographer: ``BROWSER_PATH``, its downloaded copy,
+    ``PATH``, the usual install folders), so that a report can skip PNGs with one hint instead
+    of failing. None also when kaleido is not installed.
+    """
+    try:
+        from choreographer.browsers.chromium import Chromium
+    except ImportError:
+        return None
+    return Chromium.find_browser(skip_local=False)
 
 
 def _kaleido() -> ModuleType:

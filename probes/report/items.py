@@ -7,6 +7,8 @@ at every layer read. A pure function of the results table, like every figure.
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 
@@ -17,6 +19,8 @@ from probes.report.tables import item_flips, model_order
 RIGHT, WRONG, TIED, ABSENT = "#d9f0d3", "#f4cccc", "#fff2cc", "#ffffff"
 #: Longest prompt shown in a cell (longer ones are cut, with an ellipsis).
 PROMPT_CHARACTERS = 240
+#: Longest rationale shown in a model's cell of a chain-of-thought item.
+RATIONALE_CHARACTERS = 160
 
 
 def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
@@ -25,7 +29,9 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     Per model, a cell reads ``+1.20 | −0.50 −0.10 +0.40 +1.20``: the last-layer log-odds
     (true − distractor), then the log-odds at every layer read, embeddings first; it is
     green where the model is right at its last layer, red where wrong. The prompt column
-    shows when the results carry a ``prompt`` column. At most ``max_rows`` items are shown,
+    shows when the results carry a ``prompt`` column; for chain-of-thought items it is the
+    task's prompt, and each model's cell adds the rationale that model wrote after it (its
+    own prompt is the two together), since every model scores its own. At most ``max_rows`` items are shown,
     the ones that flip first.
     """
     flips = item_flips(results).head(max_rows)
@@ -44,15 +50,19 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     fills = [[ABSENT] * len(flips) for _ in columns]
     for model in models:
         texts, colours = [], []
-        for by_model, item_models, verdicts in zip(
-            flips["log_odds_by_model"], flips["models"], flips["verdicts"]
+        rationales = flips["rationale_by_model"] if "rationale_by_model" in flips else [None] * len(flips)
+        for by_model, item_models, verdicts, rationale in zip(
+            flips["log_odds_by_model"], flips["models"], flips["verdicts"], rationales
         ):
             if model not in by_model:
                 texts.append("")
                 colours.append(ABSENT)
                 continue
             values = by_model[model]
-            texts.append(f"{values[-1]:+.2f} | " + " ".join(f"{v:+.1f}" for v in values))
+            text = f"{values[-1]:+.2f} | " + " ".join(f"{v:+.1f}" for v in values)
+            if isinstance(rationale, dict) and model in rationale:  # a cot item: this model's own
+                text += f"<br>rationale: {html.escape(_cut(repr(rationale[model]), RATIONALE_CHARACTERS))}"
+            texts.append(text)
             verdict = verdicts[item_models.index(model)]
             colours.append(RIGHT if verdict == 1 else WRONG if verdict == 0 else TIED)
         columns[labels[model]] = texts
@@ -74,8 +84,8 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     return fig
 
 
-def _cut(text: str) -> str:
-    return text if len(text) <= PROMPT_CHARACTERS else text[: PROMPT_CHARACTERS - 1] + "…"
+def _cut(text: str, characters: int = PROMPT_CHARACTERS) -> str:
+    return text if len(text) <= characters else text[: characters - 1] + "…"
 
 
 def _width(name: str, models: list[str], labels: dict[str, str]) -> int:

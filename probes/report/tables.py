@@ -311,6 +311,7 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
     verdicts = final.groupby(keys, sort=False)[["model", "correct"]].agg(list)
     odds = results.groupby([*keys, "model"], sort=False)["log_odds"].agg(lambda s: s.astype(float).tolist())
     first = results.drop_duplicates(keys).set_index(keys)
+    rationales = _rationales(final, keys)
     rows = []
     for key, (models, correct) in verdicts.iterrows():
         marks = [float(c) for c in correct]
@@ -324,7 +325,9 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
             "log_odds_by_model": {m: odds[(*key, m)] for m in models},
         }
         if "prompt" in first.columns:
-            row["prompt"] = first.at[key, "prompt"]
+            row["prompt"] = _question(first.at[key, "prompt"], first.get("rationale", {}).get(key, ""))
+        if key in rationales:
+            row["rationale_by_model"] = rationales[key]
         rows.append(row)
     table = pd.DataFrame(rows)
     tasks = {task: i for i, task in enumerate(task_order(results))}
@@ -334,6 +337,25 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
         ["flips", "task_rank", "variant_rank"], ascending=[False, True, True], kind="stable"
     ).index
     return table.loc[order].reset_index(drop=True)
+
+
+def _question(prompt: str, rationale: object) -> str:
+    """The prompt as the task wrote it: a chain-of-thought prompt without its model's rationale."""
+    from probes.tasks.variants import ANSWER_CUE
+
+    written = f"{rationale}{ANSWER_CUE}"
+    return prompt[: -len(written)] if rationale and prompt.endswith(written) else prompt
+
+
+def _rationales(final: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, str]]:
+    """Per item that has any: each model's own rationale (chain-of-thought prompts differ per model)."""
+    if "rationale" not in final.columns:
+        return {}
+    written = final[final["rationale"].astype(str) != ""]
+    return {
+        key: dict(zip(group["model"], group["rationale"].astype(str)))
+        for key, group in written.groupby(keys, sort=False)
+    }
 
 
 def scaling_shape(accuracies: list[float], margin: float = 0.05) -> str:

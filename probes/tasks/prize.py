@@ -16,13 +16,14 @@ import json
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from probes.errors import ItemFileError
 from probes.tasks.items import Item
 from probes.tasks.variants import needs_rationale
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 PRIZE_COLUMNS = ("prompt", "classes", "answer_index")
 
@@ -39,6 +40,8 @@ def _classes(value: Any, where: str) -> list[str]:
 
 
 def _read_table(path: Path) -> pd.DataFrame:
+    import pandas as pd  # here, not at the top: `probes tasks` lists generated items without it
+
     if not path.is_file():
         raise ItemFileError(f"prize file {path} does not exist; check the path.")
     try:
@@ -181,6 +184,8 @@ def write_prize_file(items: Sequence[Item], path: str | Path) -> Path:
     if path.suffix == ".jsonl":
         path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), "utf-8")
     elif path.suffix == ".csv":
+        import pandas as pd
+
         frame = pd.DataFrame(rows)
         frame["classes"] = frame["classes"].map(repr)
         frame.to_csv(path, index=False)

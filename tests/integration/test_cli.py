@@ -28,11 +28,14 @@ def test_run_then_show(model_folders, item_file, tmp_path, capsys):
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "accuracy by layer" in printed and "tiny-gpt2" in printed and "tiny-llama" in printed
+    assert "toy (4 items per variant, 2 sizes, tiny-gpt2…tiny-llama)" in printed
     assert "decision layer" in printed
+    assert "accuracy by layer" not in printed  # the full tables are `probes show`'s
+    assert len(printed.strip().splitlines()) <= 15
     assert (out / "report" / "report.html").is_file() and "report:" in printed
     assert main(["show", str(out)]) == 0
-    assert "mean log-odds" in capsys.readouterr().out
+    shown = capsys.readouterr().out
+    assert "accuracy by layer" in shown and "mean log-odds" in shown and "decision layer" in shown
 
 
 @pytest.mark.parametrize(
