@@ -69,7 +69,11 @@ def closing_lines(table: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
         lines += textwrap.wrap(
             heading + ", ".join(depths), width=100, initial_indent="  ", subsequent_indent="    "
         )
-        diverging = divergence[(divergence["task"] == task) & divergence["divergence_layer"].notna()]
+        diverging = (  # empty without both the prize and the no_distractor variant
+            divergence[(divergence["task"] == task) & divergence["divergence_layer"].notna()]
+            if len(divergence)
+            else divergence
+        )
         if len(diverging):
             named = ", ".join(f"{r['model']} {_layer(r, 'divergence')}" for _, r in diverging.iterrows())
             share = f"{len(diverging)} of {len(models)} sizes"
