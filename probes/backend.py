@@ -18,7 +18,9 @@ Hook points are named as TransformerLens names them; :func:`head_hook`, :func:`a
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
@@ -63,6 +65,44 @@ class ResidualReader(Protocol):
     ) -> Float[torch.Tensor, "layer row d_model"]:
         """The kept vectors of one batch, layers in sorted order."""
         ...
+
+
+class ContinuingReader(ResidualReader, Protocol):
+    """A reader that can also keep a batch of prompts' key/value cache and run continuations of it."""
+
+    #: Whether this model can continue from a cache (else use :meth:`run` on whole rows).
+    continues: bool
+
+    def run_prompts(
+        self,
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
+        """Like :meth:`run`, and the prompts' cache (of the layers run) for :meth:`run_continuations`;
+        ``None`` where a block did not fill it (then read the options as whole rows)."""
+        ...
+
+    def run_continuations(
+        self,
+        prompts: PromptCache,
+        prompt_rows: Int[torch.Tensor, " batch"],
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row d_model"]:
+        """Like :meth:`run` for tokens that follow prompt ``prompt_rows[b]`` (positions count from 0)."""
+        ...
+
+
+@dataclass
+class PromptCache:
+    """A batch of right-padded prompts' key/value cache and their attention mask."""
+
+    past: Any  # transformers.DynamicCache
+    attention_mask: Int[torch.Tensor, "batch pos"]
 
 
 class Backend(Protocol):
@@ -156,6 +196,15 @@ class _StopForward(Exception):
     """Raised from the last needed block's hook to end the forward pass early."""
 
 
+def _cache_by_old_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Hand a block's cache to a bridge attention under the name it reads (``past_key_values``):
+    transformers 5.x passes it as ``cache``, and an attention that misses it neither fills the
+    cache nor reads it."""
+    if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
+        kwargs = {**kwargs, "past_key_values": kwargs["cache"]}
+    return args, kwargs
+
+
 class _ResidualCatcher:
     """Forward hooks on the Hugging Face blocks that copy out the residual stream at chosen
     positions of chosen layers, stopping the forward pass after the last of them."""
@@ -169,6 +218,31 @@ class _ResidualCatcher:
         self.caught: dict[int, torch.Tensor] = {}
         self.handles: list[Any] = []
 
+    @property
+    def _cache_argument(self) -> str | None:
+        """What the model's forward calls its key/value cache (``cache`` since transformers 5.x)."""
+        parameters = inspect.signature(self.hf_model.forward).parameters
+        return next((name for name in ("cache", "past_key_values") if name in parameters), None)
+
+    @property
+    def continues(self) -> bool:
+        """Whether the model takes a cache and explicit positions, and every block has a full cache.
+
+        Sliding-window and recurrent layers, and a read of the embeddings alone, fall back to
+        whole rows.
+        """
+        parameters = inspect.signature(self.hf_model.forward).parameters
+        config = self.hf_model.config
+        layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+        return (
+            self._cache_argument is not None
+            and "position_ids" in parameters
+            and not getattr(config, "is_encoder_decoder", False)
+            and layer_types == {"full_attention"}
+            and not getattr(config, "sliding_window", None)
+            and self.layers[-1] > 0
+        )
+
     def _keep(self, layer: int, hidden: torch.Tensor) -> None:
         assert self.batch_index is not None and self.position_index is not None
         self.caught[layer] = hidden[self.batch_index, self.position_index].detach()
@@ -179,6 +253,10 @@ class _ResidualCatcher:
         with contextlib.suppress(ValueError, ImportError):  # no SDPA path: keep its own
             self.hf_model.set_attn_implementation("sdpa")
         last = self.layers[-1]
+        for block in self.blocks[:last]:
+            attention = getattr(block, "attn", None)
+            if isinstance(attention, torch.nn.Module):
+                self.handles.append(attention.register_forward_pre_hook(_cache_by_old_name, with_kwargs=True))
         if 0 in self.layers:
 
             def embed_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -219,6 +297,70 @@ class _ResidualCatcher:
         self.caught = {}
         with contextlib.suppress(_StopForward):
             self.hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return torch.stack([self.caught[layer] for layer in self.layers])
+
+    def run_prompts(
+        self,
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
+        """:meth:`run` keeping the key/value cache of the blocks that ran (``None`` if a block kept none)."""
+        from transformers import DynamicCache
+
+        self.batch_index, self.position_index = batch_index, position_index
+        self.caught = {}
+        past = DynamicCache()
+        with contextlib.suppress(_StopForward):
+            self.hf_model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                use_cache=True,
+                **{str(self._cache_argument): past},
+            )
+        resid = torch.stack([self.caught[layer] for layer in self.layers])
+        filled = [getattr(layer, "is_initialized", False) for layer in past.layers]
+        if len(filled) < self.layers[-1] or not all(filled[: self.layers[-1]]):
+            return resid, None  # some block kept no cache: continuations would be wrong
+        if past.get_seq_length() != input_ids.shape[1]:
+            return resid, None
+        return resid, PromptCache(past, attention_mask)
+
+    def run_continuations(
+        self,
+        prompts: PromptCache,
+        prompt_rows: Int[torch.Tensor, " batch"],
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row d_model"]:
+        """Tokens that follow each row's prompt, on a copy of its cache rows.
+
+        The prompts are right-padded, so the cache has padding between a short prompt and its
+        continuation: the attention mask hides it and the positions are given explicitly
+        (prompt length onwards), so each row computes what its unpadded sequence would.
+        """
+        from transformers import DynamicCache
+
+        past = DynamicCache()
+        for layer_index, layer in enumerate(prompts.past.layers):
+            if getattr(layer, "is_initialized", False):
+                past.update(layer.keys[prompt_rows], layer.values[prompt_rows], layer_index)
+        prompt_mask = prompts.attention_mask[prompt_rows]
+        offsets = torch.arange(input_ids.shape[1], device=input_ids.device)
+        position_ids = prompt_mask.sum(-1, keepdim=True) + offsets
+        self.batch_index, self.position_index = batch_index, position_index
+        self.caught = {}
+        with contextlib.suppress(_StopForward):
+            self.hf_model(
+                input_ids=input_ids,
+                attention_mask=torch.cat([prompt_mask, attention_mask], dim=-1),
+                position_ids=position_ids,
+                use_cache=True,
+                **{str(self._cache_argument): past},
+            )
         return torch.stack([self.caught[layer] for layer in self.layers])
 
 

@@ -15,14 +15,17 @@ attention the numbers are those of one prompt at a time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import torch
 from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 
+from probes import continuation
+from probes.continuation import Read
 from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
 from probes.models import HookedModel
 from probes.tasks.items import Item
@@ -192,8 +195,14 @@ def read_options(
     layers: Sequence[int] | None = None,
     batch_size: int = 8,
     progress: bool = False,
+    reuse_prompts: bool = True,
 ) -> OptionReadout:
     """Read every option of every item at every requested layer.
+
+    Each item's prompt runs once: its key/value cache is kept and every option's later
+    tokens are read as continuations of it (:mod:`probes.continuation`). A model whose
+    backend cannot continue from a cache runs one row of ``prompt + option`` per
+    multi-token option instead; the numbers are the same.
 
     Args:
         model: The hooked model.
@@ -201,44 +210,26 @@ def read_options(
         lens: How residual vectors become log-probs; the logit lens by default.
         layers: Readable layers (``0`` = embeddings, ``n_layers`` = last block's
             output); all of them by default.
-        batch_size: Forward-pass rows per batch (an item with multi-token options
-            takes one row per such option).
+        batch_size: Forward-pass rows per batch: prompts per prompt pass, option
+            continuations per continuation pass (rows of ``prompt + option`` without a cache).
         progress: Show a progress bar.
+        reuse_prompts: Run each prompt once and continue from its cache where the
+            backend can; ``False`` forces one row per multi-token option (for comparison).
     """
     lens = lens or LogitLens()
     layer_list = resolve_layers(layers, model.n_layers)
     encoded = [encode_item(item, model.tokenizer, model.n_ctx) for item in items]
-    rows = [seq for index, enc in enumerate(encoded) for seq in _sequences(index, enc)]
-    rows.sort(key=lambda seq: -len(seq.tokens))  # longest first: memory trouble shows at once
     per_token = [[torch.zeros(len(layer_list), len(ids)) for ids in enc.option_ids] for enc in encoded]
-    device = model.device
     with torch.inference_mode(), model.residual_reader(layer_list) as reader:
-        batches = range(0, len(rows), batch_size)
-        for start in tqdm(batches, desc=f"lens {model.name}", disable=not progress, leave=False):
-            batch = rows[start : start + batch_size]
-            input_ids, attention_mask = right_padded([seq.tokens for seq in batch])
-            width = input_ids.shape[1]
-            reads = [
-                (b, position, token, option, seq)
-                for b, seq in enumerate(batch)
-                for position, token, option in seq.reads
-            ]
-            batch_index = torch.tensor([r[0] for r in reads], device=device)
-            position_index = torch.tensor([r[1] for r in reads], device=device)
-            targets = torch.tensor([r[2] for r in reads], device=device)
-            try:
-                resid = reader.run(
-                    input_ids.to(device), attention_mask.to(device), batch_index, position_index
-                )
-            except torch.OutOfMemoryError as err:
-                raise OutOfMemoryError(
-                    f"out of memory on a batch of {len(batch)} rows of {width} tokens; "
-                    f"try --batch-size {max(1, len(batch) // 2)}."
-                ) from err
+        if reuse_prompts and getattr(reader, "continues", False):
+            passes = _cached_passes(reader, encoded, batch_size, model.device)
+        else:
+            passes = _row_passes(reader, encoded, batch_size, model.device)
+        for resid, reads in tqdm(passes, desc=f"lens {model.name}", disable=not progress, leave=False):
+            targets = torch.tensor([read.target for read in reads], device=resid.device)
             values = lens.read(model, resid, layer_list, targets).cpu()
-            for column, (_, position, _, option, seq) in enumerate(reads):
-                token = position - (len(encoded[seq.item_index].prompt_ids) - 1)
-                per_token[seq.item_index][option][:, token] = values[:, column]
+            for column, read in enumerate(reads):
+                per_token[read.item][read.option][:, read.token] = values[:, column]
     return OptionReadout(
         items=list(items),
         layers=layer_list,
@@ -247,3 +238,74 @@ def read_options(
         token_logprobs=per_token,
         option_ids=[enc.option_ids for enc in encoded],
     )
+
+
+_Passes = Iterator[tuple[Float[torch.Tensor, "layer row d_model"], list[Read]]]
+
+
+def _indices(reads: Sequence[Read], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    rows = torch.tensor([read.row for read in reads], device=device)
+    return rows, torch.tensor([read.position for read in reads], device=device)
+
+
+@contextlib.contextmanager
+def _memory_advice(rows: int, width: int) -> Iterator[None]:
+    try:
+        yield
+    except torch.OutOfMemoryError as err:
+        raise OutOfMemoryError(
+            f"out of memory on a batch of {rows} rows of {width} tokens; "
+            f"try --batch-size {max(1, rows // 2)}."
+        ) from err
+
+
+def _cached_passes(
+    reader: Any, encoded: Sequence[EncodedItem], batch_size: int, device: torch.device
+) -> _Passes:
+    """One prompt pass per batch of items, then their options' continuations on its cache."""
+    prompt_ids = [enc.prompt_ids for enc in encoded]
+    option_ids = [enc.option_ids for enc in encoded]
+    for batch in continuation.plan(prompt_ids, option_ids, batch_size):
+        input_ids, attention_mask = right_padded(batch.prompts.tokens)
+        with _memory_advice(*input_ids.shape):
+            resid, cache = reader.run_prompts(
+                input_ids.to(device), attention_mask.to(device), *_indices(batch.prompts.reads, device)
+            )
+        yield resid, batch.prompts.reads
+        if cache is None and batch.continuations:  # no cache kept: these items' rows as today
+            subset = sorted({read.item for read in batch.prompts.reads})
+            for resid, reads in _row_passes(reader, [encoded[i] for i in subset], batch_size, device):
+                yield resid, [replace(read, item=subset[read.item]) for read in reads]
+            continue
+        for step in batch.continuations:
+            input_ids, attention_mask = right_padded(step.tokens)
+            prompt_rows = torch.tensor(step.prompt_rows, device=device)
+            with _memory_advice(len(step.tokens), input_ids.shape[1] + cache.attention_mask.shape[1]):
+                resid = reader.run_continuations(
+                    cache,
+                    prompt_rows,
+                    input_ids.to(device),
+                    attention_mask.to(device),
+                    *_indices(step.reads, device),
+                )
+            yield resid, step.reads
+
+
+def _row_passes(
+    reader: Any, encoded: Sequence[EncodedItem], batch_size: int, device: torch.device
+) -> _Passes:
+    """Without a cache: one row of ``prompt + option`` per multi-token option, longest first."""
+    rows = [seq for index, enc in enumerate(encoded) for seq in _sequences(index, enc)]
+    rows.sort(key=lambda seq: -len(seq.tokens))  # longest first: memory trouble shows at once
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start : start + batch_size]
+        input_ids, attention_mask = right_padded([seq.tokens for seq in batch])
+        answer_starts = [len(encoded[seq.item_index].prompt_ids) - 1 for seq in batch]
+        reads = [
+            Read(b, position, seq.item_index, option, position - answer_starts[b], token)
+            for b, seq in enumerate(batch)
+            for position, token, option in seq.reads
+        ]
+        with _memory_advice(*input_ids.shape):
+            resid = reader.run(input_ids.to(device), attention_mask.to(device), *_indices(reads, device))
+        yield resid, reads
