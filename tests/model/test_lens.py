@@ -108,7 +108,8 @@ def test_out_of_memory_names_a_smaller_batch(tiny_model, monkeypatch):
     def explode(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
-    monkeypatch.setattr(backend._ResidualCatcher, "run", explode)
+    for method in ("run", "run_prompts", "run_continuations"):
+        monkeypatch.setattr(backend._ResidualCatcher, method, explode)
     with pytest.raises(OutOfMemoryError, match="--batch-size 2"):
         read_options(tiny_model, _items(), batch_size=4)
 
@@ -117,3 +118,60 @@ def test_attention_implementation_is_restored(tiny_model):
     before = tiny_model.hf_model.config._attn_implementation
     read_options(tiny_model, _items()[:1])
     assert tiny_model.hf_model.config._attn_implementation == before
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_prompt_cache_equals_whole_rows(tiny_model, batch_size):
+    """One prompt pass plus option continuations reads what one row per option reads."""
+    items = _items()
+    cached = read_options(tiny_model, items, batch_size=batch_size)
+    rows = read_options(tiny_model, items, batch_size=batch_size, reuse_prompts=False)
+    for fast, slow in zip(cached.logprobs, rows.logprobs):
+        torch.testing.assert_close(fast, slow, atol=1e-4, rtol=0)
+
+
+def test_each_prompt_runs_once(tiny_model):
+    item = _items()[1]  # options of 3, 1 and 2 tokens
+    prompt_length = len(tiny_model.tokenizer(item.prompt).input_ids)
+    widths = []
+    handle = tiny_model.blocks[0].register_forward_hook(lambda _m, args, _o: widths.append(args[0].shape[1]))
+    try:
+        read_options(tiny_model, [item], batch_size=8)
+    finally:
+        handle.remove()
+    # The prompt once, then one continuation pass of both long options' first tokens (2 and 1).
+    assert widths == [prompt_length, 2]
+
+
+def test_no_cache_falls_back_to_whole_rows(tiny_model, monkeypatch):
+    """A backend that keeps no cache gets today's rows, and the same numbers."""
+    from probes.backend import _ResidualCatcher
+
+    original = _ResidualCatcher.run_prompts
+
+    def without_cache(self, *args):
+        return original(self, *args)[0], None
+
+    items = _items()
+    expected = read_options(tiny_model, items, batch_size=3, reuse_prompts=False)
+    monkeypatch.setattr(_ResidualCatcher, "run_prompts", without_cache)
+    got = read_options(tiny_model, items, batch_size=3)
+    for fast, slow in zip(got.logprobs, expected.logprobs):
+        torch.testing.assert_close(fast, slow, atol=1e-4, rtol=0)
+
+
+def test_plan_reads_every_token_once():
+    from probes.continuation import plan
+
+    prompts = [[1, 2, 3], [4], [5, 6]]
+    options = [[[7], [8, 9, 10]], [[11, 12], [13]], [[14], [15]]]
+    batches = plan(prompts, options, batch_size=2)
+    reads = [r for b in batches for p in [b.prompts, *b.continuations] for r in p.reads]
+    assert sorted((r.item, r.option, r.token, r.target) for r in reads) == sorted(
+        (i, o, t, target)
+        for i, item_options in enumerate(options)
+        for o, ids in enumerate(item_options)
+        for t, target in enumerate(ids)
+    )
+    assert [b.prompts.tokens for b in batches] == [[[1, 2, 3], [5, 6]], [[4]]]
+    assert batches[0].continuations[0].tokens == [[8, 9]] and batches[0].continuations[0].prompt_rows == [0]

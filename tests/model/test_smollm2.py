@@ -109,3 +109,29 @@ def test_neqa_prize_metric_equals_plain_transformers(smollm2, plain_smollm2):
                 )
                 checked += 1
     assert checked == 300
+
+
+def test_gguf_prompt_cache_equals_whole_rows(smollm2):
+    """Real weights (Llama family): the prompt's cache plus continuations reads what whole rows read."""
+    items = [
+        Item(
+            "a",
+            "t",
+            "Water boils at a temperature of one hundred degrees",
+            " Celsius",
+            " Fahrenheit in the US",
+        ),
+        Item(
+            "b",
+            "t",
+            "The capital of France is",
+            " the city of Paris",
+            " London",
+            options=(" the city of Paris", " London", " a town called Lyon"),
+        ),
+        Item("c", "t", "Two plus two makes", " four", " five"),
+    ]
+    cached = read_options(smollm2, items, batch_size=4)
+    rows = read_options(smollm2, items, batch_size=4, reuse_prompts=False)
+    for fast, slow in zip(cached.logprobs, rows.logprobs):
+        torch.testing.assert_close(fast, slow, atol=1e-4, rtol=0)
