@@ -128,6 +128,10 @@ def test_prompt_cache_equals_whole_rows(tiny_model, batch_size):
     rows = read_options(tiny_model, items, batch_size=batch_size, reuse_prompts=False)
     for fast, slow in zip(cached.logprobs, rows.logprobs):
         torch.testing.assert_close(fast, slow, atol=1e-4, rtol=0)
+    assert cached.option_ids == rows.option_ids
+    for fast_options, slow_options in zip(cached.token_logprobs, rows.token_logprobs):
+        for fast, slow in zip(fast_options, slow_options):  # every answer token's value, not just sums
+            torch.testing.assert_close(fast, slow, atol=1e-4, rtol=0)
 
 
 def test_each_prompt_runs_once(tiny_model):
