@@ -40,10 +40,11 @@ from probes.errors import InvalidItemError  # noqa: E402
 from probes.lens import LogitLens, read_options  # noqa: E402
 from probes.metrics import layer_table  # noqa: E402
 from probes.models import HookedModel  # noqa: E402
+from probes.options import ItemOptions  # noqa: E402
 from probes.reasoning import step_readout_summary, step_readout_table, with_steps  # noqa: E402
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
-from probes.runner import ItemOptions, Output, Unit, execute, model_specs, provenance  # noqa: E402
+from probes.runner import Output, Unit, execute, model_specs, provenance  # noqa: E402
 from probes.solvable import (  # noqa: E402
     SOLVED_AT,
     accuracy_table,

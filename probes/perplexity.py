@@ -32,7 +32,8 @@ import torch
 from jaxtyping import Int
 
 from probes.errors import ProbesError
-from probes.runner import Output, PlannedModel, RunOptions, Unit, execute, model_specs
+from probes.options import RunOptions
+from probes.runner import Output, PlannedModel, Unit, execute, model_specs
 from probes.store import Store
 from probes.validation import check_options
 from probes.version import __version__

@@ -38,6 +38,7 @@ import torch
 
 from probes.errors import InvalidOptionError, ProbesError
 from probes.models import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
+from probes.options import DEFAULT_LADDER, LadderOptions, RunOptions
 from probes.progress import RunProgress, quiet_libraries
 from probes.resume import finished_or_damaged, wait_for
 from probes.scoring import SCORING
@@ -47,74 +48,6 @@ from probes.validation import check_options, device_kind
 from probes.version import __version__, package_versions
 
 T = TypeVar("T")
-
-#: The built-in ladder and task: the default job.
-DEFAULT_LADDER = "organism"
-DEFAULT_TASKS = ("organism_negation",)
-
-
-@dataclass
-class LadderOptions:
-    """Which models a run covers: explicit specs, or a ladder, optionally at training steps."""
-
-    models: list[str] = field(
-        default_factory=list,
-        metadata={
-            "help": "Model specs (hub id[@revision], folder, .gguf, organism:<rung>); overrides --ladder."
-        },
-    )
-    ladder: str | None = field(
-        default=None,
-        metadata={
-            "help": "A named ladder (see `probes ladders`); the built-in one when no --models are given."
-        },
-    )
-    steps: list[int] | None = field(
-        default=None,
-        metadata={"help": "Training steps to take each rung at, for ladders with a checkpoint axis."},
-    )
-
-
-@dataclass
-class RunOptions(LadderOptions):
-    """The options every command that loads models and writes a store shares."""
-
-    out: Path = field(default=Path("probes-results"), metadata={"help": "Folder of the result store."})
-    device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, cuda:1, mps."})
-    dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
-    batch_size: int = field(
-        default=8, metadata={"help": "Sequences per forward pass; lower it when memory runs out."}
-    )
-    overwrite: bool = field(
-        default=False,
-        metadata={"help": "Replace finished shards made from other inputs instead of refusing."},
-    )
-    progress: bool = field(
-        default=True, metadata={"help": "Show the run's progress bar (items/s, ETA, model and units done)."}
-    )
-    verbose: bool = field(
-        default=False,
-        metadata={
-            "help": "Let transformers and TransformerLens print their own loading bars, logs and warnings."
-        },
-    )
-
-
-@dataclass
-class ItemOptions(RunOptions):
-    """A run over the items of tasks: which tasks, how many items, which seed."""
-
-    tasks: list[str] = field(
-        default_factory=lambda: list(DEFAULT_TASKS),
-        metadata={"help": "Task names (see `probes tasks`) or item files (.jsonl/.csv)."},
-    )
-    n_items: int | None = field(
-        default=None, metadata={"help": "Items per task and variant; the task's default when omitted."}
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of item generation and of every random draw."})
-    shard: str = field(
-        default="0/1", metadata={"help": "i/N: run the i-th of N contiguous slices of the work list."}
-    )
 
 
 @dataclass(frozen=True)

@@ -21,11 +21,8 @@ from probes.errors import ProbesError
 from probes.lens import Lens, LogitLens, read_options
 from probes.metrics import layer_table
 from probes.models import HookedModel
+from probes.options import DEFAULT_LADDER, DEFAULT_TASKS, ItemOptions, LadderOptions
 from probes.runner import (
-    DEFAULT_LADDER,
-    DEFAULT_TASKS,
-    ItemOptions,
-    LadderOptions,
     Output,
     Unit,
     execute,

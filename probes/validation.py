@@ -1,6 +1,6 @@
 """Checks of a run's options, made when they are parsed, before any item is built or model loaded.
 
-Every command's options dataclass (:class:`probes.runner.RunOptions` and its subclasses) is
+Every command's options dataclass (:class:`probes.options.RunOptions` and its subclasses) is
 checked by :func:`check_options`: numbers in range, a device this machine has, a dtype the
 toolkit knows, and an ``--out`` that is (or can become) a writable folder. A bad option gives
 one :class:`~probes.errors.InvalidOptionError` naming the option and the fix.

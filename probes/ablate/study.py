@@ -32,7 +32,8 @@ from probes.ablate.patching import POSITIONS, TWIN_VARIANT, Positions, pair_item
 from probes.ablate.prompts import encode_prompts
 from probes.errors import ProbesError, UnknownTaskError
 from probes.models import HookedModel
-from probes.runner import ItemOptions, Output, Unit, execute, model_specs, my_slice, provenance
+from probes.options import ItemOptions
+from probes.runner import Output, Unit, execute, model_specs, my_slice, provenance
 from probes.store import Store
 from probes.tasks import Item, load_items
 from probes.validation import check_options

@@ -1,0 +1,81 @@
+"""The options every command shares, as dataclasses with a help text per field.
+
+``LadderOptions`` says which models a run covers, ``RunOptions`` adds what every command that
+loads models and writes a store needs, ``ItemOptions`` what a run over tasks' items needs.
+Each command's own options class (:class:`probes.sweep.SweepOptions`,
+:class:`probes.ablate.study.AblateOptions`, :class:`probes.perplexity.PerplexityOptions`)
+extends one of them; the command line turns the fields into flags. No heavy imports here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: The built-in ladder and task: the default job.
+DEFAULT_LADDER = "organism"
+DEFAULT_TASKS = ("organism_negation",)
+
+
+@dataclass
+class LadderOptions:
+    """Which models a run covers: explicit specs, or a ladder, optionally at training steps."""
+
+    models: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Model specs (hub id[@revision], folder, .gguf, organism:<rung>); overrides --ladder."
+        },
+    )
+    ladder: str | None = field(
+        default=None,
+        metadata={
+            "help": "A named ladder (see `probes ladders`); the built-in one when no --models are given."
+        },
+    )
+    steps: list[int] | None = field(
+        default=None,
+        metadata={"help": "Training steps to take each rung at, for ladders with a checkpoint axis."},
+    )
+
+
+@dataclass
+class RunOptions(LadderOptions):
+    """The options every command that loads models and writes a store shares."""
+
+    out: Path = field(default=Path("probes-results"), metadata={"help": "Folder of the result store."})
+    device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, cuda:1, mps."})
+    dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
+    batch_size: int = field(
+        default=8, metadata={"help": "Sequences per forward pass; lower it when memory runs out."}
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={"help": "Replace finished shards made from other inputs instead of refusing."},
+    )
+    progress: bool = field(
+        default=True, metadata={"help": "Show the run's progress bar (items/s, ETA, model and units done)."}
+    )
+    verbose: bool = field(
+        default=False,
+        metadata={
+            "help": "Let transformers and TransformerLens print their own loading bars, logs and warnings."
+        },
+    )
+
+
+@dataclass
+class ItemOptions(RunOptions):
+    """A run over the items of tasks: which tasks, how many items, which seed."""
+
+    tasks: list[str] = field(
+        default_factory=lambda: list(DEFAULT_TASKS),
+        metadata={"help": "Task names (see `probes tasks`) or item files (.jsonl/.csv)."},
+    )
+    n_items: int | None = field(
+        default=None, metadata={"help": "Items per task and variant; the task's default when omitted."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of item generation and of every random draw."})
+    shard: str = field(
+        default="0/1", metadata={"help": "i/N: run the i-th of N contiguous slices of the work list."}
+    )
