@@ -198,8 +198,16 @@ def check_hub_model(spec: ModelSpec) -> None:
     cached, instead of a minute of retries.
     """
     from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
 
-    if isinstance(try_to_load_from_cache(spec.name, "config.json", revision=spec.revision), str):
+    try:
+        cached = try_to_load_from_cache(spec.name, "config.json", revision=spec.revision)
+    except HFValidationError as err:
+        raise UnknownModelError(
+            f"{spec.label!r} is not a hub id, a folder, a .gguf file or a built-in rung ({err}); "
+            "`probes ladders` lists the built-in prefixes."
+        ) from None
+    if isinstance(cached, str):
         return
     offline = os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
     why = "HF_HUB_OFFLINE is set" if offline or constants.HF_HUB_OFFLINE else _unreachable(constants.ENDPOINT)
