@@ -9,39 +9,14 @@ one asked for (see :func:`build_parser`).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import types
-import typing
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
+from probes.cli_options import add_dataclass_options, options_from
 from probes.display import FORMATS
 from probes.errors import ProbesError
-
-
-def add_dataclass_options(parser: argparse.ArgumentParser, options_class: type) -> None:
-    """One ``--option`` per dataclass field, with the field's help text and default."""
-    hints = typing.get_type_hints(options_class)
-    for spec in dataclasses.fields(options_class):
-        flag = "--" + spec.name.replace("_", "-")
-        kind = hints[spec.name]
-        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
-        help_text = f"{spec.metadata.get('help', '')} (default: {default})"
-        args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
-        if kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
-            continue
-        base = (
-            args[0] if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else kind
-        )
-        if typing.get_origin(base) is list:
-            parser.add_argument(
-                flag, nargs="+", type=typing.get_args(base)[0], default=default, help=help_text
-            )
-        else:
-            parser.add_argument(flag, type=base, default=default, help=help_text)
 
 
 def _size_order(store: object) -> list[str]:
@@ -52,17 +27,11 @@ def _size_order(store: object) -> list[str]:
     return model_order(manifest) if len(manifest) else []
 
 
-def _options(args: argparse.Namespace, options_class: type) -> typing.Any:
-    """An options dataclass filled from the parsed arguments of its command."""
-    fields = {f.name for f in dataclasses.fields(options_class)}
-    return options_class(**{k: v for k, v in vars(args).items() if k in fields})
-
-
 def _command_run(args: argparse.Namespace) -> int:
     from probes.closing import print_closing_summary
     from probes.sweep import SweepOptions, results_of, run_sweep
 
-    store, units = run_sweep(_options(args, SweepOptions))
+    store, units = run_sweep(options_from(args, SweepOptions))
     report = None
     if args.report and units and _last_process(store.root, args):
         report = _write_report(store.root, store.root / "report", x="parameters", png=args.png, strict=False)
@@ -79,7 +48,7 @@ def _last_process(store: Path, args: argparse.Namespace) -> bool:
     """
     from probes.sweep import SweepOptions, unwritten
 
-    options = _options(args, SweepOptions)
+    options = options_from(args, SweepOptions)
     if options.shard in ("0/1", ""):
         return True
     missing = len(unwritten(options))
@@ -95,7 +64,7 @@ def _command_ablate(args: argparse.Namespace) -> int:
     from probes.ablate.study import AblateOptions, run_ablation_study
     from probes.report.ablations import ablation_markdown, load_ablation_tables
 
-    store = run_ablation_study(_options(args, AblateOptions))
+    store = run_ablation_study(options_from(args, AblateOptions))
     tables, order = load_ablation_tables(store.root)
     print(ablation_markdown(tables, order))
     print(f"results: {store.root} (tables: {', '.join(sorted(tables))})")
@@ -199,7 +168,7 @@ def _command_perplexity(args: argparse.Namespace) -> int:
     from probes.perplexity import PERPLEXITY, PerplexityOptions, run_perplexity
     from probes.store import Store
 
-    options = _options(args, PerplexityOptions)
+    options = options_from(args, PerplexityOptions)
     rows = run_perplexity(options)
     print(rows[["model", "text_name", "n_tokens", "window", "perplexity"]].to_string(index=False))
     print(f"\nperplexity: {Store(options.out).folder(PERPLEXITY)}")

@@ -1,0 +1,41 @@
+"""Dataclass options as command-line flags, and back: one flag per field, with its help text.
+
+Each command's options are a dataclass (:mod:`probes.options` and the commands' own subclasses);
+these two functions are the whole bridge between them and :mod:`argparse`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, options_class: type) -> None:
+    """One ``--option`` per dataclass field, with the field's help text and default."""
+    hints = typing.get_type_hints(options_class)
+    for spec in dataclasses.fields(options_class):
+        flag = "--" + spec.name.replace("_", "-")
+        kind = hints[spec.name]
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+        help_text = f"{spec.metadata.get('help', '')} (default: {default})"
+        args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            continue
+        base = (
+            args[0] if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else kind
+        )
+        if typing.get_origin(base) is list:
+            parser.add_argument(
+                flag, nargs="+", type=typing.get_args(base)[0], default=default, help=help_text
+            )
+        else:
+            parser.add_argument(flag, type=base, default=default, help=help_text)
+
+
+def options_from(args: argparse.Namespace, options_class: type) -> typing.Any:
+    """An options dataclass filled from the parsed arguments of its command."""
+    fields = {f.name for f in dataclasses.fields(options_class)}
+    return options_class(**{k: v for k, v in vars(args).items() if k in fields})
