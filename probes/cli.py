@@ -201,6 +201,25 @@ def _command_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_lens_train(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from probes.tuned_lens.artifacts import read_info
+    from probes.tuned_lens.command import LensTrainOptions, train_lenses
+
+    fields = {f.name for f in dataclasses.fields(LensTrainOptions)}
+    options = LensTrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
+    for folder in train_lenses(options):
+        info = read_info(folder)
+        kl = info.get("held_out_kl", {})
+        table = pd.DataFrame({"logit_kl": kl.get("logit"), "tuned_kl": kl.get("tuned")})
+        table.index.name = "layer"
+        print(f"\n== {info['model']}: held-out KL to the final distribution (nats/token), {info['text']}")
+        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
+        print(f"lens: {folder} ({info['training_seconds']} s, {info['tokens_trained']} tokens)")
+    return 0
+
+
 def _command_ladders(args: argparse.Namespace) -> int:
     from probes.listings import ladders_output
 
@@ -334,6 +353,17 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     verify = subcommands.add_parser("verify", help="Check every shard of a store against its checksum.")
     verify.add_argument("store", help="Folder of a result store.")
     verify.set_defaults(handler=_command_verify)
+    lens = subcommands.add_parser("lens", help="Tuned lenses: train them per model or ladder.")
+    lens_commands = lens.add_subparsers(dest="lens_command", required=True)
+    lens_train = lens_commands.add_parser(
+        "train",
+        help="Train a tuned lens per model (KL to the final distribution), saved per model under --out.",
+    )
+    lens_train.set_defaults(handler=_command_lens_train)
+    if commands is None or "lens" in commands:
+        from probes.tuned_lens.command import LensTrainOptions
+
+        add_dataclass_options(lens_train, LensTrainOptions)
     ladders = subcommands.add_parser("ladders", help="List the known ladders and their rungs.")
     ladders.add_argument("ladder", nargs="?", help="Only this ladder.")
     _add_format(ladders)

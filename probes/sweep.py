@@ -18,7 +18,7 @@ import pandas as pd
 
 from probes.cot import MAX_NEW_TOKENS, write_rationales
 from probes.errors import ProbesError
-from probes.lens import Lens, LogitLens, read_options
+from probes.lens import Lens, read_options
 from probes.metrics import layer_table
 from probes.models import HookedModel
 from probes.options import DEFAULT_LADDER, DEFAULT_TASKS, ItemOptions, LadderOptions
@@ -35,6 +35,7 @@ from probes.runner import (
 from probes.store import Store
 from probes.tasks import Item, load_items
 from probes.tasks.variants import needs_rationale
+from probes.tuned_lens.resolve import LensChoice, choose_lens, lens_fields
 from probes.validation import check_options
 
 __all__ = [
@@ -73,12 +74,28 @@ class SweepOptions(ItemOptions):
             "help": "Longest rationale a model may write for a chain-of-thought (cot) item, in tokens."
         },
     )
+    lens: str = field(
+        default="logit",
+        metadata={
+            "help": "Lens: logit, or tuned (from --lens-dir, else the one shipped with a built-in rung)."
+        },
+    )
+    lens_dir: Path | None = field(
+        default=None,
+        metadata={
+            "help": "Folder of tuned lenses (the --out of `probes lens train`: one subfolder per model)."
+        },
+    )
 
 
 def plan(options: SweepOptions, lens: Lens | None = None) -> list[Unit]:
-    """Every (model, task, variant) unit of the sweep through ``lens``, then this process's slice."""
-    lens = lens or LogitLens()
+    """Every (model, task, variant) unit of the sweep, then this process's slice.
+
+    The lens is ``lens`` when given (Python callers), else ``options.lens`` chosen per model
+    (a tuned lens's weights hash enters each unit, so finished shards skip without loading).
+    """
     models = model_specs(options)  # a bad path fails here, before any item is built or model loaded
+    choices = {model.label: _choice(options, model.label, lens) for model in models}
     items = load_items(options.tasks, options.variants, options.n_items, options.seed)
     groups: dict[tuple[str, str], list[Item]] = {}
     for item in items:
@@ -86,27 +103,44 @@ def plan(options: SweepOptions, lens: Lens | None = None) -> list[Unit]:
     layers = tuple(options.layers) if options.layers is not None else None
     units = []
     for model in models:
+        choice = choices[model.label]
         for (task, variant), group in groups.items():
             settings = {"max_new_tokens": options.max_new_tokens} if any(map(needs_rationale, group)) else {}
             units.append(
-                Unit(model, task, variant, tuple(group), lens=lens.name, layers=layers, settings=settings)
+                Unit(
+                    model,
+                    task,
+                    variant,
+                    tuple(group),
+                    lens=choice.name,
+                    lens_weights=choice.weights_hash,
+                    layers=layers,
+                    settings=settings,
+                )
             )
     return my_slice(units, options.shard)
 
 
+def _choice(options: SweepOptions, label: str, lens: Lens | None) -> LensChoice:
+    if lens is not None:
+        return LensChoice(lens.name, getattr(lens, "weights_hash", None), lens=lens)
+    return choose_lens(options.lens, label, options.lens_dir)
+
+
 def run_sweep(options: SweepOptions, lens: Lens | None = None) -> tuple[Store, list[Unit]]:
-    """Run (or resume) a sweep through ``lens`` (the logit lens by default); the store and its units."""
+    """Run (or resume) a sweep through ``lens`` (by default ``options.lens``); the store and its units."""
     check_options(options)  # before any item is built or model loaded
-    lens = lens or LogitLens()
     units = plan(options, lens)
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
+        reader = _choice(options, model.name, lens).build(model)  # a tuned lens checks the model here
+        fields: dict[str, Any] = {"lens": reader.name, "layers": options.layers}
+        fields.update(lens_fields(reader))
         for unit in pending:  # no bars of their own: the run's one bar (probes.progress) counts units
             items = write_rationales(model, unit.items, options.max_new_tokens, options.batch_size, False)
-            readout = read_options(model, items, lens, options.layers, options.batch_size, False)
-            table = layer_table(readout, provenance(model, lens.name), model.n_layers)
-            fields = {"n_items": len(unit.items), "lens": lens.name, "layers": options.layers}
-            yield Output(unit, table, fields=fields)
+            readout = read_options(model, items, reader, options.layers, options.batch_size, False)
+            table = layer_table(readout, provenance(model, reader.name), model.n_layers)
+            yield Output(unit, table, fields={"n_items": len(unit.items), **fields})
 
     store = execute(units, options, compute, "shards")
     return store, units

@@ -122,10 +122,16 @@ class ReportFiles:
 def load_results(root: str | Path) -> pd.DataFrame:
     """A store's per-layer results with each model's size (and measured perplexity) joined in."""
     from probes.perplexity import read_perplexity
+    from probes.report.lenses import kl_table
     from probes.store import Store
 
     store = Store(root)
-    return attach_sizes(store.read(), store.manifest(), read_perplexity(root))
+    rows = store.read()  # first: it names a damaged shard
+    manifest = store.manifest()
+    results = attach_sizes(rows, manifest, read_perplexity(root))
+    # The lens comparison's KL per layer, as plain records (pandas compares attrs when combining frames).
+    results.attrs["lens_held_out_kl"] = kl_table(manifest).to_dict("records")
+    return results
 
 
 def report_figures(results: pd.DataFrame, x: str = "parameters") -> dict[str, go.Figure]:
@@ -184,17 +190,25 @@ def write_report(
         PngExportError: PNGs could not be drawn (kaleido or a browser is missing); the HTML
             and the summary are written before it is raised.
     """
+    from probes.report.lenses import KL_COLUMNS, LENS_SECTIONS, lens_figures, lens_markdown
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     summary = summary_markdown(results, title=title)
+    kl = pd.DataFrame(results.attrs.get("lens_held_out_kl") or [], columns=KL_COLUMNS)
+    compared = lens_figures(results, kl)
+    if compared:  # two lenses or more: the other figures draw the logit lens, these compare them
+        summary = f"{summary.rstrip()}\n\n{lens_markdown(results, kl)}\n"
     files = ReportFiles(html=folder / "report.html", markdown=folder / "summary.md")
     _write_text(files.markdown, summary)
-    figures = report_figures(results, x)
-    _write_text(files.html, render_html(figures, summary, title, links=links))
+    figures = {**report_figures(results, x), **compared}
+    sections = [*SECTIONS, *(Section(n, t, c, lambda results, x: go.Figure()) for n, t, c in LENS_SECTIONS)]
+    _write_text(files.html, render_html(figures, summary, title, sections, links=links))
     if png:
         try:
             _kaleido()  # before drawing the PNG-only figures
-            files.pngs = write_pngs(png_figures(results, x, figures), folder / "figures")
+            pngs = {**png_figures(results, x, figures), **{n: go.Figure(f) for n, f in compared.items()}}
+            files.pngs = write_pngs(pngs, folder / "figures")
         except PngExportError as err:
             raise type(err)(f"{err} (the HTML report is at {files.html})") from err
     return files

@@ -1,0 +1,389 @@
+"""Two lenses compared on the same models and items: where the logit and the tuned lens disagree.
+
+Drawn only when a store holds rows of more than one lens (``probes run --lens logit`` and
+``--lens tuned`` into one ``--out``). Heat maps of the mean log-odds per lens side by side,
+each lens's held-out KL to the final distribution per layer (from the lens artifacts, carried
+in the shards' manifests), the share of items whose winning answer differs between lenses at
+each layer, and each lens's decision and divergence layers per model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from probes.report.depth import cell_edges
+from probes.report.style import LOG_ODDS_SCALE, finish, model_labels
+from probes.report.tables import decision_table, divergence_table, layer_summary, lenses, model_order
+
+
+def _panels(results: pd.DataFrame) -> list[tuple[str, str]]:
+    return list(dict.fromkeys(zip(results["task"], results["variant"])))
+
+
+def lens_heatmaps(results: pd.DataFrame) -> go.Figure:
+    """Mean log-odds true − distractor by relative depth (y) and model (x), one column per lens.
+
+    One row per (task, variant); the colour scale is shared, so the lenses compare cell by cell.
+    """
+    names, panels = lenses(results), _panels(results)
+    models, labels = model_order(results), model_labels(results)
+    fig = make_subplots(
+        rows=len(panels),
+        cols=len(names),
+        shared_yaxes=True,
+        column_titles=[f"{lens} lens" for lens in names],
+        row_titles=[f"{task} / {variant}" for task, variant in panels],
+        horizontal_spacing=0.04,
+        vertical_spacing=0.1,
+    )
+    limit = 0.0
+    for col, lens in enumerate(names, start=1):
+        summary = layer_summary(results, lens)
+        limit = max(limit, float(np.nanmax(np.abs(summary["mean_log_odds"]))) if len(summary) else 0.0)
+        for row, (task, variant) in enumerate(panels, start=1):
+            panel = summary[(summary["task"] == task) & (summary["variant"] == variant)]
+            for position, model in enumerate(models):
+                cells = panel[panel["model"] == model]
+                if cells.empty:
+                    continue
+                fig.add_trace(
+                    go.Heatmap(
+                        x=[position - 0.42, position + 0.42],
+                        y=cell_edges(cells["relative_depth"].tolist()),
+                        z=[[value] for value in cells["mean_log_odds"]],
+                        text=[
+                            [f"layer {layer} of {n}"] for layer, n in zip(cells["layer"], cells["n_layers"])
+                        ],
+                        coloraxis="coloraxis",
+                        ygap=1,
+                        name=f"{model} ({lens})",
+                        hovertemplate=f"{labels[model]}, {lens} lens<br>%{{text}}<br>log-odds %{{z:+.2f}}"
+                        "<extra></extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(len(models))),
+        ticktext=[labels[m] for m in models],
+        range=[-0.5, len(models) - 0.5],
+        tickangle=-30,
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_yaxes(range=[-0.1, 1.1], zeroline=False)
+    fig.update_yaxes(title_text="relative depth", col=1)
+    limit = limit or 1.0
+    fig.update_layout(
+        coloraxis={
+            "colorscale": LOG_ODDS_SCALE,
+            "cmid": 0.0,
+            "cmin": -limit,
+            "cmax": limit,
+            "colorbar": {"title": {"text": "log-odds<br>true − distractor"}},
+        }
+    )
+    return finish(
+        fig,
+        "Logit lens and tuned lens: mean log-odds by depth and size",
+        height=140 + 300 * len(panels),
+        width=max(700, 380 * len(names) + 160),
+    )
+
+
+#: Columns of :func:`kl_table`.
+KL_COLUMNS = ["model", "lens", "layer", "relative_depth", "kl"]
+
+
+def kl_table(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Held-out KL to the final distribution per (model, lens, layer), from the shards' manifests.
+
+    A tuned lens's shards carry ``lens_held_out_kl`` (both lenses' held-out KL, measured when
+    the lens was trained); the logit lens's numbers come from the same record.
+    """
+    rows: list[dict[str, Any]] = []
+    if "lens_held_out_kl" not in manifest.columns:
+        return pd.DataFrame(columns=KL_COLUMNS)
+    for record in manifest.dropna(subset=["lens_held_out_kl"]).drop_duplicates("model").to_dict("records"):
+        for lens, values in record["lens_held_out_kl"].items():
+            n_layers = len(values) - 1
+            for layer, value in enumerate(values):
+                rows.append(
+                    {
+                        "model": record["model"],
+                        "lens": lens,
+                        "layer": layer,
+                        "relative_depth": layer / n_layers if n_layers else 1.0,
+                        "kl": value,
+                    }
+                )
+    return pd.DataFrame(rows, columns=KL_COLUMNS)
+
+
+def kl_figure(kl: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
+    """Held-out KL (nats per token, log scale) against relative depth: one line per model and lens."""
+    fig = go.Figure()
+    labels = model_labels(results)
+    models = [m for m in model_order(results) if m in set(kl["model"])]
+    palette = [
+        "#1f77b4",
+        "#ff7f0e",
+        "#2ca02c",
+        "#d62728",
+        "#9467bd",
+        "#8c564b",
+        "#e377c2",
+        "#7f7f7f",
+        "#bcbd22",
+        "#17becf",
+    ]
+    for index, model in enumerate(models):
+        for lens, dash in (("logit", "dot"), ("tuned", "solid")):
+            line = kl[(kl["model"] == model) & (kl["lens"] == lens) & (kl["layer"] < kl["layer"].max() + 1)]
+            line = line[line["relative_depth"] < 1]  # the last layer is 0 for both by construction
+            if line.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=line["relative_depth"],
+                    y=line["kl"].clip(lower=1e-6),
+                    mode="lines+markers",
+                    line={"dash": dash, "color": palette[index % len(palette)]},
+                    name=f"{labels.get(model, model)} — {lens}",
+                    hovertemplate=f"{model}, {lens} lens<br>depth %{{x:.2f}}<br>KL %{{y:.3f}}<extra></extra>",
+                )
+            )
+    fig.update_xaxes(title_text="relative depth (the last layer, KL 0 for both, left out)")
+    fig.update_yaxes(title_text="held-out KL to the final distribution (nats/token)", type="log")
+    return finish(fig, "How far each lens is from the model's output, layer by layer", height=480, width=900)
+
+
+def disagreement_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Per (model, task, variant, layer): share of items whose winning answer differs between two lenses.
+
+    Winners are the sign of the per-layer score (:func:`probes.scoring.per_layer_score`) under
+    each lens; with more than two lenses the first two of :func:`lenses` are compared.
+    """
+    names = lenses(results)
+    if len(names) < 2:
+        return pd.DataFrame()
+    from probes.scoring import per_layer_score
+
+    keys = ["model", "task", "variant", "item_id", "layer"]
+    score = per_layer_score(results)
+    first, second = (
+        results[results["lens"] == lens]
+        .set_index(keys)[[score, "relative_depth"]]
+        .rename(columns={score: "log_odds"})
+        for lens in names[:2]
+    )
+    joined = first.join(second, how="inner", lsuffix="_a", rsuffix="_b")
+    joined["disagree"] = np.sign(joined["log_odds_a"]) != np.sign(joined["log_odds_b"])
+    joined["distractor_wins_a"] = joined["log_odds_a"] < 0
+    joined["distractor_wins_b"] = joined["log_odds_b"] < 0
+    table = (
+        joined.reset_index()
+        .groupby(["model", "task", "variant", "layer"], sort=False)
+        .agg(
+            relative_depth=("relative_depth_a", "first"),
+            n_items=("disagree", "size"),
+            share_disagree=("disagree", "mean"),
+            **{
+                f"distractor_wins_{names[0]}": ("distractor_wins_a", "mean"),
+                f"distractor_wins_{names[1]}": ("distractor_wins_b", "mean"),
+            },
+        )
+        .reset_index()
+    )
+    return table
+
+
+def disagreement_figure(results: pd.DataFrame) -> go.Figure:
+    """Share of items whose winner differs between the lenses, by relative depth and model."""
+    table = disagreement_table(results)
+    panels = _panels(results)
+    models, labels = model_order(results), model_labels(results)
+    fig = make_subplots(
+        rows=1,
+        cols=max(1, len(panels)),
+        shared_yaxes=True,
+        column_titles=[f"{task} / {variant}" for task, variant in panels],
+        horizontal_spacing=0.04,
+    )
+    for col, (task, variant) in enumerate(panels, start=1):
+        panel = table[(table["task"] == task) & (table["variant"] == variant)] if len(table) else table
+        for position, model in enumerate(models):
+            cells = panel[panel["model"] == model] if len(panel) else panel
+            if cells.empty:
+                continue
+            fig.add_trace(
+                go.Heatmap(
+                    x=[position - 0.42, position + 0.42],
+                    y=cell_edges(cells["relative_depth"].tolist()),
+                    z=[[value] for value in cells["share_disagree"]],
+                    coloraxis="coloraxis",
+                    ygap=1,
+                    name=model,
+                    hovertemplate=f"{labels[model]}<br>depth %{{y:.2f}}<br>%{{z:.0%}} of items"
+                    "<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(len(models))),
+        ticktext=[labels[m] for m in models],
+        range=[-0.5, len(models) - 0.5],
+        tickangle=-30,
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_yaxes(range=[-0.1, 1.1], zeroline=False)
+    fig.update_yaxes(title_text="relative depth", col=1)
+    fig.update_layout(
+        coloraxis={
+            "colorscale": "Greys",
+            "cmin": 0.0,
+            "cmax": 1.0,
+            "colorbar": {"title": {"text": "items whose<br>winner differs"}},
+        }
+    )
+    return finish(
+        fig,
+        "Where the lenses disagree on which answer wins",
+        height=460,
+        width=max(700, 320 * len(panels) + 160),
+    )
+
+
+def layers_by_lens(results: pd.DataFrame, n_resamples: int = 200) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Each lens's decision layers (per model, task, variant) and divergence layers (per model, task).
+
+    One row per lens and point, the lens in a ``lens`` column, so the two read side by side.
+    """
+    decisions, divergences = [], []
+    for lens in lenses(results):
+        decisions.append(decision_table(results, lens, n_resamples=n_resamples).assign(lens=lens))
+        divergence = divergence_table(results, lens, n_resamples=n_resamples)
+        if len(divergence):
+            divergences.append(divergence.assign(lens=lens))
+    order = {model: i for i, model in enumerate(model_order(results))}
+
+    def ordered(frames: list[pd.DataFrame], keys: list[str]) -> pd.DataFrame:
+        if not frames:
+            return pd.DataFrame()
+        table = pd.concat(frames, ignore_index=True)
+        table = table.sort_values(keys, key=lambda c: c.map(order) if c.name == "model" else c, kind="stable")
+        return table.reset_index(drop=True)
+
+    return ordered(decisions, ["task", "variant", "model"]), ordered(divergences, ["task", "model"])
+
+
+def lens_markdown(results: pd.DataFrame, kl: pd.DataFrame) -> str:
+    """The lens comparison's key numbers: KL per layer, decision and divergence layers, disagreement."""
+    from probes.report.summary import markdown_table
+
+    names = lenses(results)
+    parts = [f"## Lenses compared ({', '.join(names)})", ""]
+    if len(kl):
+        parts += [
+            "Held-out KL to the final distribution (nats/token) per layer, measured when the lens was made:",
+            "",
+        ]
+        rows = []
+        for model in [m for m in model_order(results) if m in set(kl["model"])]:
+            for lens in sorted(set(kl["lens"]), key=lambda name: name != "logit"):
+                values = kl[(kl["model"] == model) & (kl["lens"] == lens)].sort_values("layer")["kl"]
+                rows.append([model, lens, " ".join(f"{v:.3f}" for v in values)])
+        parts += [markdown_table(["model", "lens", "KL at layers 0, 1, ..."], rows), ""]
+    decisions, divergences = layers_by_lens(results)
+    if len(decisions):
+        parts += ["Decision layer (median over items, where the model is above chance) per lens:", ""]
+        rows = [
+            [
+                r.model,
+                r.task,
+                r.variant,
+                r.lens,
+                f"{r.share_with_decision_layer:.2f}",
+                _number(r.decision_layer),
+            ]
+            for r in decisions.itertuples()
+        ]
+        parts += [markdown_table(["model", "task", "variant", "lens", "share", "decision layer"], rows), ""]
+    if len(divergences):
+        parts += ["Divergence layer (prize vs no_distractor twin) per lens:", ""]
+        rows = [
+            [r.model, r.task, r.lens, r.n_pairs, _number(r.divergence_layer)]
+            for r in divergences.itertuples()
+        ]
+        parts += [markdown_table(["model", "task", "lens", "pairs", "divergence layer"], rows), ""]
+    disagreement = disagreement_table(results)
+    if len(disagreement):
+        wins = [c for c in disagreement.columns if c.startswith("distractor_wins_")]
+        rows = [
+            [
+                r["model"],
+                r["task"],
+                r["variant"],
+                int(r["layer"]),
+                f"{r['share_disagree']:.2f}",
+                *(f"{r[c]:.2f}" for c in wins),
+            ]
+            for _, r in disagreement.iterrows()
+        ]
+        header = ["model", "task", "variant", "layer", "winner differs", *(c.replace("_", " ") for c in wins)]
+        parts += [
+            "Share of items whose winner differs between the lenses, and where the distractor wins:",
+            "",
+        ]
+        parts += [markdown_table(header, rows), ""]
+    return "\n".join(parts)
+
+
+def _number(value: float) -> str:
+    return "—" if pd.isna(value) else f"{value:g}"
+
+
+def lens_figures(results: pd.DataFrame, kl: pd.DataFrame | None = None) -> dict[str, go.Figure]:
+    """The comparison's figures by section name (empty unless the results hold two lenses or more)."""
+    if len(lenses(results)) < 2:
+        return {}
+    figures = {"lenses-depth": lens_heatmaps(results)}
+    if kl is not None and len(kl):
+        figures["lenses-kl"] = kl_figure(kl, results)
+    figures["lenses-disagreement"] = disagreement_figure(results)
+    return figures
+
+
+#: Headings and captions of :func:`lens_figures` (name, title, caption).
+LENS_SECTIONS: Sequence[tuple[str, str, str]] = (
+    (
+        "lenses-depth",
+        "Logit lens and tuned lens side by side",
+        "Mean log-odds true − distractor at each layer of each model under each lens (shared colour "
+        "scale). The tuned lens translates each layer's stream before the model's own final norm and "
+        "unembedding; at the last layer both give the model's output.",
+    ),
+    (
+        "lenses-kl",
+        "KL to the final distribution per layer",
+        "Held-out KL (nats per token) from the model's own output distribution to what each lens reads "
+        "at each layer (dotted: logit lens, solid: tuned lens), measured on held-out text when the lens "
+        "was trained. Lower is a more faithful readout of what the layer already knows.",
+    ),
+    (
+        "lenses-disagreement",
+        "Where the lenses disagree on which answer wins",
+        "Share of items whose winning answer (sign of the log-odds) differs between the logit and the "
+        "tuned lens, per layer and model.",
+    ),
+)

@@ -1,0 +1,74 @@
+"""`probes lens train`: train a tuned lens per model of a ladder (or per model given) and save it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from probes.models import load_model
+from probes.runner import LadderOptions, model_specs
+from probes.store import slug
+from probes.tuned_lens.artifacts import save_lens
+from probes.tuned_lens.text import training_windows
+from probes.tuned_lens.training import TrainingSettings, train_lens
+
+
+@dataclass
+class LensTrainOptions(TrainingSettings, LadderOptions):
+    """What `probes lens train` trains and where it writes (one folder per model under ``out``)."""
+
+    out: Path = field(
+        default=Path("probes-lenses"),
+        metadata={"help": "Folder of lenses: one subfolder per model (pass it to --lens-dir later)."},
+    )
+    text: Path | None = field(default=None, metadata={"help": "A UTF-8 text file to train on."})
+    dataset: str | None = field(
+        default=None,
+        metadata={"help": "A datasets.load_dataset name to train on instead (online), e.g. wikitext."},
+    )
+    dataset_config: str | None = field(default=None, metadata={"help": "The dataset's configuration."})
+    split: str = field(default="train", metadata={"help": "The dataset's split."})
+    column: str = field(default="text", metadata={"help": "The dataset's text column (rows joined)."})
+    sequence_length: int = field(
+        default=64, metadata={"help": "Tokens per window (at most the model's context)."}
+    )
+    train_sequences: int = field(default=256, metadata={"help": "Windows to train on."})
+    held_out_sequences: int = field(default=32, metadata={"help": "Windows to measure held-out KL on."})
+    device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, mps."})
+    dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (all by default)."})
+    progress: bool = field(default=True, metadata={"help": "Show progress bars."})
+
+
+def lens_folder(out: Path, model_label: str) -> Path:
+    """Where the lens of one model lives in a lens folder."""
+    return Path(out) / slug(model_label)
+
+
+def train_lenses(options: LensTrainOptions) -> list[Path]:
+    """Train and save a lens for every model the options name; returns their folders."""
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    settings = TrainingSettings(**{k: getattr(options, k) for k in TrainingSettings.__dataclass_fields__})
+    folders = []
+    for planned in model_specs(options):  # every spec parsed (and checked) before any loading
+        model = load_model(planned.spec, device=options.device, dtype=options.dtype)
+        windows = training_windows(
+            model,
+            options.train_sequences,
+            options.held_out_sequences,
+            options.sequence_length,
+            options.seed,
+            text=options.text,
+            dataset=options.dataset,
+            dataset_config=options.dataset_config,
+            split=options.split,
+            column=options.column,
+        )
+        lens = train_lens(model, windows, settings, progress=options.progress)
+        lens.info["spec"] = planned.text
+        folders.append(save_lens(lens, lens_folder(options.out, model.name)))
+        del model
+    return folders

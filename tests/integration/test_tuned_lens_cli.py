@@ -1,0 +1,86 @@
+"""The tuned lens from the command line: `probes lens train`, `probes run --lens`, the report."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from conftest import save_tiny_folder, tiny_hf_model
+
+from probes.cli import main
+from probes.models import from_hf_model
+from probes.store import Store
+from probes.tasks import Item
+from probes.tasks.items import write_items
+from probes.tuned_lens import Translators, TunedLens, save_lens
+from probes.tuned_lens.access import model_fingerprint
+
+
+def test_lens_train_then_both_lenses_side_by_side_in_one_store(tokenizer, tmp_path, capsys):
+    folder = save_tiny_folder(tmp_path / "tiny-gpt2", "gpt2", tokenizer, seed=1, n_layers=2)
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(f"w{(i * 7) % 200}" for i in range(2000)))
+    lenses, store = tmp_path / "lenses", tmp_path / "store"
+    args = ["lens", "train", "--models", str(folder), "--text", str(text), "--train-steps", "3"]
+    args += ["--sequence-length", "16", "--held-out-sequences", "4", "--out", str(lenses), "--no-progress"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "held-out KL" in printed and "text.txt" in printed
+    info = json.loads((lenses / "tiny-gpt2" / "lens.json").read_text())
+    assert info["steps"] == 3 and len(info["held_out_kl"]["tuned"]) == 3 and info["text"] == "text.txt"
+    items = write_items(
+        [Item(f"i{i}", "toy", f"w{i} w{i + 1} w{i + 2}", f" w{i + 20}", f" w{i + 30}") for i in range(4)],
+        tmp_path / "toy.csv",
+    )
+    run = [
+        "run",
+        "--models",
+        str(folder),
+        "--tasks",
+        str(items),
+        "--out",
+        str(store),
+        "--no-progress",
+        "--no-report",
+    ]
+    assert main([*run, "--lens", "tuned", "--lens-dir", str(lenses)]) == 0
+    assert main([*run, "--lens", "logit"]) == 0
+    rows = Store(store).read()
+    assert sorted(rows["lens"].unique()) == ["logit", "tuned"]
+    last = rows[rows["layer"] == rows["n_layers"]].pivot_table(
+        index="item_id", columns="lens", values="log_odds"
+    )
+    torch.testing.assert_close(
+        torch.tensor(last["logit"].values), torch.tensor(last["tuned"].values), atol=1e-4, rtol=0
+    )
+    manifest = Store(store).manifest().set_index("lens")
+    assert manifest.loc["tuned", "lens_weights"] == info["weights_sha256"]
+    assert manifest.loc["tuned", "lens_held_out_kl"] == info["held_out_kl"]
+    # Resuming skips both lenses' finished shards.
+    assert main([*run, "--lens", "tuned", "--lens-dir", str(lenses)]) == 0
+
+
+def test_run_with_a_missing_or_foreign_tuned_lens_is_one_clear_error(tokenizer, tmp_path, capsys):
+    folder = save_tiny_folder(tmp_path / "tiny-neox", "neox", tokenizer, seed=3, n_layers=3)
+    items = write_items([Item("i0", "toy", "w1 w2 w3", " w4", " w5")], tmp_path / "toy.csv")
+    run = [
+        "run",
+        "--models",
+        str(folder),
+        "--tasks",
+        str(items),
+        "--out",
+        str(tmp_path / "s"),
+        "--no-progress",
+    ]
+    assert main([*run, "--lens", "tuned", "--lens-dir", str(tmp_path / "none")]) == 2
+    assert "no tuned lens for tiny-neox" in capsys.readouterr().err
+    other = from_hf_model(tiny_hf_model("neox", seed=0), tokenizer, name="tiny-neox")
+    lens = TunedLens(
+        Translators(other.n_layers, other.d_model), {"model_fingerprint": model_fingerprint(other)}
+    )
+    save_lens(lens, tmp_path / "lenses" / "tiny-neox")  # made for another tiny neox
+    assert main([*run, "--lens", "tuned", "--lens-dir", str(tmp_path / "lenses")]) == 2
+    assert "other weights" in capsys.readouterr().err
+    assert main([*run, "--lens", "sideways"]) == 2
+    assert "unknown lens" in capsys.readouterr().err

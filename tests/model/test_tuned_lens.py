@@ -1,0 +1,204 @@
+"""The tuned lens on tiny random and shipped models: training, artifacts, formats, refusals."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+import torch
+from conftest import tiny_hf_model
+
+from probes.lens import LogitLens, read_options
+from probes.models import from_hf_model
+from probes.tasks import Item
+from probes.tuned_lens import (
+    LensFileError,
+    LensMismatchError,
+    TrainingSettings,
+    Translators,
+    TunedLens,
+    load_lens,
+    load_tuned_lens_format,
+    save_lens,
+    save_tuned_lens_format,
+    train_lens,
+    training_windows,
+)
+from probes.tuned_lens.access import model_fingerprint
+from probes.tuned_lens.text import start_token, text_windows
+
+ITEMS = [
+    Item("a", "t", "w1 w2 w3", " w4", " w5"),
+    Item("b", "t", "w7 w8 w9 w10 w11", " w4 w6", " w5", options=(" w4 w6", " w5", " w9 w10")),
+]
+
+
+@pytest.fixture(scope="module")
+def neox(tokenizer):
+    return from_hf_model(tiny_hf_model("neox", seed=0), tokenizer, name="tiny-neox")
+
+
+@pytest.fixture(scope="module")
+def trained(neox):
+    windows = training_windows(neox, n_train=32, n_held_out=8, length=12, seed=0)
+    settings = TrainingSettings(train_steps=25, batch_size=8, learning_rate=3e-3, seed=0)
+    return train_lens(neox, windows, settings, progress=False)
+
+
+def _random_lens(model, seed: int = 0) -> TunedLens:
+    """A lens with small random translators (so it differs from the logit lens)."""
+    translators = Translators(model.n_layers, model.d_model)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in translators.parameters():
+            parameter.copy_(0.2 * torch.randn(parameter.shape, generator=generator))
+    return TunedLens(translators, {"model": model.name, "model_fingerprint": model_fingerprint(model)})
+
+
+def test_training_lowers_held_out_kl_at_every_layer_but_the_last(trained, neox):
+    kl = trained.info["held_out_kl"]
+    assert len(kl["logit"]) == len(kl["tuned"]) == neox.n_layers + 1
+    assert kl["logit"][-1] == pytest.approx(0, abs=1e-6) and kl["tuned"][-1] == pytest.approx(0, abs=1e-6)
+    for layer in range(neox.n_layers):
+        assert kl["tuned"][layer] < kl["logit"][layer], (layer, kl)
+    assert trained.info["model_fingerprint"] == model_fingerprint(neox)
+    assert trained.info["steps"] == 25 and trained.info["text"] == "self-sampled"
+
+
+def test_training_is_deterministic_given_the_seed(neox):
+    windows = training_windows(neox, n_train=8, n_held_out=0, length=8, seed=1)
+    assert torch.equal(windows.train, training_windows(neox, n_train=8, n_held_out=0, length=8, seed=1).train)
+    settings = TrainingSettings(train_steps=4, batch_size=4, seed=1)
+    first, second = (train_lens(neox, windows, settings, progress=False) for _ in range(2))
+    assert first.weights_hash == second.weights_hash
+    assert "held_out_kl" not in first.info  # nothing held out, nothing measured
+
+
+def test_untrained_lens_is_the_logit_lens(neox):
+    untrained = TunedLens(
+        Translators(neox.n_layers, neox.d_model), {"model_fingerprint": model_fingerprint(neox)}
+    )
+    logit = read_options(neox, ITEMS, LogitLens())
+    tuned = read_options(neox, ITEMS, untrained)
+    for a, b in zip(logit.logprobs, tuned.logprobs):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "neox", "llama"])
+def test_last_layer_of_both_lenses_is_the_model_output(family, tokenizer):
+    model = from_hf_model(tiny_hf_model(family), tokenizer, name=family)
+    reference = tiny_hf_model(family)  # the same weights, never bridged
+    lens = _random_lens(model)
+    readouts = [read_options(model, ITEMS, lens_) for lens_ in (LogitLens(), lens)]
+    for index, item in enumerate(ITEMS):
+        for option_index, option in enumerate(item.options):
+            prompt_ids = tokenizer(item.prompt).input_ids
+            answer_ids = tokenizer(option, add_special_tokens=False).input_ids
+            with torch.no_grad():
+                logprobs = reference(torch.tensor([prompt_ids + answer_ids])).logits.log_softmax(-1)[0]
+            expected = sum(logprobs[len(prompt_ids) - 1 + j, t].item() for j, t in enumerate(answer_ids))
+            for readout in readouts:
+                assert readout.logprobs[index][-1, option_index].item() == pytest.approx(expected, abs=1e-4)
+    # ... and the random translators do change the earlier layers.
+    assert not torch.allclose(readouts[0].logprobs[0][0], readouts[1].logprobs[0][0])
+
+
+def test_save_load_round_trip(trained, neox, tmp_path):
+    folder = save_lens(trained, tmp_path / "lens")
+    info = json.loads((folder / "lens.json").read_text())
+    assert info["n_layers"] == neox.n_layers and info["held_out_kl"] == trained.info["held_out_kl"]
+    assert info["weights_sha256"] == trained.weights_hash
+    loaded = load_lens(folder, neox)
+    assert loaded.weights_hash == trained.weights_hash
+    for a, b in zip(read_options(neox, ITEMS, trained).logprobs, read_options(neox, ITEMS, loaded).logprobs):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_corrupted_weights_are_refused(trained, tmp_path):
+    folder = save_lens(trained, tmp_path / "lens")
+    from safetensors.torch import load_file, save_file
+
+    state = load_file(str(folder / "lens.safetensors"))
+    state["0.bias"] = state["0.bias"] + 1
+    save_file(state, str(folder / "lens.safetensors"))
+    with pytest.raises(LensFileError, match="weights_sha256"):
+        load_lens(folder)
+    with pytest.raises(LensFileError, match="no lens.json"):
+        load_lens(tmp_path)
+
+
+def test_lens_is_refused_on_another_model(trained, tokenizer, tmp_path):
+    folder = save_lens(trained, tmp_path / "lens")
+    same_shape = from_hf_model(tiny_hf_model("neox", seed=5), tokenizer, name="other-neox")
+    with pytest.raises(LensMismatchError, match="other weights"):
+        load_lens(folder, same_shape)
+    deeper = from_hf_model(tiny_hf_model("neox", seed=0, n_layers=4), tokenizer, name="deep-neox")
+    with pytest.raises(LensMismatchError, match="4 layers"):
+        load_lens(folder, deeper)
+    with pytest.raises(LensMismatchError):
+        read_options(same_shape, ITEMS, load_lens(folder))
+
+
+def test_tuned_lens_library_format_round_trip(neox, tokenizer, tmp_path):
+    lens = _random_lens(neox, seed=3)
+    folder = save_tuned_lens_format(lens, tmp_path / "tl", neox)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["lens_type"] == "linear_tuned_lens" and config["num_hidden_layers"] == neox.n_layers
+    state = torch.load(folder / "params.pt", weights_only=True)
+    assert sorted(state) == sorted(f"{i}.{p}" for i in range(neox.n_layers) for p in ("weight", "bias"))
+    loaded = load_tuned_lens_format(folder, neox)
+    assert loaded.weights_hash == lens.weights_hash
+    for a, b in zip(read_options(neox, ITEMS, lens).logprobs, read_options(neox, ITEMS, loaded).logprobs):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    other = from_hf_model(tiny_hf_model("neox", seed=5), tokenizer, name="other-neox")
+    with pytest.raises(LensMismatchError, match="unembed"):
+        load_tuned_lens_format(folder, other)
+
+
+class _Payload:
+    """An object that unpickling would construct (and could run code with)."""
+
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_tuned_lens_library_format_never_unpickles_objects(neox, tmp_path):
+    folder = save_tuned_lens_format(_random_lens(neox), tmp_path / "tl", neox)
+    with (folder / "params.pt").open("wb") as handle:
+        pickle.dump({"0.weight": _Payload()}, handle)
+    with pytest.raises(LensFileError, match="weights_only"):
+        load_tuned_lens_format(folder, neox)
+
+
+def test_text_windows_hold_out_and_need_enough_text(neox):
+    text = " ".join(f"w{i % 200}" for i in range(400))
+    windows = text_windows(neox, text, "t.txt", n_train=100, n_held_out=5, length=16, seed=0)
+    body = 15 if start_token(neox) is not None else 16  # a start token opens each window
+    assert windows.train.shape == (400 // body - 5, 16) and windows.held_out.shape == (5, 16)
+    seen = {tuple(row.tolist()) for row in windows.train}
+    assert not seen & {tuple(row.tolist()) for row in windows.held_out}
+    from probes.tuned_lens.text import TrainingTextError
+
+    with pytest.raises(TrainingTextError, match="windows"):
+        text_windows(neox, "w1 w2 w3", "short.txt", n_train=4, n_held_out=2, length=16, seed=0)
+
+
+def test_shipped_organism_lenses_beat_the_logit_lens_and_refuse_other_rungs():
+    from probes.ladders import get_ladder
+    from probes.models import load_model
+    from probes.tuned_lens import read_info
+    from probes.tuned_lens.resolve import choose_lens
+
+    for spec in map(str, get_ladder("organism").model_specs()):
+        choice = choose_lens("tuned", spec)  # no --lens-dir: the lens shipped with the rung
+        kl = read_info(choice.folder)["held_out_kl"]
+        assert kl["tuned"][-1] == kl["logit"][-1] == 0
+        assert all(t < g for t, g in zip(kl["tuned"][:-1], kl["logit"][:-1])), (spec, kl)
+    largest = load_model("organism:4x96")
+    lens = choose_lens("tuned", "organism:4x96").build(largest)
+    assert lens.weights_hash == choose_lens("tuned", "organism:4x96").weights_hash
+    with pytest.raises(LensMismatchError, match="other weights"):
+        load_lens(choose_lens("tuned", "organism:4x96").folder, load_model("organism:4x96-step1500"))
+    with pytest.raises(LensMismatchError, match="layers"):
+        load_lens(choose_lens("tuned", "organism:4x96").folder, load_model("organism:3x64"))
