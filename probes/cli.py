@@ -207,9 +207,7 @@ def _command_lens_train(args: argparse.Namespace) -> int:
     from probes.tuned_lens.artifacts import read_info
     from probes.tuned_lens.command import LensTrainOptions, train_lenses
 
-    fields = {f.name for f in dataclasses.fields(LensTrainOptions)}
-    options = LensTrainOptions(**{k: v for k, v in vars(args).items() if k in fields})
-    for folder in train_lenses(options):
+    for folder in train_lenses(options_from(args, LensTrainOptions)):
         info = read_info(folder)
         kl = info.get("held_out_kl", {})
         table = pd.DataFrame({"logit_kl": kl.get("logit"), "tuned_kl": kl.get("tuned")})
