@@ -202,19 +202,10 @@ def _command_verify(args: argparse.Namespace) -> int:
 
 
 def _command_lens_train(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from probes.tuned_lens.artifacts import read_info
-    from probes.tuned_lens.command import LensTrainOptions, train_lenses
+    from probes.tuned_lens.command import LensTrainOptions, held_out_table, train_lenses
 
     for folder in train_lenses(options_from(args, LensTrainOptions)):
-        info = read_info(folder)
-        kl = info.get("held_out_kl", {})
-        table = pd.DataFrame({"logit_kl": kl.get("logit"), "tuned_kl": kl.get("tuned")})
-        table.index.name = "layer"
-        print(f"\n== {info['model']}: held-out KL to the final distribution (nats/token), {info['text']}")
-        print(table.to_string(float_format=lambda v: f"{v:.4f}"))
-        print(f"lens: {folder} ({info['training_seconds']} s, {info['tokens_trained']} tokens)")
+        print(held_out_table(folder))
     return 0
 
 

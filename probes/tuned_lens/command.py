@@ -72,3 +72,20 @@ def train_lenses(options: LensTrainOptions) -> list[Path]:
         folders.append(save_lens(lens, lens_folder(options.out, model.name)))
         del model
     return folders
+
+
+def held_out_table(folder: Path) -> str:
+    """A lens folder's held-out KL per layer under both lenses, as `probes lens train` prints it."""
+    import pandas as pd
+
+    from probes.tuned_lens.artifacts import read_info
+
+    info = read_info(folder)
+    kl = info.get("held_out_kl", {})
+    table = pd.DataFrame({"logit_kl": kl.get("logit"), "tuned_kl": kl.get("tuned")})
+    table.index.name = "layer"
+    return (
+        f"\n== {info['model']}: held-out KL to the final distribution (nats/token), {info['text']}\n"
+        f"{table.to_string(float_format=lambda v: f'{v:.4f}')}\n"
+        f"lens: {folder} ({info['training_seconds']} s, {info['tokens_trained']} tokens)"
+    )
