@@ -184,6 +184,7 @@ def test_quiet_libraries_silences_and_restores():
     from probes.progress import quiet_libraries
 
     before = logging.getLogger("transformer_lens").level
+    bars_before = transformers_logging.is_progress_bar_enabled()  # earlier tests may have changed it
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         with quiet_libraries():
@@ -192,5 +193,5 @@ def test_quiet_libraries_silences_and_restores():
             assert not transformers_logging.is_progress_bar_enabled()
             assert logging.getLogger("transformer_lens").level == logging.ERROR
     assert [str(w.message) for w in caught] == ["ours"]
-    assert transformers_logging.is_progress_bar_enabled()
+    assert transformers_logging.is_progress_bar_enabled() == bars_before
     assert logging.getLogger("transformer_lens").level == before
