@@ -80,17 +80,7 @@ def depth_heatmap(results: pd.DataFrame) -> go.Figure:
                     row=row,
                     col=col,
                 )
-    fig.update_xaxes(
-        tickmode="array",
-        tickvals=list(range(len(models))),
-        ticktext=[labels[m] for m in models],
-        range=[-0.5, len(models) - 0.5],
-        tickangle=-30,
-        showgrid=False,
-        zeroline=False,
-    )
-    fig.update_yaxes(range=[-0.1, 1.1], zeroline=False)
-    fig.update_yaxes(title_text="relative depth", col=1)
+    depth_axes(fig, models, labels)
     limit = float(np.nanmax(np.abs(summary["mean_log_odds"]))) if len(summary) else 1.0
     fig.update_layout(
         coloraxis={
@@ -109,6 +99,21 @@ def depth_heatmap(results: pd.DataFrame) -> go.Figure:
         height=140 + 320 * len(tasks),
         width=max(700, 300 * len(variants) + 160),
     )
+
+
+def depth_axes(fig: go.Figure, models: list[str], labels: dict[str, str]) -> None:
+    """Axes of a relative depth × size heat map: a column per model (smallest first), depth 0-1."""
+    fig.update_xaxes(
+        tickmode="array",
+        tickvals=list(range(len(models))),
+        ticktext=[labels[m] for m in models],
+        range=[-0.5, len(models) - 0.5],
+        tickangle=-30,
+        showgrid=False,
+        zeroline=False,
+    )
+    fig.update_yaxes(range=[-0.1, 1.1], zeroline=False)
+    fig.update_yaxes(title_text="relative depth", col=1)
 
 
 def cell_edges(centres: list[float]) -> list[float]:

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from probes.report.depth import cell_edges
+from probes.report.depth import cell_edges, depth_axes
 from probes.report.style import LOG_ODDS_SCALE, finish, model_labels
 from probes.report.tables import decision_table, divergence_table, layer_summary, lenses, model_order
 
@@ -69,17 +69,7 @@ def lens_heatmaps(results: pd.DataFrame) -> go.Figure:
                     row=row,
                     col=col,
                 )
-    fig.update_xaxes(
-        tickmode="array",
-        tickvals=list(range(len(models))),
-        ticktext=[labels[m] for m in models],
-        range=[-0.5, len(models) - 0.5],
-        tickangle=-30,
-        showgrid=False,
-        zeroline=False,
-    )
-    fig.update_yaxes(range=[-0.1, 1.1], zeroline=False)
-    fig.update_yaxes(title_text="relative depth", col=1)
+    depth_axes(fig, models, labels)
     limit = limit or 1.0
     fig.update_layout(
         coloraxis={
@@ -237,17 +227,7 @@ def disagreement_figure(results: pd.DataFrame) -> go.Figure:
                 row=1,
                 col=col,
             )
-    fig.update_xaxes(
-        tickmode="array",
-        tickvals=list(range(len(models))),
-        ticktext=[labels[m] for m in models],
-        range=[-0.5, len(models) - 0.5],
-        tickangle=-30,
-        showgrid=False,
-        zeroline=False,
-    )
-    fig.update_yaxes(range=[-0.1, 1.1], zeroline=False)
-    fig.update_yaxes(title_text="relative depth", col=1)
+    depth_axes(fig, models, labels)
     fig.update_layout(
         coloraxis={
             "colorscale": "Greys",
