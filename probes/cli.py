@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from probes.cli_options import add_dataclass_options, options_from
+from probes.cli_options import HEAVY_OPTIONS, add_dataclass_options, options_from
 from probes.display import FORMATS
 from probes.errors import ProbesError
 
@@ -236,51 +236,6 @@ def _command_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_report_flags(parser: argparse.ArgumentParser, what: str) -> None:
-    """``--report/--no-report`` (on) and ``--png/--no-png`` (off) for a command that ends with a report."""
-    parser.add_argument(
-        "--report",
-        action=argparse.BooleanOptionalAction,
-        default=True,
-        help=f"Write {what} into <out>/report/ at the end.",
-    )
-    parser.add_argument(
-        "--png",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="Also write a PNG per figure (a few seconds each; `probes report STORE` writes them later).",
-    )
-
-
-def _run_options(parser: argparse.ArgumentParser) -> None:
-    from probes.sweep import SweepOptions
-
-    add_dataclass_options(parser, SweepOptions)
-    _add_report_flags(parser, "the HTML report and Markdown summary of the store")
-
-
-def _ablate_options(parser: argparse.ArgumentParser) -> None:
-    from probes.ablate.study import AblateOptions
-
-    add_dataclass_options(parser, AblateOptions)
-    _add_report_flags(parser, "the ablation page (ablations.html, ablations.md)")
-
-
-def _perplexity_options(parser: argparse.ArgumentParser) -> None:
-    from probes.perplexity import PerplexityOptions
-
-    add_dataclass_options(parser, PerplexityOptions)
-
-
-#: Commands whose options come from options dataclasses in modules that import torch: their
-#: options are added only when the command is chosen, so `probes --help` never imports torch.
-_HEAVY_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
-    "run": _run_options,
-    "ablate": _ablate_options,
-    "perplexity": _perplexity_options,
-}
-
-
 def _add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
@@ -333,7 +288,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     for name, subparser in chosen.items():
         subparser.set_defaults(handler=globals()[f"_command_{name}"])
         if commands is None or name in commands:
-            _HEAVY_OPTIONS[name](subparser)
+            HEAVY_OPTIONS[name](subparser)
     upgrade = subcommands.add_parser(
         "upgrade", help="Move an older store's shards into this toolkit's layout (shards/<lens>/...)."
     )

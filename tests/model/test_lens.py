@@ -103,13 +103,13 @@ def test_items_that_cannot_be_scored(tiny_model):
 
 
 def test_out_of_memory_names_a_smaller_batch(tiny_model, monkeypatch):
-    from probes import backend
+    from probes import residual_catcher
 
     def explode(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
 
     for method in ("run", "run_prompts", "run_continuations"):
-        monkeypatch.setattr(backend._ResidualCatcher, method, explode)
+        monkeypatch.setattr(residual_catcher.ResidualCatcher, method, explode)
     with pytest.raises(OutOfMemoryError, match="--batch-size 2"):
         read_options(tiny_model, _items(), batch_size=4)
 
@@ -149,16 +149,16 @@ def test_each_prompt_runs_once(tiny_model):
 
 def test_no_cache_falls_back_to_whole_rows(tiny_model, monkeypatch):
     """A backend that keeps no cache gets today's rows, and the same numbers."""
-    from probes.backend import _ResidualCatcher
+    from probes.residual_catcher import ResidualCatcher
 
-    original = _ResidualCatcher.run_prompts
+    original = ResidualCatcher.run_prompts
 
     def without_cache(self, *args):
         return original(self, *args)[0], None
 
     items = _items()
     expected = read_options(tiny_model, items, batch_size=3, reuse_prompts=False)
-    monkeypatch.setattr(_ResidualCatcher, "run_prompts", without_cache)
+    monkeypatch.setattr(ResidualCatcher, "run_prompts", without_cache)
     got = read_options(tiny_model, items, batch_size=3)
     for fast, slow in zip(got.logprobs, expected.logprobs):
         torch.testing.assert_close(fast, slow, atol=1e-4, rtol=0)

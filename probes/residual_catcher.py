@@ -1,0 +1,200 @@
+"""Reading the residual stream out of a Hugging Face model with plain forward hooks.
+
+:class:`ResidualCatcher` is :class:`~probes.backend.BridgeBackend`'s residual reader: hooks on the
+blocks copy out the residual stream at chosen positions of chosen layers and stop the forward
+pass after the last of them, so a lens over the first layers costs only those layers (the
+vocabulary head is never run). It can also keep the prompts' key/value cache and read option
+tokens as continuations of it (:meth:`ResidualCatcher.run_prompts`,
+:meth:`ResidualCatcher.run_continuations`), so an item's prompt runs once whatever its options.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+
+
+@dataclass
+class PromptCache:
+    """A batch of right-padded prompts' key/value cache and their attention mask."""
+
+    past: Any  # transformers.DynamicCache
+    attention_mask: Int[torch.Tensor, "batch pos"]
+
+
+class _StopForward(Exception):
+    """Raised from the last needed block's hook to end the forward pass early."""
+
+
+def _cache_by_old_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Hand a block's cache to a bridge attention under the name it reads (``past_key_values``):
+    transformers 5.x passes it as ``cache``, and an attention that misses it neither fills the
+    cache nor reads it."""
+    if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
+        kwargs = {**kwargs, "past_key_values": kwargs["cache"]}
+    return args, kwargs
+
+
+class ResidualCatcher:
+    """Forward hooks on the Hugging Face blocks that copy out the residual stream at chosen
+    positions of chosen layers, stopping the forward pass after the last of them."""
+
+    def __init__(self, hf_model: Any, blocks: Sequence[torch.nn.Module], layers: Sequence[int]) -> None:
+        self.hf_model = hf_model
+        self.blocks = list(blocks)
+        self.layers = sorted(set(layers))
+        self.batch_index: torch.Tensor | None = None
+        self.position_index: torch.Tensor | None = None
+        self.caught: dict[int, torch.Tensor] = {}
+        self.handles: list[Any] = []
+
+    @property
+    def _cache_argument(self) -> str | None:
+        """What the model's forward calls its key/value cache (``cache`` since transformers 5.x)."""
+        parameters = inspect.signature(self.hf_model.forward).parameters
+        return next((name for name in ("cache", "past_key_values") if name in parameters), None)
+
+    @property
+    def continues(self) -> bool:
+        """Whether the model takes a cache and explicit positions, and every block has a full cache.
+
+        Sliding-window and recurrent layers, and a read of the embeddings alone, fall back to
+        whole rows.
+        """
+        parameters = inspect.signature(self.hf_model.forward).parameters
+        config = self.hf_model.config
+        layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+        return (
+            self._cache_argument is not None
+            and "position_ids" in parameters
+            and not getattr(config, "is_encoder_decoder", False)
+            and layer_types == {"full_attention"}
+            and not getattr(config, "sliding_window", None)
+            and self.layers[-1] > 0
+        )
+
+    def _keep(self, layer: int, hidden: torch.Tensor) -> None:
+        assert self.batch_index is not None and self.position_index is not None
+        self.caught[layer] = hidden[self.batch_index, self.position_index].detach()
+
+    def __enter__(self) -> ResidualCatcher:
+        # Attention weights are not needed here: use the fused kernel, not the bridge's eager one.
+        self.attention = self.hf_model.config._attn_implementation
+        with contextlib.suppress(ValueError, ImportError):  # no SDPA path: keep its own
+            self.hf_model.set_attn_implementation("sdpa")
+        last = self.layers[-1]
+        for block in self.blocks[:last]:
+            attention = getattr(block, "attn", None)
+            if isinstance(attention, torch.nn.Module):
+                self.handles.append(attention.register_forward_pre_hook(_cache_by_old_name, with_kwargs=True))
+        if 0 in self.layers:
+
+            def embed_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+                hidden = args[0] if args else kwargs["hidden_states"]
+                self._keep(0, hidden)
+                if last == 0:
+                    raise _StopForward
+
+            self.handles.append(self.blocks[0].register_forward_pre_hook(embed_hook, with_kwargs=True))
+        for layer in self.layers:
+            if layer == 0:
+                continue
+
+            def block_hook(module: Any, args: Any, output: Any, layer: int = layer) -> None:
+                self._keep(layer, output[0] if isinstance(output, tuple) else output)
+                if layer == last:
+                    raise _StopForward
+
+            self.handles.append(self.blocks[layer - 1].register_forward_hook(block_hook))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+        if self.hf_model.config._attn_implementation != self.attention:
+            self.hf_model.set_attn_implementation(self.attention)
+
+    def run(
+        self,
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row d_model"]:
+        """Run the model on a batch; return the kept vectors, layers in sorted order."""
+        self.batch_index, self.position_index = batch_index, position_index
+        self.caught = {}
+        with contextlib.suppress(_StopForward):
+            self.hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        return torch.stack([self.caught[layer] for layer in self.layers])
+
+    def run_prompts(
+        self,
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
+        """:meth:`run` keeping the key/value cache of the blocks that ran (``None`` if a block kept none)."""
+        from transformers import DynamicCache
+
+        self.batch_index, self.position_index = batch_index, position_index
+        self.caught = {}
+        past = DynamicCache()
+        with contextlib.suppress(_StopForward):
+            self.hf_model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                use_cache=True,
+                **{str(self._cache_argument): past},
+            )
+        resid = torch.stack([self.caught[layer] for layer in self.layers])
+        filled = [getattr(layer, "is_initialized", False) for layer in past.layers]
+        if len(filled) < self.layers[-1] or not all(filled[: self.layers[-1]]):
+            return resid, None  # some block kept no cache: continuations would be wrong
+        if past.get_seq_length() != input_ids.shape[1]:
+            return resid, None
+        return resid, PromptCache(past, attention_mask)
+
+    def run_continuations(
+        self,
+        prompts: PromptCache,
+        prompt_rows: Int[torch.Tensor, " batch"],
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row d_model"]:
+        """Tokens that follow each row's prompt, on a copy of its cache rows.
+
+        The prompts are right-padded, so the cache has padding between a short prompt and its
+        continuation: the attention mask hides it and the positions are given explicitly
+        (prompt length onwards), so each row computes what its unpadded sequence would.
+        """
+        from transformers import DynamicCache
+
+        past = DynamicCache()
+        for layer_index, layer in enumerate(prompts.past.layers):
+            if getattr(layer, "is_initialized", False):
+                past.update(layer.keys[prompt_rows], layer.values[prompt_rows], layer_index)
+        prompt_mask = prompts.attention_mask[prompt_rows]
+        offsets = torch.arange(input_ids.shape[1], device=input_ids.device)
+        position_ids = prompt_mask.sum(-1, keepdim=True) + offsets
+        self.batch_index, self.position_index = batch_index, position_index
+        self.caught = {}
+        with contextlib.suppress(_StopForward):
+            self.hf_model(
+                input_ids=input_ids,
+                attention_mask=torch.cat([prompt_mask, attention_mask], dim=-1),
+                position_ids=position_ids,
+                use_cache=True,
+                **{str(self._cache_argument): past},
+            )
+        return torch.stack([self.caught[layer] for layer in self.layers])
