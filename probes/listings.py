@@ -33,27 +33,6 @@ _FIELD_WORDS = {
 }
 
 
-def ladder_records(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
-    """One record per rung of the named ladders (default: all), the columns of ``ladders_table``."""
-    from probes.ladders import NUMERIC_FIELDS, get_ladder, ladder_names
-
-    records = []
-    for name in names or ladder_names():
-        ladder = get_ladder(name)
-        for rung in ladder.rungs:
-            record: dict[str, Any] = {
-                "ladder": ladder.name,
-                "rung": rung.name,
-                "display_name": rung.label,
-                "model": rung.model,
-                "revision": rung.revision,
-            }
-            record.update({field: getattr(rung, field) for field in NUMERIC_FIELDS})
-            record["checkpoints"] = len(ladder.checkpoint_steps or [])
-            records.append(record)
-    return records
-
-
 def _reason(source: str | None) -> str:
     """Why a figure is missing, from its catalogue source (``"null: not published ..."``)."""
     if not source:
@@ -97,7 +76,9 @@ def ladders_text(names: Sequence[str] | None = None) -> str:
 
 def ladders_output(names: Sequence[str] | None, form: str) -> str:
     """``probes ladders`` in ``form``: text for people, csv or json for scripts."""
-    return ladders_text(names) if form == "text" else records_text(ladder_records(names), form)
+    from probes.ladders.table import ladder_records
+
+    return ladders_text(names) if form == "text" else records_text(ladder_records(names or None), form)
 
 
 def _shorten(text: str, width: int) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from probes.ladders.model import NUMERIC_FIELDS, Ladder, _split_spec
@@ -11,7 +12,7 @@ from probes.specs import ModelSpec
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["TABLE_COLUMNS", "ladders_table", "rung_metadata"]
+__all__ = ["TABLE_COLUMNS", "ladder_records", "ladders_table", "rung_metadata"]
 
 #: Columns of :func:`ladders_table`, in order.
 TABLE_COLUMNS = (
@@ -25,6 +26,26 @@ TABLE_COLUMNS = (
 )
 
 
+def ladder_records(names: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """One record per rung of the named ladders (default: every known ladder), the columns of
+    :data:`TABLE_COLUMNS`, without pandas (``probes ladders`` in text, CSV or JSON)."""
+    records = []
+    for ladder_name in ladder_names() if names is None else names:
+        ladder = get_ladder(ladder_name)
+        for rung in ladder.rungs:
+            record: dict[str, Any] = {
+                "ladder": ladder.name,
+                "rung": rung.name,
+                "display_name": rung.label,
+                "model": rung.model,
+                "revision": rung.revision,
+            }
+            record.update({name: getattr(rung, name) for name in NUMERIC_FIELDS})
+            record["checkpoints"] = len(ladder.checkpoint_steps or [])
+            records.append(record)
+    return records
+
+
 def ladders_table(names: list[str] | None = None) -> pd.DataFrame:
     """One row per rung of the named ladders (default: every known ladder), for ``probes ladders``.
 
@@ -35,20 +56,7 @@ def ladders_table(names: list[str] | None = None) -> pd.DataFrame:
     Raises:
         UnknownLadderError: If a name is not a known ladder.
     """
-    rows = []
-    for ladder_name in ladder_names() if names is None else names:
-        ladder = get_ladder(ladder_name)
-        for rung in ladder.rungs:
-            row: dict[str, Any] = {
-                "ladder": ladder.name,
-                "rung": rung.name,
-                "display_name": rung.label,
-                "model": rung.model,
-                "revision": rung.revision,
-            }
-            row.update({name: getattr(rung, name) for name in NUMERIC_FIELDS})
-            row["checkpoints"] = len(ladder.checkpoint_steps or [])
-            rows.append(row)
+    rows = ladder_records(names)
     import pandas as pd  # here: `probes ladders` lists the catalogue without pandas
 
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
