@@ -218,24 +218,12 @@ def _decision_marker(
 ) -> go.Scatter | None:
     """A star on a model's log-odds line at its median decision layer (None if it has none)."""
     at = (decision["model"] == model) & (decision["task"] == task) & (decision["variant"] == variant)
-    row = decision[at]
-    if row.empty or not pd.notna(row["decision_layer"].iloc[0]):
+    rows = decision[at]
+    if rows.empty or not pd.notna(rows["decision_layer"].iloc[0]):
         return None
-    row = row.iloc[0]
-    depth, layer = float(row["decision_relative_depth"]), float(row["decision_layer"])
-    height = float(np.interp(depth, line["relative_depth"], line["mean_log_odds"]))
-    return go.Scatter(
-        x=[depth],
-        y=[height],
-        mode="markers",
-        name=f"{model} decision layer",
-        legendgroup=model,
-        showlegend=False,
-        marker={"symbol": "star", "size": 14, "color": colour, "line": {"color": "black", "width": 1}},
-        hovertemplate=f"{model}<br>decision layer {layer:g} [95% CI {row['decision_layer_low']:g}, "
-        f"{row['decision_layer_high']:g}] (depth {depth:.2f}), median over the "
-        f"{row['share_with_decision_layer']:.0%} of items that have one<extra></extra>",
-    )
+    row = rows.iloc[0]
+    detail = f"median over the {row['share_with_decision_layer']:.0%} of items that have one"
+    return _layer_marker(row, "decision", line, model, colour, ("star", 14), detail)
 
 
 def _divergence_marker(
@@ -244,23 +232,44 @@ def _divergence_marker(
     """A diamond on a model's prize log-odds line at its divergence layer (None if none)."""
     if variant != PRIZE or divergence.empty:
         return None
-    row = divergence[(divergence["model"] == model) & (divergence["task"] == task)]
-    if row.empty or not pd.notna(row["divergence_layer"].iloc[0]):
+    rows = divergence[(divergence["model"] == model) & (divergence["task"] == task)]
+    if rows.empty or not pd.notna(rows["divergence_layer"].iloc[0]):
         return None
-    row = row.iloc[0]
-    depth, layer = float(row["divergence_relative_depth"]), float(row["divergence_layer"])
+    row = rows.iloc[0]
+    detail = (
+        f"prize log-odds significantly below no_distractor's from here, over {row['n_pairs']} paired items"
+    )
+    return _layer_marker(row, "divergence", line, model, colour, ("diamond", 12), detail)
+
+
+def _layer_marker(
+    row: pd.Series,
+    kind: str,
+    line: pd.DataFrame,
+    model: str,
+    colour: str,
+    symbol: tuple[str, int],
+    detail: str,
+) -> go.Scatter:
+    """A marker on a model's log-odds line at its ``kind`` layer (``row[f"{kind}_layer"]``), with
+    the layer's 95% CI and ``detail`` on hover."""
+    depth, layer = float(row[f"{kind}_relative_depth"]), float(row[f"{kind}_layer"])
     height = float(np.interp(depth, line["relative_depth"], line["mean_log_odds"]))
     return go.Scatter(
         x=[depth],
         y=[height],
         mode="markers",
-        name=f"{model} divergence layer",
+        name=f"{model} {kind} layer",
         legendgroup=model,
         showlegend=False,
-        marker={"symbol": "diamond", "size": 12, "color": colour, "line": {"color": "black", "width": 1}},
-        hovertemplate=f"{model}<br>divergence layer {layer:g} [95% CI {row['divergence_layer_low']:g}, "
-        f"{row['divergence_layer_high']:g}] (depth {depth:.2f}): prize log-odds significantly below "
-        f"no_distractor's from here, over {row['n_pairs']} paired items<extra></extra>",
+        marker={
+            "symbol": symbol[0],
+            "size": symbol[1],
+            "color": colour,
+            "line": {"color": "black", "width": 1},
+        },
+        hovertemplate=f"{model}<br>{kind} layer {layer:g} [95% CI {row[f'{kind}_layer_low']:g}, "
+        f"{row[f'{kind}_layer_high']:g}] (depth {depth:.2f}): {detail}<extra></extra>",
     )
 
 
