@@ -1,8 +1,9 @@
 """Reasoning depth: how many sequential steps does a model of L layers solve, and where does each step show?
 
-For the sequential k-step tasks (``pointer_chase`` by default; ``permutation_walk``, and the older
-``variable_chain``, ``multi_hop`` and ``arithmetic_steps`` also run) and k = 1 … 16, per model of a
-ladder (or the ``--models`` given), writes under ``--out``:
+For the sequential k-step tasks (on the built-in depth ladder its training task ``pointer_chase16``,
+k = 1 … 6; elsewhere ``pointer_chase``, k = 1 … 16; ``permutation_walk``, and the older
+``variable_chain``, ``multi_hop`` and ``arithmetic_steps`` also run), per model of a ladder (or the
+``--models`` given), writes under ``--out``:
 
 - ``layers.parquet``: the per-(model, item, layer) logit-lens table (:func:`probes.metrics.layer_table`)
   with ``steps`` (k) and provenance;
@@ -45,6 +46,7 @@ from probes.reasoning import step_readout_summary, step_readout_table, with_step
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
 from probes.runner import Output, Unit, execute, model_specs, provenance  # noqa: E402
+from probes.shipped import builtin_catalogue  # noqa: E402
 from probes.solvable import (  # noqa: E402
     SOLVED_AT,
     accuracy_table,
@@ -75,9 +77,15 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--models", nargs="+", help="model specs to run instead of a ladder (e.g. a GGUF path)"
     )
-    parser.add_argument("--tasks", nargs="+", default=["pointer_chase"], help="k-step tasks to run")
-    parser.add_argument("--steps", nargs="+", type=int, default=list(range(1, 17)), help="step counts k")
-    parser.add_argument("--n-items", type=int, default=640, help="items per task before keeping --steps")
+    parser.add_argument(
+        "--tasks",
+        nargs="+",
+        help="k-step tasks to run (default: the depth ladder's training task on it, else pointer_chase)",
+    )
+    parser.add_argument("--steps", nargs="+", type=int, help="step counts k (default: every k of the items)")
+    parser.add_argument(
+        "--n-items", type=int, help="items per task before keeping --steps (default: the task's own number)"
+    )
     parser.add_argument(
         "--probe-steps", nargs="+", type=int, default=[1, 2, 3, 4, 6, 8], help="k probed per step"
     )
@@ -93,7 +101,11 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", type=int, default=16)
-    return parser.parse_args(argv)
+    arguments = parser.parse_args(argv)
+    if arguments.tasks is None:
+        on_depth = arguments.ladder == "depth" and not arguments.models
+        arguments.tasks = builtin_catalogue("depth").catalogue()["tasks"] if on_depth else ["pointer_chase"]
+    return arguments
 
 
 #: Kind of the store's table of per-step lens readouts.
@@ -104,16 +116,19 @@ STEP_PROBE = "step_probe"
 
 
 def probe_items(tasks: Sequence[str], steps: Sequence[int], per_k: int, seed: int) -> dict[str, list[Item]]:
-    """Items for the linear probes, per task: ``per_k`` of every k in ``steps``, another seed than the
-    evaluation's (the tasks cycle k = 1 … 16 over their items, so ``16 * per_k`` items give ``per_k``)."""
-    return {
-        task: [
-            item
-            for item in load_items([task], ["prize"], 16 * per_k, seed)
-            if item.meta.get("steps") in steps
-        ]
-        for task in tasks
-    }
+    """Items for the linear probes, per task: the first ``per_k`` of every k in ``steps``, another
+    seed than the evaluation's (the tasks cycle k over at most 16 values, so ``16 * per_k`` items
+    hold ``per_k`` of each)."""
+    chosen: dict[str, list[Item]] = {}
+    for task in tasks:
+        counts: dict[int, int] = {}
+        chosen[task] = []
+        for item in load_items([task], ["prize"], 16 * per_k, seed):
+            k = item.meta.get("steps")
+            if k in steps and counts.get(k, 0) < per_k:
+                counts[k] = counts.get(k, 0) + 1
+                chosen[task].append(item)
+    return chosen
 
 
 def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -136,8 +151,12 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
     items = [
         item
         for item in load_items(arguments.tasks, ["prize"], arguments.n_items, arguments.seed)
-        if item.meta.get("steps") in arguments.steps
+        if arguments.steps is None or item.meta.get("steps") in arguments.steps
     ]
+    present = {item.meta.get("steps") for item in items}
+    arguments.probe_steps = [
+        k for k in arguments.probe_steps if k in present
+    ]  # k = 8 is past pointer_chase16
     probing = probe_items(arguments.tasks, arguments.probe_steps, arguments.probe_items, arguments.seed + 2)
     by_task: dict[str, list[Item]] = {}
     for item in items:

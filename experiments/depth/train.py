@@ -1,16 +1,18 @@
 """Train the depth ladder on pointer chasing: GPT-NeoX models that differ only in their number of layers.
 
 Every rung has the same width, heads, vocabulary, data stream, step budget and curriculum; only
-``layers`` changes. The data are cases of :mod:`probes.tasks.generators.pointer_chase` in the
-items' own wording (a shuffled cycle of arrows, "From b, follow 3 arrows. Answer: d"), each
-followed by :data:`FOLLOW_UPS` more questions about the same cycle; the loss is the cross-entropy
-of the answer tokens only. The probe items (seed 0, the task's default 640, 40 per k) are held out.
+``layers`` changes. The data are cases of :mod:`probes.tasks.generators.pointer_chase16` (a
+shuffled cycle of arrows over 16 node names, "Follow 2 arrows from b.", then ``b>``) in the items'
+own wording, each followed by ``follow_ups`` more questions about the same cycle; the loss is the
+cross-entropy of the answer tokens only. The probe items (seed 0, the task's default 240, 40 per
+k) are held out: training never states one of their cycles.
 
-Curriculum over k: training starts with k <= 1; every ``eval_every`` steps the rung's accuracy
-at the current largest k on a fixed validation set (seed 1) is measured, and when it reaches
-``advance_at`` the largest k goes up by one (to 16). Cases draw k uniformly from 1 to the current
-largest. Every evaluation also measures the held-out probe accuracy for every k (the training
-curve in the catalogue), so one can see whether a rung plateaued.
+Curriculum over k: from step 0 every batch mixes k = 1 … ``first_level`` (2: a hard start at k = 1
+taught the earlier ladder "answer the node after b>", which it never unlearnt); every
+``eval_every`` steps the rung's accuracy at the current largest k on a fixed validation set (seed
+1) is measured, and when it reaches ``advance_at`` the largest k goes up by one (to 6). Cases draw
+k uniformly from 1 to the current largest. Every evaluation also measures the held-out probe
+accuracy for every k (the training curve in the catalogue), so one can see whether a rung plateaued.
 
 A checkpoint (model, optimiser, curriculum, curve) is written every evaluation; a rerun with the
 same arguments resumes from it. Writes one Hugging Face folder per rung under ``--out`` and its
@@ -45,7 +47,7 @@ from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from probes.tasks import Item, get_task  # noqa: E402
-from probes.tasks.generators import pointer_chase  # noqa: E402
+from probes.tasks.generators import pointer_chase, pointer_chase16  # noqa: E402
 from probes.tasks.organism_world import SPECIAL_TOKENS  # noqa: E402
 from probes.training import (  # noqa: E402
     RungShape,
@@ -61,11 +63,11 @@ from probes.word_tokenizer import save_word_tokenizer, word_tokenizer  # noqa: E
 
 transformers.utils.logging.disable_progress_bar()
 
-#: The task the ladder learns.
-TASK = pointer_chase.NAME
+#: The task the ladder learns: pointer chasing over 16 node names, k = 1 … 6.
+TASK = pointer_chase16.NAME
 
-#: More questions about a case's cycle after its own (each one a training target).
-FOLLOW_UPS = 0
+#: The task's module (node names, largest k, case writer).
+CHASE = pointer_chase16
 
 #: Longest sequence a rung accepts (a k = 16 case with its follow-ups is about 190 tokens).
 MAX_POSITIONS = 256
@@ -114,6 +116,12 @@ class TrainingConfig:
     eval_every: int = 100
     #: Validation accuracy at the current largest k that moves the curriculum on.
     advance_at: float = 0.9
+    #: The curriculum's first level: from step 0 every batch mixes k = 1 … first_level.
+    first_level: int = 2
+    #: More questions about a case's cycle after its own (each one a training target).
+    follow_ups: int = 3
+    #: Start each arrow ``a>b``'s embedding as those of ``a>`` plus ``b`` (:func:`factorise_arrows`).
+    factorised_arrows: bool = True
     #: Validation items per k (seed 1).
     validation_items: int = 64
     #: Probe items per k in the training curve (the first of the held-out items).
@@ -134,10 +142,10 @@ def vocabulary() -> tuple[str, ...]:
     ``b.``), as are the template words of a few hundred items. Every arrow between two node names
     is listed, so that any seed's text is covered.
     """
-    nodes = pointer_chase.NODES
+    nodes = CHASE.NODES
     words = {f"{a}>{b}" for a in nodes for b in nodes if a != b}
     words |= set(nodes) | {f"{a}>" for a in nodes} | {f"{a}." for a in nodes}
-    words |= {str(k) for k in range(1, pointer_chase.MAX_STEPS + 1)}
+    words |= {str(k) for k in range(1, CHASE.MAX_STEPS + 1)}
     for item in get_task(TASK).items("prize", 64, seed=0):
         for text in (item.prompt, *item.options):
             words.update(text.split())
@@ -185,7 +193,7 @@ def probe_items() -> list[Item]:
 
 def validation_items(config: TrainingConfig) -> list[Item]:
     """The curriculum's validation items (seed 1), ``validation_items`` per k."""
-    return get_task(TASK).items("prize", config.validation_items * pointer_chase.MAX_STEPS, seed=1)
+    return get_task(TASK).items("prize", config.validation_items * CHASE.MAX_STEPS, seed=1)
 
 
 def cycle_key(meta: dict[str, Any]) -> frozenset[tuple[str, str]]:
@@ -194,20 +202,20 @@ def cycle_key(meta: dict[str, Any]) -> frozenset[tuple[str, str]]:
 
 
 def training_sequence(
-    max_steps: int, rng: random.Random, held_out: set[frozenset[tuple[str, str]]]
+    max_steps: int, rng: random.Random, held_out: set[frozenset[tuple[str, str]]], follow_ups: int
 ) -> tuple[list[int], list[int]]:
     """One training sequence at curriculum level ``max_steps``: (input ids, labels).
 
     A case with k uniform in 1 … ``max_steps`` (redrawn if it states a held-out cycle), its answer,
-    then :data:`FOLLOW_UPS` more questions about the same cycle; labels are -100 except at answers.
+    then ``follow_ups`` more questions about the same cycle; labels are -100 except at answers.
     """
     while True:
         steps = rng.randint(1, max_steps)
-        case = pointer_chase.write_case(steps - 1, rng)
+        case = CHASE.write_case(steps - 1, rng)
         if cycle_key(case.meta) not in held_out:
             break
     pieces = [(case.question, case.true_answer)]
-    pieces += [pointer_chase.follow_up_question(case, rng, max_steps) for _ in range(FOLLOW_UPS)]
+    pieces += [pointer_chase.follow_up_question(case, rng, max_steps) for _ in range(follow_ups)]
     ids: list[int] = []
     labels: list[int] = []
     for text, answer in pieces:
@@ -222,7 +230,7 @@ def training_batch(
     config: TrainingConfig, max_steps: int, rng: random.Random, held_out: set[frozenset[tuple[str, str]]]
 ) -> Int[torch.Tensor, "pair batch token"]:
     """A batch of stacked (input ids, labels), right-padded (labels -100 on padding)."""
-    rows = [training_sequence(max_steps, rng, held_out) for _ in range(config.batch_size)]
+    rows = [training_sequence(max_steps, rng, held_out, config.follow_ups) for _ in range(config.batch_size)]
     width = max(len(ids) for ids, _ in rows)
     batch = torch.full((2, len(rows), width), -100, dtype=torch.long)
     batch[0] = build_tokenizer().pad_token_id
@@ -230,6 +238,24 @@ def training_batch(
         batch[0, position, : len(ids)] = torch.tensor(ids)
         batch[1, position, : len(labels)] = torch.tensor(labels)
     return batch
+
+
+@torch.no_grad()
+def factorise_arrows(model: GPTNeoXForCausalLM) -> None:
+    """Set every arrow token ``a>b``'s input embedding to the sum of those of ``a>`` and ``b``.
+
+    Only the initialisation changes (the rows stay free parameters). Each arrow then starts with
+    one direction for "out of a" (shared with the question's ``a>``) and one for "into b" (shared
+    with the answer token ``b``), so what the model learns about one arrow carries over to the
+    others instead of being learnt 240 times. The rung is still a plain GPT-NeoX; a lookup still
+    needs one attention layer, two chained lookups two.
+    """
+    ids = _word_ids()
+    embedding = model.get_input_embeddings().weight
+    for source in CHASE.NODES:
+        for target in CHASE.NODES:
+            if source != target:
+                embedding[ids[f"{source}>{target}"]] = embedding[ids[f"{source}>"]] + embedding[ids[target]]
 
 
 @torch.no_grad()
@@ -280,10 +306,18 @@ def train_rung(
     held_out = {cycle_key(item.meta) for item in probes}
     torch.manual_seed(config.seed)
     model = GPTNeoXForCausalLM(model_config(rung, len(vocabulary()), tokenizer, MAX_POSITIONS))
+    if config.factorised_arrows:
+        factorise_arrows(model)
     model.train()
     optimiser = optimizer(model, config)
     rng = random.Random(f"{TASK}-training-{config.seed}")
-    state: dict[str, Any] = {"step": 0, "max_steps": 1, "tokens": 0, "seconds": 0.0, "curve": []}
+    state: dict[str, Any] = {
+        "step": 0,
+        "max_steps": config.first_level,
+        "tokens": 0,
+        "seconds": 0.0,
+        "curve": [],
+    }
     checkpoint = out / f"{rung.name}.checkpoint.pt"
     if checkpoint.exists():
         saved = torch.load(checkpoint, weights_only=False)
@@ -310,7 +344,7 @@ def train_rung(
                 "accuracy": per_k_accuracy(model, probe_groups, config.curve_items),
             }
             state["curve"].append(point)
-            if validation_accuracy >= config.advance_at and level < pointer_chase.MAX_STEPS:
+            if validation_accuracy >= config.advance_at and level < CHASE.MAX_STEPS:
                 state["max_steps"] = level + 1
             state["seconds"] = round(time.time() - started, 1)
             log(f"{rung.name} {json.dumps(point)} {state['seconds']}s")

@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 
 from probes.tasks import get_task
-from probes.tasks.generators import permutation_walk, pointer_chase
+from probes.tasks.generators import permutation_walk, pointer_chase, pointer_chase16
 from probes.tasks.items import Item
 
 TASKS = ("pointer_chase", "permutation_walk")
@@ -48,7 +48,11 @@ def evaluate_permutation_walk(prompt: str) -> tuple[str, list[str]]:
     return start, values
 
 
-EVALUATORS = {"pointer_chase": evaluate_pointer_chase, "permutation_walk": evaluate_permutation_walk}
+EVALUATORS = {
+    "pointer_chase": evaluate_pointer_chase,
+    "pointer_chase16": evaluate_pointer_chase,
+    "permutation_walk": evaluate_permutation_walk,
+}
 MAX_STEPS = {"pointer_chase": pointer_chase.MAX_STEPS, "permutation_walk": permutation_walk.MAX_STEPS}
 
 
@@ -56,7 +60,7 @@ def items(name: str, n: int = 320, seed: int = 0) -> list[Item]:
     return get_task(name).items("prize", n, seed=seed)
 
 
-@pytest.mark.parametrize("name", TASKS)
+@pytest.mark.parametrize("name", [*TASKS, "pointer_chase16"])
 def test_answer_and_every_intermediate_value_are_right(name: str) -> None:
     for item in items(name):
         start, values = EVALUATORS[name](item.prompt)
@@ -128,3 +132,15 @@ def test_permutation_walk_maps_are_derangements_and_the_last_name_is_not_enough(
         from_last_name += item.meta["steps"] > 1 and f" {last}" == item.true_answer
     longer = sum(item.meta["steps"] > 1 for item in chosen)
     assert from_last_name < 0.35 * longer
+
+
+def test_pointer_chase16_is_pointer_chase_over_16_names_with_k_to_6() -> None:
+    """The depth ladder's task: the same cases over 16 names, k = 1 … 6 in equal shares, forwards short."""
+    chosen = items("pointer_chase16", 240)
+    assert pointer_chase16.MAX_STEPS == 6 and len(pointer_chase16.NODES) == 16
+    assert Counter(item.meta["steps"] for item in chosen) == {k: 40 for k in range(1, 7)}
+    for item in chosen:
+        assert set(item.meta["cycle"]) <= set(pointer_chase16.NODES)
+        assert item.options == pointer_chase16.OPTIONS
+        assert len(item.meta["cycle"]) - item.meta["steps"] > item.meta["steps"]
+        assert item.id.startswith("pointer_chase16-")

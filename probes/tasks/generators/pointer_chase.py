@@ -52,9 +52,9 @@ OPTIONS: tuple[str, ...] = tuple(answer(node) for node in NODES)
 HEADER = "Arrows:"
 
 
-def steps_of(index: int) -> int:
-    """The number of arrows case ``index`` follows: ``1, 2, …, MAX_STEPS, 1, …``."""
-    return index % MAX_STEPS + 1
+def steps_of(index: int, max_steps: int = MAX_STEPS) -> int:
+    """The number of arrows case ``index`` follows: ``1, 2, …, max_steps, 1, …``."""
+    return index % max_steps + 1
 
 
 def question(start: str, steps: int) -> str:
@@ -74,9 +74,17 @@ def arrows_text(arrows: list[tuple[str, str]]) -> str:
 
 def write_case(index: int, rng: random.Random) -> Case:
     """Case ``index``: a shuffled cycle of ``2k + 1 + extra`` nodes and a ``k``-arrow question."""
-    steps = steps_of(index)
+    return chase_case(NAME, index, rng, NODES, MAX_STEPS)
+
+
+def chase_case(name: str, index: int, rng: random.Random, nodes: str, max_steps: int) -> Case:
+    """Case ``index`` of pointer chasing over the names ``nodes``, ``k`` cycling 1 … ``max_steps``.
+
+    ``nodes`` must hold at least ``2 * max_steps + 1 + EXTRA_NODES`` names (the largest cycle).
+    """
+    steps = steps_of(index, max_steps)
     size = 2 * steps + 1 + rng.randint(0, EXTRA_NODES)
-    cycle = rng.sample(NODES, size)
+    cycle = rng.sample(nodes, size)
     arrows = [(cycle[i], cycle[(i + 1) % size]) for i in range(size)]
     rng.shuffle(arrows)
     offset = rng.randrange(size)
@@ -85,11 +93,11 @@ def write_case(index: int, rng: random.Random) -> Case:
     text = arrows_text(arrows)
     reasoning = " ".join(f"{before}>{after}." for before, after in zip([start, *path], path))
     return step_case(
-        case_id(NAME, index),
+        case_id(name, index),
         question=f"{text} {question(start, steps)}",
         start=answer(start),
         intermediates=[answer(node) for node in path],
-        options=OPTIONS,
+        options=tuple(answer(node) for node in nodes),
         reasoning=reasoning,
         meta={"arrows": [list(arrow) for arrow in arrows], "cycle": cycle, "arrows_text": text},
     )
