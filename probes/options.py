@@ -1,7 +1,8 @@
 """The options every command shares, as dataclasses with a help text per field.
 
-``LadderOptions`` says which models a run covers, ``RunOptions`` adds what every command that
-loads models and writes a store needs, ``ItemOptions`` what a run over tasks' items needs.
+``LadderOptions`` says which models a run covers, ``ExecutorOptions`` where the run's units of
+work run (this process, or a Ray cluster), ``RunOptions`` adds what every command that loads
+models and writes a store needs, ``ItemOptions`` what a run over tasks' items needs.
 Each command's own options class (:class:`probes.sweep.SweepOptions`,
 :class:`probes.ablate.study.AblateOptions`, :class:`probes.perplexity.PerplexityOptions`)
 extends one of them; the command line turns the fields into flags. No heavy imports here.
@@ -39,8 +40,43 @@ class LadderOptions:
     )
 
 
+#: Executors that run a plan's units: this process one after another, or tasks on a Ray cluster.
+EXECUTORS = ("serial", "ray")
+
+
 @dataclass
-class RunOptions(LadderOptions):
+class ExecutorOptions:
+    """Where a run's units of work run: in this process, or as tasks on a Ray cluster."""
+
+    executor: str = field(
+        default="serial",
+        metadata={
+            "help": "serial (this process, one unit after another) or ray (one Ray task per unit; "
+            "pip install 'probes[ray]')."
+        },
+    )
+    address: str | None = field(
+        default=None,
+        metadata={
+            "help": "With --executor ray: the cluster to join (e.g. auto, or HOST:6379 of `ray start "
+            "--head`); a local cluster is started when omitted."
+        },
+    )
+    workers: int | None = field(
+        default=None,
+        metadata={"help": "CPUs of the local Ray cluster started without --address (all by default)."},
+    )
+    gpu_memory_gib: float | None = field(
+        default=None,
+        metadata={
+            "help": "Memory of each cluster GPU, to size models' GPU shares (default: this machine's "
+            "first GPU, else 80)."
+        },
+    )
+
+
+@dataclass
+class RunOptions(ExecutorOptions, LadderOptions):
     """The options every command that loads models and writes a store shares."""
 
     out: Path = field(default=Path("probes-results"), metadata={"help": "Folder of the result store."})

@@ -19,7 +19,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from tqdm.auto import tqdm
 
@@ -31,6 +31,19 @@ LIBRARY_WARNINGS = r"(transformers|transformer_lens|huggingface_hub|accelerate|t
 
 #: Modules that draw their own tqdm bars outside transformers' switch (its GGUF loader).
 _OWN_BARS = ("transformers.modeling_gguf_pytorch_utils",)
+
+
+class Progress(Protocol):
+    """What the run layer tells a progress display (:class:`RunProgress`, or a worker's tally)."""
+
+    def model(self, label: str, state: str = "") -> None:
+        """The model the run is at, and what it does."""
+
+    def skip(self, units: Sequence[Any]) -> None:
+        """Units found finished in the store."""
+
+    def done(self, unit: Any) -> None:
+        """A unit computed and written."""
 
 
 class RunProgress:

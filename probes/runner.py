@@ -15,6 +15,10 @@ task, a variant, a kind of table, the lens that reads it and the items), and han
    manifest record (:func:`manifest_record`) of what produced it,
 5. waits for the units other processes held, and computes those they left undone.
 
+That is the serial executor. With ``executor="ray"`` the checked, planned units go to
+:mod:`probes.ray_executor` instead, whose Ray tasks run :func:`execute_model` (steps 2-4)
+one unit each on the cluster's workers.
+
 Everything that changes a number (model, items, lens and its weights, layers, dtype, batch
 size and device kind, which move numbers by float rounding, the command's own settings)
 goes into the fingerprint; ``--layers -1`` and ``--layers N`` naming the same layer give the
@@ -39,7 +43,7 @@ import torch
 from probes.errors import InvalidOptionError, ProbesError
 from probes.models import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
 from probes.options import DEFAULT_LADDER, LadderOptions, RunOptions
-from probes.progress import RunProgress, quiet_libraries
+from probes.progress import Progress, RunProgress, quiet_libraries
 from probes.resume import finished_or_damaged, wait_for
 from probes.scoring import SCORING
 from probes.store import LENS, Store
@@ -106,6 +110,14 @@ class Output:
 
 #: Computes the tables of a model's pending units.
 Compute = Callable[[HookedModel, list[Unit]], Iterable[Output]]
+
+#: Loads a planned model for a run (the Ray executor's keeps it for the worker's next unit).
+Loader = Callable[[PlannedModel, RunOptions], HookedModel]
+
+
+def load_planned(model: PlannedModel, options: RunOptions) -> HookedModel:
+    """Load a planned model on the run's device, in the run's dtype."""
+    return load_model(model.spec, device=options.device, dtype=options.dtype)
 
 
 def model_specs(options: LadderOptions) -> list[PlannedModel]:
@@ -286,12 +298,16 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
             check_hub_model(spec)  # uncached while offline: fail now, not after other models ran
     store = Store(options.out)
     store.clean_temporary()
+    if getattr(options, "executor", "serial") == "ray":
+        from probes.ray_executor import execute_on_ray
+
+        return execute_on_ray(store, units, options, compute, description)
     progress = RunProgress(units, description, enabled=options.progress)
     held, first = list(units), True
     with quiet_libraries(not options.verbose):
         while held:  # after the first pass: the units other processes held, once they let go
             if not first:
-                wait_for([_path(store, unit) for unit in held])
+                wait_for([shard_path(store, unit) for unit in held])
             first = False
             by_model: dict[str, list[Unit]] = {}
             for unit in held:
@@ -299,16 +315,22 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
             held = [
                 u
                 for group in by_model.values()
-                for u in _execute_model(store, group, options, compute, progress)
+                for u in execute_model(store, group, options, compute, progress)
             ]
     progress.close()
     return store
 
 
-def _execute_model(
-    store: Store, model_units: list[Unit], options: RunOptions, compute: Compute, progress: RunProgress
+def execute_model(
+    store: Store,
+    model_units: list[Unit],
+    options: RunOptions,
+    compute: Compute,
+    progress: Progress,
+    load: Loader = load_planned,
 ) -> list[Unit]:
-    """Compute one model's pending units that this process can claim; returns the ones it cannot."""
+    """Compute one model's pending units that this process can claim (``load`` loads the model
+    when one is left); returns the ones it cannot."""
     planned_model = model_units[0].model
     model: HookedModel | None = None
     n_layers = None
@@ -316,7 +338,7 @@ def _execute_model(
         n_layers = catalogue_layers(planned_model)
         if n_layers is None:
             progress.model(planned_model.label, "loading")
-            model = load_model(planned_model.spec, device=options.device, dtype=options.dtype)
+            model = load(planned_model, options)
             n_layers = model.n_layers
     prints = {id(unit): _prints(unit, options, n_layers) for unit in model_units}
     pending = [unit for unit in model_units if not _finished(store, unit, prints[id(unit)], options)]
@@ -325,7 +347,7 @@ def _execute_model(
     with contextlib.ExitStack() as claims:
         mine = []
         for unit in pending:
-            if not claims.enter_context(store.claim(_path(store, unit))):
+            if not claims.enter_context(store.claim(shard_path(store, unit))):
                 held.append(unit)
             elif _finished(store, unit, prints[id(unit)], options, warn=False):  # written meanwhile
                 progress.skip([unit])
@@ -335,7 +357,7 @@ def _execute_model(
             return held
         if model is None:
             progress.model(planned_model.label, "loading")
-            model = load_model(planned_model.spec, device=options.device, dtype=options.dtype)
+            model = load(planned_model, options)
         progress.model(planned_model.label, f"{mine[0].task}/{mine[0].variant}")
         following = {id(unit): after for unit, after in zip(mine, mine[1:])}
         for output in compute(model, mine):
@@ -363,7 +385,8 @@ def _prints(unit: Unit, options: RunOptions, n_layers: int | None) -> tuple[str,
     return fingerprint(unit, options.dtype, n_layers, run_settings(options)), legacy
 
 
-def _path(store: Store, unit: Unit) -> Path:
+def shard_path(store: Store, unit: Unit) -> Path:
+    """Where a unit's shard lives in the store."""
     return store.shard_path(unit.model.label, unit.task, unit.variant, unit.kind, unit.lens)
 
 
@@ -371,5 +394,5 @@ def _finished(
     store: Store, unit: Unit, prints: tuple[str, str], options: RunOptions, warn: bool = True
 ) -> bool:
     return finished_or_damaged(
-        store, _path(store, unit), *prints, options.overwrite, options.batch_size, options.device, warn
+        store, shard_path(store, unit), *prints, options.overwrite, options.batch_size, options.device, warn
     )

@@ -23,6 +23,7 @@ from probes.metrics import layer_table
 from probes.models import HookedModel
 from probes.options import DEFAULT_LADDER, DEFAULT_TASKS, ItemOptions, LadderOptions
 from probes.runner import (
+    Compute,
     Output,
     Unit,
     execute,
@@ -51,6 +52,7 @@ __all__ = [
     "results_of",
     "run",
     "run_sweep",
+    "sweep_compute",
     "unwritten",
 ]
 
@@ -131,6 +133,12 @@ def run_sweep(options: SweepOptions, lens: Lens | None = None) -> tuple[Store, l
     """Run (or resume) a sweep through ``lens`` (by default ``options.lens``); the store and its units."""
     check_options(options)  # before any item is built or model loaded
     units = plan(options, lens)
+    store = execute(units, options, sweep_compute(options, lens), "shards")
+    return store, units
+
+
+def sweep_compute(options: SweepOptions, lens: Lens | None = None) -> Compute:
+    """The sweep's computation of a loaded model's pending units: each unit's per-layer table."""
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
         reader = _choice(options, model.name, lens).build(model)  # a tuned lens checks the model here
@@ -142,8 +150,7 @@ def run_sweep(options: SweepOptions, lens: Lens | None = None) -> tuple[Store, l
             table = layer_table(readout, provenance(model, reader.name), model.n_layers)
             yield Output(unit, table, fields={"n_items": len(unit.items), **fields})
 
-    store = execute(units, options, compute, "shards")
-    return store, units
+    return compute
 
 
 def unwritten(options: SweepOptions, lens: Lens | None = None) -> list[Unit]:

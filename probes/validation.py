@@ -35,14 +35,41 @@ def check_options(options: Any) -> None:
             raise InvalidOptionError(f"{flag} {value!r}: it must be a whole number of at least 1.")
     if hasattr(options, "dtype") and str(options.dtype) not in DTYPE_NAMES:
         raise InvalidOptionError(f"--dtype {options.dtype!r} is unknown; use one of {list(DTYPE_NAMES)}.")
-    if hasattr(options, "device"):
-        check_device(str(options.device))
+    if hasattr(options, "executor"):
+        check_executor(options)
+    if hasattr(options, "device") and not joins_cluster(options):
+        check_device(str(options.device))  # a cluster's workers check it on their own machines
     if hasattr(options, "shard"):
         from probes.runner import parse_shard
 
         parse_shard(options.shard)
     if hasattr(options, "out"):
         check_out_folder(Path(options.out))
+
+
+def joins_cluster(options: Any) -> bool:
+    """Whether the run's units run on the machines of a Ray cluster given by ``--address``."""
+    return getattr(options, "executor", "serial") == "ray" and bool(getattr(options, "address", None))
+
+
+def check_executor(options: Any) -> None:
+    """Raise unless the executor is known and its options fit it (no Ray import here)."""
+    from probes.options import EXECUTORS
+
+    if options.executor not in EXECUTORS:
+        raise InvalidOptionError(f"--executor {options.executor!r} is unknown; use one of {list(EXECUTORS)}.")
+    if options.executor != "ray" and (options.address or options.workers):
+        raise InvalidOptionError("--address and --workers belong to --executor ray; add it or drop them.")
+    workers = options.workers
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise InvalidOptionError(f"--workers {workers!r}: it must be a whole number of at least 1.")
+    if options.address and workers:
+        raise InvalidOptionError(
+            "--workers sizes a local Ray cluster; a cluster joined with --address has its own CPUs."
+        )
+    memory = options.gpu_memory_gib
+    if memory is not None and not memory > 0:
+        raise InvalidOptionError(f"--gpu-memory-gib {memory!r}: give the GPUs' memory in GiB, e.g. 80.")
 
 
 def device_kind(device: str) -> str:

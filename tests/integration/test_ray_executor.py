@@ -1,0 +1,94 @@
+"""``--executor ray``: a local cluster of 2 workers writes the store a serial run writes.
+
+Starting a local Ray cluster takes ~15 s here (2 shared cores), so the default suite starts one:
+the Ray run of the built-in ladder's two smallest rungs, in which one unit kills its own worker
+once (a marker file says it did), must be retried and leave a store equal to the serial run's,
+rows and manifests, less the fields of time, host and executor. The command-line run is in the
+slow tier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from probes.runner import execute
+from probes.store import Store
+from probes.sweep import SweepOptions, plan, run_sweep, sweep_compute
+from probes.verify import verify_store
+
+pytest.importorskip("ray")
+
+MODELS = ["organism:1x4", "organism:1x8"]
+#: Manifest fields that say when, where and how a shard was made, not what it holds.
+CIRCUMSTANCES = ("created", "torch_threads", "python", "packages")
+#: Options that say where the units ran (and the store's own folder).
+EXECUTION = ("executor", "address", "workers", "gpu_memory_gib", "out")
+
+
+def _options(out: Path, **changes) -> SweepOptions:
+    options = SweepOptions(models=list(MODELS), n_items=4, out=out, progress=False, batch_size=4)
+    return dataclasses.replace(options, **changes)
+
+
+def _manifest(store: Store) -> pd.DataFrame:
+    records = store.manifest().drop(columns=list(CIRCUMSTANCES))
+    records["options"] = [
+        json.dumps({k: v for k, v in options.items() if k not in EXECUTION}, sort_keys=True)
+        for options in records["options"]
+    ]
+    return records.sort_values(["model", "task", "variant"]).reset_index(drop=True)
+
+
+def assert_same_store(serial: Path, other: Path) -> None:
+    """Rows equal exactly; manifests equal less the circumstances; every shard verifies."""
+    a, b = Store(serial), Store(other)
+    pd.testing.assert_frame_equal(a.read(), b.read())
+    pd.testing.assert_frame_equal(_manifest(a), _manifest(b))
+    assert all(finding.status == "ok" for finding in verify_store(other))
+    assert not list(other.rglob(".*.lock")) and not list(other.rglob(".*.tmp*"))
+
+
+def test_a_killed_worker_is_retried_and_the_ray_store_equals_the_serial_one(tmp_path):
+    serial_store, _ = run_sweep(_options(tmp_path / "serial"))
+    options = _options(tmp_path / "ray", executor="ray", workers=2)
+    marker, log = tmp_path / "killed-once", tmp_path / "loads.log"
+    compute = sweep_compute(options)
+
+    def compute_or_die_once(model, pending):
+        for unit in pending:
+            with log.open("a") as handle:  # which worker computed which unit, with which model object
+                handle.write(f"{os.getpid()} {id(model)} {unit.model.label}\n")
+            if unit.model.label == MODELS[1] and unit.variant == "prize" and not marker.exists():
+                marker.write_text(str(os.getpid()))
+                os.kill(os.getpid(), signal.SIGKILL)  # the worker dies holding the unit's claim
+        yield from compute(model, pending)
+
+    units = plan(options)
+    execute(units, options, compute_or_die_once, "shards")
+
+    assert marker.exists()  # the worker died once ...
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert len(lines) == len(units) + 1  # ... and its unit ran again, in another process
+    assert {pid for pid, _, _ in lines} - {marker.read_text()}
+    for pid in {pid for pid, _, _ in lines}:  # each worker loaded each of its models once
+        for label in MODELS:
+            assert len({obj for p, obj, lab in lines if p == pid and lab == label}) <= 1
+    assert_same_store(serial_store.root, tmp_path / "ray")
+
+
+@pytest.mark.slow
+def test_probes_run_executor_ray_writes_the_serial_store(tmp_path):
+    from probes.cli import main
+
+    common = ["run", "--models", *MODELS, "--n-items", "4", "--no-report", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*common, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
+    assert_same_store(tmp_path / "serial", tmp_path / "ray")
+    assert main([*common, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
