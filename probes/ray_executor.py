@@ -12,10 +12,11 @@ cluster's workers do; a cluster of several machines needs a shared file system).
 A worker keeps the last model it loaded, so the units of one model that land on a worker
 reuse it (the driver submits units model by model). A worker that dies (killed, out of
 memory) has its unit retried, up to :data:`RETRIES` times, by another worker process: the
-dead worker's claim is stale and recovered, and a shard half-written by it never existed
-(writes are atomic). An error of ours in a task (a :class:`~probes.errors.ProbesError`)
-stops the run with that error, as it would a serial run. The driver draws the run's one
-progress bar as tasks finish.
+dead worker's claim is stale and recovered (on its machine: a unit whose claim a process of
+another cluster machine holds is looked at again by a task placed there), and a shard
+half-written by it never existed (writes are atomic). An error of ours in a task (a
+:class:`~probes.errors.ProbesError`) stops the run with that error, as it would a serial run.
+The driver draws the run's one progress bar as tasks finish.
 
 Without ``--address`` a local Ray cluster is started for the run (``--workers`` CPUs; all
 of this machine's by default) and shut down after it; an address joins a running cluster
@@ -29,16 +30,18 @@ import contextlib
 import dataclasses
 import logging
 import os
+import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tqdm.auto import tqdm
 
+from probes import claims
 from probes.errors import ProbesError
 from probes.progress import RunProgress, quiet_libraries
 from probes.resources import catalogue_parameters, gpu_memory_gib, unit_resources
-from probes.resume import wait_for
 from probes.runner import Compute, PlannedModel, Unit, execute_model, load_planned, shard_path
 from probes.store import Store
 from probes.validation import check_device, device_kind
@@ -47,6 +50,9 @@ T = TypeVar("T")
 
 #: How often a unit whose worker died is run again before the run gives up.
 RETRIES = 3
+
+#: Seconds between looks at the claims of units other processes hold.
+POLL_S = 1.0
 
 #: The model a worker process loaded last: (model, device, dtype) and the model itself.
 _LOADED: dict[tuple[str, str, str], Any] = {}
@@ -101,7 +107,9 @@ def execute_on_ray(
 ) -> Store:
     """Run the units as Ray tasks (retried when their worker dies); the store they were written to.
 
-    Units another process holds are waited for and submitted again, as the serial loop does.
+    A unit another process holds is submitted again once its claim is gone or stale; a claim
+    held on another machine of the cluster is looked at by a task placed on that machine (only
+    there can a dead owner be told and its claim recovered).
 
     Raises:
         ProbesError: The first error of ours a task raised (Ray's traceback left out).
@@ -113,31 +121,69 @@ def execute_on_ray(
     with cluster(options) as ray:
         run_unit = ray.remote(_run_unit)
         shared_options, shared_compute = ray.put(options), ray.put(compute)
-        held = list(units)
-        first = True
-        while held:
-            if not first:
-                wait_for([shard_path(store, unit) for unit in held])
-            first = False
+        ready: list[tuple[Unit, dict[str, Any]]] = [(unit, {}) for unit in units]
+        waiting: list[Unit] = []
+        told = False
+        while ready or waiting:
             tasks = {}
-            for unit in held:  # model by model, so a worker's next unit tends to reuse its model
+            for unit, placement in ready:  # model by model: a worker's next unit tends to reuse its model
                 needs = unit_resources(parameters[unit.model.text], options.dtype, options.device, memory)
                 task = run_unit.options(
-                    **needs.as_ray_options(), max_retries=RETRIES, retry_exceptions=False
+                    **needs.as_ray_options(), **placement, max_retries=RETRIES, retry_exceptions=False
                 ).remote(str(store.root), unit, shared_options, shared_compute)
                 tasks[task] = unit
-            held = []
+            ready = []
             for unit, outcome in _as_finished(ray, tasks):
                 progress.model(unit.model.label, f"{unit.task}/{unit.variant}")
                 if outcome == "held":
-                    held.append(unit)
+                    waiting.append(unit)
                 elif outcome == "skipped":
                     progress.skip([unit])
                 else:
                     progress.done(unit)
+            if waiting:
+                time.sleep(POLL_S)
+                ready, waiting = _look_again(ray, store, waiting)
+                told = told or _tell_waiting(store, waiting)
     progress.close()
     store.clean_temporary()  # temporary files of workers killed mid-write
     return store
+
+
+def _look_again(
+    ray: Any, store: Store, held: list[Unit]
+) -> tuple[list[tuple[Unit, dict[str, Any]]], list[Unit]]:
+    """Of units others held: those to submit again (with where), and those still to wait for."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = {node["NodeManagerHostname"]: node["NodeID"] for node in ray.nodes() if node["Alive"]}
+    ready, waiting = [], []
+    for unit in held:
+        lock = claims.lock_path(shard_path(store, unit))
+        owner = claims.owner_of(lock)
+        if not lock.exists() or claims.stale(lock):
+            ready.append((unit, {}))
+        elif owner is not None and owner.host != claims.HOST and owner.host in nodes:
+            strategy = NodeAffinitySchedulingStrategy(nodes[owner.host], soft=True)
+            ready.append((unit, {"scheduling_strategy": strategy}))
+        else:
+            waiting.append(unit)
+    return ready, waiting
+
+
+def _tell_waiting(store: Store, waiting: list[Unit]) -> bool:
+    """Say once that the run waits for shards other processes hold; whether it said so."""
+    if not waiting:
+        return False
+    lock = claims.lock_path(shard_path(store, waiting[0]))
+    owner = claims.owner_of(lock)
+    remote = owner is not None and owner.alive() is None
+    hint = f" (delete {lock} if that process is gone)" if remote else ""
+    print(
+        f"probes: waiting for {len(waiting)} shard(s) that {owner or 'another process'} is computing{hint}.",
+        file=sys.stderr,
+    )
+    return True
 
 
 def map_models(
@@ -173,7 +219,11 @@ def _as_finished(ray: Any, tasks: dict[Any, T]) -> Iterator[tuple[T, Any]]:
     try:
         while waiting:
             ready, waiting = ray.wait(waiting, num_returns=1)
-            yield tasks[ready[0]], _result(ray, ready[0], tasks[ready[0]])
+            if waiting:  # and every other one finished by now, in one call (plans of 10^4 units)
+                more, waiting = ray.wait(waiting, num_returns=len(waiting), timeout=0)
+                ready += more
+            for task in ready:
+                yield tasks[task], _result(ray, task, tasks[task])
     finally:
         for task in waiting:  # after an error: the rest is not wanted
             ray.cancel(task)

@@ -70,6 +70,10 @@ def check_executor(options: Any) -> None:
     memory = options.gpu_memory_gib
     if memory is not None and not memory > 0:
         raise InvalidOptionError(f"--gpu-memory-gib {memory!r}: give the GPUs' memory in GiB, e.g. 80.")
+    if options.executor == "ray":
+        from probes.ray_executor import import_ray
+
+        import_ray()  # not installed: say how, before any item is built
 
 
 def device_kind(device: str) -> str:

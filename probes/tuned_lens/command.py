@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from probes.models import load_model
-from probes.runner import LadderOptions, model_specs
+from probes.options import ExecutorOptions
+from probes.runner import LadderOptions, PlannedModel, model_specs
 from probes.store import slug
 from probes.tuned_lens.artifacts import save_lens
 from probes.tuned_lens.text import training_windows
@@ -16,7 +18,7 @@ from probes.tuned_lens.training import TrainingSettings, train_lens
 
 
 @dataclass
-class LensTrainOptions(TrainingSettings, LadderOptions):
+class LensTrainOptions(TrainingSettings, ExecutorOptions, LadderOptions):
     """What `probes lens train` trains and where it writes (one folder per model under ``out``)."""
 
     out: Path = field(
@@ -48,12 +50,34 @@ def lens_folder(out: Path, model_label: str) -> Path:
 
 
 def train_lenses(options: LensTrainOptions) -> list[Path]:
-    """Train and save a lens for every model the options name; returns their folders."""
-    if options.threads:
-        torch.set_num_threads(options.threads)
-    settings = TrainingSettings(**{k: getattr(options, k) for k in TrainingSettings.__dataclass_fields__})
-    folders = []
-    for planned in model_specs(options):  # every spec parsed (and checked) before any loading
+    """Train and save a lens for every model the options name; returns their folders.
+
+    With ``--executor ray`` each model's training is one Ray task (:func:`probes.ray_executor.map_models`,
+    retried when its worker dies), without the per-model bars.
+    """
+    from probes.validation import check_executor
+
+    check_executor(options)
+    models = model_specs(options)  # every spec parsed (and checked) before any loading
+    if options.executor == "ray":
+        from probes.ray_executor import map_models
+
+        quiet = dataclasses.replace(options, progress=False)
+        return map_models(_TrainOne(quiet), models, options, "lenses")
+    return [_TrainOne(options)(planned) for planned in models]
+
+
+@dataclass(frozen=True)
+class _TrainOne:
+    """Train and save the lens of one model (a picklable callable, for Ray tasks)."""
+
+    options: LensTrainOptions
+
+    def __call__(self, planned: PlannedModel) -> Path:
+        options = self.options
+        if options.threads:
+            torch.set_num_threads(options.threads)
+        settings = TrainingSettings(**{k: getattr(options, k) for k in TrainingSettings.__dataclass_fields__})
         model = load_model(planned.spec, device=options.device, dtype=options.dtype)
         windows = training_windows(
             model,
@@ -69,9 +93,7 @@ def train_lenses(options: LensTrainOptions) -> list[Path]:
         )
         lens = train_lens(model, windows, settings, progress=options.progress)
         lens.info["spec"] = planned.text
-        folders.append(save_lens(lens, lens_folder(options.out, model.name)))
-        del model
-    return folders
+        return save_lens(lens, lens_folder(options.out, model.name))
 
 
 def held_out_table(folder: Path) -> str:

@@ -13,12 +13,14 @@ import dataclasses
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from probes.runner import execute
+from probes import claims, ray_executor
+from probes.runner import execute, shard_path
 from probes.store import Store
 from probes.sweep import SweepOptions, plan, run_sweep, sweep_compute
 from probes.verify import verify_store
@@ -55,7 +57,7 @@ def assert_same_store(serial: Path, other: Path) -> None:
     assert not list(other.rglob(".*.lock")) and not list(other.rglob(".*.tmp*"))
 
 
-def test_a_killed_worker_is_retried_and_the_ray_store_equals_the_serial_one(tmp_path):
+def test_a_killed_worker_is_retried_and_the_ray_store_equals_the_serial_one(tmp_path, monkeypatch):
     serial_store, _ = run_sweep(_options(tmp_path / "serial"))
     options = _options(tmp_path / "ray", executor="ray", workers=2)
     marker, log = tmp_path / "killed-once", tmp_path / "loads.log"
@@ -71,7 +73,22 @@ def test_a_killed_worker_is_retried_and_the_ray_store_equals_the_serial_one(tmp_
         yield from compute(model, pending)
 
     units = plan(options)
+    other = subprocess.Popen(["sleep", "600"])  # another live process holds one unit's claim ...
+    held = shard_path(Store(options.out), units[1])
+    held.parent.mkdir(parents=True)
+    owner = {"host": claims.HOST, "pid": other.pid}
+    claims.lock_path(held).write_text(json.dumps(owner))
+    tell = ray_executor._tell_waiting
+
+    def release_when_waited_for(store, waiting):  # ... and dies once the driver waits for it
+        assert [shard_path(store, unit) for unit in waiting] == [held]
+        other.kill()
+        other.wait()
+        return tell(store, waiting)
+
+    monkeypatch.setattr(ray_executor, "_tell_waiting", release_when_waited_for)
     execute(units, options, compute_or_die_once, "shards")
+    assert other.returncode is not None  # the held unit was waited for, then recovered
 
     assert marker.exists()  # the worker died once ...
     lines = [line.split() for line in log.read_text().splitlines()]
@@ -92,3 +109,18 @@ def test_probes_run_executor_ray_writes_the_serial_store(tmp_path):
     assert main([*common, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
     assert_same_store(tmp_path / "serial", tmp_path / "ray")
     assert main([*common, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
+
+
+@pytest.mark.slow
+def test_lens_train_executor_ray_trains_the_serial_lenses(tmp_path):
+    from probes.cli import main
+
+    common = ["lens", "train", "--models", *MODELS, "--train-steps", "3", "--train-sequences", "8"]
+    common += ["--held-out-sequences", "4", "--sequence-length", "16", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "serial")]) == 0
+    assert main([*common, "--out", str(tmp_path / "ray"), "--executor", "ray", "--workers", "2"]) == 0
+    serial = sorted((tmp_path / "serial").rglob("lens.safetensors"))
+    assert len(serial) == len(MODELS)
+    for path in serial:
+        twin = tmp_path / "ray" / path.relative_to(tmp_path / "serial")
+        assert twin.read_bytes() == path.read_bytes()

@@ -1,0 +1,91 @@
+"""Units per minute of ``--executor ray`` with 1 and 2 workers on the built-in ladder, as a ratio.
+
+In one run, interleaved ``--rounds`` times: a local Ray cluster of 1 CPU and one of 2 CPUs
+(each started, timed apart, and shut down), each running the default job (the built-in
+ladder, 6 rungs x 3 variants = 18 units of ``--n-items`` items) into a fresh store; and a
+serial run of the same job for reference. A run's time counts from submitting the units to
+the last shard written: workers' start-up (importing torch in each) and model loads count,
+the cluster's own start does not (it is printed apart). The best round of each is kept.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_ray.py --n-items 24 --rounds 1
+
+The 2-worker / 1-worker ratio is the speed-up of the units' work when two CPUs are free for
+it; on a machine whose cores other jobs share it shows less (see benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's probes
+
+import ray  # noqa: E402
+import torch  # noqa: E402
+
+from probes.runner import execute  # noqa: E402
+from probes.sweep import SweepOptions, plan, sweep_compute  # noqa: E402
+
+
+def timed_run(options: SweepOptions, workers: int | None) -> tuple[float, float, int]:
+    """(cluster start s, run s, units) of one run into a fresh store; ``workers`` None: serial."""
+    with tempfile.TemporaryDirectory() as folder:
+        options = dataclasses.replace(options, out=Path(folder) / "store")
+        start = time.perf_counter()
+        if workers is not None:
+            options = dataclasses.replace(options, executor="ray")
+            root = str(Path(__file__).resolve().parents[1])
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                logging_level=logging.ERROR,
+                runtime_env={"env_vars": {"PYTHONPATH": root, "OMP_NUM_THREADS": "1"}},
+            )
+        started = time.perf_counter()
+        units = plan(options)
+        execute(units, options, sweep_compute(options), "shards")
+        finished = time.perf_counter()
+        if workers is not None:
+            ray.shutdown()
+        return started - start, finished - started, len(units)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n-items", type=int, default=24, help="Items per task and variant.")
+    parser.add_argument("--rounds", type=int, default=1, help="Interleaved rounds; the best is kept.")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    options = SweepOptions(n_items=args.n_items, progress=False)
+    best: dict[str, float] = {}
+    startup: dict[str, float] = {}
+    units = 0
+    for _ in range(args.rounds):
+        for name, workers in (("ray-1", 1), ("ray-2", 2), ("serial", None)):
+            start, seconds, units = timed_run(options, workers)
+            best[name] = min(best.get(name, float("inf")), seconds)
+            startup[name] = start
+            print(f"{name}: cluster start {start:.1f} s, {units} units in {seconds:.1f} s", flush=True)
+    per_minute = {name: units / seconds * 60 for name, seconds in best.items()}
+    figures = {
+        "units": units,
+        "n_items": args.n_items,
+        "cpus": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0],
+        "units_per_minute": {name: round(value, 2) for name, value in per_minute.items()},
+        "ratio_2_workers_to_1": round(per_minute["ray-2"] / per_minute["ray-1"], 3),
+        "ratio_1_worker_to_serial": round(per_minute["ray-1"] / per_minute["serial"], 3),
+        "cluster_start_s": {name: round(value, 1) for name, value in startup.items() if name != "serial"},
+    }
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
