@@ -2,9 +2,10 @@
 
 Starting a local Ray cluster takes ~15 s here (2 shared cores), so the default suite starts one:
 the Ray run of the built-in ladder's two smallest rungs, in which one unit kills its own worker
-once (a marker file says it did), must be retried and leave a store equal to the serial run's,
-rows and manifests, less the fields of time, host and executor. The command-line run is in the
-slow tier.
+once (a marker file says it did), must be retried, and a unit another live process holds must be
+waited for and recovered once that process dies; the store must equal the serial run's, rows
+and manifests, less the fields of time, host and executor. The command line (`probes run`,
+`probes lens train`), `ablate` and `perplexity` through Ray are in the slow tier.
 """
 
 from __future__ import annotations
@@ -124,3 +125,46 @@ def test_lens_train_executor_ray_trains_the_serial_lenses(tmp_path):
     for path in serial:
         twin = tmp_path / "ray" / path.relative_to(tmp_path / "serial")
         assert twin.read_bytes() == path.read_bytes()
+
+
+@pytest.mark.slow
+def test_ablate_and_perplexity_through_ray_write_the_serial_tables(tmp_path):
+    import logging
+
+    import ray
+
+    from probes.ablate.study import AblateOptions, run_ablation_study
+    from probes.perplexity import PerplexityOptions, run_perplexity
+
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(["the cat sat on the mat"] * 40))
+    ablate = AblateOptions(models=list(MODELS), n_items=4, progress=False, ks=[1, 2], draws=1)
+    perplexity = PerplexityOptions(models=list(MODELS), text=text, progress=False)
+    root = str(Path(__file__).resolve().parents[2])
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        logging_level=logging.ERROR,
+        runtime_env={"env_vars": {"PYTHONPATH": root}},
+    )
+    try:  # the executor runs on the cluster this process joined
+        for executor in ("serial", "ray"):
+            run_ablation_study(
+                dataclasses.replace(ablate, out=tmp_path / f"ablate-{executor}", executor=executor)
+            )
+            run_perplexity(
+                dataclasses.replace(perplexity, out=tmp_path / f"ppl-{executor}", executor=executor)
+            )
+    finally:
+        ray.shutdown()
+    for kind in ("attribution", "ablation", "patching", "patching_unpaired"):
+        serial, other = (
+            Store(tmp_path / "ablate-serial").read(kind),
+            Store(tmp_path / "ablate-ray").read(kind),
+        )
+        pd.testing.assert_frame_equal(serial, other)
+    serial, other = (
+        Store(tmp_path / "ppl-serial").read("perplexity"),
+        Store(tmp_path / "ppl-ray").read("perplexity"),
+    )
+    pd.testing.assert_frame_equal(serial.drop(columns=["created"]), other.drop(columns=["created"]))
