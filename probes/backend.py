@@ -255,7 +255,13 @@ class BridgeBackend:
 
     def residual_reader(self, layers: Sequence[int]) -> ResidualCatcher:
         """Early-stopping hooks on the Hugging Face blocks (layer 0 = the first block's input)."""
-        return ResidualCatcher(self.hf_model, self.blocks, layers)
+        return ResidualCatcher(self.hf_model, self.blocks, layers, device=self.unembedding_device)
+
+    @property
+    def unembedding_device(self) -> torch.device | None:
+        """Where the unembedding lives: kept vectors go there (a device map may put blocks elsewhere)."""
+        weight = getattr(self.hf_model.get_output_embeddings(), "weight", None)
+        return None if weight is None else weight.device
 
     def logits(
         self, input_ids: Int[torch.Tensor, "batch pos"], attention_mask: Int[torch.Tensor, "batch pos"] | None

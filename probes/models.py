@@ -32,12 +32,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 from probes.backend import BridgeBackend
 from probes.errors import DamagedWeightsError, UnknownModelError, UnsafeWeightsError
 from probes.hooked import HookedModel
+from probes.placement import Placement, device_map_of
 from probes.specs import PICKLE_SUFFIXES, ModelSpec, model_source, model_sources, parse_spec
 
 __all__ = ["HookedModel", "ModelSpec", "from_hf_model", "load_model", "parse_spec", "resolve_dtype"]
 
 #: dtypes accepted on the command line.
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+#: Ways of running a model: TransformerLens's bridge (the default) or nnsight's tracing.
+BACKENDS = ("bridge", "nnsight")
 
 
 logger = logging.getLogger(__name__)
@@ -53,20 +57,49 @@ def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
 
 
 def load_model(
-    spec: str | ModelSpec, device: str = "cpu", dtype: str | torch.dtype = "float32"
+    spec: str | ModelSpec,
+    device: str = "cpu",
+    dtype: str | torch.dtype = "float32",
+    backend: str = "bridge",
+    device_map: str | dict[str, Any] | None = None,
+    remote: bool | str = False,
 ) -> HookedModel:
-    """Load the model a spec names and wrap it in the standard hooked view."""
+    """Load the model a spec names and wrap it in the standard hooked view.
+
+    Args:
+        spec: What to load (see :mod:`probes.specs`).
+        device: Torch device of the whole model (ignored with a ``device_map``).
+        dtype: Model dtype.
+        backend: ``"bridge"`` (TransformerLens) or ``"nnsight"`` (:mod:`probes.nnsight_backend`).
+        device_map: Accelerate's placement of the model's modules: ``"auto"`` spreads a model
+            too large for one GPU over the GPUs (then CPU, then disk), or an explicit
+            ``{module: device}`` map (``"disk"`` offloads to a temporary folder).
+        remote: Run the nnsight backend's traces on NDIF (``True``) or nnsight's local
+            simulation of a remote request (``"local"``); hub models only.
+    """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     torch_dtype = resolve_dtype(dtype)
+    placement = Placement(device, device_map_of(device_map))
+    if remote:
+        if backend != "nnsight":
+            raise UnknownModelError("--remote runs models on NDIF through nnsight: add --backend nnsight.")
+        if spec.source != "hub":
+            raise UnknownModelError(
+                f"--remote needs a hub id that NDIF hosts (meta-llama/Llama-3.1-70B ...), not {spec.label!r}."
+            )
     if spec.source == "hub":
-        return _load_from_hub(spec, device, torch_dtype)
-    if spec.source in {source.name for source in model_sources().values()}:
-        return _load_from_folder(spec, _built_in_folder(spec), device, torch_dtype)
-    if spec.source == "folder":
-        return _load_from_folder(spec, Path(spec.path or spec.name), device, torch_dtype)
-    if spec.source == "gguf":
-        return _load_from_gguf(spec, device, torch_dtype)
-    raise UnknownModelError(f"cannot load a model of source {spec.source!r} from a spec; use from_hf_model.")
+        model = _load_from_hub(spec, placement, torch_dtype, backend, remote)
+    elif spec.source in {source.name for source in model_sources().values()}:
+        model = _load_from_folder(spec, _built_in_folder(spec), placement, torch_dtype, backend)
+    elif spec.source == "folder":
+        model = _load_from_folder(spec, Path(spec.path or spec.name), placement, torch_dtype, backend)
+    elif spec.source == "gguf":
+        model = _load_from_gguf(spec, placement, torch_dtype, backend)
+    else:
+        raise UnknownModelError(
+            f"cannot load a model of source {spec.source!r} from a spec; use from_hf_model."
+        )
+    return model
 
 
 def _built_in_folder(spec: ModelSpec) -> Path:
@@ -75,7 +108,11 @@ def _built_in_folder(spec: ModelSpec) -> Path:
 
 
 def from_hf_model(
-    hf_model: PreTrainedModel, tokenizer: Any, name: str = "in-memory", revision: str | None = None
+    hf_model: PreTrainedModel,
+    tokenizer: Any,
+    name: str = "in-memory",
+    revision: str | None = None,
+    backend: str = "bridge",
 ) -> HookedModel:
     """Wrap an already loaded transformers model and its tokenizer (nothing is downloaded)."""
     if not getattr(tokenizer, "name_or_path", None):
@@ -85,7 +122,7 @@ def from_hf_model(
         )
     spec = ModelSpec(name=name, source="memory", revision=revision)
     # A name that is no hub alias, so TransformerLens resolves nothing from it.
-    return _bridge(spec, hf_model.eval(), tokenizer, model_name=f"in-memory/{name}")
+    return _wrap(spec, hf_model.eval(), tokenizer, f"in-memory/{name}", backend)
 
 
 def _bridge(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str) -> HookedModel:
@@ -102,6 +139,21 @@ def _bridge(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_na
     return HookedModel(
         spec=spec, backend=BridgeBackend(bridge), tokenizer=tokenizer, n_parameters=n_parameters
     )
+
+
+def _wrap(
+    spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str, backend: str
+) -> HookedModel:
+    """The loaded model behind the backend asked for."""
+    if backend == "bridge":
+        return _bridge(spec, hf_model, tokenizer, model_name)
+    if backend == "nnsight":
+        from probes.nnsight_backend import NNsightBackend, nnsight_model
+
+        n_parameters = sum(p.numel() for p in hf_model.parameters())
+        wrapped = NNsightBackend(nnsight_model(hf_model, tokenizer))
+        return HookedModel(spec=spec, backend=wrapped, tokenizer=tokenizer, n_parameters=n_parameters)
+    raise UnknownModelError(f"unknown backend {backend!r}; use one of {list(BACKENDS)}.")
 
 
 def _check_safe_folder(folder: Path) -> None:
@@ -132,15 +184,19 @@ def _check_safetensors(folder: Path) -> None:
             ) from None
 
 
-def _load_from_folder(spec: ModelSpec, folder: Path, device: str, dtype: torch.dtype) -> HookedModel:
+def _load_from_folder(
+    spec: ModelSpec, folder: Path, placement: Placement, dtype: torch.dtype, backend: str
+) -> HookedModel:
     _check_safe_folder(folder)
     _check_safetensors(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        hf_model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, use_safetensors=True)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(folder), dtype=dtype, use_safetensors=True, **placement.load_options()
+        )
     except (OSError, ValueError) as err:
         raise UnknownModelError(f"could not load the model in {folder}: {err}") from err
-    return _bridge(spec, hf_model.to(device).eval(), tokenizer, model_name=str(folder))
+    return _wrap(spec, placement.place(hf_model), tokenizer, str(folder), backend)
 
 
 def check_gguf(path: Path, full: bool = True) -> None:
@@ -174,12 +230,14 @@ def check_gguf(path: Path, full: bool = True) -> None:
         )
 
 
-def _load_from_gguf(spec: ModelSpec, device: str, dtype: torch.dtype) -> HookedModel:
+def _load_from_gguf(spec: ModelSpec, placement: Placement, dtype: torch.dtype, backend: str) -> HookedModel:
     path = Path(spec.path or spec.name)
     check_gguf(path, full=False)  # the header only: a whole parse costs ~25 s on a 100 MB file
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=dtype, **placement.load_options()
+        )
     except ImportError as err:
         raise UnknownModelError(
             f"reading GGUF files needs the gguf package: pip install 'probes[gguf]' ({err})."
@@ -187,7 +245,7 @@ def _load_from_gguf(spec: ModelSpec, device: str, dtype: torch.dtype) -> HookedM
     except (OSError, ValueError, KeyError, IndexError, RuntimeError, struct.error) as err:
         check_gguf(path)  # a cut or damaged file is named as such
         raise UnknownModelError(f"could not load the GGUF file {path}: {err}") from err
-    return _bridge(spec, hf_model.to(device).eval(), tokenizer, model_name=str(path.parent))
+    return _wrap(spec, placement.place(hf_model), tokenizer, str(path.parent), backend)
 
 
 def check_hub_model(spec: ModelSpec) -> None:
@@ -231,15 +289,26 @@ def _unreachable(endpoint: str) -> str | None:
     return None
 
 
-def _load_from_hub(spec: ModelSpec, device: str, dtype: torch.dtype) -> HookedModel:
+def _load_from_hub(
+    spec: ModelSpec, placement: Placement, dtype: torch.dtype, backend: str, remote: bool | str
+) -> HookedModel:
+    if remote is True:
+        from probes.nnsight_remote import remote_model
+
+        return remote_model(spec, dtype)
     check_hub_model(spec)
     try:
         # The model's own tokenizer with its own defaults, so tokens match plain transformers.
         tokenizer = AutoTokenizer.from_pretrained(spec.name, revision=spec.revision)
-        hf_model = AutoModelForCausalLM.from_pretrained(spec.name, revision=spec.revision, dtype=dtype)
+        hf_model = AutoModelForCausalLM.from_pretrained(
+            spec.name, revision=spec.revision, dtype=dtype, **placement.load_options()
+        )
     except (OSError, ValueError) as err:
         raise UnknownModelError(
             f"could not load {spec.label!r} from the Hugging Face hub ({err}). Check the id and "
             "revision, your connection, and HF_HUB_OFFLINE; offline, pass a local folder or .gguf file."
         ) from err
-    return _bridge(spec, hf_model.to(device).eval(), tokenizer, model_name=spec.name)
+    model = _wrap(spec, placement.place(hf_model), tokenizer, spec.name, backend)
+    if remote:  # "local": nnsight's simulation of a remote request, on this local copy
+        model.backend.remote = remote  # type: ignore[attr-defined]
+    return model

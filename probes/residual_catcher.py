@@ -45,8 +45,16 @@ class ResidualCatcher:
     """Forward hooks on the Hugging Face blocks that copy out the residual stream at chosen
     positions of chosen layers, stopping the forward pass after the last of them."""
 
-    def __init__(self, hf_model: Any, blocks: Sequence[torch.nn.Module], layers: Sequence[int]) -> None:
+    def __init__(
+        self,
+        hf_model: Any,
+        blocks: Sequence[torch.nn.Module],
+        layers: Sequence[int],
+        device: torch.device | None = None,
+    ) -> None:
         self.hf_model = hf_model
+        #: Where kept vectors go: the unembedding's device (blocks may sit elsewhere under a device map).
+        self.device = device
         self.blocks = list(blocks)
         self.layers = sorted(set(layers))
         self.batch_index: torch.Tensor | None = None
@@ -81,7 +89,8 @@ class ResidualCatcher:
 
     def _keep(self, layer: int, hidden: torch.Tensor) -> None:
         assert self.batch_index is not None and self.position_index is not None
-        self.caught[layer] = hidden[self.batch_index, self.position_index].detach()
+        rows, positions = self.batch_index.to(hidden.device), self.position_index.to(hidden.device)
+        self.caught[layer] = hidden[rows, positions].detach().to(self.device or hidden.device)
 
     def __enter__(self) -> ResidualCatcher:
         # Attention weights are not needed here: use the fused kernel, not the bridge's eager one.

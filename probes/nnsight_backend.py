@@ -1,0 +1,356 @@
+"""The second implementation of the :class:`~probes.backend.Backend` protocol: nnsight tracing.
+
+:class:`NNsightBackend` runs a Hugging Face causal LM through nnsight's ``TransformersModel``
+(the text-generation model ``LanguageModel`` names, without its deprecation): the residual stream,
+attention heads, attention and MLP outputs and the final norm's scale are read and replaced
+inside ``model.trace(...)`` blocks (``.input``/``.output``, ``.save()``, assignment), so the same
+code runs on a local model and, with ``remote=True``, on a model hosted by NDIF (the API key from
+``NDIF_API_KEY``; nnsight reads it). ``remote="local"`` is nnsight's local simulation of a remote
+request: the trace is serialized and deserialized as a server would, then run here.
+
+Hook points keep the TransformerLens names the bridge uses (:mod:`probes.backend`), so every
+analysis runs unchanged; :class:`~probes.nnsight_layout.Layout` says which module each one is.
+The final norm and unembedding are read in float32 from the model's own modules, as the bridge's
+readout does. The residual reader stops the trace after the last asked-for layer and keeps only
+the asked-for positions; it keeps no key/value cache, so the lens reads options as whole rows.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float, Int
+
+from probes.backend import (
+    FINAL_NORM_SCALE_HOOK,
+    HookFunction,
+    attn_out_hook,
+    head_hook,
+    mlp_out_hook,
+    resid_hook,
+)
+from probes.errors import ProbesError
+from probes.nnsight_layout import Layout
+
+__all__ = ["NNsightBackend", "NNsightReader", "nnsight_model"]
+
+#: Where a hook point sits in the forward pass: (block, step), for running hooks in that order.
+_STEPS = {"resid_pre": 0, "z": 1, "attn_out": 2, "mlp_out": 3, "resid_post": 4}
+
+
+def nnsight_model(hf_model: Any, tokenizer: Any) -> Any:
+    """nnsight's text-generation wrapper around an already loaded Hugging Face model."""
+    try:
+        from nnsight import TransformersModel
+    except ImportError as err:
+        raise ProbesError(
+            f"--backend nnsight needs nnsight: pip install 'probes[nnsight]' ({err})."
+        ) from None
+    return TransformersModel(hf_model, task="text-generation", tokenizer=tokenizer)
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    """What a hook function gets as its second argument: the hook point's name."""
+
+    name: str
+
+
+class NNsightReader:
+    """Reads residual layers at chosen rows and positions in one trace that stops after the last."""
+
+    #: No key/value cache is kept across traces: the lens reads options as whole rows.
+    continues = False
+
+    def __init__(self, backend: NNsightBackend, layers: Sequence[int]) -> None:
+        self.backend = backend
+        self.layers = sorted(set(layers))
+
+    def __enter__(self) -> NNsightReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def run(
+        self,
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> Float[torch.Tensor, "layer row d_model"]:
+        """The kept vectors of one batch, layers in sorted order, on the unembedding's device."""
+        model, blocks, layers = (
+            self.backend.model,
+            self.backend.layout.blocks(self.backend.model),
+            self.layers,
+        )
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        with model.trace(inputs, use_cache=False, **self.backend.trace_options) as tracer:
+            kept = []
+            for layer in layers:
+                hidden = blocks[0].input if layer == 0 else blocks[layer - 1].output
+                hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+                rows = batch_index.to(hidden.device)
+                kept.append(hidden[rows, position_index.to(hidden.device)].detach())
+            kept = kept.save()
+            tracer.stop()
+        device = self.backend.unembedding_device
+        return torch.stack([vectors.to(device) for vectors in kept])
+
+
+class NNsightBackend:
+    """A Hugging Face causal LM driven through nnsight's tracing (locally, or on NDIF)."""
+
+    def __init__(self, model: Any, remote: bool | str = False) -> None:
+        self.model = model
+        self.remote = remote
+        self.layout = Layout.of(model._module)
+
+    @property
+    def hf_model(self) -> Any:
+        """The Hugging Face model nnsight wraps."""
+        return self.model._module
+
+    @property
+    def trace_options(self) -> dict[str, Any]:
+        """Keyword arguments of every trace: ``remote`` when the model runs on NDIF."""
+        return {"remote": self.remote} if self.remote else {}
+
+    @property
+    def config(self) -> Any:
+        return self.hf_model.config
+
+    @property
+    def n_layers(self) -> int:
+        """Number of transformer blocks."""
+        return len(self.layout.blocks(self.hf_model))
+
+    @property
+    def d_model(self) -> int:
+        """Width of the residual stream."""
+        return int(self.config.hidden_size)
+
+    @property
+    def n_ctx(self) -> int:
+        """Longest sequence the model accepts."""
+        return int(getattr(self.config, "max_position_embeddings", None) or self.config.n_positions)
+
+    @property
+    def n_heads(self) -> int:
+        """Attention heads per block."""
+        return int(self.config.num_attention_heads)
+
+    @property
+    def architecture(self) -> str:
+        """Class name of the wrapped Hugging Face model."""
+        return type(self.hf_model).__name__
+
+    @property
+    def blocks(self) -> list[torch.nn.Module]:
+        """The transformer blocks, first to last."""
+        return list(self.layout.blocks(self.hf_model))
+
+    @property
+    def final_norm(self) -> torch.nn.Module | None:
+        """The norm applied to the last residual stream before unembedding."""
+        return self.layout.final_norm(self.hf_model)
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]:
+        """The Hugging Face model's parameters."""
+        return self.hf_model.parameters()
+
+    def hook_points(self) -> set[str]:
+        """The TransformerLens names of the points :meth:`run_with_hooks` can reach."""
+        n = self.n_layers
+        per_layer = {hook(layer) for layer in range(n) for hook in (head_hook, attn_out_hook, mlp_out_hook)}
+        return per_layer | {resid_hook(layer, n) for layer in range(n + 1)} | {FINAL_NORM_SCALE_HOOK}
+
+    def residual_reader(self, layers: Sequence[int]) -> NNsightReader:
+        """A reader that stops each trace after the last of ``layers``."""
+        return NNsightReader(self, layers)
+
+    def logits(
+        self, input_ids: Int[torch.Tensor, "batch pos"], attention_mask: Int[torch.Tensor, "batch pos"] | None
+    ) -> Float[torch.Tensor, "batch pos vocab"]:
+        """The model's output logits, from one trace."""
+        return self.run_with_hooks(input_ids, attention_mask, ())
+
+    def run_with_hooks(
+        self,
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"] | None,
+        hooks: Sequence[tuple[str, HookFunction]],
+    ) -> Float[torch.Tensor, "batch pos vocab"]:
+        """Output logits of one trace in which each hook reads, and may replace, its point's value.
+
+        Hooks run in forward order (nnsight serves values in the order the model makes them);
+        several on one point run in the order given, each seeing the last one's replacement.
+        """
+        plan = self._plan(hooks)
+        model, layout = self.model, self.layout
+        inputs = {"input_ids": input_ids}
+        if attention_mask is not None:
+            inputs["attention_mask"] = attention_mask
+        with model.trace(inputs, use_cache=False, **self.trace_options):
+            for (layer, step), name, functions in plan:
+                _apply_hooks(model, layout, layer, step, name, functions, self.n_heads)
+            logits = model.output.logits.save()
+        return logits
+
+    def _plan(
+        self, hooks: Sequence[tuple[str, HookFunction]]
+    ) -> list[tuple[tuple[int, int], str, list[Any]]]:
+        """The hooks grouped by point and sorted into forward order."""
+        places = {}
+        n = self.n_layers
+        for layer in range(n):
+            places[resid_hook(layer, n)] = (layer, _STEPS["resid_pre"])
+            places[head_hook(layer)] = (layer, _STEPS["z"])
+            places[attn_out_hook(layer)] = (layer, _STEPS["attn_out"])
+            places[mlp_out_hook(layer)] = (layer, _STEPS["mlp_out"])
+        places[resid_hook(n, n)] = (n - 1, _STEPS["resid_post"])
+        places[FINAL_NORM_SCALE_HOOK] = (n, 0)
+        grouped: dict[str, list[Any]] = {}
+        for name, function in hooks:
+            if name not in places:
+                raise ProbesError(
+                    f"{self.architecture} has no hook point {name!r}; hook_points() lists them."
+                )
+            grouped.setdefault(name, []).append(function)
+        return sorted((places[name], name, functions) for name, functions in grouped.items())
+
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """Prompts plus continuations, from nnsight's ``generate`` (Hugging Face arguments)."""
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        with self.model.generate(inputs, **kwargs, **self.trace_options) as tracer:
+            tokens = tracer.result.save()
+        return tokens
+
+    @functools.cached_property
+    def _readout(self) -> tuple[torch.nn.Module, torch.nn.Module]:
+        """float32 copies of the final norm and the unembedding (the model's forward is untouched)."""
+        return copy.deepcopy(self.final_norm).float(), copy.deepcopy(
+            self.layout.unembedding(self.hf_model)
+        ).float()
+
+    @property
+    def unembedding_device(self) -> torch.device:
+        """Where the unembedding lives (with a device map, kept vectors are moved there)."""
+        return self.layout.unembedding(self.hf_model).weight.device
+
+    def log_probs(
+        self,
+        resid: Float[torch.Tensor, "*shape d_model"],
+        targets: Int[torch.Tensor, "*shape"],
+        chunk_size: int,
+    ) -> Float[torch.Tensor, "*shape"]:
+        """Final norm per vector, unembedding, log-softmax, in float32, ``chunk_size`` vectors at a time."""
+        norm, unembed = self._readout
+        flat, flat_targets = resid.reshape(-1, resid.shape[-1]).float(), targets.reshape(-1)
+        values = [
+            unembed(norm(flat[start : start + chunk_size]))
+            .log_softmax(-1)
+            .gather(-1, flat_targets[start : start + chunk_size, None].to(flat.device))[:, 0]
+            for start in range(0, flat.shape[0], chunk_size)
+        ]
+        return torch.cat(values).reshape(targets.shape)
+
+    def apply_final_norm(
+        self, resid: Float[torch.Tensor, "*shape d_model"]
+    ) -> Float[torch.Tensor, "*shape d_model"]:
+        """The model's final norm (statistics per vector)."""
+        norm = self.final_norm
+        return resid if norm is None else norm(resid)
+
+    def unembed(self, normed: Float[torch.Tensor, "*shape d_model"]) -> Float[torch.Tensor, "*shape vocab"]:
+        """The model's unembedding."""
+        return self.layout.unembedding(self.hf_model)(normed)
+
+    def frozen_final_norm(
+        self, vectors: Float[torch.Tensor, "*shape d_model"], scale: Float[torch.Tensor, "*shape 1"]
+    ) -> Float[torch.Tensor, "*shape d_model"]:
+        """Centred (LayerNorm) or not (RMSNorm), divided by ``scale``, times the norm's weight."""
+        centres, weight = (
+            self.layout.centres(self.hf_model),
+            getattr(self._final_norm_or_fail(), "weight", None),
+        )
+        normed = vectors - vectors.mean(-1, keepdim=True) if centres else vectors
+        if weight is not None:
+            normed = normed * weight.float()
+        return normed / scale
+
+    def _final_norm_or_fail(self) -> torch.nn.Module:
+        norm = self.final_norm
+        if norm is None:
+            raise ProbesError(f"{self.architecture} has no final norm; a frozen final norm needs one.")
+        return norm
+
+    @property
+    def final_norm_bias(self) -> Float[torch.Tensor, " d_model"] | None:
+        """The final norm's bias (``None`` for RMSNorm)."""
+        return getattr(self._final_norm_or_fail(), "bias", None)
+
+    @property
+    def head_output_weights(self) -> Float[torch.Tensor, "layer head d_head d_model"]:
+        """Each head's slice of its block's attention output projection."""
+        return torch.stack(
+            [
+                self.layout.output_matrix(block).reshape(self.n_heads, -1, self.d_model)
+                for block in self.layout.blocks(self.hf_model)
+            ]
+        )
+
+    @property
+    def unembedding_weights(self) -> Float[torch.Tensor, "d_model vocab"]:
+        """The unembedding matrix, ``d_model x vocab``."""
+        return self.layout.unembedding(self.hf_model).weight.T
+
+    @property
+    def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:
+        """The unembedding's bias, if any."""
+        return getattr(self.layout.unembedding(self.hf_model), "bias", None)
+
+
+def _apply_hooks(
+    model: Any, layout: Layout, layer: int, step: int, name: str, functions: list[Any], n_heads: int
+) -> None:
+    """Inside a trace: read one point's value, run its hooks, write a replacement back."""
+    point = HookPoint(name)
+    if name == FINAL_NORM_SCALE_HOOK:
+        norm = layout.envoy(model, layout.final_norm_path)
+        hidden = norm.input
+        scale = layout.scale(norm._module, hidden)
+        for function in functions:
+            if function(scale, point) is not None:
+                raise ProbesError(f"{name} can be read but not replaced under the nnsight backend.")
+        return
+    block = layout.blocks(model)[layer]
+    if step == _STEPS["resid_pre"]:
+        value, write = block.input, lambda new: setattr(block, "input", new)
+    elif step == _STEPS["z"]:
+        projection = layout.envoy(block, layout.output_projection_path)
+        flat = projection.input
+        value = flat.reshape(*flat.shape[:-1], n_heads, -1)
+        write = lambda new: setattr(projection, "input", new.reshape(flat.shape))  # noqa: E731
+    else:
+        paths = {_STEPS["attn_out"]: layout.attention_path, _STEPS["mlp_out"]: layout.mlp_path}
+        envoy = layout.envoy(block, paths.get(step, ""))  # resid_post: the block itself
+        output = envoy.output
+        value = output[0] if isinstance(output, tuple) else output
+
+        def write(new: torch.Tensor) -> None:
+            envoy.output = (new, *output[1:]) if isinstance(output, tuple) else new
+
+    changed = False
+    for function in functions:
+        new = function(value, point)
+        if new is not None:
+            value, changed = new, True
+    if changed:
+        write(value)

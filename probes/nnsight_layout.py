@@ -1,0 +1,129 @@
+"""Where a Hugging Face causal LM keeps what the nnsight backend reads: found from its modules.
+
+The bridge backend learns a model's layout from TransformerLens's adapters; the nnsight backend
+reads the model as Hugging Face built it: the blocks are the ``ModuleList`` as long as the
+config's layer count, the final norm is the norm the blocks' parent applies after them, the
+unembedding is ``get_output_embeddings()``, and each block's attention, its output projection and
+its MLP go by the names the common families use (GPT-2, GPT-NeoX/Pythia, Llama, Qwen, Mistral,
+OLMo, Phi, Gemma, OPT ...). A model that does not fit is refused, by name, when it is wrapped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Float
+
+from probes.errors import UnsupportedModelError
+
+ATTENTION_NAMES = ("self_attn", "attention", "attn")
+PROJECTION_NAMES = ("o_proj", "dense", "c_proj", "out_proj")
+MLP_NAMES = ("mlp", "feed_forward")
+
+
+def _child_named(module: torch.nn.Module, names: tuple[str, ...], what: str, where: str) -> str:
+    children = dict(module.named_children())
+    found = next((name for name in names if name in children), None)
+    if found is None:
+        raise UnsupportedModelError(
+            f"{where} has no {what} named any of {list(names)} (it has {sorted(children)}); "
+            "use --backend bridge for this model."
+        )
+    return found
+
+
+def _resolve(root: Any, path: str) -> Any:
+    """``root.a.b.0.c`` for ``path = "a.b.0.c"``, on modules and on nnsight envoys alike."""
+    node = root
+    for part in path.split(".") if path else []:
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
+    return node
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Dotted paths of a model's blocks, final norm and unembedding, and of a block's parts."""
+
+    blocks_path: str
+    final_norm_path: str
+    unembedding_path: str
+    attention_path: str
+    output_projection_path: str
+    mlp_path: str
+
+    @classmethod
+    def of(cls, hf_model: torch.nn.Module) -> Layout:
+        """Find the layout of a Hugging Face causal LM (see the module docstring)."""
+        config = hf_model.config
+        name = type(hf_model).__name__
+        n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+        paths = {path: module for path, module in hf_model.named_modules()}
+        blocks_path = next(
+            (p for p, m in paths.items() if isinstance(m, torch.nn.ModuleList) and len(m) == n_layers), None
+        )
+        if blocks_path is None:
+            raise UnsupportedModelError(f"{name}: no list of {n_layers} blocks; use --backend bridge.")
+        parent_path, _, blocks_name = blocks_path.rpartition(".")
+        siblings = list(_resolve(hf_model, parent_path).named_children())
+        after = [n for n, _ in siblings[[n for n, _ in siblings].index(blocks_name) + 1 :]]
+        norm_name = next(
+            (n for n in after if "norm" in type(paths[f"{parent_path}.{n}".lstrip(".")]).__name__.lower()),
+            None,
+        )
+        if norm_name is None:
+            raise UnsupportedModelError(f"{name}: no final norm after the blocks; use --backend bridge.")
+        unembedding = hf_model.get_output_embeddings()
+        unembedding_path = next((p for p, m in paths.items() if m is unembedding), None)
+        if unembedding_path is None:
+            raise UnsupportedModelError(f"{name}: no output embeddings; use --backend bridge.")
+        block = paths[f"{blocks_path}.0"]
+        attention = _child_named(block, ATTENTION_NAMES, "attention", f"{name}'s blocks")
+        projection = _child_named(
+            getattr(block, attention), PROJECTION_NAMES, "output projection", f"{name}'s attention"
+        )
+        return cls(
+            blocks_path=blocks_path,
+            final_norm_path=f"{parent_path}.{norm_name}".lstrip("."),
+            unembedding_path=unembedding_path,
+            attention_path=attention,
+            output_projection_path=f"{attention}.{projection}",
+            mlp_path=_child_named(block, MLP_NAMES, "MLP", f"{name}'s blocks"),
+        )
+
+    def envoy(self, root: Any, path: str) -> Any:
+        """The module (or nnsight envoy) at ``path`` under ``root``."""
+        return _resolve(root, path)
+
+    def blocks(self, root: Any) -> Any:
+        """The blocks (a ``ModuleList``, or its envoy under an nnsight model)."""
+        return _resolve(root, self.blocks_path)
+
+    def final_norm(self, root: Any) -> Any:
+        """The final norm."""
+        return _resolve(root, self.final_norm_path)
+
+    def unembedding(self, root: Any) -> Any:
+        """The unembedding (``lm_head``, ``embed_out`` ...)."""
+        return _resolve(root, self.unembedding_path)
+
+    def centres(self, root: Any) -> bool:
+        """Whether the final norm subtracts the mean (LayerNorm) or not (RMSNorm)."""
+        return "rms" not in type(self.final_norm(root)).__name__.lower()
+
+    def output_matrix(self, block: torch.nn.Module) -> Float[torch.Tensor, "heads_d_head d_model"]:
+        """A block's attention output projection as ``(n_heads * d_head) x d_model``."""
+        projection = _resolve(block, self.output_projection_path)
+        weight = projection.weight
+        return weight.T if isinstance(projection, torch.nn.Linear) else weight  # GPT-2's Conv1D is in x out
+
+    def scale(self, norm: torch.nn.Module, hidden: torch.Tensor) -> Float[torch.Tensor, "*shape 1"]:
+        """The final norm's divisor of each vector: its standard deviation (LayerNorm) or root mean
+        square (RMSNorm), with the norm's epsilon, in float32."""
+        eps = getattr(norm, "eps", None)
+        eps = getattr(norm, "variance_epsilon", 1e-5) if eps is None else eps
+        x = hidden.float()
+        if "rms" not in type(norm).__name__.lower():
+            x = x - x.mean(-1, keepdim=True)
+        return (x.pow(2).mean(-1, keepdim=True) + eps).sqrt()
