@@ -212,8 +212,10 @@ class HookedModel:
 
     @property
     def device(self) -> torch.device:
-        """Device of the model's first parameter."""
-        return next(self.backend.parameters()).device
+        """Where inputs go: the backend's say (a remote model's inputs stay here), else the device
+        of the model's first parameter."""
+        device = getattr(self.backend, "device", None)
+        return device if isinstance(device, torch.device) else next(self.backend.parameters()).device
 
     @property
     def dtype(self) -> torch.dtype:

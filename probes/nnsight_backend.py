@@ -18,9 +18,7 @@ the asked-for positions; it keeps no key/value cache, so the lens reads options 
 from __future__ import annotations
 
 import copy
-import functools
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -35,12 +33,10 @@ from probes.backend import (
     resid_hook,
 )
 from probes.errors import ProbesError
+from probes.nnsight_hooks import apply_hooks, plan_hooks
 from probes.nnsight_layout import Layout
 
 __all__ = ["NNsightBackend", "NNsightReader", "nnsight_model"]
-
-#: Where a hook point sits in the forward pass: (block, step), for running hooks in that order.
-_STEPS = {"resid_pre": 0, "z": 1, "attn_out": 2, "mlp_out": 3, "resid_post": 4}
 
 
 def nnsight_model(hf_model: Any, tokenizer: Any) -> Any:
@@ -52,13 +48,6 @@ def nnsight_model(hf_model: Any, tokenizer: Any) -> Any:
             f"--backend nnsight needs nnsight: pip install 'probes[nnsight]' ({err})."
         ) from None
     return TransformersModel(hf_model, task="text-generation", tokenizer=tokenizer)
-
-
-@dataclass(frozen=True)
-class HookPoint:
-    """What a hook function gets as its second argument: the hook point's name."""
-
-    name: str
 
 
 class NNsightReader:
@@ -111,6 +100,22 @@ class NNsightBackend:
         self.model = model
         self.remote = remote
         self.layout = Layout.of(model._module)
+        #: Local copies of remote modules' weights (and the float32 readout), by path.
+        self._fetched: dict[str, Any] = {}
+
+    @property
+    def remote(self) -> bool | str:
+        """``True``: traces run on NDIF; ``"local"``: nnsight's local simulation of that; else here."""
+        return self._remote
+
+    @remote.setter
+    def remote(self, remote: bool | str) -> None:
+        if remote:
+            from nnsight import register
+
+            # The hooks and helpers a trace calls are ours: ship their source with the request.
+            register("probes")
+        self._remote = remote
 
     @property
     def hf_model(self) -> Any:
@@ -192,38 +197,17 @@ class NNsightBackend:
         Hooks run in forward order (nnsight serves values in the order the model makes them);
         several on one point run in the order given, each seeing the last one's replacement.
         """
-        plan = self._plan(hooks)
-        model, layout = self.model, self.layout
+        # The trace's body names only these locals: a remote request ships them, not the backend.
+        plan = plan_hooks(hooks, self.n_layers, self.architecture)
+        model, layout, n_heads = self.model, self.layout, self.n_heads
         inputs = {"input_ids": input_ids}
         if attention_mask is not None:
             inputs["attention_mask"] = attention_mask
         with model.trace(inputs, use_cache=False, **self.trace_options):
             for (layer, step), name, functions in plan:
-                _apply_hooks(model, layout, layer, step, name, functions, self.n_heads)
+                apply_hooks(model, layout, layer, step, name, functions, n_heads)
             logits = model.output.logits.save()
         return logits
-
-    def _plan(
-        self, hooks: Sequence[tuple[str, HookFunction]]
-    ) -> list[tuple[tuple[int, int], str, list[Any]]]:
-        """The hooks grouped by point and sorted into forward order."""
-        places = {}
-        n = self.n_layers
-        for layer in range(n):
-            places[resid_hook(layer, n)] = (layer, _STEPS["resid_pre"])
-            places[head_hook(layer)] = (layer, _STEPS["z"])
-            places[attn_out_hook(layer)] = (layer, _STEPS["attn_out"])
-            places[mlp_out_hook(layer)] = (layer, _STEPS["mlp_out"])
-        places[resid_hook(n, n)] = (n - 1, _STEPS["resid_post"])
-        places[FINAL_NORM_SCALE_HOOK] = (n, 0)
-        grouped: dict[str, list[Any]] = {}
-        for name, function in hooks:
-            if name not in places:
-                raise ProbesError(
-                    f"{self.architecture} has no hook point {name!r}; hook_points() lists them."
-                )
-            grouped.setdefault(name, []).append(function)
-        return sorted((places[name], name, functions) for name, functions in grouped.items())
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         """Prompts plus continuations, from nnsight's ``generate`` (Hugging Face arguments)."""
@@ -232,17 +216,34 @@ class NNsightBackend:
             tokens = tracer.result.save()
         return tokens
 
-    @functools.cached_property
+    def _part(self, path: str) -> torch.nn.Module:
+        """The module at ``path`` with real weights: the model's own, or (remote) a local copy of the
+        server's, fetched once (:func:`probes.nnsight_remote.fetch_module`)."""
+        if not self.remote:
+            return self.layout.envoy(self.hf_model, path)
+        if path not in self._fetched:
+            from probes.nnsight_remote import fetch_module
+
+            self._fetched[path] = fetch_module(self.model, path, self.trace_options)
+        return self._fetched[path]
+
+    @property
     def _readout(self) -> tuple[torch.nn.Module, torch.nn.Module]:
         """float32 copies of the final norm and the unembedding (the model's forward is untouched)."""
-        return copy.deepcopy(self.final_norm).float(), copy.deepcopy(
-            self.layout.unembedding(self.hf_model)
-        ).float()
+        if "readout" not in self._fetched:
+            norm, unembed = self._part(self.layout.final_norm_path), self._part(self.layout.unembedding_path)
+            self._fetched["readout"] = (copy.deepcopy(norm).float(), copy.deepcopy(unembed).float())
+        return self._fetched["readout"]  # type: ignore[return-value]
 
     @property
     def unembedding_device(self) -> torch.device:
         """Where the unembedding lives (with a device map, kept vectors are moved there)."""
-        return self.layout.unembedding(self.hf_model).weight.device
+        return self._part(self.layout.unembedding_path).weight.device
+
+    @property
+    def device(self) -> torch.device:
+        """Where inputs go: the first parameter's device; the CPU when the model runs remotely."""
+        return torch.device("cpu") if self.remote else next(self.parameters()).device
 
     def log_probs(
         self,
@@ -265,92 +266,45 @@ class NNsightBackend:
         self, resid: Float[torch.Tensor, "*shape d_model"]
     ) -> Float[torch.Tensor, "*shape d_model"]:
         """The model's final norm (statistics per vector)."""
-        norm = self.final_norm
-        return resid if norm is None else norm(resid)
+        return self._part(self.layout.final_norm_path)(resid)
 
     def unembed(self, normed: Float[torch.Tensor, "*shape d_model"]) -> Float[torch.Tensor, "*shape vocab"]:
         """The model's unembedding."""
-        return self.layout.unembedding(self.hf_model)(normed)
+        return self._part(self.layout.unembedding_path)(normed)
 
     def frozen_final_norm(
         self, vectors: Float[torch.Tensor, "*shape d_model"], scale: Float[torch.Tensor, "*shape 1"]
     ) -> Float[torch.Tensor, "*shape d_model"]:
         """Centred (LayerNorm) or not (RMSNorm), divided by ``scale``, times the norm's weight."""
-        centres, weight = (
-            self.layout.centres(self.hf_model),
-            getattr(self._final_norm_or_fail(), "weight", None),
-        )
-        normed = vectors - vectors.mean(-1, keepdim=True) if centres else vectors
+        norm = self._part(self.layout.final_norm_path)
+        normed = vectors - vectors.mean(-1, keepdim=True) if self.layout.centres(self.hf_model) else vectors
+        weight = getattr(norm, "weight", None)
         if weight is not None:
             normed = normed * weight.float()
         return normed / scale
 
-    def _final_norm_or_fail(self) -> torch.nn.Module:
-        norm = self.final_norm
-        if norm is None:
-            raise ProbesError(f"{self.architecture} has no final norm; a frozen final norm needs one.")
-        return norm
-
     @property
     def final_norm_bias(self) -> Float[torch.Tensor, " d_model"] | None:
         """The final norm's bias (``None`` for RMSNorm)."""
-        return getattr(self._final_norm_or_fail(), "bias", None)
+        return getattr(self._part(self.layout.final_norm_path), "bias", None)
 
     @property
     def head_output_weights(self) -> Float[torch.Tensor, "layer head d_head d_model"]:
-        """Each head's slice of its block's attention output projection."""
-        return torch.stack(
-            [
-                self.layout.output_matrix(block).reshape(self.n_heads, -1, self.d_model)
-                for block in self.layout.blocks(self.hf_model)
-            ]
-        )
+        """Each head's slice of its block's attention output projection (remote: fetched once per block)."""
+        matrices = [
+            self.layout.output_matrix(
+                self._part(f"{self.layout.blocks_path}.{layer}.{self.layout.output_projection_path}")
+            )
+            for layer in range(self.n_layers)
+        ]
+        return torch.stack([m.reshape(self.n_heads, -1, self.d_model) for m in matrices])
 
     @property
     def unembedding_weights(self) -> Float[torch.Tensor, "d_model vocab"]:
         """The unembedding matrix, ``d_model x vocab``."""
-        return self.layout.unembedding(self.hf_model).weight.T
+        return self._part(self.layout.unembedding_path).weight.T
 
     @property
     def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:
         """The unembedding's bias, if any."""
-        return getattr(self.layout.unembedding(self.hf_model), "bias", None)
-
-
-def _apply_hooks(
-    model: Any, layout: Layout, layer: int, step: int, name: str, functions: list[Any], n_heads: int
-) -> None:
-    """Inside a trace: read one point's value, run its hooks, write a replacement back."""
-    point = HookPoint(name)
-    if name == FINAL_NORM_SCALE_HOOK:
-        norm = layout.envoy(model, layout.final_norm_path)
-        hidden = norm.input
-        scale = layout.scale(norm._module, hidden)
-        for function in functions:
-            if function(scale, point) is not None:
-                raise ProbesError(f"{name} can be read but not replaced under the nnsight backend.")
-        return
-    block = layout.blocks(model)[layer]
-    if step == _STEPS["resid_pre"]:
-        value, write = block.input, lambda new: setattr(block, "input", new)
-    elif step == _STEPS["z"]:
-        projection = layout.envoy(block, layout.output_projection_path)
-        flat = projection.input
-        value = flat.reshape(*flat.shape[:-1], n_heads, -1)
-        write = lambda new: setattr(projection, "input", new.reshape(flat.shape))  # noqa: E731
-    else:
-        paths = {_STEPS["attn_out"]: layout.attention_path, _STEPS["mlp_out"]: layout.mlp_path}
-        envoy = layout.envoy(block, paths.get(step, ""))  # resid_post: the block itself
-        output = envoy.output
-        value = output[0] if isinstance(output, tuple) else output
-
-        def write(new: torch.Tensor) -> None:
-            envoy.output = (new, *output[1:]) if isinstance(output, tuple) else new
-
-    changed = False
-    for function in functions:
-        new = function(value, point)
-        if new is not None:
-            value, changed = new, True
-    if changed:
-        write(value)
+        return getattr(self._part(self.layout.unembedding_path), "bias", None)

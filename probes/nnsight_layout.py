@@ -34,7 +34,7 @@ def _child_named(module: torch.nn.Module, names: tuple[str, ...], what: str, whe
     return found
 
 
-def _resolve(root: Any, path: str) -> Any:
+def resolve(root: Any, path: str) -> Any:
     """``root.a.b.0.c`` for ``path = "a.b.0.c"``, on modules and on nnsight envoys alike."""
     node = root
     for part in path.split(".") if path else []:
@@ -66,7 +66,7 @@ class Layout:
         if blocks_path is None:
             raise UnsupportedModelError(f"{name}: no list of {n_layers} blocks; use --backend bridge.")
         parent_path, _, blocks_name = blocks_path.rpartition(".")
-        siblings = list(_resolve(hf_model, parent_path).named_children())
+        siblings = list(resolve(hf_model, parent_path).named_children())
         after = [n for n, _ in siblings[[n for n, _ in siblings].index(blocks_name) + 1 :]]
         norm_name = next(
             (n for n in after if "norm" in type(paths[f"{parent_path}.{n}".lstrip(".")]).__name__.lower()),
@@ -94,27 +94,26 @@ class Layout:
 
     def envoy(self, root: Any, path: str) -> Any:
         """The module (or nnsight envoy) at ``path`` under ``root``."""
-        return _resolve(root, path)
+        return resolve(root, path)
 
     def blocks(self, root: Any) -> Any:
         """The blocks (a ``ModuleList``, or its envoy under an nnsight model)."""
-        return _resolve(root, self.blocks_path)
+        return resolve(root, self.blocks_path)
 
     def final_norm(self, root: Any) -> Any:
         """The final norm."""
-        return _resolve(root, self.final_norm_path)
+        return resolve(root, self.final_norm_path)
 
     def unembedding(self, root: Any) -> Any:
         """The unembedding (``lm_head``, ``embed_out`` ...)."""
-        return _resolve(root, self.unembedding_path)
+        return resolve(root, self.unembedding_path)
 
     def centres(self, root: Any) -> bool:
         """Whether the final norm subtracts the mean (LayerNorm) or not (RMSNorm)."""
         return "rms" not in type(self.final_norm(root)).__name__.lower()
 
-    def output_matrix(self, block: torch.nn.Module) -> Float[torch.Tensor, "heads_d_head d_model"]:
-        """A block's attention output projection as ``(n_heads * d_head) x d_model``."""
-        projection = _resolve(block, self.output_projection_path)
+    def output_matrix(self, projection: torch.nn.Module) -> Float[torch.Tensor, "heads_d_head d_model"]:
+        """An attention output projection's matrix as ``(n_heads * d_head) x d_model``."""
         weight = projection.weight
         return weight.T if isinstance(projection, torch.nn.Linear) else weight  # GPT-2's Conv1D is in x out
 
