@@ -202,6 +202,9 @@ class Backend(Protocol):
 class BridgeBackend:
     """A TransformerLens ``TransformerBridge`` and the Hugging Face model it wraps."""
 
+    #: The backend's name in result manifests.
+    kind = "bridge"
+
     def __init__(self, bridge: Any) -> None:
         self.bridge = bridge
 

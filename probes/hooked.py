@@ -230,6 +230,7 @@ class HookedModel:
             "revision": self.spec.revision,
             "source": self.spec.source,
             "architecture": self.backend.architecture,
+            "backend": getattr(self.backend, "kind", "bridge"),
             "parameters": self.parameters,
             "n_layers": self.n_layers,
             "d_model": self.d_model,

@@ -97,6 +97,8 @@ class NNsightBackend:
     """A Hugging Face causal LM driven through nnsight's tracing (locally, or on NDIF)."""
 
     def __init__(self, model: Any, remote: bool | str = False) -> None:
+        #: The backend's name in result manifests.
+        self.kind = "nnsight remote" if remote is True else "nnsight"
         self.model = model
         self.remote = remote
         self.layout = Layout.of(model._module)
@@ -251,8 +253,10 @@ class NNsightBackend:
         targets: Int[torch.Tensor, "*shape"],
         chunk_size: int,
     ) -> Float[torch.Tensor, "*shape"]:
-        """Final norm per vector, unembedding, log-softmax, in float32, ``chunk_size`` vectors at a time."""
+        """Final norm per vector, unembedding, log-softmax, in float32, ``chunk_size`` vectors at a time
+        (``targets`` broadcast over the leading dimensions of ``resid``, as TransformerLens's readout)."""
         norm, unembed = self._readout
+        targets = targets.expand(resid.shape[:-1])
         flat, flat_targets = resid.reshape(-1, resid.shape[-1]).float(), targets.reshape(-1)
         values = [
             unembed(norm(flat[start : start + chunk_size]))

@@ -85,6 +85,26 @@ class RunOptions(ExecutorOptions, LadderOptions):
     batch_size: int = field(
         default=8, metadata={"help": "Sequences per forward pass; lower it when memory runs out."}
     )
+    backend: str = field(
+        default="bridge",
+        metadata={
+            "help": "How models are run and read: bridge (TransformerLens) or nnsight (pip install "
+            "'probes[nnsight]'); the numbers agree to float rounding."
+        },
+    )
+    device_map: str | None = field(
+        default=None,
+        metadata={
+            "help": "Spread a model over devices as it loads (accelerate): auto, or a JSON map "
+            "{module: device}; overrides --device."
+        },
+    )
+    remote: bool = field(
+        default=False,
+        metadata={
+            "help": "With --backend nnsight: run hub models on NDIF (NDIF_API_KEY from the environment)."
+        },
+    )
     overwrite: bool = field(
         default=False,
         metadata={"help": "Replace finished shards made from other inputs instead of refusing."},

@@ -116,8 +116,9 @@ Loader = Callable[[PlannedModel, RunOptions], HookedModel]
 
 
 def load_planned(model: PlannedModel, options: RunOptions) -> HookedModel:
-    """Load a planned model on the run's device, in the run's dtype."""
-    return load_model(model.spec, device=options.device, dtype=options.dtype)
+    """Load a planned model as the run's options say: device or device map, dtype, backend, remote."""
+    placement = {"backend": options.backend, "device_map": options.device_map, "remote": options.remote}
+    return load_model(model.spec, device=options.device, dtype=options.dtype, **placement)
 
 
 def model_specs(options: LadderOptions) -> list[PlannedModel]:
@@ -222,7 +223,10 @@ def run_settings(options: RunOptions) -> dict[str, Any]:
     ladder between --batch-size 1, 3 and 8; a rationale's greedy token can flip), and so do
     other kinds of device. Device indices (cuda:0 vs cuda:1) do not count.
     """
-    return {"batch_size": options.batch_size, "device_kind": device_kind(options.device)}
+    settings: dict[str, Any] = {"batch_size": options.batch_size, "device_kind": device_kind(options.device)}
+    if options.backend != "bridge":  # another way of running the model rounds differently
+        settings["backend"] = options.backend + (" remote" if options.remote else "")
+    return settings
 
 
 def provenance(model: HookedModel, lens: str) -> dict[str, Any]:

@@ -19,6 +19,9 @@ from probes.errors import InvalidOptionError
 #: dtypes accepted on the command line (mirrors :data:`probes.models.DTYPES`).
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
+#: Backends accepted on the command line (mirrors :data:`probes.models.BACKENDS`).
+BACKEND_NAMES = ("bridge", "nnsight")
+
 
 def check_options(options: Any) -> None:
     """Check every option a run's options object has (fields it lacks are skipped).
@@ -39,6 +42,8 @@ def check_options(options: Any) -> None:
         check_executor(options)
     if hasattr(options, "device") and not joins_cluster(options):
         check_device(str(options.device))  # a cluster's workers check it on their own machines
+    if hasattr(options, "backend"):
+        check_backend(options)
     if hasattr(options, "shard"):
         from probes.runner import parse_shard
 
@@ -74,6 +79,25 @@ def check_executor(options: Any) -> None:
         from probes.ray_executor import import_ray
 
         import_ray()  # not installed: say how, before any item is built
+
+
+def check_backend(options: Any) -> None:
+    """``--backend`` one the toolkit has (and installed), ``--remote`` only through nnsight,
+    ``--device-map`` a named placement or a JSON map."""
+    from probes.placement import device_map_of
+
+    if options.backend not in BACKEND_NAMES:
+        raise InvalidOptionError(
+            f"--backend {options.backend!r} is unknown; use one of {list(BACKEND_NAMES)}."
+        )
+    if options.backend == "nnsight":
+        import importlib.util
+
+        if importlib.util.find_spec("nnsight") is None:
+            raise InvalidOptionError("--backend nnsight needs nnsight: pip install 'probes[nnsight]'.")
+    if getattr(options, "remote", False) and options.backend != "nnsight":
+        raise InvalidOptionError("--remote runs models on NDIF through nnsight: add --backend nnsight.")
+    device_map_of(getattr(options, "device_map", None))
 
 
 def device_kind(device: str) -> str:
