@@ -64,6 +64,6 @@ class Placement:
             options["offload_folder"] = _offload_folder()
         return options
 
-    def place(self, hf_model: Any) -> Any:
+    def place(self, model: Any) -> Any:
         """The loaded model on its device (left where the device map put it), in eval mode."""
-        return (hf_model if self.device_map is not None else hf_model.to(self.device)).eval()
+        return (model if self.device_map is not None else model.to(self.device)).eval()
