@@ -1,4 +1,4 @@
-"""Where a model's weights go when it loads: one device, or accelerate's device map across several.
+"""Where and how a model runs: one device or accelerate's device map, and which backend.
 
 ``--device-map auto`` loads a model too large for one GPU across every GPU (then CPU memory, then
 disk), through accelerate's dispatch hooks, which move each block's inputs to that block's
@@ -67,3 +67,22 @@ class Placement:
     def place(self, model: Any) -> Any:
         """The loaded model on its device (left where the device map put it), in eval mode."""
         return (model if self.device_map is not None else model.to(self.device)).eval()
+
+
+def backend_options(options: Any) -> dict[str, Any]:
+    """The :func:`~probes.models.load_model` arguments of a run's ``--backend``, ``--device-map``
+    and ``--remote``."""
+    return {
+        "backend": getattr(options, "backend", "bridge"),
+        "device_map": getattr(options, "device_map", None),
+        "remote": getattr(options, "remote", False),
+    }
+
+
+def backend_setting(options: Any) -> dict[str, str]:
+    """The backend, for a run's fingerprint: another way of running a model rounds differently.
+    Named only when not the default bridge, so the fingerprints of earlier stores stand."""
+    backend = getattr(options, "backend", "bridge")
+    if backend == "bridge":
+        return {}
+    return {"backend": backend + (" remote" if getattr(options, "remote", False) else "")}

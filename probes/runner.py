@@ -43,6 +43,7 @@ import torch
 from probes.errors import InvalidOptionError, ProbesError
 from probes.models import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
 from probes.options import DEFAULT_LADDER, LadderOptions, RunOptions
+from probes.placement import backend_options, backend_setting
 from probes.progress import Progress, RunProgress, quiet_libraries
 from probes.resume import finished_or_damaged, wait_for
 from probes.scoring import SCORING
@@ -117,8 +118,7 @@ Loader = Callable[[PlannedModel, RunOptions], HookedModel]
 
 def load_planned(model: PlannedModel, options: RunOptions) -> HookedModel:
     """Load a planned model as the run's options say: device or device map, dtype, backend, remote."""
-    placement = {"backend": options.backend, "device_map": options.device_map, "remote": options.remote}
-    return load_model(model.spec, device=options.device, dtype=options.dtype, **placement)
+    return load_model(model.spec, device=options.device, dtype=options.dtype, **backend_options(options))
 
 
 def model_specs(options: LadderOptions) -> list[PlannedModel]:
@@ -221,12 +221,10 @@ def run_settings(options: RunOptions) -> dict[str, Any]:
 
     Batches of other sizes pad and reduce differently (log-probs moved by ~1e-5 on the built-in
     ladder between --batch-size 1, 3 and 8; a rationale's greedy token can flip), and so do
-    other kinds of device. Device indices (cuda:0 vs cuda:1) do not count.
+    other kinds of device, and other backends. Device indices (cuda:0 vs cuda:1) do not count.
     """
-    settings: dict[str, Any] = {"batch_size": options.batch_size, "device_kind": device_kind(options.device)}
-    if options.backend != "bridge":  # another way of running the model rounds differently
-        settings["backend"] = options.backend + (" remote" if options.remote else "")
-    return settings
+    kind = device_kind(options.device)
+    return {"batch_size": options.batch_size, "device_kind": kind, **backend_setting(options)}
 
 
 def provenance(model: HookedModel, lens: str) -> dict[str, Any]:
