@@ -47,7 +47,7 @@ from probes.placement import backend_options, backend_setting
 from probes.progress import Progress, RunProgress, quiet_libraries
 from probes.resume import finished_or_damaged, wait_for
 from probes.scoring import SCORING
-from probes.store import LENS, Store
+from probes.store import LENS, Store, lens_store_name
 from probes.tasks import Item
 from probes.validation import check_options, device_kind
 from probes.version import __version__, package_versions
@@ -369,7 +369,9 @@ def execute_model(
                 fingerprint=prints[id(unit)][0], **output.fields,
             )  # fmt: skip
             if unit.lens_weights is not None:
-                record["lens_weights"] = unit.lens_weights
+                record.update(
+                    lens_weights=unit.lens_weights, lens_id=lens_store_name(unit.lens, unit.lens_weights)
+                )
             kind = output.kind or unit.kind
             store.write(output.table, record, kind, replace=options.overwrite)
             if output.done:
@@ -388,8 +390,10 @@ def _prints(unit: Unit, options: RunOptions, n_layers: int | None) -> tuple[str,
 
 
 def shard_path(store: Store, unit: Unit) -> Path:
-    """Where a unit's shard lives in the store."""
-    return store.shard_path(unit.model.label, unit.task, unit.variant, unit.kind, unit.lens)
+    """Where a unit's shard lives in the store (under its lens id: :meth:`Store.lens_shard_path`)."""
+    return store.lens_shard_path(
+        unit.model.label, unit.task, unit.variant, unit.kind, unit.lens, unit.lens_weights
+    )
 
 
 def _finished(

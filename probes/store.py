@@ -1,7 +1,10 @@
 """The result store: one Parquet shard per (lens, model, task, variant), each carrying its manifest.
 
 Lens sweeps write ``shards/<lens>/<model>/<task>/<variant>.parquet``, so the readouts of
-several lenses of the same models and items live side by side; other analyses of the same
+several lenses of the same models and items live side by side; a lens with trained weights is
+stored under its name and a short hash of its weights (``shards/tuned-<hash8>/``,
+:func:`lens_store_name`), so two tuned lenses of one model live side by side too (stores
+written before that, with ``shards/tuned/``, are still read and resumed); other analyses of the same
 models and items (attribution, ablation, patching) write tables of their own kind under
 ``analyses/<kind>/<model>/<task>/<variant>.parquet``, with the same manifest rules.
 
@@ -56,6 +59,15 @@ LAYOUTS = {
 }
 #: The kind of the lens sweep's per-layer tables (stored under ``shards/``).
 LENS = "lens"
+
+
+def lens_store_name(lens: str, weights: str | None = None) -> str:
+    """The name a lens's shards and rows are stored under: ``lens``, or ``lens-<first 8 of weights>``.
+
+    A lens without weights (the logit lens) is its name; a trained lens (a tuned lens) adds
+    the first 8 hex digits of its weights' sha256, so that two of them never share a shard.
+    """
+    return f"{lens}-{weights[:8]}" if weights else lens
 
 
 def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
@@ -142,6 +154,20 @@ class Store:
         if kind == LENS:
             folder = folder / slug(lens)
         return folder / slug(model) / slug(task) / f"{slug(variant)}.parquet"
+
+    def lens_shard_path(
+        self, model: str, task: str, variant: str, kind: str, lens: str, weights: str | None
+    ) -> Path:
+        """The shard of a lens with ``weights`` (:func:`lens_store_name`: ``shards/tuned-<hash8>/...``),
+        or a shard of the same weights under the bare lens name, written before lens ids."""
+        path = self.shard_path(model, task, variant, kind, lens_store_name(lens, weights))
+        legacy = self.shard_path(model, task, variant, kind, lens)
+        if path == legacy or path.exists() or not legacy.exists():
+            return path
+        with contextlib.suppress(DamagedShardError):
+            if self.verified_record(legacy).get("lens_weights") == weights:
+                return legacy
+        return path
 
     def finished(
         self,
@@ -230,7 +256,7 @@ class Store:
             StoreError: The shard is claimed by another live process, or holds other inputs.
         """
         self._check_writable()
-        lens = str(record.get("lens", "logit"))
+        lens = str(record.get("lens_id") or record.get("lens", "logit"))
         path = self.shard_path(record["model"], record["task"], record["variant"], kind, lens)
         owner = claims.owner_of(claims.lock_path(path))
         if owner is not None and owner != claims.Owner.me() and not claims.dead_writer(owner):
@@ -347,7 +373,8 @@ def upgrade_store(root: str | Path) -> int:
     moved = 0
     for path in store.shard_paths():
         record = store.read_manifest_record(path)
-        target = store.folder() / slug(str(record.get("lens", "logit"))) / path.relative_to(store.folder())
+        lens = record.get("lens_id") or record.get("lens", "logit")
+        target = store.folder() / slug(str(lens)) / path.relative_to(store.folder())
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
         moved += 1

@@ -32,8 +32,9 @@ from probes.runner import (
     my_slice,
     parse_shard,
     provenance,
+    shard_path,
 )
-from probes.store import Store
+from probes.store import Store, lens_store_name
 from probes.tasks import Item, load_items
 from probes.tasks.variants import needs_rationale
 from probes.tuned_lens.resolve import LensChoice, choose_lens, lens_fields
@@ -147,7 +148,10 @@ def sweep_compute(options: SweepOptions, lens: Lens | None = None) -> Compute:
         for unit in pending:  # no bars of their own: the run's one bar (probes.progress) counts units
             items = write_rationales(model, unit.items, options.max_new_tokens, options.batch_size, False)
             readout = read_options(model, items, reader, options.layers, options.batch_size, False)
-            table = layer_table(readout, provenance(model, reader.name), model.n_layers)
+            # rows name the lens as its shards do: tuned-<hash8> for a trained lens
+            table = layer_table(
+                readout, provenance(model, lens_store_name(unit.lens, unit.lens_weights)), model.n_layers
+            )
             yield Output(unit, table, fields={"n_items": len(unit.items), **fields})
 
     return compute
@@ -161,15 +165,15 @@ def unwritten(options: SweepOptions, lens: Lens | None = None) -> list[Unit]:
     """
     store = Store(options.out)
     units = plan(dataclasses.replace(options, shard="0/1"), lens)
-    return [u for u in units if not store.shard_path(u.model.label, u.task, u.variant, lens=u.lens).is_file()]
+    return [u for u in units if not shard_path(store, u).is_file()]
 
 
 def results_of(store: Store, units: Sequence[Unit]) -> pd.DataFrame:
-    """The store's per-layer rows of just these units."""
-    table = store.read()
-    keys = {(u.model.label, u.task, u.variant, u.lens) for u in units}
-    mask = [key in keys for key in zip(table["model"], table["task"], table["variant"], table["lens"])]
-    return table[mask].reset_index(drop=True)
+    """The store's per-layer rows of just these units (read from their own shards)."""
+    paths = sorted({path for path in (shard_path(store, unit) for unit in units) if path.is_file()})
+    if not paths:
+        return store.read().iloc[0:0]
+    return pd.concat([store.read_shard(path) for path in paths], ignore_index=True)
 
 
 def run(**options: Any) -> pd.DataFrame:

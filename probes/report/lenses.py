@@ -96,19 +96,28 @@ def kl_table(manifest: pd.DataFrame) -> pd.DataFrame:
     """Held-out KL to the final distribution per (model, lens, layer), from the shards' manifests.
 
     A tuned lens's shards carry ``lens_held_out_kl`` (both lenses' held-out KL, measured when
-    the lens was trained); the logit lens's numbers come from the same record.
+    the lens was trained); its numbers are listed under the lens's id (``tuned-<hash8>``, the
+    name its rows carry), the logit lens's once per model (the same for every tuned lens).
     """
     rows: list[dict[str, Any]] = []
     if "lens_held_out_kl" not in manifest.columns:
         return pd.DataFrame(columns=KL_COLUMNS)
-    for record in manifest.dropna(subset=["lens_held_out_kl"]).drop_duplicates("model").to_dict("records"):
+    records = manifest.dropna(subset=["lens_held_out_kl"]).to_dict("records")
+    seen: set[tuple[str, str]] = set()
+    for record in records:
+        lens_id = record.get("lens_id")
+        lens_id = lens_id if isinstance(lens_id, str) else str(record.get("lens", "tuned"))
         for lens, values in record["lens_held_out_kl"].items():
+            name = lens_id if lens == "tuned" else lens
+            if (record["model"], name) in seen:
+                continue
+            seen.add((record["model"], name))
             n_layers = len(values) - 1
             for layer, value in enumerate(values):
                 rows.append(
                     {
                         "model": record["model"],
-                        "lens": lens,
+                        "lens": name,
                         "layer": layer,
                         "relative_depth": layer / n_layers if n_layers else 1.0,
                         "kl": value,
@@ -134,9 +143,12 @@ def kl_figure(kl: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
         "#bcbd22",
         "#17becf",
     ]
+    names = sorted(set(kl["lens"]), key=lambda name: (name != "logit", name))
+    others = iter(["solid", "dash", "dashdot", "longdash"] * len(names))
+    dashes = {name: "dot" if name == "logit" else next(others) for name in names}
     for index, model in enumerate(models):
-        for lens, dash in (("logit", "dot"), ("tuned", "solid")):
-            line = kl[(kl["model"] == model) & (kl["lens"] == lens) & (kl["layer"] < kl["layer"].max() + 1)]
+        for lens, dash in dashes.items():
+            line = kl[(kl["model"] == model) & (kl["lens"] == lens)]
             line = line[line["relative_depth"] < 1]  # the last layer is 0 for both by construction
             if line.empty:
                 continue
@@ -156,10 +168,12 @@ def kl_figure(kl: pd.DataFrame, results: pd.DataFrame) -> go.Figure:
 
 
 def disagreement_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, task, variant, layer): share of items whose winning answer differs between two lenses.
+    """Per other lens and (model, task, variant, layer): share of items whose winning answer differs
+    between the default lens (the logit lens, first of :func:`lenses`) and that lens.
 
     Winners are the sign of the per-layer score (:func:`probes.scoring.per_layer_score`) under
-    each lens; with more than two lenses the first two of :func:`lenses` are compared.
+    each lens. ``lens`` names the other lens; ``distractor_wins_default`` and
+    ``distractor_wins_lens`` are the shares of items the distractor wins under each.
     """
     names = lenses(results)
     if len(names) < 2:
@@ -168,65 +182,70 @@ def disagreement_table(results: pd.DataFrame) -> pd.DataFrame:
 
     keys = ["model", "task", "variant", "item_id", "layer"]
     score = per_layer_score(results)
-    first, second = (
-        results[results["lens"] == lens]
-        .set_index(keys)[[score, "relative_depth"]]
-        .rename(columns={score: "log_odds"})
-        for lens in names[:2]
-    )
-    joined = first.join(second, how="inner", lsuffix="_a", rsuffix="_b")
-    joined["disagree"] = np.sign(joined["log_odds_a"]) != np.sign(joined["log_odds_b"])
-    joined["distractor_wins_a"] = joined["log_odds_a"] < 0
-    joined["distractor_wins_b"] = joined["log_odds_b"] < 0
-    table = (
-        joined.reset_index()
-        .groupby(["model", "task", "variant", "layer"], sort=False)
-        .agg(
-            relative_depth=("relative_depth_a", "first"),
-            n_items=("disagree", "size"),
-            share_disagree=("disagree", "mean"),
-            **{
-                f"distractor_wins_{names[0]}": ("distractor_wins_a", "mean"),
-                f"distractor_wins_{names[1]}": ("distractor_wins_b", "mean"),
-            },
+
+    def of(lens: str) -> pd.DataFrame:
+        rows = results[results["lens"] == lens].set_index(keys)[[score, "relative_depth"]]
+        return rows.rename(columns={score: "log_odds"})
+
+    tables = []
+    for other in names[1:]:
+        joined = of(names[0]).join(of(other), how="inner", lsuffix="_a", rsuffix="_b")
+        joined["disagree"] = np.sign(joined["log_odds_a"]) != np.sign(joined["log_odds_b"])
+        joined["distractor_wins_a"] = joined["log_odds_a"] < 0
+        joined["distractor_wins_b"] = joined["log_odds_b"] < 0
+        table = (
+            joined.reset_index()
+            .groupby(["model", "task", "variant", "layer"], sort=False)
+            .agg(
+                relative_depth=("relative_depth_a", "first"),
+                n_items=("disagree", "size"),
+                share_disagree=("disagree", "mean"),
+                distractor_wins_default=("distractor_wins_a", "mean"),
+                distractor_wins_lens=("distractor_wins_b", "mean"),
+            )
+            .reset_index()
         )
-        .reset_index()
-    )
-    return table
+        tables.append(table.assign(default=names[0], lens=other))
+    return pd.concat(tables, ignore_index=True)
 
 
 def disagreement_figure(results: pd.DataFrame) -> go.Figure:
-    """Share of items whose winner differs between the lenses, by relative depth and model."""
+    """Share of items whose winner differs from the default lens's, by relative depth and model:
+    one row of panels per other lens, one column per (task, variant)."""
     table = disagreement_table(results)
     panels = _panels(results)
+    others = lenses(results)[1:]
     models, labels = model_order(results), model_labels(results)
     fig = make_subplots(
-        rows=1,
+        rows=max(1, len(others)),
         cols=max(1, len(panels)),
         shared_yaxes=True,
         column_titles=[f"{task} / {variant}" for task, variant in panels],
+        row_titles=[f"{lenses(results)[0]} vs {other}" for other in others] if len(others) > 1 else None,
         horizontal_spacing=0.04,
+        vertical_spacing=0.1,
     )
-    for col, (task, variant) in enumerate(panels, start=1):
-        panel = table[(table["task"] == task) & (table["variant"] == variant)] if len(table) else table
-        for position, model in enumerate(models):
-            cells = panel[panel["model"] == model] if len(panel) else panel
-            if cells.empty:
-                continue
-            fig.add_trace(
-                go.Heatmap(
-                    x=[position - 0.42, position + 0.42],
-                    y=cell_edges(cells["relative_depth"].tolist()),
-                    z=[[value] for value in cells["share_disagree"]],
-                    coloraxis="coloraxis",
-                    ygap=1,
-                    name=model,
-                    hovertemplate=f"{labels[model]}<br>depth %{{y:.2f}}<br>%{{z:.0%}} of items"
-                    "<extra></extra>",
-                ),
-                row=1,
-                col=col,
-            )
+    for row, other in enumerate(others, start=1):
+        for col, (task, variant) in enumerate(panels, start=1):
+            panel = table[(table["lens"] == other) & (table["task"] == task) & (table["variant"] == variant)]
+            for position, model in enumerate(models):
+                cells = panel[panel["model"] == model]
+                if cells.empty:
+                    continue
+                fig.add_trace(
+                    go.Heatmap(
+                        x=[position - 0.42, position + 0.42],
+                        y=cell_edges(cells["relative_depth"].tolist()),
+                        z=[[value] for value in cells["share_disagree"]],
+                        coloraxis="coloraxis",
+                        ygap=1,
+                        name=f"{model} ({other})",
+                        hovertemplate=f"{labels[model]}, {other}<br>depth %{{y:.2f}}<br>%{{z:.0%}} of items"
+                        "<extra></extra>",
+                    ),
+                    row=row,
+                    col=col,
+                )
     depth_axes(fig, models, labels)
     fig.update_layout(
         coloraxis={
@@ -239,7 +258,7 @@ def disagreement_figure(results: pd.DataFrame) -> go.Figure:
     return finish(
         fig,
         "Where the lenses disagree on which answer wins",
-        height=460,
+        height=160 + 300 * max(1, len(others)),
         width=max(700, 320 * len(panels) + 160),
     )
 
@@ -280,7 +299,7 @@ def lens_markdown(results: pd.DataFrame, kl: pd.DataFrame) -> str:
         ]
         rows = []
         for model in [m for m in model_order(results) if m in set(kl["model"])]:
-            for lens in sorted(set(kl["lens"]), key=lambda name: name != "logit"):
+            for lens in sorted(set(kl["lens"]), key=lambda name: (name != "logit", name)):
                 values = kl[(kl["model"] == model) & (kl["lens"] == lens)].sort_values("layer")["kl"]
                 rows.append([model, lens, " ".join(f"{v:.3f}" for v in values)])
         parts += [markdown_table(["model", "lens", "KL at layers 0, 1, ..."], rows), ""]
@@ -308,21 +327,24 @@ def lens_markdown(results: pd.DataFrame, kl: pd.DataFrame) -> str:
         parts += [markdown_table(["model", "task", "lens", "pairs", "divergence layer"], rows), ""]
     disagreement = disagreement_table(results)
     if len(disagreement):
-        wins = [c for c in disagreement.columns if c.startswith("distractor_wins_")]
         rows = [
             [
-                r["model"],
-                r["task"],
-                r["variant"],
-                int(r["layer"]),
-                f"{r['share_disagree']:.2f}",
-                *(f"{r[c]:.2f}" for c in wins),
+                r.model,
+                r.task,
+                r.variant,
+                r.lens,
+                int(r.layer),
+                f"{r.share_disagree:.2f}",
+                f"{r.distractor_wins_default:.2f}",
+                f"{r.distractor_wins_lens:.2f}",
             ]
-            for _, r in disagreement.iterrows()
+            for r in disagreement.itertuples()
         ]
-        header = ["model", "task", "variant", "layer", "winner differs", *(c.replace("_", " ") for c in wins)]
+        header = ["model", "task", "variant", "lens", "layer", "winner differs", "distractor wins"]
+        header = [*header[:-1], f"distractor wins ({names[0]})", "distractor wins (lens)"]
         parts += [
-            "Share of items whose winner differs between the lenses, and where the distractor wins:",
+            f"Share of items whose winner differs between the {names[0]} lens and each other lens, "
+            "and where the distractor wins under each:",
             "",
         ]
         parts += [markdown_table(header, rows), ""]
@@ -357,13 +379,15 @@ LENS_SECTIONS: Sequence[tuple[str, str, str]] = (
         "lenses-kl",
         "KL to the final distribution per layer",
         "Held-out KL (nats per token) from the model's own output distribution to what each lens reads "
-        "at each layer (dotted: logit lens, solid: tuned lens), measured on held-out text when the lens "
-        "was trained. Lower is a more faithful readout of what the layer already knows.",
+        "at each layer (dotted: logit lens, solid: a tuned lens, dashed: a second one), measured on "
+        "held-out text when the lens was trained. Lower is a more faithful readout of what the layer "
+        "already knows.",
     ),
     (
         "lenses-disagreement",
         "Where the lenses disagree on which answer wins",
-        "Share of items whose winning answer (sign of the log-odds) differs between the logit and the "
-        "tuned lens, per layer and model.",
+        "Share of items whose winning answer (sign of the log-odds) differs between the logit lens and "
+        "each other lens (a tuned lens is named tuned-<first 8 hex digits of its weights' sha256>), "
+        "per layer and model.",
     ),
 )

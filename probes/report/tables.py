@@ -164,11 +164,13 @@ def one_lens(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
 
     Args:
         results: Per-layer rows, possibly of several lenses side by side.
-        lens: The lens to keep; by default the only one present, or the logit lens when
-            several are.
+        lens: The lens to keep (a lens id such as ``tuned-1a2b3c4d``, or ``tuned`` when the
+            results hold one tuned lens); by default the only one present, or the logit lens
+            when several are.
 
     Raises:
-        ReportError: ``lens`` is not in the results, or several lenses but no logit lens.
+        ReportError: ``lens`` is not in the results (or names several), or several lenses but
+            no logit lens.
     """
     present = lenses(results)
     if lens is None:
@@ -176,7 +178,10 @@ def one_lens(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
             return results
         lens = DEFAULT_LENS
     if lens not in present:
-        raise ReportError(f"the results hold lenses {present}, not {lens!r}; choose one of them.")
+        matches = [name for name in present if name.startswith(f"{lens}-")]
+        if len(matches) != 1:
+            raise ReportError(f"the results hold lenses {present}, not {lens!r}; choose one of them.")
+        lens = matches[0]
     return results[results["lens"] == lens]
 
 

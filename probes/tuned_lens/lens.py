@@ -44,7 +44,9 @@ class TunedLens:
     translators: Translators
     info: dict[str, Any]
     name: str = "tuned"
-    chunk_size: int = 256
+    #: The readout after translation: the logit lens's own (one readout path for both lenses,
+    #: float32, any ``project_out`` folded in), so the last layer reads exactly as the logit lens.
+    readout: LogitLens = field(default_factory=LogitLens)
     _checked: set[int] = field(default_factory=set, repr=False)
 
     @property
@@ -96,8 +98,8 @@ class TunedLens:
         layers: Sequence[int],
         targets: Int[torch.Tensor, " row"],
     ) -> Float[torch.Tensor, "layer row"]:
-        """Log-prob of each row's target token read from the translated stream."""
+        """Log-prob of each row's target token: the logit lens's readout of the translated stream."""
         self.check(model)
         with torch.no_grad():
             translated = self.translate(resid, layers)
-        return LogitLens(chunk_size=self.chunk_size).read(model, translated, layers, targets)
+        return self.readout.read(model, translated, layers, targets)

@@ -8,7 +8,7 @@ import torch
 from conftest import save_tiny_folder, tiny_hf_model
 
 from probes.cli import main
-from probes.models import from_hf_model
+from probes.models import from_hf_model, load_model
 from probes.store import Store
 from probes.tasks import Item
 from probes.tasks.items import write_items
@@ -46,18 +46,59 @@ def test_lens_train_then_both_lenses_side_by_side_in_one_store(tokenizer, tmp_pa
     assert main([*run, "--lens", "tuned", "--lens-dir", str(lenses)]) == 0
     assert main([*run, "--lens", "logit"]) == 0
     rows = Store(store).read()
-    assert sorted(rows["lens"].unique()) == ["logit", "tuned"]
+    tuned = f"tuned-{info['weights_sha256'][:8]}"  # the lens id: its name and its weights' hash
+    assert sorted(rows["lens"].unique()) == ["logit", tuned]
+    assert sorted(p.name for p in (store / "shards").iterdir()) == ["logit", tuned]
     last = rows[rows["layer"] == rows["n_layers"]].pivot_table(
         index="item_id", columns="lens", values="log_odds"
     )
     torch.testing.assert_close(
-        torch.tensor(last["logit"].values), torch.tensor(last["tuned"].values), atol=1e-4, rtol=0
+        torch.tensor(last["logit"].values), torch.tensor(last[tuned].values), atol=1e-4, rtol=0
     )
     manifest = Store(store).manifest().set_index("lens")
     assert manifest.loc["tuned", "lens_weights"] == info["weights_sha256"]
+    assert manifest.loc["tuned", "lens_id"] == tuned
     assert manifest.loc["tuned", "lens_held_out_kl"] == info["held_out_kl"]
     # Resuming skips both lenses' finished shards.
+    written = {p: p.stat().st_mtime_ns for p in Store(store).shard_paths()}
     assert main([*run, "--lens", "tuned", "--lens-dir", str(lenses)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in Store(store).shard_paths()} == written
+
+    # A second tuned lens of the same model (another seed) lives beside the first, not refused.
+    other = tmp_path / "lenses-seed1"
+    assert main([*args[:-3], "--seed", "1", "--out", str(other), "--no-progress"]) == 0
+    second = json.loads((other / "tiny-gpt2" / "lens.json").read_text())["weights_sha256"]
+    assert second != info["weights_sha256"]
+    assert main([*run, "--lens", "tuned", "--lens-dir", str(other)]) == 0
+    lens_ids = sorted(Store(store).read()["lens"].unique())
+    assert lens_ids == sorted(["logit", tuned, f"tuned-{second[:8]}"])
+    assert main(["report", str(store), "--no-png"]) == 0
+    summary = (store / "report" / "summary.md").read_text()
+    assert f"## Lenses compared (logit, {', '.join(lens_ids[1:])})" in summary
+    for lens_id in lens_ids:
+        assert f"| {lens_id} |" in summary  # its KL row, decision layers and disagreement rows
+    html = (store / "report" / "report.html").read_text()
+    assert all(f"{lens_id} lens" in html for lens_id in lens_ids)
+
+
+def test_a_store_written_before_lens_ids_is_read_and_resumed(tokenizer, tmp_path):
+    """Shards under ``shards/tuned/`` (before the weights' hash was in the path) still count."""
+    folder = save_tiny_folder(tmp_path / "tiny-gpt2", "gpt2", tokenizer, seed=1, n_layers=2)
+    model = load_model(str(folder))
+    lens = TunedLens(Translators(2, model.d_model), {"model_fingerprint": model_fingerprint(model)})
+    save_lens(lens, tmp_path / "lenses" / "tiny-gpt2")
+    items = write_items([Item("i0", "toy", "w1 w2 w3", " w4", " w5")], tmp_path / "toy.csv")
+    store = tmp_path / "store"
+    run = ["run", "--models", str(folder), "--tasks", str(items), "--out", str(store), "--no-progress"]
+    run += ["--no-report", "--lens", "tuned", "--lens-dir", str(tmp_path / "lenses")]
+    assert main(run) == 0
+    (shard,) = Store(store).shard_paths()
+    legacy = store / "shards" / "tuned" / shard.relative_to(shard.parents[2])
+    legacy.parent.mkdir(parents=True)
+    shard.rename(legacy)  # as an older toolkit laid it out
+    before = legacy.stat().st_mtime_ns
+    assert main(run) == 0  # resumed: the old shard has the same lens weights and inputs
+    assert Store(store).shard_paths() == [legacy] and legacy.stat().st_mtime_ns == before
 
 
 def test_run_with_a_missing_or_foreign_tuned_lens_is_one_clear_error(tokenizer, tmp_path, capsys):

@@ -81,8 +81,24 @@ def test_untrained_lens_is_the_logit_lens(neox):
     )
     logit = read_options(neox, ITEMS, LogitLens())
     tuned = read_options(neox, ITEMS, untrained)
-    for a, b in zip(logit.logprobs, tuned.logprobs):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    for a, b in zip(logit.logprobs, tuned.logprobs):  # one readout path: equal to the last bit
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "neox", "llama"])
+def test_training_reads_what_the_lens_reads(family, tokenizer):
+    """The full-vocabulary readout the lens is trained and measured with is the lens's own readout."""
+    from probes.tuned_lens.access import full_log_probs
+
+    model = from_hf_model(tiny_hf_model(family), tokenizer, name=family)
+    lens = _random_lens(model)
+    resid = torch.randn(model.n_layers + 1, 5, model.d_model, generator=torch.Generator().manual_seed(0))
+    targets = torch.tensor([3, 1, 4, 1, 5])
+    layers = list(range(model.n_layers + 1))
+    read = lens.read(model, resid, layers, targets)
+    with torch.no_grad():
+        full = torch.stack([full_log_probs(model, v) for v in lens.translate(resid, layers)])
+    torch.testing.assert_close(full.gather(-1, targets.expand(len(layers), -1)[..., None])[..., 0], read)
 
 
 @pytest.mark.parametrize("family", ["gpt2", "neox", "llama"])
@@ -202,3 +218,21 @@ def test_shipped_organism_lenses_beat_the_logit_lens_and_refuse_other_rungs():
         load_lens(choose_lens("tuned", "organism:4x96").folder, load_model("organism:4x96-step1500"))
     with pytest.raises(LensMismatchError, match="layers"):
         load_lens(choose_lens("tuned", "organism:4x96").folder, load_model("organism:3x64"))
+
+
+def test_every_rung_of_every_builtin_ladder_ships_a_lens_that_loads_on_it():
+    """A shipped lens whose rung was retrained is refused (fingerprint): retrain it with
+    ``python experiments/tuned_lens/ship.py <ladder>``."""
+    from probes.models import load_model
+    from probes.shipped import builtin_catalogues
+    from probes.tuned_lens import read_info
+    from probes.tuned_lens.resolve import choose_lens
+
+    for catalogue in builtin_catalogues():
+        for rung in catalogue.rung_names():
+            spec = catalogue.model_spec(rung)
+            choice = choose_lens("tuned", spec)
+            lens = choice.build(load_model(spec))  # checks the weights fingerprint
+            assert lens.weights_hash == choice.weights_hash == read_info(choice.folder)["weights_sha256"]
+            kl = read_info(choice.folder)["held_out_kl"]
+            assert all(t < g for t, g in zip(kl["tuned"][:-1], kl["logit"][:-1])), (spec, kl)
