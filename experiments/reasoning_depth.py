@@ -13,9 +13,10 @@ k = 1 … 6; elsewhere ``pointer_chase``, k = 1 … 16; ``permutation_walk``, an
 - ``fits.csv``: solvable k against layers under constant, logarithmic and linear relations
   (uncensored models only), with AICc, Akaike weights and leave-one-out errors;
 - ``step_scores.csv`` / ``step_first_layers.csv``: per (model, k, step j, layer) how well the value
-  after step j is read at the last prompt token, by the logit lens (share of items where it is the
-  top option) and by a linear probe (held-out accuracy; separate items, seed ``--seed + 2``), and
-  the first layer where each reaches ``--decodable-at``;
+  after step j is read at the last prompt token, by the lens (``--lens logit|tuned``: share of items
+  where it is the top option; every other lens already in the same ``--out`` store too) and by a
+  linear probe (held-out accuracy; separate items, seed ``--seed + 2``), and the first layer where
+  each reaches ``--decodable-at``;
 - ``figures/``: accuracy vs k, solvable k vs layers with the fits, and step decodability, as HTML
   and (with Chromium) PNG.
 
@@ -24,11 +25,17 @@ Example::
     python experiments/reasoning_depth.py                              # the built-in depth ladder
     python experiments/reasoning_depth.py --ladder pythia --steps 1 2 3 4 6 8 --out pythia-depth
     python experiments/reasoning_depth.py --models path/to/SmolLM2-135M.gguf --out smollm2-depth
+    python experiments/reasoning_depth.py --lens tuned   # into the same store, beside the logit lens
+
+The tuned lens of a built-in rung ships with it; for other models pass ``--lens-dir`` (the ``--out``
+of `probes lens train`). Each lens's per-layer rows live in the store under its lens id (``logit``,
+``tuned-<hash8>``), its step readouts and probe scores in tables of their own kind.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,7 +45,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from probes.errors import InvalidItemError  # noqa: E402
-from probes.lens import LogitLens, read_options  # noqa: E402
+from probes.lens import read_options  # noqa: E402
 from probes.metrics import layer_table  # noqa: E402
 from probes.models import HookedModel  # noqa: E402
 from probes.options import ItemOptions  # noqa: E402
@@ -62,7 +69,9 @@ from probes.step_probe import (  # noqa: E402
     lens_step_scores,
     probe_steps,
 )
+from probes.store import Store  # noqa: E402
 from probes.tasks import Item, load_items  # noqa: E402
+from probes.tuned_lens.resolve import LENS_NAMES, choose_lens, lens_fields  # noqa: E402
 from probes.version import __version__  # noqa: E402
 
 
@@ -98,6 +107,13 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--threshold", type=float, default=SOLVED_AT, help="accuracy that counts as solved")
     parser.add_argument("--decodable-at", type=float, default=DECODABLE_AT, help="step score that counts")
+    parser.add_argument("--lens", default="logit", choices=LENS_NAMES, help="lens of the per-layer readouts")
+    parser.add_argument(
+        "--lens-dir",
+        type=Path,
+        default=None,
+        help="tuned lenses (`probes lens train --out`); default: shipped",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="float32")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -113,6 +129,18 @@ STEP_READOUT = "step_readout"
 
 #: Kind of the store's table of per-step linear-probe scores.
 STEP_PROBE = "step_probe"
+
+
+def lens_name(lens_id: str) -> str:
+    """The lens's name without its weights' hash (``tuned-1a2b3c4d`` -> ``tuned``): the figures'
+    readouts, since each rung has a tuned lens of its own."""
+    return re.sub(r"-[0-9a-f]{8}$", "", lens_id)
+
+
+def kind_of(kind: str, lens_id: str) -> str:
+    """A step table's kind for one lens: the bare kind for the logit lens (as stores always had
+    it), ``<kind>-<lens id>`` for another, so each lens's tables live side by side in one store."""
+    return kind if lens_id == "logit" else f"{kind}-{lens_id}"
 
 
 def probe_items(tasks: Sequence[str], steps: Sequence[int], per_k: int, seed: int) -> dict[str, list[Item]]:
@@ -161,27 +189,38 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
     by_task: dict[str, list[Item]] = {}
     for item in items:
         by_task.setdefault(item.task, []).append(item)
-    lens = LogitLens()
     settings = {"probe_steps": list(arguments.probe_steps), "probe_items": arguments.probe_items}
+    models = model_specs(options)
+    choices = {model.label: choose_lens(arguments.lens, model.label, arguments.lens_dir) for model in models}
     units = [
-        Unit(model, task, "prize", tuple(group), lens=lens.name, settings=settings)
-        for model in model_specs(options)
+        Unit(
+            model,
+            task,
+            "prize",
+            tuple(group),
+            lens=choices[model.label].name,
+            lens_weights=choices[model.label].weights_hash,
+            settings=settings,
+        )
+        for model in models
         for task, group in by_task.items()
     ]
     source = "models" if arguments.models else arguments.ladder
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
+        lens = choices[pending[0].model.label].build(model)  # a tuned lens checks the model here
+        lens_id = pending[0].lens_id  # rows name the lens as its shards do: logit, tuned-<hash8>
         # one read of every pending task's items, in their order, as the study has always batched
         chosen = [item for item in items if item.task in {unit.task for unit in pending}]
         readout = read_options(model, chosen, lens, batch_size=options.batch_size, progress=True)
-        origin = provenance(model, lens.name)
+        origin = provenance(model, lens_id)
         table = with_steps(layer_table(readout, origin, model.n_layers), chosen)
         table = table.assign(ladder=source, parameters=model.parameters)
         steps = step_readout_table(readout, origin, model.n_layers)
         steps = steps[steps["steps"].isin(arguments.probe_steps)]
         layers = list(range(model.n_layers + 1))
         for unit in pending:
-            fields = {"n_items": len(unit.items), "lens": lens.name}
+            fields = {"n_items": len(unit.items), "lens": lens.name, **lens_fields(lens)}
             scores = []
             for k in arguments.probe_steps:
                 group = [item for item in probing[unit.task] if item.meta["steps"] == k]
@@ -190,18 +229,32 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
             probe = pd.concat(scores, ignore_index=True).assign(
                 task=unit.task, readout="linear probe", **origin, n_layers=model.n_layers
             )
-            yield Output(unit, probe, STEP_PROBE, fields=fields, done=False)
+            yield Output(unit, probe, kind_of(STEP_PROBE, lens_id), fields=fields, done=False)
             mine = steps[steps["task"] == unit.task].reset_index(drop=True)
-            yield Output(unit, mine, STEP_READOUT, fields=fields, done=False)
+            yield Output(unit, mine, kind_of(STEP_READOUT, lens_id), fields=fields, done=False)
             yield Output(unit, table[table["task"] == unit.task].reset_index(drop=True), fields=fields)
         print(f"{model.name}: {model.n_layers} layers, {len(chosen)} items", flush=True)
 
     store = execute(units, options, compute, "shards")
-    return _of(store.read(), units), _of(store.read(STEP_READOUT), units), _of(store.read(STEP_PROBE), units)
+    lens_ids = sorted({unit.lens_id for unit in units})  # a tuned lens per rung: one id per model
+    probes = pd.concat([_of(store.read(kind_of(STEP_PROBE, i)), units) for i in lens_ids], ignore_index=True)
+    return _of(store.read(), units), _step_readouts(store, units), _of(probes, units)
 
 
-def _of(table: pd.DataFrame, units: Sequence[Unit]) -> pd.DataFrame:
-    """The rows of these units, models in ladder order (smallest first), tasks as asked."""
+def _step_readouts(store: Store, units: Sequence[Unit]) -> pd.DataFrame:
+    """The step readouts of these units under every lens the store holds them for (this run's and
+    any other lens run into the same ``--out``), the lens id in ``lens``."""
+    kinds = [kind for kind in store.kinds() if kind == STEP_READOUT or kind.startswith(f"{STEP_READOUT}-")]
+    table = pd.concat([store.read(kind) for kind in kinds], ignore_index=True)
+    return _of(table, units, every_lens=True)
+
+
+def _of(table: pd.DataFrame, units: Sequence[Unit], every_lens: bool = False) -> pd.DataFrame:
+    """The rows of these units (of each unit's lens, or of every lens), models in ladder order
+    (smallest first), tasks as asked."""
+    if not every_lens:
+        lens_of = {unit.model.label: unit.lens_id for unit in units}
+        table = table[[lens_of.get(model) == lens for model, lens in zip(table["model"], table["lens"])]]
     order = {(unit.model.label, unit.task): i for i, unit in enumerate(units)}
     rank = pd.Series([order.get(key, -1) for key in zip(table["model"], table["task"])], index=table.index)
     return (
@@ -258,7 +311,10 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scores = pd.concat(
         [
-            lens_step_scores(step_readout_summary(lens_steps).assign(readout="logit lens")),
+            *(
+                lens_step_scores(step_readout_summary(rows).assign(readout=f"{lens} lens"))
+                for lens, rows in lens_steps.groupby(lens_steps["lens"].map(lens_name), sort=True)
+            ),
             probe_scores,
         ],
         ignore_index=True,
