@@ -104,7 +104,9 @@ def _command_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(store: Path, folder: Path, x: str, png: bool, strict: bool) -> Path | None:
+def _write_report(
+    store: Path, folder: Path, x: str, png: bool, strict: bool, lens: str | None = None
+) -> Path | None:
     """Write the report of a whole store and return its path; PNG failures only warn unless ``strict``."""
     from probes.report import PngExportError, load_results, write_report
     from probes.report.ablations import KINDS
@@ -112,7 +114,7 @@ def _write_report(store: Path, folder: Path, x: str, png: bool, strict: bool) ->
 
     links = [("Ablations", "ablations.html")] if set(Store(store).kinds()) & set(KINDS) else []
     try:
-        write_report(load_results(store), folder, x=x, png=png, links=links)
+        write_report(load_results(store), folder, x=x, png=png, links=links, lens=lens)
     except PngExportError as err:
         if strict:
             raise
@@ -158,7 +160,7 @@ def _command_report(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     if Store(store).shard_paths():
-        path = _write_report(store, folder, x=args.x, png=png, strict=True)
+        path = _write_report(store, folder, x=args.x, png=png, strict=True, lens=args.lens)
         print(f"report: {path}\nsummary: {folder / 'summary.md'}")
     _write_ablation_page(store, folder, png=png, strict=True)
     return 0
@@ -271,6 +273,12 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     )
     report.add_argument("store", help="Folder of a result store (the --out of `probes run`).")
     report.add_argument("--out", type=Path, default=None, help="Report folder (default: STORE/report).")
+    report.add_argument(
+        "--lens",
+        default=None,
+        help="Lens of the main figures when the store holds several (logit by default; tuned, or a lens "
+        "id such as tuned-1a2b3c4d); the lens comparison shows them all.",
+    )
     report.add_argument(
         "--x",
         default="parameters",

@@ -29,7 +29,15 @@ from probes.report.depth import depth_heatmap, layer_trajectories
 from probes.report.items import item_browser
 from probes.report.scaling import decision_layer_scaling, scaling_curve, scaling_measures, variant_comparison
 from probes.report.summary import summary_markdown
-from probes.report.tables import attach_sizes, available_axes, check_axis, task_order, variant_order
+from probes.report.tables import (
+    attach_sizes,
+    available_axes,
+    check_axis,
+    lenses,
+    one_lens,
+    task_order,
+    variant_order,
+)
 from probes.version import __version__
 
 #: Items the PNG of the item browser shows (the full list is in the HTML).
@@ -179,11 +187,14 @@ def write_report(
     png: bool = True,
     title: str = "probes report",
     links: Sequence[tuple[str, str]] = (),
+    lens: str | None = None,
 ) -> ReportFiles:
     """Write ``report.html``, ``summary.md`` and (with ``png``) ``figures/*.png`` into ``folder``.
 
     ``links`` (text, relative address) go into the page's contents bar: the CLI links the
-    ablation page beside it when the store has one.
+    ablation page beside it when the store has one. ``lens`` chooses the lens of the main
+    figures and summary when the results hold several (:func:`~probes.report.tables.one_lens`:
+    the logit lens by default); the lens comparison draws every lens.
 
     Raises:
         ReportError: ``x`` is not a size axis these results know.
@@ -193,21 +204,25 @@ def write_report(
     from probes.report.lenses import KL_COLUMNS, LENS_SECTIONS, lens_figures, lens_markdown
 
     folder = Path(folder)
+    main = results if lens is None else one_lens(results, lens)  # checked before anything is written
     folder.mkdir(parents=True, exist_ok=True)
-    summary = summary_markdown(results, title=title)
+    summary = summary_markdown(main, title=title)
     kl = pd.DataFrame(results.attrs.get("lens_held_out_kl") or [], columns=KL_COLUMNS)
     compared = lens_figures(results, kl)
-    if compared:  # two lenses or more: the other figures draw the logit lens, these compare them
-        summary = f"{summary.rstrip()}\n\n{lens_markdown(results, kl)}\n"
+    if compared:  # two lenses or more: the other figures draw one lens (--lens), these compare them
+        drawn = lenses(one_lens(results, lens))[0]
+        summary = (
+            f"{summary.rstrip()}\n\n{lens_markdown(results, kl)}\nThe other figures read the {drawn} lens.\n"
+        )
     files = ReportFiles(html=folder / "report.html", markdown=folder / "summary.md")
     _write_text(files.markdown, summary)
-    figures = {**report_figures(results, x), **compared}
+    figures = {**report_figures(main, x), **compared}
     sections = [*SECTIONS, *(Section(n, t, c, lambda results, x: go.Figure()) for n, t, c in LENS_SECTIONS)]
     _write_text(files.html, render_html(figures, summary, title, sections, links=links))
     if png:
         try:
             _kaleido()  # before drawing the PNG-only figures
-            pngs = {**png_figures(results, x, figures), **{n: go.Figure(f) for n, f in compared.items()}}
+            pngs = {**png_figures(main, x, figures), **{n: go.Figure(f) for n, f in compared.items()}}
             files.pngs = write_pngs(pngs, folder / "figures")
         except PngExportError as err:
             raise type(err)(f"{err} (the HTML report is at {files.html})") from err

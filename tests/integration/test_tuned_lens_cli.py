@@ -79,6 +79,12 @@ def test_lens_train_then_both_lenses_side_by_side_in_one_store(tokenizer, tmp_pa
         assert f"| {lens_id} |" in summary  # its KL row, decision layers and disagreement rows
     html = (store / "report" / "report.html").read_text()
     assert all(f"{lens_id} lens" in html for lens_id in lens_ids)
+    assert "The other figures read the logit lens." in summary
+    # --lens chooses the main figures' lens: a lens id, or `tuned` only where it names one lens.
+    assert main(["report", str(store), "--no-png", "--lens", tuned, "--out", str(tmp_path / "r")]) == 0
+    assert f"The other figures read the {tuned} lens." in (tmp_path / "r" / "summary.md").read_text()
+    assert main(["report", str(store), "--no-png", "--lens", "tuned", "--out", str(tmp_path / "r2")]) == 2
+    assert "choose one of them" in capsys.readouterr().err
 
 
 def test_a_store_written_before_lens_ids_is_read_and_resumed(tokenizer, tmp_path):
