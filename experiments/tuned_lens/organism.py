@@ -2,8 +2,9 @@
 
 Sweeps the built-in organism ladder on its negation task with the logit lens and with the tuned
 lens (the lenses shipped with the rungs, or ``--lens-dir`` from `probes lens train`) into one
-store, writes the report (which compares the two lenses) and prints, per rung, variant, lens and
-layer, the mean log-odds true − distractor and the share of items where the distractor wins::
+store (each rung's tuned lens under its id, ``tuned-<hash8>``), writes the report (which compares
+the two lenses) and prints, per rung, variant, lens and layer, the mean log-odds true − distractor
+and the share of items where the distractor wins::
 
     python experiments/tuned_lens/organism.py --out organism-lenses-results
 """
@@ -36,6 +37,7 @@ def main() -> None:
         store, units = run_sweep(options)
         tables.append(results_of(store, units))
     rows = pd.concat(tables, ignore_index=True)
+    rows["lens"] = rows["lens"].str.replace(r"-[0-9a-f]{8}$", "", regex=True)  # tuned-<hash8>: tuned
     rows["distractor_wins"] = rows["log_odds"] < 0
     summary = (
         rows.groupby(["model", "variant", "lens", "layer"], sort=False)
