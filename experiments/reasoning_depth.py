@@ -69,7 +69,7 @@ from probes.step_probe import (  # noqa: E402
     lens_step_scores,
     probe_steps,
 )
-from probes.store import Store  # noqa: E402
+from probes.store import Store, lens_store_name  # noqa: E402
 from probes.tasks import Item, load_items  # noqa: E402
 from probes.tuned_lens.resolve import LENS_NAMES, choose_lens, lens_fields  # noqa: E402
 from probes.version import __version__  # noqa: E402
@@ -129,6 +129,11 @@ STEP_READOUT = "step_readout"
 
 #: Kind of the store's table of per-step linear-probe scores.
 STEP_PROBE = "step_probe"
+
+
+def lens_id_of(unit: Unit) -> str:
+    """The unit's lens as its shards and rows name it: ``logit``, ``tuned-<hash8>``."""
+    return lens_store_name(unit.lens, unit.lens_weights)
 
 
 def lens_name(lens_id: str) -> str:
@@ -209,7 +214,7 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
         lens = choices[pending[0].model.label].build(model)  # a tuned lens checks the model here
-        lens_id = pending[0].lens_id  # rows name the lens as its shards do: logit, tuned-<hash8>
+        lens_id = lens_id_of(pending[0])  # rows name the lens as its shards do: logit, tuned-<hash8>
         # one read of every pending task's items, in their order, as the study has always batched
         chosen = [item for item in items if item.task in {unit.task for unit in pending}]
         readout = read_options(model, chosen, lens, batch_size=options.batch_size, progress=True)
@@ -236,7 +241,7 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
         print(f"{model.name}: {model.n_layers} layers, {len(chosen)} items", flush=True)
 
     store = execute(units, options, compute, "shards")
-    lens_ids = sorted({unit.lens_id for unit in units})  # a tuned lens per rung: one id per model
+    lens_ids = sorted({lens_id_of(unit) for unit in units})  # a tuned lens per rung: one id per model
     probes = pd.concat([_of(store.read(kind_of(STEP_PROBE, i)), units) for i in lens_ids], ignore_index=True)
     return _of(store.read(), units), _step_readouts(store, units), _of(probes, units)
 
@@ -253,7 +258,7 @@ def _of(table: pd.DataFrame, units: Sequence[Unit], every_lens: bool = False) ->
     """The rows of these units (of each unit's lens, or of every lens), models in ladder order
     (smallest first), tasks as asked."""
     if not every_lens:
-        lens_of = {unit.model.label: unit.lens_id for unit in units}
+        lens_of = {unit.model.label: lens_id_of(unit) for unit in units}
         table = table[[lens_of.get(model) == lens for model, lens in zip(table["model"], table["lens"])]]
     order = {(unit.model.label, unit.task): i for i, unit in enumerate(units)}
     rank = pd.Series([order.get(key, -1) for key in zip(table["model"], table["task"])], index=table.index)

@@ -47,7 +47,7 @@ from probes.placement import backend_options, backend_setting
 from probes.progress import Progress, RunProgress, quiet_libraries
 from probes.resume import finished_or_damaged, wait_for
 from probes.scoring import SCORING
-from probes.store import LENS, Store, lens_store_name
+from probes.store import LENS, Store
 from probes.tasks import Item
 from probes.validation import check_options, device_kind
 from probes.version import __version__, package_versions
@@ -368,10 +368,8 @@ def execute_model(
                 model, unit.model, unit.task, unit.variant, options,
                 fingerprint=prints[id(unit)][0], **output.fields,
             )  # fmt: skip
-            if unit.lens_weights is not None:
-                record.update(
-                    lens_weights=unit.lens_weights, lens_id=lens_store_name(unit.lens, unit.lens_weights)
-                )
+            if unit.lens_weights is not None:  # the store names the shard by lens and weights
+                record["lens_weights"] = unit.lens_weights
             kind = output.kind or unit.kind
             store.write(output.table, record, kind, replace=options.overwrite)
             if output.done:

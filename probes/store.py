@@ -256,7 +256,8 @@ class Store:
             StoreError: The shard is claimed by another live process, or holds other inputs.
         """
         self._check_writable()
-        lens = str(record.get("lens_id") or record.get("lens", "logit"))
+        lens = lens_store_name(str(record.get("lens", "logit")), record.get("lens_weights"))
+        record = {**record, "lens_id": lens} if kind == LENS else record
         path = self.shard_path(record["model"], record["task"], record["variant"], kind, lens)
         owner = claims.owner_of(claims.lock_path(path))
         if owner is not None and owner != claims.Owner.me() and not claims.dead_writer(owner):
