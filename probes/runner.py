@@ -387,11 +387,9 @@ def _prints(unit: Unit, options: RunOptions, n_layers: int | None) -> tuple[str,
     return fingerprint(unit, options.dtype, n_layers, run_settings(options)), legacy
 
 
-def shard_path(store: Store, unit: Unit) -> Path:
+def shard_path(store: Store, u: Unit) -> Path:
     """Where a unit's shard lives in the store (under its lens id: :meth:`Store.lens_shard_path`)."""
-    return store.lens_shard_path(
-        unit.model.label, unit.task, unit.variant, unit.kind, unit.lens, unit.lens_weights
-    )
+    return store.lens_shard_path(u.model.label, u.task, u.variant, u.kind, u.lens, u.lens_weights)
 
 
 def _finished(
