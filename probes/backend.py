@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import torch
 from jaxtyping import Float, Int
 
-from probes.residual_catcher import PromptCache, ResidualCatcher
+from probes.residual_catcher import PromptCache, ResidualCatcher, cache_by_old_name
 
 __all__ = [
     "FINAL_NORM_SCALE_HOOK",
@@ -282,8 +282,19 @@ class BridgeBackend:
         return self.bridge.run_with_hooks(input_ids, attention_mask=attention_mask, fwd_hooks=list(hooks))
 
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        """Hugging Face ``generate`` on the wrapped model."""
-        return self.hf_model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        """Hugging Face ``generate`` on the wrapped model, its key/value cache handed to the bridge's
+        attention under the name it reads: transformers 5.x passes it as ``cache``, and without this
+        the attention neither fills nor reads it (each new token attends to itself alone)."""
+        handles = [
+            block.attn.register_forward_pre_hook(cache_by_old_name, with_kwargs=True)
+            for block in self.blocks
+            if isinstance(getattr(block, "attn", None), torch.nn.Module)
+        ]
+        try:
+            return self.hf_model.generate(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        finally:
+            for handle in handles:
+                handle.remove()
 
     def log_probs(
         self,

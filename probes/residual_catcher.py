@@ -32,7 +32,7 @@ class _StopForward(Exception):
     """Raised from the last needed block's hook to end the forward pass early."""
 
 
-def _cache_by_old_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
+def cache_by_old_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
     """Hand a block's cache to a bridge attention under the name it reads (``past_key_values``):
     transformers 5.x passes it as ``cache``, and an attention that misses it neither fills the
     cache nor reads it."""
@@ -101,7 +101,7 @@ class ResidualCatcher:
         for block in self.blocks[:last]:
             attention = getattr(block, "attn", None)
             if isinstance(attention, torch.nn.Module):
-                self.handles.append(attention.register_forward_pre_hook(_cache_by_old_name, with_kwargs=True))
+                self.handles.append(attention.register_forward_pre_hook(cache_by_old_name, with_kwargs=True))
         if 0 in self.layers:
 
             def embed_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -110,6 +110,17 @@ def test_generate_is_greedy_argmax(tiny_model):
     assert output.tolist() == tokens.tolist()
 
 
+def test_generate_with_the_key_value_cache_is_plain_transformers(tiny_model):
+    """The cache on (as chain-of-thought generation runs): the bridge's attention must read it."""
+    from conftest import tiny_hf_model
+
+    plain = tiny_hf_model(tiny_model.name.removeprefix("tiny-"))  # the fixture's weights, not bridged
+    prompt = torch.tensor([PROMPTS[0], [5, 6, 2, 8, 8]])
+    options = {"max_new_tokens": 6, "do_sample": False, "pad_token_id": 1}
+    expected = plain.generate(prompt, attention_mask=torch.ones_like(prompt), **options)
+    assert tiny_model.generate(prompt, torch.ones_like(prompt), **options).tolist() == expected.tolist()
+
+
 def test_answer_only_cache_is_the_answer_position_of_the_whole_cache(tiny_model):
     items = [
         Item(id=f"i{n}", task="t", prompt=prompt, true_answer=" w1", distractor_answer=" w2")
