@@ -29,6 +29,12 @@ STOP_STRINGS: tuple[str, ...] = (SEPARATOR, ANSWER_CUE.strip(), "\nQ:", "\nQuest
 #: Default bound on a rationale's length, in tokens.
 MAX_NEW_TOKENS = 64
 
+#: Version of the rationale generation, in each chain-of-thought unit's fingerprint. 2: the bridge
+#: backend hands its attention the key/value cache under the name it reads (4d4a204); before, GPT-2
+#: and Llama-family models' cached generation drifted from plain transformers after 2-3 tokens, so
+#: rationales stored by version 1 are refused as made from other inputs (re-run with --overwrite).
+GENERATION_VERSION = 2
+
 
 def cut_rationale(text: str) -> str:
     """The rationale up to the first stop string, without trailing whitespace."""

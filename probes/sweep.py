@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from probes.cot import MAX_NEW_TOKENS, write_rationales
+from probes.cot import GENERATION_VERSION, MAX_NEW_TOKENS, write_rationales
 from probes.errors import ProbesError
 from probes.lens import Lens, read_options
 from probes.metrics import layer_table
@@ -108,7 +108,9 @@ def plan(options: SweepOptions, lens: Lens | None = None) -> list[Unit]:
     for model in models:
         choice = choices[model.label]
         for (task, variant), group in groups.items():
-            settings = {"max_new_tokens": options.max_new_tokens} if any(map(needs_rationale, group)) else {}
+            settings: dict[str, int] = {}
+            if any(map(needs_rationale, group)):
+                settings = {"max_new_tokens": options.max_new_tokens, "generation": GENERATION_VERSION}
             units.append(
                 Unit(
                     model,

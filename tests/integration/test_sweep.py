@@ -127,3 +127,20 @@ def test_bad_shard_and_options(tmp_path):
             parse_shard(bad)
     with pytest.raises(ProbesError, match="unknown sweep option"):
         probes.run(modles=["x"])
+
+
+def test_chain_of_thought_units_name_their_generation_version(model_folders, tmp_path):
+    """Rationales written by the old (drifting) cached generation are not reused: the generation
+    version is in each cot unit's settings, hence its fingerprint; other units carry no settings."""
+    from probes.cot import GENERATION_VERSION
+    from probes.tasks.variants import NEEDS_RATIONALE
+
+    items = [
+        Item(f"c{i}", "toy", f"w{i}", " w7", " w8", variant=v, meta={NEEDS_RATIONALE: v == "cot"})
+        for i in range(2)
+        for v in ("cot", "prize")
+    ]
+    item_file = write_items(items, tmp_path / "cot.jsonl")
+    units = {unit.variant: unit for unit in plan(_options(model_folders[:1], item_file, tmp_path / "s"))}
+    assert units["cot"].settings == {"max_new_tokens": 64, "generation": GENERATION_VERSION}
+    assert units["prize"].settings == {}
