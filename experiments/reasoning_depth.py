@@ -35,6 +35,7 @@ of `probes lens train`). Each lens's per-layer rows live in the store under its 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -52,7 +53,15 @@ from probes.options import ItemOptions  # noqa: E402
 from probes.reasoning import step_readout_summary, step_readout_table, with_steps  # noqa: E402
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
-from probes.runner import Output, Unit, execute, model_specs, provenance  # noqa: E402
+from probes.runner import (  # noqa: E402
+    Output,
+    Unit,
+    execute,
+    fingerprint,
+    model_specs,
+    provenance,
+    run_settings,
+)
 from probes.shipped import builtin_catalogue  # noqa: E402
 from probes.solvable import (  # noqa: E402
     SOLVED_AT,
@@ -226,24 +235,43 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
         layers = list(range(model.n_layers + 1))
         for unit in pending:
             fields = {"n_items": len(unit.items), "lens": lens.name, **lens_fields(lens)}
-            scores = []
-            for k in arguments.probe_steps:
-                group = [item for item in probing[unit.task] if item.meta["steps"] == k]
-                residuals = final_residuals(model, group, layers, batch_size=options.batch_size)
-                scores.append(probe_steps(residuals, group, layers))
-            probe = pd.concat(scores, ignore_index=True).assign(
-                task=unit.task, readout="linear probe", **origin, n_layers=model.n_layers
-            )
+            probe = stored_probe(store, unit, options)
+            if probe is None:
+                scores = []
+                for k in arguments.probe_steps:
+                    group = [item for item in probing[unit.task] if item.meta["steps"] == k]
+                    residuals = final_residuals(model, group, layers, batch_size=options.batch_size)
+                    scores.append(probe_steps(residuals, group, layers))
+                probe = pd.concat(scores, ignore_index=True).assign(
+                    task=unit.task, readout="linear probe", **origin, n_layers=model.n_layers
+                )
+            probe = probe.assign(lens=lens_id)
             yield Output(unit, probe, kind_of(STEP_PROBE, lens_id), fields=fields, done=False)
             mine = steps[steps["task"] == unit.task].reset_index(drop=True)
             yield Output(unit, mine, kind_of(STEP_READOUT, lens_id), fields=fields, done=False)
             yield Output(unit, table[table["task"] == unit.task].reset_index(drop=True), fields=fields)
         print(f"{model.name}: {model.n_layers} layers, {len(chosen)} items", flush=True)
 
+    store = Store(options.out)
     store = execute(units, options, compute, "shards")
     lens_ids = sorted({lens_id_of(unit) for unit in units})  # a tuned lens per rung: one id per model
     probes = pd.concat([_of(store.read(kind_of(STEP_PROBE, i)), units) for i in lens_ids], ignore_index=True)
     return _of(store.read(), units), _step_readouts(store, units), _of(probes, units)
+
+
+def stored_probe(store: Store, unit: Unit, options: ItemOptions) -> pd.DataFrame | None:
+    """The unit's linear-probe scores as a logit-lens run of the same items and settings stored
+    them, if one did: the probe reads the residual stream itself, whatever the lens, so a run
+    under another lens shares them (``None``: none stored, or from other items or settings)."""
+    path = store.shard_path(unit.model.label, unit.task, unit.variant, STEP_PROBE)
+    if lens_id_of(unit) == "logit" or not path.is_file():
+        return None
+    logit = dataclasses.replace(unit, lens="logit", lens_weights=None)
+    if store.verified_record(path).get("fingerprint") != fingerprint(
+        logit, options.dtype, None, run_settings(options)
+    ):
+        return None
+    return store.read_shard(path)
 
 
 def _step_readouts(store: Store, units: Sequence[Unit]) -> pd.DataFrame:
