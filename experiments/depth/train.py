@@ -77,16 +77,18 @@ PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "builtin" / "d
 
 #: Notes of the ladder in its catalogue's ``provides`` block.
 NOTES = (
-    "Same width, data stream, curriculum and optimiser for every rung; each trained until its curriculum "
-    "plateaued or the CPU budget ran out (its steps and curve in probes/builtin/depth/catalogue.json)."
+    "Same width, data stream, curriculum and optimiser for every rung, two seeds per depth; each rung's "
+    "steps, curve and seconds in probes/builtin/depth/catalogue.json (2000 steps; the 2-layer seed 1 "
+    "rung 4000, extended because it had not learnt k = 2 at 2000)."
 )
 
 #: What the ladder is, for its catalogue.
 DESCRIPTION = (
     "Depth ladder: GPT-NeoX models of one width that differ only in their number of layers, trained "
-    "with one curriculum over k on pointer chasing (follow k arrows around a cycle whose arrows are "
-    "stated in shuffled order; k = 1-16); probe = the task's held-out items (true = the node k arrows "
-    "on, distractor = the node one arrow short)."
+    "on pointer chasing over 16 names (follow k arrows around a cycle whose arrows are stated in "
+    "shuffled order; k = 1-6), k = 1 and 2 mixed from the first step, then a curriculum over k; "
+    "probe = the task's held-out items (true = the node k arrows on, distractor = the node one "
+    "arrow short)."
 )
 
 
