@@ -6,7 +6,7 @@ Specs a user may give (:func:`parse_spec`):
   ``EleutherAI/pythia-160m@step3000``;
 * a local folder in Hugging Face format (``config.json``, ``*.safetensors``, tokenizer);
 * a GGUF file (``path/to/model.gguf``);
-* a rung of a built-in ladder, ``<prefix><rung>`` (``organism:4x96``, ``depth:3x64``): the prefix
+* a rung of a built-in ladder, ``<prefix><rung>`` (``organism:4x96``, ``depth:2x64``): the prefix
   names a model source in this module's registry, which every built-in ladder folder's catalogue
   fills in (:mod:`probes.shipped`), and code can extend with :func:`register_model_source`.
 
