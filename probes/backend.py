@@ -308,6 +308,19 @@ class BridgeBackend:
 
         return bridge_log_probs(self.bridge, resid, targets, chunk_size)
 
+    def log_probs_at(
+        self,
+        resid: Float[torch.Tensor, "*lead vector d_model"],
+        vector: Int[torch.Tensor, " read"],
+        targets: Int[torch.Tensor, " read"],
+        chunk_size: int,
+    ) -> Float[torch.Tensor, "*lead read"]:
+        """:meth:`log_probs` of several targets per vector, one log-softmax per vector
+        (:func:`probes.readout.bridge_log_probs_at`)."""
+        from probes.readout import bridge_log_probs_at
+
+        return bridge_log_probs_at(self.bridge, resid, vector, targets, chunk_size)
+
     def apply_final_norm(
         self, resid: Float[torch.Tensor, "*shape d_model"]
     ) -> Float[torch.Tensor, "*shape d_model"]:

@@ -5,7 +5,13 @@ prompt's key/value cache; the first token of every option is read at the prompt'
 position, and the later tokens of a multi-token option are teacher-forced as a short
 continuation of that cache (``option[:-1]``, read at each of its positions). The
 continuations of all options of all items of a prompt batch run together, in batches of
-continuation rows, each row on a copy of its item's cache.
+continuation rows, each row on a copy of its item's cache. Options that start alike share
+rows (``a b c`` is read on the row ``a b`` that ``a b d`` needs anyway), and the lens reads each
+distinct (row, position) vector once, gathering every token read there from one log-softmax.
+
+Prompts that share a long start (one-shot demonstrations, a task's shared instructions) can be
+batched together: the batch notes how many tokens they share, and a reader that can continue a
+continuation runs those tokens once and each prompt's rest on their cache.
 
 This module only plans the passes (which tokens, which rows continue which prompt, what
 to read where); :func:`probes.lens.read_options` runs them through the model's
@@ -45,40 +51,128 @@ class Pass:
 
 @dataclass
 class PromptBatch:
-    """A prompt pass and the continuation passes that run on its cache."""
+    """A prompt pass and the continuation passes that run on its cache.
+
+    ``shared`` > 0: every prompt of the batch starts with the same ``shared`` tokens; a reader
+    that can continue a continuation runs them once and the prompts' rest on their cache
+    (positions of ``prompts.reads`` count in the whole prompt either way).
+    """
 
     prompts: Pass
     continuations: list[Pass]
+    shared: int = 0
+
+
+#: Prompts of a batch that share at least this many leading tokens run them once (``plan``).
+MIN_SHARED = 16
+
+
+def common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` share."""
+    for index, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return index
+    return min(len(a), len(b))
+
+
+def _groups(prompt_ids: Sequence[Sequence[int]], batch_size: int, min_shared: int) -> list[list[int]]:
+    """Items in batches: runs of prompts that share ``min_shared`` leading tokens together (in
+    token order, so neighbours share the most), the rest longest first as before."""
+    if min_shared <= 0:
+        order = sorted(range(len(prompt_ids)), key=lambda index: -len(prompt_ids[index]))
+        return [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+    by_tokens = sorted(range(len(prompt_ids)), key=lambda index: list(prompt_ids[index]))
+    runs: list[list[int]] = []
+    for index in by_tokens:
+        if runs and common_length(prompt_ids[runs[-1][0]], prompt_ids[index]) >= min_shared:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    groups: list[list[int]] = []
+    alone: list[int] = []
+    for run in runs:
+        for start in range(0, len(run), batch_size):
+            chunk = run[start : start + batch_size]
+            if len(chunk) > 1:
+                groups.append(chunk)
+            else:
+                alone.extend(chunk)
+    alone.sort(key=lambda index: -len(prompt_ids[index]))
+    groups += [alone[start : start + batch_size] for start in range(0, len(alone), batch_size)]
+    return sorted(groups, key=lambda group: -max(len(prompt_ids[index]) for index in group))
+
+
+def _shared_length(prompts: Sequence[Sequence[int]], min_shared: int) -> int:
+    """Leading tokens every prompt shares, less one so each keeps a token of its own (0 if < min)."""
+    if len(prompts) < 2 or min_shared <= 0:
+        return 0
+    shared = min(common_length(prompts[0], prompt) for prompt in prompts[1:])
+    shared = min(shared, *(len(prompt) - 1 for prompt in prompts))
+    return shared if shared >= min_shared else 0
+
+
+def _continuation_rows(options: Sequence[Sequence[int]]) -> tuple[list[list[int]], list[int]]:
+    """An item's continuation rows and, for each option, the row that reads it (-1: one token).
+
+    An option's inputs are its tokens but the last; one row serves every option whose inputs
+    start the row's (options ``a b c`` and ``a b`` share the row ``a b``; ``a d`` needs its own).
+
+    An option's token ``j`` (``j >= 1``) is read after ``prompt + option[:j]``: any row that
+    starts with ``option[:j]`` gives the same vector, so options that share leading tokens share
+    their rows' positions.
+    """
+    inputs = [list(ids[:-1]) for ids in options]
+    rows: list[list[int]] = []
+    owner = []
+    for tokens in inputs:
+        if not tokens:
+            owner.append(-1)
+            continue
+        longer = [other for other in inputs if len(other) > len(tokens) and other[: len(tokens)] == tokens]
+        row = max(longer, key=len) if longer else tokens
+        if row not in rows:
+            rows.append(row)
+        owner.append(rows.index(row))
+    return rows, owner
 
 
 def plan(
-    prompt_ids: Sequence[Sequence[int]], option_ids: Sequence[Sequence[Sequence[int]]], batch_size: int
+    prompt_ids: Sequence[Sequence[int]],
+    option_ids: Sequence[Sequence[Sequence[int]]],
+    batch_size: int,
+    min_shared: int = 0,
 ) -> list[PromptBatch]:
     """Prompt batches of ``batch_size`` items (longest prompts first) and their continuations.
 
     ``prompt_ids[item]`` are an item's prompt tokens and ``option_ids[item][option]`` its
-    options' tokens; every option is read token by token, every token exactly once.
+    options' tokens; every option is read token by token, every token exactly once. Options
+    that share leading tokens share continuation rows. With ``min_shared`` > 0, prompts that
+    share at least that many leading tokens are batched together and the batch notes how many
+    they share (:attr:`PromptBatch.shared`).
     """
-    order = sorted(range(len(prompt_ids)), key=lambda index: -len(prompt_ids[index]))
     batches = []
-    for start in range(0, len(order), batch_size):
+    for group in _groups(prompt_ids, batch_size, min_shared):
         prompts = Pass()
         continuations: list[Pass] = []
-        for row, item in enumerate(order[start : start + batch_size]):
+        for row, item in enumerate(group):
             prompt = list(prompt_ids[item])
             prompts.tokens.append(prompt)
-            for option, ids in enumerate(option_ids[item]):
-                prompts.reads.append(Read(row, len(prompt) - 1, item, option, 0, ids[0]))
-                if len(ids) == 1:
-                    continue
+            rows, owner = _continuation_rows(option_ids[item])
+            placed = []
+            for tokens in rows:
                 if not continuations or len(continuations[-1].tokens) == batch_size:
                     continuations.append(Pass())
                 current = continuations[-1]
-                continuation_row = len(current.tokens)
-                current.tokens.append(list(ids[:-1]))
+                placed.append((current, len(current.tokens)))
+                current.tokens.append(tokens)
                 current.prompt_rows.append(row)
+            for option, ids in enumerate(option_ids[item]):
+                prompts.reads.append(Read(row, len(prompt) - 1, item, option, 0, ids[0]))
+                if owner[option] < 0:
+                    continue
+                current, continuation_row = placed[owner[option]]
                 current.reads.extend(
                     Read(continuation_row, j - 1, item, option, j, ids[j]) for j in range(1, len(ids))
                 )
-        batches.append(PromptBatch(prompts, continuations))
+        batches.append(PromptBatch(prompts, continuations, _shared_length(prompts.tokens, min_shared)))
     return batches

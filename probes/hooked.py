@@ -169,6 +169,22 @@ class HookedModel:
         """Log-prob of each target token read from each residual vector (final norm, unembedding)."""
         return self.backend.log_probs(resid, targets, chunk_size)
 
+    def log_probs_at(
+        self,
+        resid: Float[torch.Tensor, "*lead vector d_model"],
+        vector: Int[torch.Tensor, " read"],
+        targets: Int[torch.Tensor, " read"],
+        chunk_size: int = 256,
+    ) -> Float[torch.Tensor, "*lead read"]:
+        """Log-prob of ``targets[r]`` read from ``resid[..., vector[r], :]``, each vector's
+        log-softmax computed once however many targets are read from it (a backend without
+        ``log_probs_at`` reads the vectors repeated through :meth:`log_probs`: same numbers)."""
+        at = getattr(self.backend, "log_probs_at", None)
+        if at is not None:
+            return at(resid, vector, targets, chunk_size)
+        lead = resid.shape[:-2]
+        return self.backend.log_probs(resid[..., vector, :], targets.expand(*lead, -1), chunk_size)
+
     def apply_final_norm(
         self, resid: Float[torch.Tensor, "*shape d_model"]
     ) -> Float[torch.Tensor, "*shape d_model"]:

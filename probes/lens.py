@@ -75,6 +75,17 @@ class LogitLens:
         """Log-prob of each row's target token through final norm and unembedding."""
         return model.log_probs(resid, targets, self.chunk_size).float()
 
+    def read_at(
+        self,
+        model: HookedModel,
+        resid: Float[torch.Tensor, "layer vector d_model"],
+        layers: Sequence[int],
+        vector: Int[torch.Tensor, " read"],
+        targets: Int[torch.Tensor, " read"],
+    ) -> Float[torch.Tensor, "layer read"]:
+        """:meth:`read` of ``targets[r]`` from ``resid[:, vector[r]]``: one log-softmax per vector."""
+        return model.log_probs_at(resid, vector, targets, self.chunk_size).float()
+
 
 @dataclass(frozen=True)
 class EncodedItem:
@@ -196,6 +207,7 @@ def read_options(
     batch_size: int = 8,
     progress: bool = False,
     reuse_prompts: bool = True,
+    share_prefixes: bool = True,
 ) -> OptionReadout:
     """Read every option of every item at every requested layer.
 
@@ -215,6 +227,9 @@ def read_options(
         progress: Show a progress bar.
         reuse_prompts: Run each prompt once and continue from its cache where the
             backend can; ``False`` forces one row per multi-token option (for comparison).
+        share_prefixes: With ``reuse_prompts``, batch prompts that share a long start
+            (:data:`probes.continuation.MIN_SHARED` tokens or more) and run that start once
+            where the reader can continue a continuation; ``False`` runs every prompt whole.
     """
     lens = lens or LogitLens()
     layer_list = resolve_layers(layers, model.n_layers)
@@ -222,12 +237,19 @@ def read_options(
     per_token = [[torch.zeros(len(layer_list), len(ids)) for ids in enc.option_ids] for enc in encoded]
     with torch.inference_mode(), model.residual_reader(layer_list) as reader:
         if reuse_prompts and getattr(reader, "continues", False):
-            passes = _cached_passes(reader, encoded, batch_size, model.device)
+            min_shared = (
+                continuation.MIN_SHARED if share_prefixes and hasattr(reader, "continue_prompts") else 0
+            )
+            passes = _cached_passes(reader, encoded, batch_size, model.device, min_shared)
         else:
             passes = _row_passes(reader, encoded, batch_size, model.device)
-        for resid, reads in tqdm(passes, desc=f"lens {model.name}", disable=not progress, leave=False):
+        for resid, vector, reads in tqdm(
+            passes, desc=f"lens {model.name}", disable=not progress, leave=False
+        ):
+            if not reads:
+                continue
             targets = torch.tensor([read.target for read in reads], device=resid.device)
-            values = lens.read(model, resid, layer_list, targets).cpu()
+            values = _read(lens, model, resid, layer_list, vector.to(resid.device), targets).cpu()
             for column, read in enumerate(reads):
                 per_token[read.item][read.option][:, read.token] = values[:, column]
     return OptionReadout(
@@ -240,12 +262,34 @@ def read_options(
     )
 
 
-_Passes = Iterator[tuple[Float[torch.Tensor, "layer row d_model"], list[Read]]]
+_Passes = Iterator[tuple[Float[torch.Tensor, "layer vector d_model"], Int[torch.Tensor, " read"], list[Read]]]
 
 
-def _indices(reads: Sequence[Read], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    rows = torch.tensor([read.row for read in reads], device=device)
-    return rows, torch.tensor([read.position for read in reads], device=device)
+def _read(
+    lens: Lens,
+    model: HookedModel,
+    resid: Float[torch.Tensor, "layer vector d_model"],
+    layers: Sequence[int],
+    vector: Int[torch.Tensor, " read"],
+    targets: Int[torch.Tensor, " read"],
+) -> Float[torch.Tensor, "layer read"]:
+    """Each read's log-prob from its vector: one log-softmax per vector where the lens can
+    (``read_at``), else the vectors repeated per read through :meth:`Lens.read`."""
+    read_at = getattr(lens, "read_at", None)
+    if read_at is not None:
+        return read_at(model, resid, layers, vector, targets)
+    return lens.read(model, resid[:, vector], layers, targets)
+
+
+def _indices(
+    reads: Sequence[Read], device: torch.device, offset: int = 0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each distinct (row, position) once (position less ``offset``), and each read's vector."""
+    keys: dict[tuple[int, int], int] = {}
+    vector = [keys.setdefault((read.row, read.position - offset), len(keys)) for read in reads]
+    rows = torch.tensor([row for row, _ in keys], dtype=torch.long, device=device)
+    positions = torch.tensor([position for _, position in keys], dtype=torch.long, device=device)
+    return rows, positions, torch.tensor(vector, dtype=torch.long)
 
 
 @contextlib.contextmanager
@@ -260,35 +304,59 @@ def _memory_advice(rows: int, width: int) -> Iterator[None]:
 
 
 def _cached_passes(
-    reader: Any, encoded: Sequence[EncodedItem], batch_size: int, device: torch.device
+    reader: Any, encoded: Sequence[EncodedItem], batch_size: int, device: torch.device, min_shared: int
 ) -> _Passes:
     """One prompt pass per batch of items, then their options' continuations on its cache."""
     prompt_ids = [enc.prompt_ids for enc in encoded]
     option_ids = [enc.option_ids for enc in encoded]
-    for batch in continuation.plan(prompt_ids, option_ids, batch_size):
-        input_ids, attention_mask = right_padded(batch.prompts.tokens)
-        with _memory_advice(*input_ids.shape):
-            resid, cache = reader.run_prompts(
-                input_ids.to(device), attention_mask.to(device), *_indices(batch.prompts.reads, device)
-            )
-        yield resid, batch.prompts.reads
+    for batch in continuation.plan(prompt_ids, option_ids, batch_size, min_shared):
+        reads = batch.prompts.reads
+        rows, positions, vector = _indices(reads, device)
+        resid, cache = None, None
+        if batch.shared:  # the shared start once, then each prompt's rest on its cache
+            resid, cache = _shared_start(reader, batch, device)
+        if cache is None:
+            input_ids, attention_mask = right_padded(batch.prompts.tokens)
+            with _memory_advice(*input_ids.shape):
+                resid, cache = reader.run_prompts(
+                    input_ids.to(device), attention_mask.to(device), rows, positions
+                )
+        yield resid, vector, reads
         if cache is None and batch.continuations:  # no cache kept: these items' rows as today
-            subset = sorted({read.item for read in batch.prompts.reads})
-            for resid, reads in _row_passes(reader, [encoded[i] for i in subset], batch_size, device):
-                yield resid, [replace(read, item=subset[read.item]) for read in reads]
+            subset = sorted({read.item for read in reads})
+            for resid, vector, row_reads in _row_passes(
+                reader, [encoded[i] for i in subset], batch_size, device
+            ):
+                yield resid, vector, [replace(read, item=subset[read.item]) for read in row_reads]
             continue
         for step in batch.continuations:
             input_ids, attention_mask = right_padded(step.tokens)
             prompt_rows = torch.tensor(step.prompt_rows, device=device)
+            rows, positions, vector = _indices(step.reads, device)
             with _memory_advice(len(step.tokens), input_ids.shape[1] + cache.attention_mask.shape[1]):
                 resid = reader.run_continuations(
-                    cache,
-                    prompt_rows,
-                    input_ids.to(device),
-                    attention_mask.to(device),
-                    *_indices(step.reads, device),
+                    cache, prompt_rows, input_ids.to(device), attention_mask.to(device), rows, positions
                 )
-            yield resid, step.reads
+            yield resid, vector, step.reads
+
+
+def _shared_start(reader: Any, batch: continuation.PromptBatch, device: torch.device) -> tuple[Any, Any]:
+    """The batch's shared start in one row, then every prompt's rest as its continuation;
+    the prompts' reads and their whole cache (``None, None`` where a block kept no cache)."""
+    shared = batch.shared
+    start_ids, start_mask = right_padded([batch.prompts.tokens[0][:shared]])
+    nothing = torch.zeros(0, dtype=torch.long, device=device)
+    with _memory_advice(*start_ids.shape):
+        _, start = reader.run_prompts(start_ids.to(device), start_mask.to(device), nothing, nothing)
+    if start is None:
+        return None, None
+    input_ids, attention_mask = right_padded([tokens[shared:] for tokens in batch.prompts.tokens])
+    rows, positions, _ = _indices(batch.prompts.reads, device, offset=shared)
+    prompt_rows = torch.zeros(len(batch.prompts.tokens), dtype=torch.long, device=device)
+    with _memory_advice(input_ids.shape[0], shared + input_ids.shape[1]):
+        return reader.continue_prompts(
+            start, prompt_rows, input_ids.to(device), attention_mask.to(device), rows, positions
+        )
 
 
 def _row_passes(
@@ -306,6 +374,7 @@ def _row_passes(
             for b, seq in enumerate(batch)
             for position, token, option in seq.reads
         ]
+        batch_index, position_index, vector = _indices(reads, device)
         with _memory_advice(*input_ids.shape):
-            resid = reader.run(input_ids.to(device), attention_mask.to(device), *_indices(reads, device))
-        yield resid, reads
+            resid = reader.run(input_ids.to(device), attention_mask.to(device), batch_index, position_index)
+        yield resid, vector, reads

@@ -41,6 +41,48 @@ def bridge_log_probs(
     return readout.values[..., 0]
 
 
+def bridge_log_probs_at(
+    bridge: Any,
+    resid: Float[torch.Tensor, "*lead vector d_model"],
+    vector: Int[torch.Tensor, " read"],
+    targets: Int[torch.Tensor, " read"],
+    chunk_size: int,
+) -> Float[torch.Tensor, "*lead read"]:
+    """Log-prob of ``targets[r]`` read from ``resid[..., vector[r], :]``: each vector's log-softmax
+    is computed once, however many targets are read from it.
+
+    The same readout as :func:`bridge_log_probs` (TransformerLens's final norm, unembedding,
+    output transform and log-softmax, through the float32 view), without what ``logit_readout``
+    also computes per vector and the lens never uses (entropy, target ranks).
+    """
+    from transformer_lens.tools.analysis.logit_lens import (
+        _apply_output_transform,
+        _final_norm,
+        _run_ln_final,
+    )
+
+    view = readout_view(bridge)
+    ln_final = _final_norm(view) if getattr(view, "apply_ln", True) else None
+    lead, n_vectors = resid.shape[:-2], resid.shape[-2]
+    if n_vectors == 0 or vector.numel() == 0:
+        return resid.new_zeros(*lead, vector.shape[0], dtype=torch.float32)
+    flat = resid.reshape(-1, resid.shape[-1]).to(device=view.W_U.device, dtype=view.W_U.dtype)
+    vector, targets = vector.to(flat.device), targets.to(flat.device)
+    n_lead = flat.shape[0] // n_vectors
+    rows = (torch.arange(n_lead, device=flat.device)[:, None] * n_vectors + vector).reshape(-1)
+    wanted = targets.repeat(n_lead)
+    out = torch.empty(rows.shape[0], dtype=torch.float32, device=flat.device)
+    for start in range(0, flat.shape[0], chunk_size):
+        chunk = flat[start : start + chunk_size]
+        if ln_final is not None:
+            chunk = _run_ln_final(ln_final, chunk)
+        logits, _ = _apply_output_transform(view, chunk @ view.W_U + view.b_U)
+        log_probs = torch.log_softmax(logits.float(), dim=-1)
+        here = (rows >= start) & (rows < start + chunk.shape[0])
+        out[here] = log_probs[rows[here] - start, wanted[here]]
+    return out.reshape(*lead, vector.shape[0])
+
+
 class _ReadoutView:
     """A bridge as ``logit_readout`` sees it: final norm and unembedding in float32, and a
     ``project_out`` (OPT-350m: decoder output 1024 → 512 before the tied unembedding) folded

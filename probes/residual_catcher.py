@@ -165,12 +165,7 @@ class ResidualCatcher:
                 **{str(self._cache_argument): past},
             )
         resid = torch.stack([self.caught[layer] for layer in self.layers])
-        filled = [getattr(layer, "is_initialized", False) for layer in past.layers]
-        if len(filled) < self.layers[-1] or not all(filled[: self.layers[-1]]):
-            return resid, None  # some block kept no cache: continuations would be wrong
-        if past.get_seq_length() != input_ids.shape[1]:
-            return resid, None
-        return resid, PromptCache(past, attention_mask)
+        return resid, self._kept(past, attention_mask)
 
     def run_continuations(
         self,
@@ -187,6 +182,30 @@ class ResidualCatcher:
         continuation: the attention mask hides it and the positions are given explicitly
         (prompt length onwards), so each row computes what its unpadded sequence would.
         """
+        return self._continue(prompts, prompt_rows, input_ids, attention_mask, batch_index, position_index)[0]
+
+    def continue_prompts(
+        self,
+        prompts: PromptCache,
+        prompt_rows: Int[torch.Tensor, " batch"],
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
+        """:meth:`run_continuations` that keeps the grown cache (prompt + continuation), so the
+        rows can be continued in turn (prompts that share a start: the start, then each rest)."""
+        return self._continue(prompts, prompt_rows, input_ids, attention_mask, batch_index, position_index)
+
+    def _continue(
+        self,
+        prompts: PromptCache,
+        prompt_rows: Int[torch.Tensor, " batch"],
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
         from transformers import DynamicCache
 
         past = DynamicCache()
@@ -198,12 +217,23 @@ class ResidualCatcher:
         position_ids = prompt_mask.sum(-1, keepdim=True) + offsets
         self.batch_index, self.position_index = batch_index, position_index
         self.caught = {}
+        mask = torch.cat([prompt_mask, attention_mask], dim=-1)
         with contextlib.suppress(_StopForward):
             self.hf_model(
                 input_ids=input_ids,
-                attention_mask=torch.cat([prompt_mask, attention_mask], dim=-1),
+                attention_mask=mask,
                 position_ids=position_ids,
                 use_cache=True,
                 **{str(self._cache_argument): past},
             )
-        return torch.stack([self.caught[layer] for layer in self.layers])
+        resid = torch.stack([self.caught[layer] for layer in self.layers])
+        return resid, self._kept(past, mask)
+
+    def _kept(self, past: Any, attention_mask: Int[torch.Tensor, "batch pos"]) -> PromptCache | None:
+        """The pass's cache (``attention_mask`` wide), or ``None`` where a block that ran kept none."""
+        filled = [getattr(layer, "is_initialized", False) for layer in past.layers]
+        if len(filled) < self.layers[-1] or not all(filled[: self.layers[-1]]):
+            return None  # some block kept no cache: continuations would be wrong
+        if past.get_seq_length() != attention_mask.shape[1]:
+            return None
+        return PromptCache(past, attention_mask)
