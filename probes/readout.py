@@ -76,7 +76,7 @@ def bridge_log_probs_at(
         chunk = flat[start : start + chunk_size]
         if ln_final is not None:
             chunk = _run_ln_final(ln_final, chunk)
-        logits, _ = _apply_output_transform(view, chunk @ view.W_U + view.b_U)
+        logits, _ = _apply_output_transform(view, torch.addmm(view.b_U, chunk, view.W_U))
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         here = (rows >= start) & (rows < start + chunk.shape[0])
         out[here] = log_probs[rows[here] - start, wanted[here]]
