@@ -201,7 +201,7 @@ def _smollm2_steps(args: argparse.Namespace, before: bool) -> dict:
         return {"prize_before": lambda small: read_options(model, old[:2] if small else old, batch_size=8)}
     tasks = task_names()
     prize = load_items(tasks, ["prize"], n_items=args.task_items, seed=0)
-    oneshot = load_items([t for t in tasks if t != "organism_negation"], ["one_shot"], args.task_items, 0)
+    oneshot = load_items(args.shared_tasks.split(","), ["one_shot"], args.shared_items, 0)
     args.items.write_text(json.dumps([{name: getattr(item, name) for name in fields} for item in prize]))
 
     def run(items: list, small: bool, **options: bool) -> None:
@@ -250,6 +250,7 @@ def _start(group: str, args: argparse.Namespace, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-P", __file__, "--worker", group, "--batch", str(args.batch)]
     command += ["--length", str(args.length), "--task-items", str(args.task_items), "--before", args.before]
     command += ["--items", str(args.items or log.parent / "prize_items.json")]
+    command += ["--shared-tasks", args.shared_tasks, "--shared-items", str(args.shared_items)]
     command += ["--quick"] if args.quick else []
     return subprocess.Popen(
         command,
@@ -271,6 +272,8 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--task-items", type=int, default=4, help="SmolLM2: items of every task")
+    parser.add_argument("--shared-tasks", default="modus_tollens,multi_hop,negation_qa,sig_figs")
+    parser.add_argument("--shared-items", type=int, default=4, help="one-shot items of every shared task")
     parser.add_argument("--groups", default="random,smollm2,before", help="worker groups to run")
     parser.add_argument("--before", default="6acdf11^", help="commit of the probes before issue 19")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -284,28 +287,42 @@ def main() -> None:
     chosen = [g for g in args.groups.split(",") if g]
     logs = Path(tempfile.mkdtemp(prefix="bench-lens-"))
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load {os.getloadavg()}; logs in {logs}")
-    workers, counts = {}, {}
-    for group in chosen:  # one at a time: their start-ups do not compete
-        workers[group] = _start(group, args, logs / f"{group}.log")
-        ready = json.loads(workers[group].stdout.readline())
-        counts.update(ready["counts"])
+    workers = {group: _start(group, args, logs / f"{group}.log") for group in chosen if group != "before"}
+    counts = {}
+    for group in list(workers):  # the before worker reads the items the smollm2 worker wrote
+        counts.update(json.loads(workers[group].stdout.readline())["counts"])
+    if "before" in chosen:
+        workers["before"] = _start("before", args, logs / "before.log")
+        workers["before"].stdout.readline()
     seconds: dict[str, list[float]] = {m: [] for g in chosen for m in groups[g]}
     peaks: dict[str, int] = dict.fromkeys(seconds, 0)
-    for _ in range(rounds):
-        for group in chosen:
-            for method in groups[group]:
-                workers[group].stdin.write(method + "\n")
-                workers[group].stdin.flush()
-                result = json.loads(workers[group].stdout.readline())
-                seconds[method].append(result["seconds"])
-                peaks[method] = max(peaks[method], result["peak_bytes"])
+
+    def rounds_of(names: list[str]) -> None:
+        """Interleaved rounds of these groups' methods; groups in other threads run at the same time."""
+        for _ in range(rounds):
+            for group in names:
+                for method in groups[group]:
+                    workers[group].stdin.write(method + "\n")
+                    workers[group].stdin.flush()
+                    result = json.loads(workers[group].stdout.readline())
+                    seconds[method].append(result["seconds"])
+                    peaks[method] = max(peaks[method], result["peak_bytes"])
+
+    # The random model in one thread, SmolLM2 (now and before, interleaved) in another.
+    lanes = [[g for g in chosen if g == "random"], [g for g in chosen if g != "random"]]
+    threads = [threading.Thread(target=rounds_of, args=(lane,)) for lane in lanes if lane]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     for process in workers.values():
         process.stdin.close()
         process.wait()
     best = {method: min(times) for method, times in seconds.items()}
     print(
-        f"batch {args.batch} x {args.length} tokens; {args.task_items} items per task ({counts}); "
-        f"min over {rounds} interleaved rounds; load after: {os.getloadavg()}"
+        f"batch {args.batch} x {args.length} tokens; {args.task_items} prize items per task, "
+        f"{args.shared_items} one-shot items of {args.shared_tasks} ({counts}); min over {rounds} "
+        f"interleaved rounds (the random and the SmolLM2 workers side by side); load after: {os.getloadavg()}"
     )
     print("\n| method | seconds (min) | median | peak memory growth |\n|---|---:|---:|---:|")
     for method, times in seconds.items():

@@ -32,6 +32,7 @@ __all__ = [
     "Backend",
     "BridgeBackend",
     "ContinuingReader",
+    "SharingReader",
     "HookFunction",
     "PromptCache",
     "ResidualReader",
@@ -109,6 +110,23 @@ class ContinuingReader(ResidualReader, Protocol):
         position_index: Int[torch.Tensor, " row"],
     ) -> Float[torch.Tensor, "layer row d_model"]:
         """Like :meth:`run` for tokens that follow prompt ``prompt_rows[b]`` (positions count from 0)."""
+        ...
+
+
+class SharingReader(ContinuingReader, Protocol):
+    """A continuing reader that can also continue a continuation: prompts that share a start run
+    it once (optional: the lens checks for :meth:`continue_prompts` and else runs prompts whole)."""
+
+    def continue_prompts(
+        self,
+        prompts: PromptCache,
+        prompt_rows: Int[torch.Tensor, " batch"],
+        input_ids: Int[torch.Tensor, "batch pos"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
+        """:meth:`run_continuations` that also returns the grown cache (``None`` as in ``run_prompts``)."""
         ...
 
 

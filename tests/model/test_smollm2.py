@@ -135,3 +135,21 @@ def test_gguf_prompt_cache_equals_whole_rows(smollm2):
     rows = read_options(smollm2, items, batch_size=4, reuse_prompts=False)
     for fast, slow in zip(cached.logprobs, rows.logprobs):
         torch.testing.assert_close(fast, slow, atol=1e-4, rtol=0)
+
+
+def test_gguf_suite_items_equal_whole_rows(smollm2):
+    """Real weights on real items: one prize item of every task (options of 1-3 tokens, up to 45
+    options, hindsight_neglect's ~780 tokens) and one-shot items that share their demonstration
+    (a shared start run once) read what whole rows read."""
+    from probes.continuation import MIN_SHARED, plan
+    from probes.tasks import load_items, task_names
+
+    prize = load_items(task_names(), ["prize"], n_items=1, seed=0)
+    one_shot = load_items(["modus_tollens"], ["one_shot"], n_items=4, seed=0)
+    prompts = [smollm2.tokenizer(item.prompt).input_ids for item in one_shot]
+    assert plan(prompts, [[[1]]] * len(prompts), 8, MIN_SHARED)[0].shared >= MIN_SHARED
+    for items in (prize, one_shot):
+        fast = read_options(smollm2, items, batch_size=8)
+        slow = read_options(smollm2, items, batch_size=8, reuse_prompts=False)
+        for got, expected in zip(fast.logprobs, slow.logprobs):
+            torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
