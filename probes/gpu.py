@@ -41,7 +41,7 @@ def row_bytes(model: HookedModel, tokens: int, keep_cache: bool = True) -> int:
 def readout_bytes(model: HookedModel, chunk_size: int = 256) -> int:
     """Memory of the float32 readout: a chunk of logits and its log-softmax, plus the float32
     unembedding copy of a lower-precision model."""
-    vocab = int(model.backend.bridge.cfg.d_vocab)
+    vocab = int(model.unembedding_weights.shape[-1])
     copy = vocab * model.d_model * 4 if model.dtype != torch.float32 else 0
     return 2 * chunk_size * vocab * 4 + copy
 
