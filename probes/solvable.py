@@ -182,6 +182,8 @@ def fit_relations(layers: Sequence[float], solvable: Sequence[float]) -> pd.Data
     finite = np.isfinite(table["aicc"])
     delta = table["aicc"] - table.loc[finite, "aicc"].min()
     weights = np.where(finite, np.exp(-delta.where(finite, 0) / 2), 0.0)
+    if not finite.any():  # too few points for any AICc: no relation is preferred (not 0/0)
+        return table.assign(akaike_weight=math.nan)
     return table.assign(akaike_weight=weights / weights.sum())
 
 
