@@ -20,6 +20,7 @@ from probes.version import __version__
 
 if TYPE_CHECKING:
     from probes.lens import LogitLens, read_options
+    from probes.model_rows import read_layers
     from probes.models import HookedModel, from_hf_model, load_model
     from probes.sweep import SweepOptions, run
     from probes.tasks import Item, read_items, write_items
@@ -31,6 +32,7 @@ _LAZY = {
     "HookedModel": "probes.models",
     "from_hf_model": "probes.models",
     "load_model": "probes.models",
+    "read_layers": "probes.model_rows",
     "SweepOptions": "probes.sweep",
     "run": "probes.sweep",
     "Item": "probes.tasks",
@@ -48,6 +50,7 @@ __all__ = [
     "from_hf_model",
     "load_model",
     "read_items",
+    "read_layers",
     "read_options",
     "run",
     "write_items",

@@ -242,9 +242,54 @@ def run_ablation_study(options: AblateOptions) -> Store:
     return execute(units, options, compute, "ablations")
 
 
+def analyse_model(
+    model: HookedModel,
+    items: list[Item],
+    twins: list[Item] | None = None,
+    options: AblateOptions | None = None,
+) -> dict[str, pd.DataFrame]:
+    """The study's tables of one already-loaded model on one task's items, without a store.
+
+    What :func:`run_ablation_study` computes per (model, task), for a notebook that loads a
+    large model once (:func:`probes.load_model`) and runs the lens on it too. ``options`` says
+    which analyses run and how (its model, ladder, task and store fields are not used); ``twins``
+    are the items' ``no_distractor`` twins, for patching. Returns the tables by kind
+    (``attribution``, ``ablation``, ``patching`` and ``patching_unpaired``, as asked), each row
+    with the store's provenance columns, so :mod:`probes.ablate.summary` takes them as they are.
+    """
+    options = options or AblateOptions()
+    options.check()
+    groups = {(item.task, item.variant) for item in items}
+    if len(groups) != 1:
+        raise ProbesError(
+            f"analyse_model takes the items of one task and variant; got {sorted(groups) or 'none'}. "
+            "Load them with probes.tasks.load_items([task], [variant])."
+        )
+    for name in options.components or []:
+        parse_component(name).check(model)
+    found: dict[str, pd.DataFrame] = {}
+    if "attribution" in options.analyses:
+        found["attribution"] = attribute(model, items, options.batch_size)
+    if "ablation" in options.analyses:
+        found["ablation"] = _ablation_table(model, items, found.get("attribution"), options)
+    if "patching" in options.analyses:
+        found["patching"], found[UNPAIRED] = _patching_tables(model, items, list(twins or []), options)
+    return {
+        kind: _with_origin(model, "output", items[0].task, items[0].variant, kind, table)
+        for kind, table in found.items()
+    }
+
+
+def _with_origin(
+    model: HookedModel, lens: str, task: str, variant: str, kind: str, table: pd.DataFrame
+) -> pd.DataFrame:
+    """``table`` with its rows' provenance (lens ``output``: the model's own output, no per-layer lens)."""
+    origin = provenance(model, lens)
+    context = {"task": task, "variant": variant, "analysis": kind}
+    return table.assign(model=origin.pop("model"), revision=origin.pop("revision"), **context, **origin)
+
+
 def _output(model: HookedModel, unit: Unit, kind: str, table: pd.DataFrame, done: bool = True) -> Output:
-    """A table with its rows' provenance (``lens`` ``output``: the model's own output, no per-layer lens)."""
-    origin = provenance(model, unit.lens)
-    context = {"task": unit.task, "variant": unit.variant, "analysis": kind}
-    rows = table.assign(model=origin.pop("model"), revision=origin.pop("revision"), **context, **origin)
+    """A table with its rows' provenance, as the unit's shard of kind ``kind``."""
+    rows = _with_origin(model, unit.lens, unit.task, unit.variant, kind, table)
     return Output(unit, rows, kind, fields={"analysis": kind, "n_rows": len(rows)}, done=done)
