@@ -241,7 +241,8 @@ inner = by_lens.loc[1 : int(worst.at[large, "n_layers"]) - 1]  # the layers betw
 leads = {
     lens: [int(layer) for layer in inner.index if inner.at[layer, lens] < 0] for lens in ("logit", "tuned")
 }
-inner_kl = kl[(kl["model"] == large) & kl["layer"].isin(inner.index)].groupby("lens")["kl"].mean()
+inner_kl = kl[(kl["model"] == large) & kl["layer"].isin(inner.index)]
+inner_kl = inner_kl.groupby(inner_kl["lens"].str.split("-").str[0])["kl"].mean()  # "tuned-<id>" is tuned
 lines = [
     f"- Accuracy at the last layer, prize variant, by size: {by_size(accuracy, 'prize', order)}: "
     f"{shape['prize']} (chance {chance:.2f}). One-shot: {by_size(accuracy, 'one_shot', order)} "
