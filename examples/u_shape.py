@@ -200,6 +200,7 @@ probes.run(ladder="organism", lens="tuned", out=ORGANISM, progress=False, **pair
 both = report.load_results(ORGANISM)
 kl = pd.DataFrame(both.attrs["lens_held_out_kl"])  # per model, lens and layer: KL to the final distribution
 both = both[both["variant"] != "one_shot"]  # one_shot was read only through the logit lens
+both = both.assign(lens=both["lens"].str.replace(r"^tuned-.*", "tuned", regex=True))  # each rung's own
 lens_report.kl_figure(kl, both)
 
 # %%
