@@ -16,8 +16,9 @@
 #
 # **Question.** Wei et al. (2022) argue that a task of k sequential steps needs O(k) layers;
 # pointer doubling would need only O(log k). The built-in `depth` ladder holds GPT-NeoX models
-# that differ *only* in their number of layers, trained on `pointer_chase` (follow k arrows
-# around a cycle whose arrows are stated in shuffled order). Per rung we measure accuracy per k,
+# that differ *only* in their number of layers, trained on a pointer-chasing task (follow k
+# arrows around a cycle whose arrows are stated in shuffled order); the task is the one its
+# catalogue names. Per rung we measure accuracy per k,
 # the largest k it solves, how that grows with depth, and at which layer each intermediate
 # step's value can be read. The notebook reads the ladder's rungs from the ladder itself, so it
 # stays right when they change; every sentence of the conclusion comes from the numbers below.
@@ -33,6 +34,7 @@ from probes.ladders import get_ladder
 from probes.model_rows import readout_rows, step_rows
 from probes.reasoning import step_readout_summary, with_steps
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
+from probes.shipped import builtin_catalogue
 from probes.solvable import (
     SOLVED_AT,
     accuracy_table,
@@ -56,17 +58,20 @@ print("probes", probes.__version__)
 # %% [markdown]
 # ## 1. Items and models
 #
-# `pointer_chase` cycles k = 1 … 16 over its items, so `16 * n` items hold `n` of every k. The
-# evaluation items (seed 0: the ladder's held-out set) are read through the logit lens at every
-# layer; the linear probes train and test on separate items (another seed), 70% / 30%.
+# The pointer-chasing tasks cycle k over their items, so a multiple of the k range holds the same
+# number of every k. The evaluation items (seed 0: the ladder's held-out set) are read through
+# the logit lens at every layer; the linear probes train and test on separate items (another
+# seed), 70% / 30%.
 
 # %%
-TASK, PER_K, MAX_K = "pointer_chase", 24, 8  # items per k, largest k tested
-PROBED_K, PROBE_PER_K = [2], 100  # k whose steps are probed (k = 2: one intermediate), items per k
-items = [i for i in load_items([TASK], ["prize"], 16 * PER_K, seed=0) if i.meta["steps"] <= MAX_K]
-probing = [i for i in load_items([TASK], ["prize"], 16 * PROBE_PER_K, seed=2) if i.meta["steps"] in PROBED_K]
+(TASK,) = builtin_catalogue("depth").catalogue()["tasks"]  # the ladder's training task
+N_ITEMS, MAX_K = 192, 8  # evaluation items (k cycles over them), largest k tested
+PROBED_K, PROBE_ITEMS = [2], 600  # k whose steps are probed (k = 2: one intermediate); items drawn
+items = [i for i in load_items([TASK], ["prize"], N_ITEMS, seed=0) if i.meta["steps"] <= MAX_K]
+probing = [i for i in load_items([TASK], ["prize"], PROBE_ITEMS, seed=2) if i.meta["steps"] in PROBED_K]
 specs = get_ladder("depth").model_specs()
-print(f"{len(items)} items (k = 1..{MAX_K}), {len(specs)} rungs; e.g. {items[0].prompt!r}")
+ks = sorted({i.meta["steps"] for i in items})
+print(f"{TASK}: {len(items)} items (k = {ks[0]}..{ks[-1]}), {len(specs)} rungs; e.g. {items[0].prompt!r}")
 
 # %%
 rows, steps, probes_scores = [], [], []
@@ -218,6 +223,7 @@ print("\n".join(lines))
 # Not executed here (it downloads the models). Replace the rungs and, on a GPU, the device:
 #
 # ```python
+# TASK = "pointer_chase"                        # k = 1..16; the depth ladder's task is its own
 # specs = get_ladder("pythia").model_specs()   # or ["path/to/model.gguf"] offline
 # model = probes.load_model(spec, device="cuda")
 # ```
