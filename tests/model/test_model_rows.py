@@ -39,7 +39,7 @@ def test_read_layers_gives_the_rows_probes_run_stores(model, tmp_path: Path):
 
 def test_readout_and_step_rows_name_their_lens():
     model = probes.load_model("depth:1x64")
-    items = load_items(["pointer_chase"], ["prize"], 4, 0)
+    items = load_items(["pointer_chase16"], ["prize"], 4, 0)  # the depth ladder's task
     readout = probes.read_options(model, items)
     rows = readout_rows(model, readout)
     steps = step_rows(model, readout)
