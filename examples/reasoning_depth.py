@@ -190,7 +190,9 @@ else:
         "hold with non-overlapping bootstrap intervals"
         + ("." if separated else ", so the ordering is not established beyond item noise.")
     )
-if not fits.empty:
+if not fits.empty and fits["akaike_weight"].isna().all():  # too few points for any AICc
+    lines.append(f"- Depth fits on {int(fits['n_points'].iloc[0])} rungs: too few points to weigh them.")
+elif not fits.empty:
     best = fits.loc[fits["akaike_weight"].idxmax()]
     lines.append(
         f"- Depth fit on {int(best['n_points'])} uncensored rungs: the {best['relation']} relation has the "
