@@ -24,6 +24,8 @@
 # stays right when they change; every sentence of the conclusion comes from the numbers below.
 
 # %%
+import math
+
 import pandas as pd
 import plotly.io as pio
 from IPython.display import display
@@ -32,6 +34,7 @@ import probes
 from probes.errors import InvalidItemError
 from probes.ladders import get_ladder
 from probes.model_rows import readout_rows, step_rows
+from probes.progress import quiet_libraries
 from probes.reasoning import step_readout_summary, with_steps
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
 from probes.shipped import builtin_catalogue
@@ -76,7 +79,8 @@ print(f"{TASK}: {len(items)} items (k = {ks[0]}..{ks[-1]}), {len(specs)} rungs; 
 # %%
 rows, steps, probes_scores = [], [], []
 for spec in specs:
-    model = probes.load_model(spec)  # once per rung: lens, step readouts and probes share it
+    with quiet_libraries():  # no loading bars
+        model = probes.load_model(spec)  # once per rung: lens, step readouts and probes share it
     readout = probes.read_options(model, items, batch_size=32)
     rows.append(with_steps(readout_rows(model, readout), items))
     steps.append(step_rows(model, readout))
@@ -190,14 +194,28 @@ else:
         "hold with non-overlapping bootstrap intervals"
         + ("." if separated else ", so the ordering is not established beyond item noise.")
     )
+spread = solvable.groupby("n_layers")["solvable_k"].agg(lambda k: sorted(set(k)))
+split = {depth: ks for depth, ks in spread.items() if len(ks) > 1}
+if split:  # rungs of one depth (other seeds) that solve different k
+    lines.append(
+        "- Rungs of the same depth disagree (solvable k by depth: "
+        + "; ".join(f"{depth} layers: {ks}" for depth, ks in split.items())
+        + "): whatever depth buys here, not every training seed gets it."
+    )
 if not fits.empty and fits["akaike_weight"].isna().all():  # too few points for any AICc
     lines.append(f"- Depth fits on {int(fits['n_points'].iloc[0])} rungs: too few points to weigh them.")
 elif not fits.empty:
     best = fits.loc[fits["akaike_weight"].idxmax()]
+    unweighed = fits.loc[~fits["aicc"].map(math.isfinite), "relation"].tolist()  # too many parameters
     lines.append(
         f"- Depth fit on {int(best['n_points'])} uncensored rungs: the {best['relation']} relation has the "
         f"largest Akaike weight ({best['akaike_weight']:.2f}; leave-one-out RMSE {best['loo_rmse']:.2f})"
-        + (" but no bracket backs it." if not brackets else ".")
+        + (" but no bracket backs it" if not brackets else "")
+        + (
+            f"; {', '.join(unweighed)} cannot be weighed with so few points (no finite AICc)."
+            if unweighed
+            else "."
+        )
     )
 else:
     lines.append(f"- No depth fit: {why_no_fit}")
