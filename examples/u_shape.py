@@ -366,7 +366,7 @@ else:
         f"from {smol_ablated['correct_clean'].mean():.2f} to {smol_ablated['correct_ablated'].mean():.2f}.",
         "- "
         + (
-            "The model does not answer the control above chance either: its failure on the negated "
+            "The model does not answer the control above chance either: its accuracy on the negated "
             "questions is not evidence about the 'not', and one such point cannot place it on a U."
             if versus_chance(control) != "above chance"
             else "The model answers the control above chance, so what the 'not' does to it is measured; "
