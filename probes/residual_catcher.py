@@ -138,10 +138,20 @@ class ResidualCatcher:
         position_index: Int[torch.Tensor, " row"],
     ) -> Float[torch.Tensor, "layer row d_model"]:
         """Run the model on a batch; return the kept vectors, layers in sorted order."""
+        return self._catch(batch_index, position_index, input_ids=input_ids, attention_mask=attention_mask)
+
+    def _catch(
+        self,
+        batch_index: Int[torch.Tensor, " row"],
+        position_index: Int[torch.Tensor, " row"],
+        **forward: Any,
+    ) -> Float[torch.Tensor, "layer row d_model"]:
+        """One forward pass with ``forward``'s arguments (cache off unless they pass one), stopped after
+        the last kept layer; the vectors kept at (``batch_index``, ``position_index``), layers sorted."""
         self.batch_index, self.position_index = batch_index, position_index
         self.caught = {}
         with contextlib.suppress(_StopForward):
-            self.hf_model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            self.hf_model(**{"use_cache": False, **forward})
         return torch.stack([self.caught[layer] for layer in self.layers])
 
     def run_prompts(
@@ -154,17 +164,15 @@ class ResidualCatcher:
         """:meth:`run` keeping the key/value cache of the blocks that ran (``None`` if a block kept none)."""
         from transformers import DynamicCache
 
-        self.batch_index, self.position_index = batch_index, position_index
-        self.caught = {}
         past = DynamicCache()
-        with contextlib.suppress(_StopForward):
-            self.hf_model(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                use_cache=True,
-                **{str(self._cache_argument): past},
-            )
-        resid = torch.stack([self.caught[layer] for layer in self.layers])
+        resid = self._catch(
+            batch_index,
+            position_index,
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            use_cache=True,
+            **{str(self._cache_argument): past},
+        )
         return resid, self._kept(past, attention_mask)
 
     def run_continuations(
@@ -215,18 +223,16 @@ class ResidualCatcher:
         prompt_mask = prompts.attention_mask[prompt_rows]
         offsets = torch.arange(input_ids.shape[1], device=input_ids.device)
         position_ids = prompt_mask.sum(-1, keepdim=True) + offsets
-        self.batch_index, self.position_index = batch_index, position_index
-        self.caught = {}
         mask = torch.cat([prompt_mask, attention_mask], dim=-1)
-        with contextlib.suppress(_StopForward):
-            self.hf_model(
-                input_ids=input_ids,
-                attention_mask=mask,
-                position_ids=position_ids,
-                use_cache=True,
-                **{str(self._cache_argument): past},
-            )
-        resid = torch.stack([self.caught[layer] for layer in self.layers])
+        resid = self._catch(
+            batch_index,
+            position_index,
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=position_ids,
+            use_cache=True,
+            **{str(self._cache_argument): past},
+        )
         return resid, self._kept(past, mask)
 
     def _kept(self, past: Any, attention_mask: Int[torch.Tensor, "batch pos"]) -> PromptCache | None:
