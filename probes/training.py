@@ -85,15 +85,19 @@ def learning_rate(step: int, config: Schedule) -> float:
     return config.learning_rate * (share + (1 - share) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def optimizer(model: torch.nn.Module, config: Schedule) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices only; ``foreach=False`` keeps CPU runs bit-reproducible."""
+def optimizer(model: torch.nn.Module, config: Schedule, foreach: bool = False) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only; ``foreach=False`` keeps CPU runs bit-reproducible.
+
+    ``foreach=True`` (one kernel per step for all parameters) is for GPUs, where per-parameter
+    kernel launches would dominate a tiny model's step.
+    """
     matrices = [p for p in model.parameters() if p.dim() >= 2]
     vectors = [p for p in model.parameters() if p.dim() < 2]
     return torch.optim.AdamW(
         [{"params": matrices, "weight_decay": config.weight_decay}, {"params": vectors, "weight_decay": 0.0}],
         lr=config.learning_rate,
         betas=config.betas,
-        foreach=False,
+        foreach=foreach,
     )
 
 

@@ -91,3 +91,23 @@ def test_a_short_run_records_its_curve_resumes_and_writes_an_entry(tmp_path: Pat
     assert json.loads((tmp_path / f"{rung.name}.json").read_text())["files"] == entry["files"]
     again = train.train_rung(rung, config, tmp_path, threads=1, log=lambda line: None)  # resumes at 20
     assert again["files"] == entry["files"]
+
+
+def test_training_stops_when_solved_on_a_plateau_or_out_of_budget() -> None:
+    config = train.TrainingConfig(steps=800, patience_steps=300, min_gain=0.02)
+    top = train.CHASE.MAX_STEPS
+    state = {"step": 0, "curve": [], "best_level": 2, "best_accuracy": 0.0, "progress_step": 0}
+
+    def evaluate(step: int, level: int, accuracy: float, deadline: float | None = None) -> str | None:
+        state["step"] = step
+        state["curve"].append({"curriculum_k": level, "validation_accuracy": accuracy})
+        train.record_progress(state, level, accuracy, config)
+        return train.stop_reason(state, config, deadline)
+
+    assert evaluate(100, 2, 0.30) is None  # a gain at level 2
+    assert evaluate(300, 2, 0.31) is None  # below min_gain: no progress, not yet patient enough
+    assert evaluate(400, 2, 0.31) == "plateau"  # 300 steps since the gain at step 100
+    assert evaluate(500, 3, 0.10) is None  # the level moved on: progress
+    assert evaluate(600, 3, 0.50, deadline=0.0) == "time budget"
+    assert evaluate(700, top, 0.95) == "solved"
+    assert evaluate(800, top, 0.50) == "step budget"
