@@ -6,6 +6,9 @@ different depth share one axis. Each function is pure: results table in, plotly 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -62,18 +65,16 @@ def depth_heatmap(results: pd.DataFrame) -> go.Figure:
                 if cells.empty:
                     continue
                 fig.add_trace(
-                    go.Heatmap(
-                        x=[position - 0.42, position + 0.42],
-                        y=cell_edges(cells["relative_depth"].tolist()),
-                        z=[[value] for value in cells["mean_log_odds"]],
+                    depth_column(
+                        position,
+                        cells["relative_depth"],
+                        cells["mean_log_odds"],
                         text=[
                             [f"layer {layer} of {blocks} (depth {depth:.2f})"]
                             for layer, blocks, depth in zip(
                                 cells["layer"], cells["n_layers"], cells["relative_depth"]
                             )
                         ],
-                        coloraxis="coloraxis",
-                        ygap=1,
                         name=model,
                         hovertemplate=f"{labels[model]}<br>%{{text}}<br>log-odds %{{z:+.2f}}<extra></extra>",
                     ),
@@ -114,6 +115,24 @@ def depth_axes(fig: go.Figure, models: list[str], labels: dict[str, str]) -> Non
     )
     fig.update_yaxes(range=[-0.1, 1.1], zeroline=False)
     fig.update_yaxes(title_text="relative depth", col=1)
+
+
+def depth_column(
+    position: int, depths: Iterable[float], values: Iterable[float], **options: Any
+) -> go.Heatmap:
+    """One model's column of a relative-depth x size heat map, at x = ``position``.
+
+    Each cell is centred on one layer's relative depth (:func:`cell_edges`) and coloured by the
+    figure's shared colour axis; ``options`` (name, text, hovertemplate) go to the trace.
+    """
+    return go.Heatmap(
+        x=[position - 0.42, position + 0.42],
+        y=cell_edges(list(depths)),
+        z=[[float(value)] for value in values],
+        coloraxis="coloraxis",
+        ygap=1,
+        **options,
+    )
 
 
 def cell_edges(centres: list[float]) -> list[float]:

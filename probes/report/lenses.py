@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from probes.report.depth import cell_edges, depth_axes
+from probes.report.depth import depth_axes, depth_column
 from probes.report.style import LOG_ODDS_SCALE, finish, model_labels
 from probes.report.tables import decision_table, divergence_table, layer_summary, lenses, model_order
 
@@ -53,15 +53,13 @@ def lens_heatmaps(results: pd.DataFrame) -> go.Figure:
                 if cells.empty:
                     continue
                 fig.add_trace(
-                    go.Heatmap(
-                        x=[position - 0.42, position + 0.42],
-                        y=cell_edges(cells["relative_depth"].tolist()),
-                        z=[[value] for value in cells["mean_log_odds"]],
+                    depth_column(
+                        position,
+                        cells["relative_depth"],
+                        cells["mean_log_odds"],
                         text=[
                             [f"layer {layer} of {n}"] for layer, n in zip(cells["layer"], cells["n_layers"])
                         ],
-                        coloraxis="coloraxis",
-                        ygap=1,
                         name=f"{model} ({lens})",
                         hovertemplate=f"{labels[model]}, {lens} lens<br>%{{text}}<br>log-odds %{{z:+.2f}}"
                         "<extra></extra>",
@@ -233,12 +231,10 @@ def disagreement_figure(results: pd.DataFrame) -> go.Figure:
                 if cells.empty:
                     continue
                 fig.add_trace(
-                    go.Heatmap(
-                        x=[position - 0.42, position + 0.42],
-                        y=cell_edges(cells["relative_depth"].tolist()),
-                        z=[[value] for value in cells["share_disagree"]],
-                        coloraxis="coloraxis",
-                        ygap=1,
+                    depth_column(
+                        position,
+                        cells["relative_depth"],
+                        cells["share_disagree"],
                         name=f"{model} ({other})",
                         hovertemplate=f"{labels[model]}, {other}<br>depth %{{y:.2f}}<br>%{{z:.0%}} of items"
                         "<extra></extra>",
