@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import safetensors.torch
 import torch
@@ -45,16 +45,38 @@ class RungShape:
         return 4 * self.d_model
 
 
-class Schedule(Protocol):
-    """The fields of a training config that fix the optimiser and its learning-rate schedule."""
+@dataclass(frozen=True)
+class Schedule:
+    """What both ladders' training configs share: the seed, the optimiser and its learning-rate
+    schedule. Each trainer's ``TrainingConfig`` extends it with its data (and its own defaults)."""
 
-    steps: int
-    learning_rate: float
-    warmup_steps: int
-    final_learning_rate_share: float
-    weight_decay: float
-    betas: tuple[float, float]
-    gradient_clip: float
+    #: Seed of the initialisation and of the training data.
+    seed: int = 0
+    #: Optimiser steps (the most, where a trainer has a stopping rule).
+    steps: int = 3000
+    #: Sequences per step.
+    batch_size: int = 64
+    #: Peak learning rate of AdamW.
+    learning_rate: float = 3e-3
+    #: Steps of linear warm-up.
+    warmup_steps: int = 100
+    #: Final learning rate as a share of the peak (cosine decay; 1.0 keeps it constant).
+    final_learning_rate_share: float = 0.1
+    #: AdamW weight decay (on matrices only).
+    weight_decay: float = 0.1
+    #: AdamW betas.
+    betas: tuple[float, float] = (0.9, 0.98)
+    #: Gradient-norm clip.
+    gradient_clip: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the config (nested configs by their own ``to_dict``)."""
+        row = {
+            name: value.to_dict() if hasattr(value, "to_dict") else value
+            for name, value in vars(self).items()
+        }
+        row["betas"] = list(self.betas)
+        return row
 
 
 def model_config(rung: RungShape, vocabulary_size: int, tokenizer: Any, max_positions: int) -> GPTNeoXConfig:

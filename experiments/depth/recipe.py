@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 from probes.tasks import Item, get_task  # noqa: E402
 from probes.tasks.generators import pointer_chase, pointer_chase16  # noqa: E402
 from probes.tasks.organism_world import SPECIAL_TOKENS  # noqa: E402
+from probes.training import Schedule  # noqa: E402
 from probes.word_tokenizer import word_tokenizer  # noqa: E402
 
 #: The task the ladder learns: pointer chasing over 16 node names, k = 1 … 6.
@@ -34,27 +35,17 @@ MAX_POSITIONS = 256
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(Schedule):
     """Everything that fixes a rung's training except its shape and the thread count."""
 
-    #: Seed of the initialisation and of the training cases.
-    seed: int = 0
-    #: Optimiser steps (the same budget for every rung).
+    #: The most optimiser steps (the stopping rule below usually ends training sooner).
     steps: int = 30000
     #: Sequences per step.
     batch_size: int = 48
-    #: Peak learning rate of AdamW.
-    learning_rate: float = 3e-3
     #: Steps of linear warm-up.
     warmup_steps: int = 50
-    #: Final learning rate as a share of the peak: 1.0 keeps it constant (the curriculum needs it).
+    #: The learning rate stays at its peak (the curriculum needs it).
     final_learning_rate_share: float = 1.0
-    #: AdamW weight decay (on matrices only).
-    weight_decay: float = 0.1
-    #: AdamW betas.
-    betas: tuple[float, float] = (0.9, 0.98)
-    #: Gradient-norm clip.
-    gradient_clip: float = 1.0
     #: Steps between evaluations (curriculum decision, curve point, checkpoint).
     eval_every: int = 100
     #: Validation accuracy at the current largest k that moves the curriculum on.
@@ -73,12 +64,6 @@ class TrainingConfig:
     patience_steps: int = 3000
     #: Progress: the level moved on, or its validation accuracy beat its best by at least this.
     min_gain: float = 0.02
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the config."""
-        row = asdict(self)
-        row["betas"] = list(self.betas)
-        return row
 
 
 @cache

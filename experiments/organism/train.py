@@ -38,6 +38,7 @@ from probes.tasks.organism_negation import VARIANTS, make_items  # noqa: E402
 from probes.tasks.organism_world import World, WorldConfig  # noqa: E402
 from probes.training import (  # noqa: E402
     RungShape,
+    Schedule,
     config_sha256,
     model_config,
     optimizer,
@@ -81,38 +82,13 @@ def build_tokenizer(world: World) -> PreTrainedTokenizerFast:
 
 
 @dataclass(frozen=True)
-class TrainingConfig:
+class TrainingConfig(Schedule):
     """Everything that fixes a rung's training except its shape and the thread count."""
 
-    #: Seed of the initialisation and of the training-data order.
-    seed: int = 0
-    #: Optimiser steps.
-    steps: int = 3000
-    #: Sequences per step.
-    batch_size: int = 64
     #: Tokens per sequence.
     sequence_length: int = 33
-    #: Peak learning rate of AdamW.
-    learning_rate: float = 3e-3
-    #: Steps of linear warm-up.
-    warmup_steps: int = 100
-    #: Final learning rate as a share of the peak (cosine decay).
-    final_learning_rate_share: float = 0.1
-    #: AdamW weight decay (on matrices only).
-    weight_decay: float = 0.1
-    #: AdamW betas.
-    betas: tuple[float, float] = (0.9, 0.98)
-    #: Gradient-norm clip.
-    gradient_clip: float = 1.0
     #: The synthetic world.
     world: WorldConfig = field(default_factory=WorldConfig)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of the config."""
-        row = asdict(self)
-        row["betas"] = list(self.betas)
-        row["world"] = self.world.to_dict()
-        return row
 
 
 def corpus(world: World, rng: random.Random, sequences: int, length: int) -> torch.Tensor:
