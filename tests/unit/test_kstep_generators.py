@@ -15,6 +15,7 @@ from probes.errors import InvalidItemError
 from probes.tasks import get_task
 from probes.tasks.items import Item
 from probes.tasks.multistep import MAX_STEPS, step_case
+from tests.unit.kstep_checks import assert_steps_agree
 
 TASKS = ("variable_chain", "multi_hop", "arithmetic_steps")
 
@@ -71,14 +72,7 @@ def items(name: str, n: int = 200, seed: int = 0) -> list[Item]:
 @pytest.mark.parametrize("name", TASKS)
 def test_answer_and_every_intermediate_value_are_right(name: str) -> None:
     for item in items(name):
-        start, values = EVALUATORS[name](item.prompt)
-        answers = [f" {value}" for value in values]
-        assert item.meta["steps"] == len(values), item.id
-        assert item.meta["intermediates"] == answers, item.id
-        assert item.meta["start"] == f" {start}"
-        assert item.true_answer == answers[-1]
-        assert item.distractor_answer == (answers[-2] if len(answers) > 1 else f" {start}")
-        assert set(answers) | {f" {start}"} <= set(item.options)
+        assert_steps_agree(item, EVALUATORS[name])
 
 
 @pytest.mark.parametrize("name", TASKS)

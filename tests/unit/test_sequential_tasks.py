@@ -14,6 +14,7 @@ import pytest
 from probes.tasks import get_task
 from probes.tasks.generators import permutation_walk, pointer_chase, pointer_chase16
 from probes.tasks.items import Item
+from tests.unit.kstep_checks import assert_steps_agree
 
 TASKS = ("pointer_chase", "permutation_walk")
 
@@ -63,14 +64,7 @@ def items(name: str, n: int = 320, seed: int = 0) -> list[Item]:
 @pytest.mark.parametrize("name", [*TASKS, "pointer_chase16"])
 def test_answer_and_every_intermediate_value_are_right(name: str) -> None:
     for item in items(name):
-        start, values = EVALUATORS[name](item.prompt)
-        answers = [f" {value}" for value in values]
-        assert item.meta["steps"] == len(values), item.id
-        assert item.meta["intermediates"] == answers, item.id
-        assert item.meta["start"] == f" {start}"
-        assert item.true_answer == answers[-1]
-        assert item.distractor_answer == (answers[-2] if len(answers) > 1 else f" {start}")
-        assert set(answers) | {f" {start}"} <= set(item.options)
+        assert_steps_agree(item, EVALUATORS[name])
 
 
 @pytest.mark.parametrize("name", TASKS)
