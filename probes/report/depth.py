@@ -6,7 +6,7 @@ different depth share one axis. Each function is pure: results table in, plotly 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -60,38 +60,27 @@ def depth_heatmap(results: pd.DataFrame) -> go.Figure:
     for row, task in enumerate(tasks, start=1):
         for col, variant in enumerate(variants, start=1):
             panel = summary[(summary["task"] == task) & (summary["variant"] == variant)]
-            for position, model in enumerate(models):
-                cells = panel[panel["model"] == model]
-                if cells.empty:
-                    continue
-                fig.add_trace(
-                    depth_column(
-                        position,
-                        cells["relative_depth"],
-                        cells["mean_log_odds"],
-                        text=[
-                            [f"layer {layer} of {blocks} (depth {depth:.2f})"]
-                            for layer, blocks, depth in zip(
-                                cells["layer"], cells["n_layers"], cells["relative_depth"]
-                            )
-                        ],
-                        name=model,
-                        hovertemplate=f"{labels[model]}<br>%{{text}}<br>log-odds %{{z:+.2f}}<extra></extra>",
-                    ),
-                    row=row,
-                    col=col,
-                )
+            add_depth_columns(
+                fig,
+                panel,
+                models,
+                "mean_log_odds",
+                row,
+                col,
+                lambda model, cells: {
+                    "name": model,
+                    "text": [
+                        [f"layer {layer} of {blocks} (depth {depth:.2f})"]
+                        for layer, blocks, depth in zip(
+                            cells["layer"], cells["n_layers"], cells["relative_depth"]
+                        )
+                    ],
+                    "hovertemplate": f"{labels[model]}<br>%{{text}}<br>log-odds %{{z:+.2f}}<extra></extra>",
+                },
+            )
     depth_axes(fig, models, labels)
     limit = float(np.nanmax(np.abs(summary["mean_log_odds"]))) if len(summary) else 1.0
-    fig.update_layout(
-        coloraxis={
-            "colorscale": LOG_ODDS_SCALE,
-            "cmid": 0.0,
-            "cmin": -limit,
-            "cmax": limit,
-            "colorbar": {"title": {"text": "log-odds<br>true − distractor"}},
-        }
-    )
+    log_odds_colours(fig, limit)
     return finish(
         fig,
         f"Mean log-odds true − distractor by depth and size ({SCORE_NAMES[summary['score'].iloc[0]]} score)"
@@ -117,21 +106,46 @@ def depth_axes(fig: go.Figure, models: list[str], labels: dict[str, str]) -> Non
     fig.update_yaxes(title_text="relative depth", col=1)
 
 
-def depth_column(
-    position: int, depths: Iterable[float], values: Iterable[float], **options: Any
-) -> go.Heatmap:
-    """One model's column of a relative-depth x size heat map, at x = ``position``.
+def add_depth_columns(
+    fig: go.Figure,
+    panel: pd.DataFrame,
+    models: list[str],
+    value: str,
+    row: int,
+    col: int,
+    describe: Callable[[str, pd.DataFrame], dict[str, Any]],
+) -> None:
+    """Add one column per model of ``panel`` to the relative-depth x size heat map at (row, col).
 
-    Each cell is centred on one layer's relative depth (:func:`cell_edges`) and coloured by the
-    figure's shared colour axis; ``options`` (name, text, hovertemplate) go to the trace.
+    Model ``models[i]``'s column stands at x = i, one cell per layer centred on its relative depth
+    (:func:`cell_edges`), coloured by ``panel[value]`` on the figure's shared colour axis;
+    ``describe(model, cells)`` gives the trace's name, text and hover template.
     """
-    return go.Heatmap(
-        x=[position - 0.42, position + 0.42],
-        y=cell_edges(list(depths)),
-        z=[[float(value)] for value in values],
-        coloraxis="coloraxis",
-        ygap=1,
-        **options,
+    for position, model in enumerate(models):
+        cells = panel[panel["model"] == model]
+        if cells.empty:
+            continue
+        column = go.Heatmap(
+            x=[position - 0.42, position + 0.42],
+            y=cell_edges(cells["relative_depth"].tolist()),
+            z=[[float(v)] for v in cells[value]],
+            coloraxis="coloraxis",
+            ygap=1,
+            **describe(model, cells),
+        )
+        fig.add_trace(column, row=row, col=col)
+
+
+def log_odds_colours(fig: go.Figure, limit: float) -> None:
+    """The shared colour axis of a log-odds heat map: diverging around 0, from -limit to +limit."""
+    fig.update_layout(
+        coloraxis={
+            "colorscale": LOG_ODDS_SCALE,
+            "cmid": 0.0,
+            "cmin": -limit,
+            "cmax": limit,
+            "colorbar": {"title": {"text": "log-odds<br>true − distractor"}},
+        }
     )
 
 

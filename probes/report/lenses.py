@@ -17,8 +17,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from probes.report.depth import depth_axes, depth_column
-from probes.report.style import LOG_ODDS_SCALE, finish, model_labels
+from probes.report.depth import add_depth_columns, depth_axes, log_odds_colours
+from probes.report.style import finish, model_labels
 from probes.report.tables import decision_table, divergence_table, layer_summary, lenses, model_order
 
 
@@ -48,36 +48,25 @@ def lens_heatmaps(results: pd.DataFrame) -> go.Figure:
         limit = max(limit, float(np.nanmax(np.abs(summary["mean_log_odds"]))) if len(summary) else 0.0)
         for row, (task, variant) in enumerate(panels, start=1):
             panel = summary[(summary["task"] == task) & (summary["variant"] == variant)]
-            for position, model in enumerate(models):
-                cells = panel[panel["model"] == model]
-                if cells.empty:
-                    continue
-                fig.add_trace(
-                    depth_column(
-                        position,
-                        cells["relative_depth"],
-                        cells["mean_log_odds"],
-                        text=[
-                            [f"layer {layer} of {n}"] for layer, n in zip(cells["layer"], cells["n_layers"])
-                        ],
-                        name=f"{model} ({lens})",
-                        hovertemplate=f"{labels[model]}, {lens} lens<br>%{{text}}<br>log-odds %{{z:+.2f}}"
-                        "<extra></extra>",
-                    ),
-                    row=row,
-                    col=col,
-                )
+            add_depth_columns(
+                fig,
+                panel,
+                models,
+                "mean_log_odds",
+                row,
+                col,
+                lambda model, cells, lens=lens: {
+                    "name": f"{model} ({lens})",
+                    "text": [
+                        [f"layer {layer} of {n}"] for layer, n in zip(cells["layer"], cells["n_layers"])
+                    ],
+                    "hovertemplate": f"{labels[model]}, {lens} lens<br>%{{text}}<br>log-odds %{{z:+.2f}}"
+                    "<extra></extra>",
+                },
+            )
     depth_axes(fig, models, labels)
     limit = limit or 1.0
-    fig.update_layout(
-        coloraxis={
-            "colorscale": LOG_ODDS_SCALE,
-            "cmid": 0.0,
-            "cmin": -limit,
-            "cmax": limit,
-            "colorbar": {"title": {"text": "log-odds<br>true − distractor"}},
-        }
-    )
+    log_odds_colours(fig, limit)
     return finish(
         fig,
         "Logit lens and tuned lens: mean log-odds by depth and size",
@@ -226,22 +215,19 @@ def disagreement_figure(results: pd.DataFrame) -> go.Figure:
     for row, other in enumerate(others, start=1):
         for col, (task, variant) in enumerate(panels, start=1):
             panel = table[(table["lens"] == other) & (table["task"] == task) & (table["variant"] == variant)]
-            for position, model in enumerate(models):
-                cells = panel[panel["model"] == model]
-                if cells.empty:
-                    continue
-                fig.add_trace(
-                    depth_column(
-                        position,
-                        cells["relative_depth"],
-                        cells["share_disagree"],
-                        name=f"{model} ({other})",
-                        hovertemplate=f"{labels[model]}, {other}<br>depth %{{y:.2f}}<br>%{{z:.0%}} of items"
-                        "<extra></extra>",
-                    ),
-                    row=row,
-                    col=col,
-                )
+            add_depth_columns(
+                fig,
+                panel,
+                models,
+                "share_disagree",
+                row,
+                col,
+                lambda model, cells, other=other: {
+                    "name": f"{model} ({other})",
+                    "hovertemplate": f"{labels[model]}, {other}<br>depth %{{y:.2f}}<br>%{{z:.0%}} of items"
+                    "<extra></extra>",
+                },
+            )
     depth_axes(fig, models, labels)
     fig.update_layout(
         coloraxis={
