@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -43,6 +43,10 @@ class HookedModel:
     #: Parameters of the model as loaded, counted before bridging: the bridge adds split
     #: copies of fused weights (GPT-NeoX's qkv as q, k and v), which must not count twice.
     n_parameters: int = 0
+    #: The parameters as loaded, in the model's order, before any wrapper added copies: what
+    #: names this model's weights (:func:`probes.tuned_lens.access.model_fingerprint`) whichever
+    #: backend runs it. Empty where the loader kept none (then the backend's parameters stand in).
+    weights: tuple[torch.nn.Parameter, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def name(self) -> str:

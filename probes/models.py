@@ -131,13 +131,18 @@ def _bridge(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_na
     # The bridge sets missing special tokens on the tokenizer it is given: give it our own copy,
     # so a caller's tokenizer (saved or reused later) is never changed behind its back.
     tokenizer = copy.deepcopy(tokenizer)
-    n_parameters = sum(p.numel() for p in hf_model.parameters())
+    weights = tuple(hf_model.parameters())  # before the bridge adds its split copies of fused weights
+    n_parameters = sum(p.numel() for p in weights)
     bridge = TransformerBridge.boot_transformers(
         model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
     )
     bridge.eval()
     return HookedModel(
-        spec=spec, backend=BridgeBackend(bridge), tokenizer=tokenizer, n_parameters=n_parameters
+        spec=spec,
+        backend=BridgeBackend(bridge),
+        tokenizer=tokenizer,
+        n_parameters=n_parameters,
+        weights=weights,
     )
 
 
@@ -150,9 +155,12 @@ def _wrap(
     if backend == "nnsight":
         from probes.nnsight_backend import NNsightBackend, nnsight_model
 
-        n_parameters = sum(p.numel() for p in hf_model.parameters())
+        weights = tuple(hf_model.parameters())
         wrapped = NNsightBackend(nnsight_model(hf_model, tokenizer))
-        return HookedModel(spec=spec, backend=wrapped, tokenizer=tokenizer, n_parameters=n_parameters)
+        n_parameters = sum(p.numel() for p in weights)
+        return HookedModel(
+            spec=spec, backend=wrapped, tokenizer=tokenizer, n_parameters=n_parameters, weights=weights
+        )
     raise UnknownModelError(f"unknown backend {backend!r}; use one of {list(BACKENDS)}.")
 
 

@@ -39,14 +39,26 @@ def full_log_probs(
 def model_fingerprint(model: HookedModel) -> str:
     """A sha256 that names one model's weights, cheap even for billions of parameters.
 
-    It hashes the model's shape (layers, width, architecture) and, for every parameter,
-    its position, shape and up to 4096 evenly strided values rounded to bfloat16 (so the same
-    weights loaded as float32 or bfloat16 give the same fingerprint). Any training of any
-    tensor changes it; a lens is refused on a model whose fingerprint differs.
+    It hashes the model's shape (layers, width, architecture) and, for every parameter it was
+    loaded with (:attr:`HookedModel.weights`: not the copies the bridge makes when it splits a
+    fused weight, so the bridge and nnsight backends name one model alike), its position, shape and
+    up to 4096 evenly strided values rounded to bfloat16 (so the same weights loaded as float32 or
+    bfloat16 give the same fingerprint). Any training of any tensor changes it; a lens is refused
+    on a model whose fingerprint differs.
     """
+    return _fingerprint(model, model.weights or tuple(model.backend.parameters()))
+
+
+def legacy_fingerprint(model: HookedModel) -> str:
+    """The fingerprint lenses were stamped with before it skipped the bridge's split copies: over
+    every parameter the backend holds. Such lenses are still accepted where it matches."""
+    return _fingerprint(model, tuple(model.backend.parameters()))
+
+
+def _fingerprint(model: HookedModel, parameters: Sequence[torch.nn.Parameter]) -> str:
     digest = hashlib.sha256()
     digest.update(f"{model.describe()['architecture']}|{model.n_layers}|{model.d_model}".encode())
-    for name, parameter in enumerate(model.backend.parameters()):
+    for name, parameter in enumerate(parameters):
         flat = parameter.detach().reshape(-1)
         stride = max(1, flat.numel() // 4096)
         sample = flat[::stride][:4096].to("cpu", torch.bfloat16).view(torch.int16)

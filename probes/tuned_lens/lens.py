@@ -13,7 +13,7 @@ from jaxtyping import Float, Int
 from probes.errors import ProbesError
 from probes.lens import LogitLens
 from probes.models import HookedModel
-from probes.tuned_lens.access import model_fingerprint
+from probes.tuned_lens.access import legacy_fingerprint, model_fingerprint
 from probes.tuned_lens.translator import Translators
 
 
@@ -74,7 +74,7 @@ class TunedLens:
                 f"{model.d_model}); train one for it with `probes lens train --models {model.spec.name}`."
             )
         expected = self.info.get("model_fingerprint")
-        if expected is not None and expected != model_fingerprint(model):
+        if expected is not None and expected not in (model_fingerprint(model), legacy_fingerprint(model)):
             raise LensMismatchError(
                 f"{where} was trained for {trained_for} (weights fingerprint {str(expected)[:12]}...), "
                 f"and {model.name} has other weights; train one for it with "

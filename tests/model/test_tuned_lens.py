@@ -232,7 +232,36 @@ def test_every_rung_of_every_builtin_ladder_ships_a_lens_that_loads_on_it():
         for rung in catalogue.rung_names():
             spec = catalogue.model_spec(rung)
             choice = choose_lens("tuned", spec)
-            lens = choice.build(load_model(spec))  # checks the weights fingerprint
+            model = load_model(spec)
+            lens = choice.build(model)  # checks the weights fingerprint
             assert lens.weights_hash == choice.weights_hash == read_info(choice.folder)["weights_sha256"]
+            assert read_info(choice.folder)["model_fingerprint"] == model_fingerprint(model), (
+                f"{spec}: stamped with the old fingerprint; run experiments/tuned_lens/restamp.py"
+            )
             kl = read_info(choice.folder)["held_out_kl"]
             assert all(t < g for t, g in zip(kl["tuned"][:-1], kl["logit"][:-1])), (spec, kl)
+
+
+def test_the_fingerprint_and_shipped_lenses_do_not_depend_on_the_backend():
+    """The bridge splits GPT-NeoX's fused qkv into q, k and v copies; the fingerprint skips them, so a
+    lens trained under one backend loads under the other (it was refused under nnsight before)."""
+    pytest.importorskip("nnsight")
+    from probes.models import load_model
+    from probes.tuned_lens.access import legacy_fingerprint
+    from probes.tuned_lens.resolve import choose_lens
+
+    bridge, nnsight = load_model("organism:1x32"), load_model("organism:1x32", backend="nnsight")
+    assert len(list(bridge.backend.parameters())) > len(bridge.weights) == len(nnsight.weights)
+    assert model_fingerprint(bridge) == model_fingerprint(nnsight) != legacy_fingerprint(bridge)
+    choose_lens("tuned", "organism:1x32").build(nnsight)  # the shipped lens: checked, accepted
+
+
+def test_a_lens_stamped_with_the_old_fingerprint_still_loads_under_the_bridge(trained, neox, tmp_path):
+    import copy
+
+    from probes.tuned_lens.access import legacy_fingerprint
+
+    old = copy.copy(trained)
+    old.info = {**trained.info, "model_fingerprint": legacy_fingerprint(neox)}
+    assert old.info["model_fingerprint"] != model_fingerprint(neox)
+    load_lens(save_lens(old, tmp_path / "old"), neox)  # accepted: stamped so under this backend
