@@ -1,7 +1,8 @@
 """The options every command shares, as dataclasses with a help text per field.
 
 ``LadderOptions`` says which models a run covers, ``ExecutorOptions`` where the run's units of
-work run (this process, or a Ray cluster), ``RunOptions`` adds what every command that loads
+work run (this process, or a Ray cluster), ``LoadOptions`` how each model is loaded (device or
+device map, dtype, backend), ``RunOptions`` adds what every command that loads
 models and writes a store needs, ``ItemOptions`` what a run over tasks' items needs.
 Each command's own options class (:class:`probes.sweep.SweepOptions`,
 :class:`probes.ablate.study.AblateOptions`, :class:`probes.perplexity.PerplexityOptions`)
@@ -76,15 +77,11 @@ class ExecutorOptions:
 
 
 @dataclass
-class RunOptions(ExecutorOptions, LadderOptions):
-    """The options every command that loads models and writes a store shares."""
+class LoadOptions:
+    """How each model is loaded: its device (or a device map over several), dtype and backend."""
 
-    out: Path = field(default=Path("probes-results"), metadata={"help": "Folder of the result store."})
     device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, cuda:1, mps."})
     dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
-    batch_size: int = field(
-        default=8, metadata={"help": "Sequences per forward pass; lower it when memory runs out."}
-    )
     backend: str = field(
         default="bridge",
         metadata={
@@ -98,6 +95,16 @@ class RunOptions(ExecutorOptions, LadderOptions):
             "help": "Spread a model over devices as it loads (accelerate): auto, or a JSON map "
             "{module: device}; overrides --device."
         },
+    )
+
+
+@dataclass
+class RunOptions(LoadOptions, ExecutorOptions, LadderOptions):
+    """The options every command that loads models and writes a store shares."""
+
+    out: Path = field(default=Path("probes-results"), metadata={"help": "Folder of the result store."})
+    batch_size: int = field(
+        default=8, metadata={"help": "Sequences per forward pass; lower it when memory runs out."}
     )
     remote: bool = field(
         default=False,

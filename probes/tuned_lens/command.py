@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from probes.models import load_model
-from probes.options import ExecutorOptions
+from probes.options import ExecutorOptions, LoadOptions
+from probes.placement import backend_options
 from probes.runner import LadderOptions, PlannedModel, model_specs
 from probes.store import slug
 from probes.tuned_lens.artifacts import save_lens
@@ -18,7 +19,7 @@ from probes.tuned_lens.training import TrainingSettings, train_lens
 
 
 @dataclass
-class LensTrainOptions(TrainingSettings, ExecutorOptions, LadderOptions):
+class LensTrainOptions(TrainingSettings, LoadOptions, ExecutorOptions, LadderOptions):
     """What `probes lens train` trains and where it writes (one folder per model under ``out``)."""
 
     out: Path = field(
@@ -38,8 +39,6 @@ class LensTrainOptions(TrainingSettings, ExecutorOptions, LadderOptions):
     )
     train_sequences: int = field(default=256, metadata={"help": "Windows to train on."})
     held_out_sequences: int = field(default=32, metadata={"help": "Windows to measure held-out KL on."})
-    device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, mps."})
-    dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (all by default)."})
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
@@ -55,9 +54,9 @@ def train_lenses(options: LensTrainOptions) -> list[Path]:
     With ``--executor ray`` each model's training is one Ray task (:func:`probes.ray_executor.map_models`,
     retried when its worker dies), without the per-model bars.
     """
-    from probes.validation import check_executor
+    from probes.validation import check_options
 
-    check_executor(options)
+    check_options(options)  # device, dtype, backend, device map, executor: before any loading
     models = model_specs(options)  # every spec parsed (and checked) before any loading
     if options.executor == "ray":
         from probes.ray_executor import map_models
@@ -78,7 +77,9 @@ class _TrainOne:
         if options.threads:
             torch.set_num_threads(options.threads)
         settings = TrainingSettings(**{k: getattr(options, k) for k in TrainingSettings.__dataclass_fields__})
-        model = load_model(planned.spec, device=options.device, dtype=options.dtype)
+        model = load_model(
+            planned.spec, device=options.device, dtype=options.dtype, **backend_options(options)
+        )
         windows = training_windows(
             model,
             options.train_sequences,

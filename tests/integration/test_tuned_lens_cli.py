@@ -131,3 +131,29 @@ def test_run_with_a_missing_or_foreign_tuned_lens_is_one_clear_error(tokenizer, 
     assert "other weights" in capsys.readouterr().err
     assert main([*run, "--lens", "sideways"]) == 2
     assert "unknown lens" in capsys.readouterr().err
+
+
+def test_lens_train_under_nnsight_gives_a_lens_the_bridge_accepts(tmp_path, capsys):
+    """`--backend nnsight` trains on the same residuals (to float rounding) and stamps the same
+    weights fingerprint, so its lens loads under either backend; a bad backend is refused first."""
+    import pytest
+
+    pytest.importorskip("nnsight")
+    from probes.tuned_lens import load_lens, read_info
+    from probes.tuned_lens.command import lens_folder
+
+    out = {}
+    for backend in ("bridge", "nnsight"):
+        args = ["lens", "train", "--models", "organism:1x4", "--train-steps", "4", "--train-sequences", "16"]
+        args += ["--held-out-sequences", "4", "--backend", backend, "--out", str(tmp_path / backend)]
+        assert main([*args, "--no-progress"]) == 0
+        out[backend] = read_info(lens_folder(tmp_path / backend, "organism:1x4"))
+    assert out["bridge"]["model_fingerprint"] == out["nnsight"]["model_fingerprint"]
+    for a, b in zip(out["bridge"]["held_out_kl"]["tuned"], out["nnsight"]["held_out_kl"]["tuned"]):
+        assert abs(a - b) <= 1e-3 * max(1.0, abs(a))
+    load_lens(
+        lens_folder(tmp_path / "nnsight", "organism:1x4"), load_model("organism:1x4")
+    )  # bridge loads it
+    capsys.readouterr()
+    bad = ["lens", "train", "--models", "organism:1x4", "--backend", "vllm", "--out", str(tmp_path / "x")]
+    assert main(bad) != 0 and "--backend 'vllm' is unknown" in capsys.readouterr().err
