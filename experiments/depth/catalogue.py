@@ -74,8 +74,13 @@ def join_catalogue(out: Path) -> dict[str, Any]:
             "option, plain HF forward",
             "training_curve": "every eval_every steps: curriculum level, validation accuracy at that "
             "level (seed 1), probe accuracy per k on the first curve_items probe items of each k",
-            "training_seconds": "wall seconds of the rung's process (one CPU thread; the GPU, when `device` "
-            "names one, shared with the other rungs trained at the same time)",
+            "training_seconds": "wall seconds of the rung's training loop (one CPU thread; the GPU, when "
+            "`device` names one, shared with the other rungs trained at the same time), summed over runs "
+            "resumed from its checkpoint; the final save and evaluation are not counted",
+            "training_seconds_total": "the sum of the rungs' training_seconds; rungs trained at the same "
+            "time overlap, so it is more than the wall time of the whole ladder",
+            "device": "where the rung was trained; GPU training is not bit-reproducible (non-deterministic "
+            "attention backward), CPU training is; weights are saved and evaluated on the CPU",
             "stopped": "why training ended: solved (curriculum at the largest k and validation accuracy "
             "at or above advance_at), plateau (no gain of min_gain at the current level for "
             "patience_steps), step budget (steps) or time budget (the run's deadline)",

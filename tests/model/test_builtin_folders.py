@@ -168,9 +168,10 @@ def test_hub_specs_carry_ladder_rung_and_step() -> None:
 def test_the_shipped_provides_blocks_are_what_the_trainers_write() -> None:
     notes = {
         "organism": "Trained with the same data and order for every rung; see catalogue.json for the mix.",
-        "depth": "Same width, data stream, curriculum and optimiser for every rung, two seeds per depth; "
-        "each rung's steps, curve and seconds in probes/builtin/depth/catalogue.json (2000 steps; the "
-        "2-layer seed 1 rung 4000, extended because it had not learnt k = 2 at 2000).",
+        "depth": "Same width, data stream, curriculum, optimiser and stopping rule for every rung, two "
+        "seeds per depth; each rung trained until its curriculum was done or its validation accuracy "
+        "plateaued (or its step or time budget ran out: the rung's `stopped` field says which); steps, "
+        "curve, device and seconds per rung in probes/builtin/depth/catalogue.json.",
     }
     for name, note in notes.items():
         catalogue = builtin_catalogue(name)
