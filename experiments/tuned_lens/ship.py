@@ -14,17 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-from probes.ladders import get_ladder
-from probes.shipped import builtin_catalogue, sha256_file
-from probes.store import slug
-from probes.tuned_lens.artifacts import INFO_FILE, WEIGHTS_FILE, load_lens
-from probes.tuned_lens.command import LensTrainOptions, train_lenses
-from probes.tuned_lens.shipped import INDEX_FILE, LENS_FOLDER
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
+
+from probes.ladders import get_ladder  # noqa: E402
+from probes.shipped import builtin_catalogue, sha256_file  # noqa: E402
+from probes.store import slug  # noqa: E402
+from probes.tuned_lens.artifacts import INFO_FILE, WEIGHTS_FILE, load_lens  # noqa: E402
+from probes.tuned_lens.command import LensTrainOptions, train_lenses  # noqa: E402
+from probes.tuned_lens.shipped import INDEX_FILE, LENS_FOLDER  # noqa: E402
 
 
 def main() -> None:
@@ -55,6 +58,10 @@ def main() -> None:
         "Tuned lenses shipped with the rungs: tuned-lenses/<rung>/ (lens.json, lens.safetensors); "
         "trained by experiments/tuned_lens/ship.py (probes lens train on the rung's own samples)."
     )
+    names = {catalogue.catalogue_name(spec) for spec in specs}
+    for stale in sorted(set(index["lenses"]) - names):  # rungs the ladder no longer has
+        del index["lenses"][stale]
+        shutil.rmtree(Path(catalogue.folder) / LENS_FOLDER / stale, ignore_errors=True)
     for spec in specs:
         source = trained / slug(spec)
         lens = load_lens(source)  # checks the weights against lens.json
