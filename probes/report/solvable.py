@@ -26,6 +26,11 @@ def _check(table: pd.DataFrame, columns: list[str], what: str) -> None:
         )
 
 
+def _legend_height(n_models: int, height: int) -> int:
+    """``height``, or taller when the legend (one entry per model) would not fit beside the plot."""
+    return max(height, 200 + 30 * n_models)
+
+
 def _by_depth(table: pd.DataFrame) -> list[str]:
     depths = table.groupby("model")["n_layers"].first()
     return sorted(depths.index, key=lambda model: (int(depths[model]), model))
@@ -67,7 +72,9 @@ def accuracy_by_k(accuracy: pd.DataFrame, threshold: float, chance: float | None
         fig.add_hline(y=chance, line={"dash": "dash", "color": "lightgrey"}, annotation_text="chance")
     fig.update_xaxes(title_text="steps k", dtick=1)
     fig.update_yaxes(title_text="last-layer accuracy (95% Wilson CI)", range=[-0.03, 1.03])
-    return finish(fig, "Accuracy vs number of sequential steps", height=460, width=820)
+    return finish(
+        fig, "Accuracy vs number of sequential steps", height=_legend_height(len(models), 460), width=820
+    )
 
 
 def solvable_by_depth(solvable: pd.DataFrame, fits: pd.DataFrame, curve: pd.DataFrame) -> go.Figure:
@@ -170,6 +177,6 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
     return finish(
         fig,
         f"Where each step's value becomes decodable (k = {steps})",
-        height=460,
+        height=_legend_height(len(models), 460),
         width=max(760, 420 * len(readouts)),
     )
