@@ -187,12 +187,25 @@ if not brackets:
         "sequential steps is **not determined** on this ladder."
     )
 else:
-    a, b, k = brackets[0]
+    a, b, k = (separated or brackets)[0]  # an example that holds beyond item noise, if any does
     lines.append(
-        f"- Bracket: {a} ({by_model.at[a, 'n_layers']} layers) fails k = {k}, which {b} "
-        f"({by_model.at[b, 'n_layers']} layers) solves; {len(separated)} of {len(brackets)} bracket(s) "
-        "hold with non-overlapping bootstrap intervals"
+        f"- {len(brackets)} bracket(s), e.g. {a} ({by_model.at[a, 'n_layers']} layers) fails k = {k}, "
+        f"which {b} ({by_model.at[b, 'n_layers']} layers) solves; {len(separated)} of them hold with "
+        "non-overlapping bootstrap intervals"
         + ("." if separated else ", so the ordering is not established beyond item noise.")
+    )
+for k in range(2, int(solvable["solvable_k"].max()) + 2):  # which depths solve k: every rung, some, none
+    solves = solvable.assign(solves=solvable["solvable_k"] >= k).groupby("n_layers")["solves"]
+    every, some = solves.all(), solves.any()
+    groups = {
+        "every rung": every[every].index.tolist(),
+        "some but not every rung": some[some & ~every].index.tolist(),
+        "no rung": some[~some].index.tolist(),
+    }
+    lines.append(
+        f"- k = {k} is solved by "
+        + "; ".join(f"{who} of depth {', '.join(map(str, ds))}" for who, ds in groups.items() if ds)
+        + "."
     )
 spread = solvable.groupby("n_layers")["solvable_k"].agg(lambda k: sorted(set(k)))
 split = {depth: ks for depth, ks in spread.items() if len(ks) > 1}
@@ -207,10 +220,15 @@ if not fits.empty and fits["akaike_weight"].isna().all():  # too few points for 
 elif not fits.empty:
     best = fits.loc[fits["akaike_weight"].idxmax()]
     unweighed = fits.loc[~fits["aicc"].map(math.isfinite), "relation"].tolist()  # too many parameters
+    weights = ", ".join(f"{r.relation} {r.akaike_weight:.2f}" for r in fits.itertuples())
     lines.append(
-        f"- Depth fit on {int(best['n_points'])} uncensored rungs: the {best['relation']} relation has the "
-        f"largest Akaike weight ({best['akaike_weight']:.2f}; leave-one-out RMSE {best['loo_rmse']:.2f})"
-        + (" but no bracket backs it" if not brackets else "")
+        f"- Depth fits on {int(best['n_points'])} uncensored rungs, Akaike weights {weights}: "
+        + (
+            f"the {best['relation']} relation is favoured (leave-one-out RMSE {best['loo_rmse']:.2f})"
+            if best["akaike_weight"] >= 0.9
+            else "no relation is clearly favoured (none has weight ≥ 0.9)"
+        )
+        + (" and no bracket backs it" if not brackets else "")
         + (
             f"; {', '.join(unweighed)} cannot be weighed with so few points (no finite AICc)."
             if unweighed
