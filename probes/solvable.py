@@ -93,7 +93,8 @@ def solvable_steps(
     """Per model: solvable k (the largest k with accuracy ≥ ``threshold`` at every k' ≤ k) and its CI.
 
     The interval is the percentile interval of the solvable k over ``n_resamples`` bootstrap
-    resamples of the items, drawn within each k. ``censored`` is True when the model solves the
+    resamples of the items, drawn within each k; its ends are values the draws took (k is a whole
+    number: no interpolation between two draws). ``censored`` is True when the model solves the
     largest k tested (its solvable k is only a lower bound).
     """
     _check(per_item, ["model", "n_layers", "steps", "correct"])
@@ -112,8 +113,8 @@ def solvable_steps(
                 "model": model,
                 "n_layers": int(group["n_layers"].iloc[0]),
                 "solvable_k": point,
-                "solvable_k_low": float(np.quantile(draws, tail)),
-                "solvable_k_high": float(np.quantile(draws, 1 - tail)),
+                "solvable_k_low": float(np.quantile(draws, tail, method="lower")),
+                "solvable_k_high": float(np.quantile(draws, 1 - tail, method="higher")),
                 "max_k_tested": max(by_k),
                 "censored": point == max(by_k),
                 "threshold": threshold,

@@ -218,7 +218,9 @@ def train_rung(
         optimiser.load_state_dict(saved["optimiser"])
         rng.setstate(saved["rng"])
         torch.set_rng_state(saved["torch_rng"].cpu())
-        state = {**state, **saved["state"], "stopped": None}
+        state = {**state, **saved["state"]}
+        if state["stopped"] == "time budget":  # only a time budget is lifted by a rerun
+            state["stopped"] = None
         log(f"{rung.name}: resumed at step {state['step']} (k <= {state['max_steps']})")
     started = time.time() - state["seconds"]
     while state["stopped"] is None and state["step"] < config.steps:

@@ -69,6 +69,9 @@ def test_solvable_steps_has_intervals_and_flags_censored_models() -> None:
     assert solved.loc["middle", "solvable_k"] == 3
     assert solved.loc["middle", "solvable_k_low"] == 2 and solved.loc["middle", "solvable_k_high"] == 3
     assert solved.loc["deep", "solvable_k"] == 4 and solved.loc["deep", "censored"]
+    near = per_item_table({f"m{a}": (2, [1.0, a, a, 0.0]) for a in (0.825, 0.85, 0.875, 0.9)})
+    ends = solvable_steps(near, threshold=0.8)[["solvable_k_low", "solvable_k_high"]].to_numpy().ravel()
+    assert all(float(end).is_integer() for end in ends), ends  # k is whole (interpolating gave 2.975)
     accuracy = accuracy_table(table)
     row = accuracy[(accuracy["model"] == "middle") & (accuracy["steps"] == 3)].iloc[0]
     assert row["accuracy_low"] < 0.8 < row["accuracy_high"]
