@@ -85,6 +85,7 @@ def test_gguf_last_layer_equals_transformers(smollm2, plain_smollm2):
 def test_neqa_prize_metric_equals_plain_transformers(smollm2, plain_smollm2):
     items = read_prize_file(NEQA)
     assert len(items) == 300
+    items = items[::3]  # 100 of them, spread over the file: the metric is per item (all 300: +100 s)
     readout = read_options(smollm2, items, layers=[-1], batch_size=16)
     table = layer_table(readout, {"model": "smollm2"}, smollm2.n_layers).set_index("item_id")
     tokenizer = smollm2.tokenizer
@@ -108,7 +109,7 @@ def test_neqa_prize_metric_equals_plain_transformers(smollm2, plain_smollm2):
                     -math.log(expected), rel=1e-3, abs=1e-3
                 )
                 checked += 1
-    assert checked == 300
+    assert checked == len(items) == 100
 
 
 def test_gguf_prompt_cache_equals_whole_rows(smollm2):
