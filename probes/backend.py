@@ -25,7 +25,8 @@ from typing import Any, Protocol
 import torch
 from jaxtyping import Float, Int
 
-from probes.residual_catcher import PromptCache, ResidualCatcher, cache_by_old_name
+from probes.plain_modules import cache_by_old_name, plain
+from probes.residual_catcher import PromptCache, ResidualCatcher
 
 __all__ = [
     "FINAL_NORM_SCALE_HOOK",
@@ -258,8 +259,9 @@ class BridgeBackend:
 
     @property
     def blocks(self) -> list[torch.nn.Module]:
-        """The transformer blocks, first to last."""
-        return list(self.bridge.blocks)
+        """The Hugging Face blocks, first to last (behind the bridge's block components: hooks on
+        them fire in the lens's plain runs and in the bridge's, :mod:`probes.plain_modules`)."""
+        return [plain(block) for block in self.bridge.blocks]
 
     @property
     def final_norm(self) -> torch.nn.Module | None:
@@ -275,7 +277,7 @@ class BridgeBackend:
         return set(self.bridge.hook_dict)
 
     def residual_reader(self, layers: Sequence[int]) -> ResidualCatcher:
-        """Early-stopping hooks on the Hugging Face blocks (layer 0 = the first block's input)."""
+        """Early-stopping hooks on the plain Hugging Face blocks (layer 0 = the first block's input)."""
         return ResidualCatcher(self.hf_model, self.blocks, layers, device=self.unembedding_device)
 
     @property
@@ -305,7 +307,7 @@ class BridgeBackend:
         the attention neither fills nor reads it (each new token attends to itself alone)."""
         handles = [
             block.attn.register_forward_pre_hook(cache_by_old_name, with_kwargs=True)
-            for block in self.blocks
+            for block in self.bridge.blocks
             if isinstance(getattr(block, "attn", None), torch.nn.Module)
         ]
         try:

@@ -18,6 +18,7 @@ import torch
 
 from probes.errors import InvalidOptionError
 from probes.hooked import HookedModel
+from probes.plain_modules import plain
 
 #: Per token of a row, the activations a forward pass holds at once, in multiples of d_model
 #: (residual stream, attention q/k/v/output, the MLP's 4x hidden and its activation, norms).
@@ -80,6 +81,7 @@ def compile_mlps(model: HookedModel, **options: Any) -> int:
     for block in model.blocks:
         mlp = getattr(block, "mlp", None)
         if isinstance(mlp, torch.nn.Module):
+            mlp = plain(mlp)  # the module the lens runs, not a bridge component around it
             mlp.compile(**options)
             compiled += 1
     return compiled

@@ -19,6 +19,8 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
+from probes.plain_modules import plain_modules
+
 
 @dataclass
 class PromptCache:
@@ -32,18 +34,12 @@ class _StopForward(Exception):
     """Raised from the last needed block's hook to end the forward pass early."""
 
 
-def cache_by_old_name(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any]:
-    """Hand a block's cache to a bridge attention under the name it reads (``past_key_values``):
-    transformers 5.x passes it as ``cache``, and an attention that misses it neither fills the
-    cache nor reads it."""
-    if kwargs.get("cache") is not None and kwargs.get("past_key_values") is None:
-        kwargs = {**kwargs, "past_key_values": kwargs["cache"]}
-    return args, kwargs
-
-
 class ResidualCatcher:
     """Forward hooks on the Hugging Face blocks that copy out the residual stream at chosen
-    positions of chosen layers, stopping the forward pass after the last of them."""
+    positions of chosen layers, stopping the forward pass after the last of them.
+
+    ``blocks`` are the plain Hugging Face blocks; each pass runs the model on its plain modules
+    (:func:`probes.plain_modules.plain_modules`), not a bridge's components."""
 
     def __init__(
         self,
@@ -93,15 +89,11 @@ class ResidualCatcher:
         self.caught[layer] = hidden[rows, positions].detach().to(self.device or hidden.device)
 
     def __enter__(self) -> ResidualCatcher:
-        # Attention weights are not needed here: use the fused kernel, not the bridge's eager one.
+        # Attention weights are not needed here: transformers' fused attention where it has one.
         self.attention = self.hf_model.config._attn_implementation
         with contextlib.suppress(ValueError, ImportError):  # no SDPA path: keep its own
             self.hf_model.set_attn_implementation("sdpa")
         last = self.layers[-1]
-        for block in self.blocks[:last]:
-            attention = getattr(block, "attn", None)
-            if isinstance(attention, torch.nn.Module):
-                self.handles.append(attention.register_forward_pre_hook(cache_by_old_name, with_kwargs=True))
         if 0 in self.layers:
 
             def embed_hook(module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -150,7 +142,9 @@ class ResidualCatcher:
         the last kept layer; the vectors kept at (``batch_index``, ``position_index``), layers sorted."""
         self.batch_index, self.position_index = batch_index, position_index
         self.caught = {}
-        with contextlib.suppress(_StopForward):
+        # The plain modules, not a bridge's components, for the pass only (probes.plain_modules):
+        # the readout between passes sees the bridge as it is.
+        with contextlib.suppress(_StopForward), plain_modules(self.hf_model):
             self.hf_model(**{"use_cache": False, **forward})
         return torch.stack([self.caught[layer] for layer in self.layers])
 

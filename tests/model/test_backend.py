@@ -19,6 +19,7 @@ BACKEND_MODULES = (
     "backend.py",
     "readout.py",
     "residual_catcher.py",
+    "plain_modules.py",
     "nnsight_backend.py",
     "nnsight_layout.py",
 )
