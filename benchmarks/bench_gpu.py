@@ -40,7 +40,8 @@ def main() -> None:
     if not torch.cuda.is_available():
         print("skipped: no CUDA device (the GPU benchmark runs only where one is present)")
         return
-    from bench_lens import _options, _tokenizer
+    from lens_methods import options as _options
+    from lens_methods import word_tokenizer as _tokenizer
     from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     from probes.gpu import batch_size_for, compile_mlps

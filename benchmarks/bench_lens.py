@@ -43,22 +43,23 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHAPES = {"tiny": (4, 128, 4, 4096), "pythia-160m-shaped": (12, 768, 12, 50304)}  # layers, d, heads, vocab
-RANDOM = ["forward", "tl", "lens", "1x4", "5x2", "5x4", "rows5x2", "rows5x4"]
+RANDOM = [
+    "forward", "forward_sdpa", "forward_bridged", "floor", "tl", "lens", "lens_d72451a",
+    "1x4", "5x2", "5x4", "rows5x2", "rows5x4",
+]  # fmt: skip
 SMOLLM2 = ["prize_rows", "prize", "oneshot_whole", "oneshot"]
 BEFORE = ["prize_before"]
-#: method -> (options per item, tokens per option, continue from the prompt's cache)
-LENS_METHODS = {
-    "lens": (2, 1, True),
-    "1x4": (4, 1, True),
-    "5x2": (2, 5, True),
-    "5x4": (4, 5, True),
-    "rows5x2": (2, 5, False),
-    "rows5x4": (4, 5, False),
-}
+#: multi-token cost model (benchmarks/README.md): a d_model x vocabulary readout per distinct
+#: continuation position and layer ~ 5.5 tokens of forward pass at the Pythia-160m shape
+COST_MODEL = {"5x2": 52, "5x4": 103}
 RATIOS = [  # (numerator, denominator, label, target)
-    ("lens", "forward", "single-token lens / bare forward", "<= 0.8"),
+    ("lens", "forward", "single-token lens / bare HF forward (never bridged, eager)", "<= 0.8"),
+    ("lens", "forward_sdpa", "single-token lens / bare HF forward (never bridged, sdpa)", ""),
+    ("lens", "forward_bridged", "single-token lens / HF forward through the bridge's components", ""),
     ("tl", "lens", "TL logit_lens / lens (speed-up)", ">= 1.4"),
+    ("lens", "floor", "single-token lens / floor (plain hooks, no vocab head)", ""),
+    ("lens_d72451a", "lens", "lens with d72451a's readout / lens", ""),
+    ("floor", "forward", "floor / bare HF forward (eager)", ""),
     ("5x2", "lens", "two 5-token options / two single-token", "<= 1.15"),
     ("5x4", "1x4", "four 5-token options / four single-token", "<= 1.3"),
     ("rows5x2", "lens", "whole rows: two 5-token / two single-token", ""),
@@ -93,90 +94,6 @@ class PeakMemory:
         self.running = False
         self.thread.join()
         self.peak = max(self.peak, _rss_bytes())
-
-
-def _random_model(shape: str):
-    import torch
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
-
-    layers, d_model, heads, vocab = SHAPES[shape]
-    torch.manual_seed(0)
-    config = GPTNeoXConfig(
-        num_hidden_layers=layers,
-        hidden_size=d_model,
-        num_attention_heads=heads,
-        intermediate_size=4 * d_model,
-        vocab_size=vocab,
-        max_position_embeddings=2048,
-    )
-    return GPTNeoXForCausalLM(config).eval()
-
-
-def _tokenizer(vocab: int, folder: Path):
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import AutoTokenizer, PreTrainedTokenizerFast
-
-    words = {f"t{i}": i for i in range(vocab)}
-    backend = Tokenizer(models.WordLevel(words, unk_token="t0"))
-    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="t0", pad_token="t1").save_pretrained(folder)
-    return AutoTokenizer.from_pretrained(folder)
-
-
-def _options(count: int, tokens: int, seed: int) -> list[str]:
-    """``count`` options of ``tokens`` random word tokens each (distinct first tokens)."""
-    import random
-
-    rng = random.Random(seed)
-    return [
-        " " + " ".join(f"t{2 + o * 7 + (rng.randrange(1000) if j else 0)}" for j in range(tokens))
-        for o in range(count)
-    ]
-
-
-def _random_steps(args: argparse.Namespace) -> dict:
-    """Every method of the ``random`` group: ``method -> step(small)``."""
-    import torch
-
-    from probes.lens import read_options
-    from probes.models import from_hf_model
-    from probes.tasks import Item
-
-    shape = "tiny" if args.quick else "pythia-160m-shaped"
-    vocab = SHAPES[shape][3]
-    torch.manual_seed(1)
-    tokens = torch.randint(2, vocab, (args.batch, args.length))
-    hf_model = _random_model(shape)
-    model = from_hf_model(hf_model, _tokenizer(vocab, Path(tempfile.mkdtemp())), name=shape)
-
-    def items(count: int, answer_tokens: int) -> list:
-        prompts = [" ".join(f"t{int(t)}" for t in row) for row in tokens]
-        out = []
-        for b, prompt in enumerate(prompts):
-            options = _options(count, answer_tokens, seed=b)
-            out.append(Item(str(b), "bench", prompt, options[0], options[1], options=tuple(options)))
-        return out
-
-    def forward(small: bool) -> None:
-        with torch.inference_mode():
-            hf_model(input_ids=tokens[:1] if small else tokens, use_cache=False).logits.sum()
-
-    def tl(small: bool) -> None:
-        from transformer_lens.tools.analysis import logit_lens
-
-        with torch.inference_mode():
-            batch = tokens[:1] if small else tokens
-            logit_lens(model.bridge, batch, positions=-1, targets=[2, 3], return_type="log_probs")
-
-    steps = {"forward": forward, "tl": tl}
-    for method, (count, answer_tokens, reuse) in LENS_METHODS.items():
-        chosen = items(count, answer_tokens)
-
-        def lens(small: bool, chosen: list = chosen, reuse: bool = reuse) -> None:
-            read_options(model, chosen[:1] if small else chosen, batch_size=args.batch, reuse_prompts=reuse)
-
-        steps[method] = lens
-    return steps
 
 
 def _smollm2_steps(args: argparse.Namespace, before: bool) -> dict:
@@ -221,8 +138,12 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    if args.worker == "random":
-        steps = _random_steps(args)
+    if args.worker in ("random", "lengths"):
+        sys.path.insert(0, str(ROOT))
+        from benchmarks.lens_methods import length_steps, random_steps
+
+        steps = random_steps(args) if args.worker == "random" else length_steps(args)
+        steps = {method: steps[method] for method in _methods(args)[args.worker]}
     else:
         steps = _smollm2_steps(args, before=args.worker == "before")
     counts = steps.pop("_counts", {})
@@ -251,6 +172,7 @@ def _start(group: str, args: argparse.Namespace, log: Path) -> subprocess.Popen:
     command += ["--length", str(args.length), "--task-items", str(args.task_items), "--before", args.before]
     command += ["--items", str(args.items or log.parent / "prize_items.json")]
     command += ["--shared-tasks", args.shared_tasks, "--shared-items", str(args.shared_items)]
+    command += ["--lengths", ",".join(map(str, args.lengths)), "--methods", args.methods]
     command += ["--quick"] if args.quick else []
     return subprocess.Popen(
         command,
@@ -276,6 +198,13 @@ def main() -> None:
     parser.add_argument("--shared-items", type=int, default=4, help="one-shot items of every shared task")
     parser.add_argument("--groups", default="random,smollm2,before", help="worker groups to run")
     parser.add_argument("--before", default="6acdf11^", help="commit of the probes before issue 19")
+    parser.add_argument("--methods", default=",".join(RANDOM), help="the random group's methods to run")
+    parser.add_argument(
+        "--lengths",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[128, 256, 512, 768],
+        help="prompt lengths of the lengths group (multi-token options against L)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -283,7 +212,7 @@ def main() -> None:
         worker(args)
         return
     rounds = 1 if args.quick else args.rounds
-    groups = {"random": RANDOM, "smollm2": SMOLLM2, "before": BEFORE}
+    groups = {**_methods(args), "smollm2": SMOLLM2, "before": BEFORE}
     chosen = [g for g in args.groups.split(",") if g]
     logs = Path(tempfile.mkdtemp(prefix="bench-lens-"))
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load {os.getloadavg()}; logs in {logs}")
@@ -308,8 +237,9 @@ def main() -> None:
                     seconds[method].append(result["seconds"])
                     peaks[method] = max(peaks[method], result["peak_bytes"])
 
-    # The random model in one thread, SmolLM2 (now and before, interleaved) in another.
-    lanes = [[g for g in chosen if g == "random"], [g for g in chosen if g != "random"]]
+    # The random models in one thread, SmolLM2 (now and before, interleaved) in another.
+    random = ("random", "lengths")
+    lanes = [[g for g in chosen if g in random], [g for g in chosen if g not in random]]
     threads = [threading.Thread(target=rounds_of, args=(lane,)) for lane in lanes if lane]
     for thread in threads:
         thread.start()
@@ -320,7 +250,8 @@ def main() -> None:
         process.wait()
     best = {method: min(times) for method, times in seconds.items()}
     print(
-        f"batch {args.batch} x {args.length} tokens; {args.task_items} prize items per task, "
+        f"batch {args.batch} x {args.length} tokens (lengths group: {args.lengths}); "
+        f"{args.task_items} prize items per task, "
         f"{args.shared_items} one-shot items of {args.shared_tasks} ({counts}); min over {rounds} "
         f"interleaved rounds (the random and the SmolLM2 workers side by side); load after: {os.getloadavg()}"
     )
@@ -337,6 +268,34 @@ def main() -> None:
     for top, bottom, label, target in RATIOS:
         if top in best and bottom in best:
             print(f"| {label} | {best[top] / best[bottom]:.2f}x | {target} |")
+    if "lengths" in chosen:
+        _length_table(args.lengths, best, seconds)
+
+
+def _methods(args: argparse.Namespace) -> dict[str, list[str]]:
+    """The methods of the random groups this run asks for."""
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.lens_methods import LENGTH_METHODS
+
+    lengths = [f"{method}@{length}" for length in args.lengths for method in LENGTH_METHODS]
+    return {"random": [m for m in args.methods.split(",") if m], "lengths": lengths}
+
+
+def _length_table(lengths: list[int], best: dict[str, float], seconds: dict[str, list[float]]) -> None:
+    """Multi-token options against the prompt length L, next to the cost model 1 + c/L."""
+    print(
+        "\n| L | 5x2 / lens | model 1 + 52/L | target | 5x4 / 1x4 | model 1 + 103/L | target "
+        "| medians 5x2, 5x4 |\n|---:|---:|---:|---|---:|---:|---|---|"
+    )
+    for length in lengths:
+        at = {m: best[f"{m}@{length}"] for m in ("lens", "1x4", "5x2", "5x4")}
+        med = {m: statistics.median(seconds[f"{m}@{length}"]) for m in at}
+        two, four = at["5x2"] / at["lens"], at["5x4"] / at["1x4"]
+        print(
+            f"| {length} | {two:.2f}x | {1 + COST_MODEL['5x2'] / length:.2f}x | <= 1.15 "
+            f"| {four:.2f}x | {1 + COST_MODEL['5x4'] / length:.2f}x | <= 1.3 "
+            f"| {med['5x2'] / med['lens']:.2f}x, {med['5x4'] / med['1x4']:.2f}x |"
+        )
 
 
 if __name__ == "__main__":

@@ -97,6 +97,9 @@ def test_bfloat16_model_is_read_out_in_float32(tokenizer):
     assert view is not model.bridge and view.W_U.dtype == torch.float32
     assert readout_view(model.bridge) is view  # made once per model
     item = Item("a", "t", "w1 w2 w3", " w4", " w5")
+    # The residual as plain transformers computes it (never bridged, its default attention), as
+    # the lens does: in bfloat16 another attention kernel (the bridge's eager one) rounds differently.
+    hf_model = tiny_hf_model("llama").to(torch.bfloat16)
     caught = {}
     handle = hf_model.model.layers[-1].register_forward_hook(
         lambda module, args, output: caught.setdefault(
