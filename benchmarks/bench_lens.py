@@ -2,7 +2,8 @@
 multi-token options against single-token ones; SmolLM2 on the suite's prize items before and
 after issue 19; shared prompt starts on the one-shot items. Ratios within one run.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_lens.py`` (``--quick``: tiny shapes, one round).
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_lens.py`` (``--quick``: tiny shapes, one round;
+``--groups random,lengths``: the random-model lanes only).
 
 The methods run in interleaved rounds (every method once per round); a method's time is the
 minimum over rounds, so a burst of load from elsewhere hits one round, not one method. Each
@@ -14,13 +15,24 @@ is the growth of the worker's resident memory over its level just before the met
 sampled every millisecond; the workers run with ``MALLOC_MMAP_THRESHOLD_`` fixed, so large
 tensors are returned to the system when freed and one method's peak does not hide in another's.
 
-Methods of the ``random`` group (``B`` prompts of ``L`` random tokens):
-  forward   the plain transformers model (not bridged) with its logits;
+Methods of the ``random`` group (``B`` prompts of ``L`` random tokens; ``--methods`` picks some),
+from ``benchmarks/lens_methods.py``:
+  forward   the transformers model, never bridged (a twin of the same weights), eager attention,
+            with its logits (the issue's "bare HF forward");
+  forward_sdpa     the same with transformers' default attention (sdpa);
+  forward_bridged  the bridged model's HF forward, i.e. through the bridge's components (what
+            ``forward`` timed before: ``from_hf_model`` wraps the model's modules in place);
+  floor     plain hooks on the never-bridged blocks: the last position of every layer, stop after
+            the last block, no vocabulary head, no readout;
   tl        TransformerLens's ``logit_lens(bridge, tokens, positions=-1, targets=...)``;
   lens      probes' lens, two single-token options (the single-token benchmark);
+  lens_d72451a  the same with d72451a's readout (TL ``logit_readout`` per read, vectors repeated);
   1x4       four single-token options;
   5x2, 5x4  two / four options of 5 tokens: one prompt pass per item, options continued;
   rows5x2, rows5x4  the same as whole rows of prompt + option (``reuse_prompts=False``).
+The ``lengths`` group: ``lens``, ``1x4``, ``5x2`` and ``5x4`` at every prompt length of
+``--lengths`` (``5x2@512`` ...), interleaved in one worker; its table sets 5x2 / lens and 5x4 / 1x4
+next to the cost model 1 + 52/L and 1 + 103/L (benchmarks/README.md).
 Methods on SmolLM2 (``--task-items`` items of every task of the suite):
   prize_before  the prize items, probes before issue 19 (whole rows, a readout per read);
   prize_rows    the prize items, ``reuse_prompts=False`` (whole rows, one readout per vector);

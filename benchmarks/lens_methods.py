@@ -52,10 +52,13 @@ def word_tokenizer(vocab: int, folder: Path) -> Any:
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-    words = {f"t{i}": i for i in range(vocab)}
-    backend = Tokenizer(models.WordLevel(words, unk_token="t0"))
+    # Special tokens are matched inside words before the split: named "t0"/"t1" they cut "t123"
+    # into "t1" + "23" (unknown), so prompts grew ~25% and "t16" became two tokens (before h19-perf3).
+    words = {"<unk>": 0, "<pad>": 1, **{f"t{i}": i for i in range(2, vocab)}}
+    backend = Tokenizer(models.WordLevel(words, unk_token="<unk>"))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
-    PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="t0", pad_token="t1").save_pretrained(folder)
+    fast = PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", pad_token="<pad>")
+    fast.save_pretrained(folder)
     return AutoTokenizer.from_pretrained(folder)
 
 
@@ -93,13 +96,18 @@ def _bridged(shape: str) -> tuple[Any, Any]:
     return from_hf_model(random_model(shape), tokenizer, name=shape), vocab
 
 
-def _items(tokens: Any, count: int, answer_tokens: int) -> list:
+def _items(model: Any, tokens: Any, count: int, answer_tokens: int) -> list:
+    """Items whose prompts tokenize to ``tokens``' rows exactly (the lens reads what forward and
+    TL read) and whose options are ``answer_tokens`` tokens each."""
     from probes.tasks import Item
 
     out = []
     for b, row in enumerate(tokens):
         prompt = " ".join(f"t{int(t)}" for t in row)
         chosen = options(count, answer_tokens, seed=b)
+        assert model.tokenizer(prompt).input_ids == row.tolist(), "the prompt does not tokenize back"
+        for option in chosen:
+            assert len(model.tokenizer(option, add_special_tokens=False).input_ids) == answer_tokens
         out.append(Item(str(b), "bench", prompt, chosen[0], chosen[1], options=tuple(chosen)))
     return out
 
@@ -169,10 +177,10 @@ def random_steps(args: argparse.Namespace) -> dict:
         "forward_bridged": forward("eager", model.hf_model),
         "floor": floor,
         "tl": tl,
-        "lens_d72451a": _lens_step(model, _items(tokens, 2, 1), args.batch, lens=RepeatingLens()),
+        "lens_d72451a": _lens_step(model, _items(model, tokens, 2, 1), args.batch, lens=RepeatingLens()),
     }
     for method, (count, answer_tokens, reuse) in LENS_METHODS.items():
-        chosen = _items(tokens, count, answer_tokens)
+        chosen = _items(model, tokens, count, answer_tokens)
         steps[method] = _lens_step(model, chosen, args.batch, reuse_prompts=reuse)
     return steps
 
@@ -190,5 +198,7 @@ def length_steps(args: argparse.Namespace) -> dict:
         tokens = torch.randint(2, vocab, (args.batch, length))
         for method in LENGTH_METHODS:
             count, answer_tokens, _ = LENS_METHODS[method]
-            steps[f"{method}@{length}"] = _lens_step(model, _items(tokens, count, answer_tokens), args.batch)
+            steps[f"{method}@{length}"] = _lens_step(
+                model, _items(model, tokens, count, answer_tokens), args.batch
+            )
     return steps

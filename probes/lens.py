@@ -315,12 +315,14 @@ def _cached_passes(
         resid, cache = None, None
         if batch.shared:  # the shared start once, then each prompt's rest on its cache
             resid, cache = _shared_start(reader, batch, device)
-        if cache is None:
+        if resid is None:
             input_ids, attention_mask = right_padded(batch.prompts.tokens)
+            ids, mask = input_ids.to(device), attention_mask.to(device)
             with _memory_advice(*input_ids.shape):
-                resid, cache = reader.run_prompts(
-                    input_ids.to(device), attention_mask.to(device), rows, positions
-                )
+                if batch.continuations:
+                    resid, cache = reader.run_prompts(ids, mask, rows, positions)
+                else:  # single-token options only: no continuation, so no cache to keep
+                    resid = reader.run(ids, mask, rows, positions)
         yield resid, vector, reads
         if cache is None and batch.continuations:  # no cache kept: these items' rows as today
             subset = sorted({read.item for read in reads})

@@ -11,15 +11,15 @@ The lens needs no bridge hook point: it reads the residual stream with plain for
 the blocks (:mod:`probes.residual_catcher`). :func:`plain_modules` puts the wrapped modules back
 into the Hugging Face model for the duration of one forward pass and restores the components
 afterwards (the readout between passes sees the bridge as it is), so the pass runs exactly the
-model transformers would run (its default attention included) while
-ablation, patching and attribution keep the bridge's hook points. The bridge stays the map of the
-architecture: :func:`plain` names the Hugging Face module behind a component (block ``i``, the
-final norm, the unembedding).
+model transformers would run, while ablation, patching, attribution and generation keep the
+bridge's hook points. The bridge stays the map of the architecture: :func:`plain` names the
+Hugging Face module behind one of its components (``BridgeBackend.blocks``: block ``i``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,8 +28,6 @@ import torch
 
 def _is_component(module: torch.nn.Module) -> bool:
     """Whether ``module`` is a TransformerLens bridge component (without importing TL if unused)."""
-    import sys
-
     base = sys.modules.get("transformer_lens.model_bridge.generalized_components.base")
     return base is not None and isinstance(module, base.GeneralizedComponent)
 
