@@ -25,7 +25,7 @@ from typing import Any, Protocol
 import torch
 from jaxtyping import Float, Int
 
-from probes.plain_modules import cache_by_old_name, plain
+from probes.plain_modules import cache_by_old_name, plain, plain_modules
 from probes.residual_catcher import PromptCache, ResidualCatcher
 
 __all__ = [
@@ -289,8 +289,9 @@ class BridgeBackend:
     def logits(
         self, input_ids: Int[torch.Tensor, "batch pos"], attention_mask: Int[torch.Tensor, "batch pos"] | None
     ) -> Float[torch.Tensor, "batch pos vocab"]:
-        """A plain Hugging Face forward pass (no bridge hooks)."""
-        return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
+        """A plain Hugging Face forward pass (the modules the bridge wraps; no hooks)."""
+        with plain_modules(self.hf_model):
+            return self.hf_model(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def run_with_hooks(
         self,
