@@ -25,9 +25,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-#: layers, d_model, heads, vocab of Pythia-1.4B
-SHAPE = (24, 2048, 16, 50304)
-
 
 def main() -> None:
     import torch
@@ -48,26 +45,17 @@ def main() -> None:
     if not args.smoke and not torch.cuda.is_available():
         print("skipped: no CUDA device (the GPU benchmark runs only where one is present)")
         return
-    from lens_methods import SHAPES, _items
+    from lens_methods import SHAPES, _items, random_model
     from lens_methods import word_tokenizer as _tokenizer
-    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
     from probes.gpu import batch_size_for, compile_mlps
     from probes.lens import read_options
     from probes.models import from_hf_model
 
-    layers, d_model, heads, vocab = SHAPES["tiny"] if args.smoke else SHAPE
-    torch.manual_seed(0)
-    config = GPTNeoXConfig(
-        num_hidden_layers=layers,
-        hidden_size=d_model,
-        num_attention_heads=heads,
-        intermediate_size=4 * d_model,
-        vocab_size=vocab,
-        max_position_embeddings=2048,
-    )
+    shape = "tiny" if args.smoke else "pythia-1.4b-shaped"
+    vocab = SHAPES[shape][3]
     dtype = torch.float32 if args.smoke else torch.bfloat16
-    hf_model = GPTNeoXForCausalLM(config).eval()
+    hf_model = random_model(shape)  # seed 0
     # The baseline runs a twin that is never bridged: from_hf_model swaps the bridge's components
     # into hf_model in place, and the forward timed through them (before h19-perf3) was not bare.
     plain = copy.deepcopy(hf_model).to(device, dtype)

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SHAPES = {"tiny": (4, 128, 4, 4096), "pythia-160m-shaped": (12, 768, 12, 50304)}  # layers, d, heads, vocab
+#: layers, d_model, heads, vocabulary
+SHAPES = {
+    "tiny": (4, 128, 4, 4096),
+    "pythia-160m-shaped": (12, 768, 12, 50304),
+    "pythia-1.4b-shaped": (24, 2048, 16, 50304),
+}
 #: method -> (options per item, tokens per option, continue from the prompt's cache)
 LENS_METHODS = {
     "lens": (2, 1, True),
