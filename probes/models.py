@@ -131,19 +131,19 @@ def _bridge(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_na
     # The bridge sets missing special tokens on the tokenizer it is given: give it our own copy,
     # so a caller's tokenizer (saved or reused later) is never changed behind its back.
     tokenizer = copy.deepcopy(tokenizer)
-    weights = tuple(hf_model.parameters())  # before the bridge adds its split copies of fused weights
-    n_parameters = sum(p.numel() for p in weights)
+    loaded = _as_loaded(hf_model)  # before the bridge adds its split copies of fused weights
     bridge = TransformerBridge.boot_transformers(
         model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
     )
     bridge.eval()
-    return HookedModel(
-        spec=spec,
-        backend=BridgeBackend(bridge),
-        tokenizer=tokenizer,
-        n_parameters=n_parameters,
-        weights=weights,
-    )
+    return HookedModel(spec=spec, backend=BridgeBackend(bridge), tokenizer=tokenizer, **loaded)
+
+
+def _as_loaded(hf_model: PreTrainedModel) -> dict[str, Any]:
+    """The :class:`HookedModel` fields taken from the weights as loaded, before any backend wraps
+    them: the parameters in the model's order and their count."""
+    weights = tuple(hf_model.parameters())
+    return {"weights": weights, "n_parameters": sum(p.numel() for p in weights)}
 
 
 def _wrap(
@@ -155,12 +155,9 @@ def _wrap(
     if backend == "nnsight":
         from probes.nnsight_backend import NNsightBackend, nnsight_model
 
-        weights = tuple(hf_model.parameters())
+        loaded = _as_loaded(hf_model)
         wrapped = NNsightBackend(nnsight_model(hf_model, tokenizer))
-        n_parameters = sum(p.numel() for p in weights)
-        return HookedModel(
-            spec=spec, backend=wrapped, tokenizer=tokenizer, n_parameters=n_parameters, weights=weights
-        )
+        return HookedModel(spec=spec, backend=wrapped, tokenizer=tokenizer, **loaded)
     raise UnknownModelError(f"unknown backend {backend!r}; use one of {list(BACKENDS)}.")
 
 

@@ -42,7 +42,7 @@ import torch
 
 from probes.errors import InvalidOptionError, ProbesError
 from probes.models import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
-from probes.options import DEFAULT_LADDER, LadderOptions, RunOptions
+from probes.options import DEFAULT_LADDER, LadderOptions, LoadOptions, RunOptions
 from probes.placement import backend_options, backend_setting
 from probes.progress import Progress, RunProgress, quiet_libraries
 from probes.resume import finished_or_damaged, wait_for
@@ -116,7 +116,7 @@ Compute = Callable[[HookedModel, list[Unit]], Iterable[Output]]
 Loader = Callable[[PlannedModel, RunOptions], HookedModel]
 
 
-def load_planned(model: PlannedModel, options: RunOptions) -> HookedModel:
+def load_planned(model: PlannedModel, options: LoadOptions) -> HookedModel:
     """Load a planned model as the run's options say: device or device map, dtype, backend, remote."""
     return load_model(model.spec, device=options.device, dtype=options.dtype, **backend_options(options))
 

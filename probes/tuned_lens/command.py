@@ -8,10 +8,8 @@ from pathlib import Path
 
 import torch
 
-from probes.models import load_model
 from probes.options import ExecutorOptions, LoadOptions
-from probes.placement import backend_options
-from probes.runner import LadderOptions, PlannedModel, model_specs
+from probes.runner import LadderOptions, PlannedModel, load_planned, model_specs
 from probes.store import slug
 from probes.tuned_lens.artifacts import save_lens
 from probes.tuned_lens.text import training_windows
@@ -77,9 +75,7 @@ class _TrainOne:
         if options.threads:
             torch.set_num_threads(options.threads)
         settings = TrainingSettings(**{k: getattr(options, k) for k in TrainingSettings.__dataclass_fields__})
-        model = load_model(
-            planned.spec, device=options.device, dtype=options.dtype, **backend_options(options)
-        )
+        model = load_planned(planned, options)
         windows = training_windows(
             model,
             options.train_sequences,

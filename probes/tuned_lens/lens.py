@@ -74,7 +74,9 @@ class TunedLens:
                 f"{model.d_model}); train one for it with `probes lens train --models {model.spec.name}`."
             )
         expected = self.info.get("model_fingerprint")
-        if expected is not None and expected not in (model_fingerprint(model), legacy_fingerprint(model)):
+        # The legacy fingerprint (a second pass over the weights) only when the current one differs.
+        current = expected is None or expected == model_fingerprint(model)
+        if not current and expected != legacy_fingerprint(model):
             raise LensMismatchError(
                 f"{where} was trained for {trained_for} (weights fingerprint {str(expected)[:12]}...), "
                 f"and {model.name} has other weights; train one for it with "
