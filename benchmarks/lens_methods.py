@@ -23,14 +23,16 @@ SHAPES = {
     "pythia-160m-shaped": (12, 768, 12, 50304),
     "pythia-1.4b-shaped": (24, 2048, 16, 50304),
 }
-#: method -> (options per item, tokens per option, continue from the prompt's cache)
+#: method -> (options per item, tokens per option, how read_options runs them)
 LENS_METHODS = {
-    "lens": (2, 1, True),
-    "1x4": (4, 1, True),
-    "5x2": (2, 5, True),
-    "5x4": (4, 5, True),
-    "rows5x2": (2, 5, False),
-    "rows5x4": (4, 5, False),
+    "lens": (2, 1, {}),
+    "1x4": (4, 1, {}),
+    "5x2": (2, 5, {}),
+    "5x4": (4, 5, {}),
+    "unpacked5x2": (2, 5, {"pack_continuations": False}),
+    "unpacked5x4": (4, 5, {"pack_continuations": False}),
+    "rows5x2": (2, 5, {"reuse_prompts": False}),
+    "rows5x4": (4, 5, {"reuse_prompts": False}),
 }
 #: the methods of the ``lengths`` group, at every prompt length
 LENGTH_METHODS = ["lens", "1x4", "5x2", "5x4"]
@@ -184,9 +186,9 @@ def random_steps(args: argparse.Namespace) -> dict:
         "tl": tl,
         "lens_d72451a": _lens_step(model, _items(model, tokens, 2, 1), args.batch, lens=RepeatingLens()),
     }
-    for method, (count, answer_tokens, reuse) in LENS_METHODS.items():
+    for method, (count, answer_tokens, how) in LENS_METHODS.items():
         chosen = _items(model, tokens, count, answer_tokens)
-        steps[method] = _lens_step(model, chosen, args.batch, reuse_prompts=reuse)
+        steps[method] = _lens_step(model, chosen, args.batch, **how)
     return steps
 
 

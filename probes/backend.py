@@ -26,6 +26,7 @@ import torch
 from jaxtyping import Float, Int
 
 from probes.plain_modules import cache_by_old_name, plain, plain_modules
+from probes.readers import ContinuingReader, ResidualReader, SharingReader
 from probes.residual_catcher import PromptCache, ResidualCatcher
 
 __all__ = [
@@ -68,67 +69,6 @@ def mlp_out_hook(layer: int) -> str:
 def resid_hook(layer: int, n_layers: int) -> str:
     """The hook point of layer ``layer`` of the residual stream (0 = embeddings, ``n_layers`` = last)."""
     return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
-
-
-class ResidualReader(Protocol):
-    """Runs batches and returns the residual stream at chosen rows and positions of chosen layers."""
-
-    def run(
-        self,
-        input_ids: Int[torch.Tensor, "batch pos"],
-        attention_mask: Int[torch.Tensor, "batch pos"],
-        batch_index: Int[torch.Tensor, " row"],
-        position_index: Int[torch.Tensor, " row"],
-    ) -> Float[torch.Tensor, "layer row d_model"]:
-        """The kept vectors of one batch, layers in sorted order."""
-        ...
-
-
-class ContinuingReader(ResidualReader, Protocol):
-    """A reader that can also keep a batch of prompts' key/value cache and run continuations of it."""
-
-    #: Whether this model can continue from a cache (else use :meth:`run` on whole rows).
-    continues: bool
-
-    def run_prompts(
-        self,
-        input_ids: Int[torch.Tensor, "batch pos"],
-        attention_mask: Int[torch.Tensor, "batch pos"],
-        batch_index: Int[torch.Tensor, " row"],
-        position_index: Int[torch.Tensor, " row"],
-    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
-        """Like :meth:`run`, and the prompts' cache (of the layers run) for :meth:`run_continuations`;
-        ``None`` where a block did not fill it (then read the options as whole rows)."""
-        ...
-
-    def run_continuations(
-        self,
-        prompts: PromptCache,
-        prompt_rows: Int[torch.Tensor, " batch"],
-        input_ids: Int[torch.Tensor, "batch pos"],
-        attention_mask: Int[torch.Tensor, "batch pos"],
-        batch_index: Int[torch.Tensor, " row"],
-        position_index: Int[torch.Tensor, " row"],
-    ) -> Float[torch.Tensor, "layer row d_model"]:
-        """Like :meth:`run` for tokens that follow prompt ``prompt_rows[b]`` (positions count from 0)."""
-        ...
-
-
-class SharingReader(ContinuingReader, Protocol):
-    """A continuing reader that can also continue a continuation: prompts that share a start run
-    it once (optional: the lens checks for :meth:`continue_prompts` and else runs prompts whole)."""
-
-    def continue_prompts(
-        self,
-        prompts: PromptCache,
-        prompt_rows: Int[torch.Tensor, " batch"],
-        input_ids: Int[torch.Tensor, "batch pos"],
-        attention_mask: Int[torch.Tensor, "batch pos"],
-        batch_index: Int[torch.Tensor, " row"],
-        position_index: Int[torch.Tensor, " row"],
-    ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
-        """:meth:`run_continuations` that also returns the grown cache (``None`` as in ``run_prompts``)."""
-        ...
 
 
 class Backend(Protocol):

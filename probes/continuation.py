@@ -3,11 +3,16 @@
 Each item's prompt runs once, in a batch of prompts (right-padded). The model keeps the
 prompt's key/value cache; the first token of every option is read at the prompt's last
 position, and the later tokens of a multi-token option are teacher-forced as a short
-continuation of that cache (``option[:-1]``, read at each of its positions). The
-continuations of all options of all items of a prompt batch run together, in batches of
-continuation rows, each row on a copy of its item's cache. Options that start alike share
-rows (``a b c`` is read on the row ``a b`` that ``a b d`` needs anyway), and the lens reads each
-distinct (row, position) vector once, gathering every token read there from one log-softmax.
+continuation of that cache (``option[:-1]``, read at each of its positions). Options that start
+alike share continuations (``a b c`` is read on the continuation ``a b`` that ``a b d`` needs
+anyway), and the lens reads each distinct (row, position) vector once, gathering every token
+read there from one log-softmax.
+
+Where the reader packs (:attr:`probes.readers.ContinuingReader.packs`), all continuations of an
+item run in one row on its cache, each token seeing the prompt and its own continuation only
+(``offsets`` restart at 0 for each): one copy of the prompt's cache per item, however many
+options, and one continuation pass per prompt batch. Otherwise each continuation is a row of
+its own, on its own copy of the item's cache, in passes of up to ``batch_size`` rows.
 
 Prompts that share a long start (one-shot demonstrations, a task's shared instructions) can be
 batched together: the batch notes how many tokens they share, and a reader that can continue a
@@ -41,12 +46,20 @@ class Pass:
     """One forward pass: right-padded rows of tokens and the reads it serves.
 
     For a continuation pass, ``prompt_rows[row]`` is the row of the prompt pass whose
-    cache the row continues; a prompt pass has none.
+    cache the row continues, and ``offsets[row][t]`` how far token ``t`` stands after the end of
+    that prompt (restarting at 0 where a packed row starts its next continuation); a prompt pass
+    has neither.
     """
 
     tokens: list[list[int]] = field(default_factory=list)
     reads: list[Read] = field(default_factory=list)
     prompt_rows: list[int] = field(default_factory=list)
+    offsets: list[list[int]] = field(default_factory=list)
+
+    @property
+    def packed(self) -> bool:
+        """Whether a row holds more than one continuation."""
+        return any(offset != list(range(len(offset))) for offset in self.offsets)
 
 
 @dataclass
@@ -136,19 +149,36 @@ def _continuation_rows(options: Sequence[Sequence[int]]) -> tuple[list[list[int]
     return rows, owner
 
 
+def _units(rows: list[list[int]], pack: bool) -> list[tuple[list[int], list[int], list[int]]]:
+    """An item's continuation rows as forward-pass rows: ``(tokens, offsets, starts)``, where
+    ``starts[k]`` is where continuation ``k`` begins in its row (``-1``: in another row).
+    Packed: one row of every continuation; else one row each."""
+    if not rows:
+        return []
+    if not pack:
+        return [
+            (row, list(range(len(row))), [0 if other == index else -1 for other in range(len(rows))])
+            for index, row in enumerate(rows)
+        ]
+    starts = [sum(len(row) for row in rows[:index]) for index in range(len(rows))]
+    return [([t for row in rows for t in row], [o for row in rows for o in range(len(row))], starts)]
+
+
 def plan(
     prompt_ids: Sequence[Sequence[int]],
     option_ids: Sequence[Sequence[Sequence[int]]],
     batch_size: int,
     min_shared: int = 0,
+    pack: bool = False,
 ) -> list[PromptBatch]:
     """Prompt batches of ``batch_size`` items (longest prompts first) and their continuations.
 
     ``prompt_ids[item]`` are an item's prompt tokens and ``option_ids[item][option]`` its
     options' tokens; every option is read token by token, every token exactly once. Options
-    that share leading tokens share continuation rows. With ``min_shared`` > 0, prompts that
-    share at least that many leading tokens are batched together and the batch notes how many
-    they share (:attr:`PromptBatch.shared`).
+    that share leading tokens share continuations. With ``pack``, all continuations of an item
+    share one row (a reader that packs); else each has a row. With ``min_shared`` > 0, prompts
+    that share at least that many leading tokens are batched together and the batch notes how
+    many they share (:attr:`PromptBatch.shared`).
     """
     batches = []
     for group in _groups(prompt_ids, batch_size, min_shared):
@@ -158,21 +188,24 @@ def plan(
             prompt = list(prompt_ids[item])
             prompts.tokens.append(prompt)
             rows, owner = _continuation_rows(option_ids[item])
-            placed = []
-            for tokens in rows:
+            placed: list[tuple[Pass, int, int]] = [(prompts, -1, -1)] * len(rows)  # pass, row, start
+            for tokens, offsets, starts in _units(rows, pack):
                 if not continuations or len(continuations[-1].tokens) == batch_size:
                     continuations.append(Pass())
                 current = continuations[-1]
-                placed.append((current, len(current.tokens)))
+                for index, begin in enumerate(starts):
+                    if begin >= 0:
+                        placed[index] = (current, len(current.tokens), begin)
                 current.tokens.append(tokens)
+                current.offsets.append(offsets)
                 current.prompt_rows.append(row)
             for option, ids in enumerate(option_ids[item]):
                 prompts.reads.append(Read(row, len(prompt) - 1, item, option, 0, ids[0]))
                 if owner[option] < 0:
                     continue
-                current, continuation_row = placed[owner[option]]
+                current, continuation_row, begin = placed[owner[option]]
                 current.reads.extend(
-                    Read(continuation_row, j - 1, item, option, j, ids[j]) for j in range(1, len(ids))
+                    Read(continuation_row, begin + j - 1, item, option, j, ids[j]) for j in range(1, len(ids))
                 )
         batches.append(PromptBatch(prompts, continuations, _shared_length(prompts.tokens, min_shared)))
     return batches

@@ -208,6 +208,7 @@ def read_options(
     progress: bool = False,
     reuse_prompts: bool = True,
     share_prefixes: bool = True,
+    pack_continuations: bool = True,
 ) -> OptionReadout:
     """Read every option of every item at every requested layer.
 
@@ -230,6 +231,8 @@ def read_options(
         share_prefixes: With ``reuse_prompts``, batch prompts that share a long start
             (:data:`probes.continuation.MIN_SHARED` tokens or more) and run that start once
             where the reader can continue a continuation; ``False`` runs every prompt whole.
+        pack_continuations: With ``reuse_prompts``, run all continuations of an item in one
+            row where the reader packs; ``False``: a row per continuation (for comparison).
     """
     lens = lens or LogitLens()
     layer_list = resolve_layers(layers, model.n_layers)
@@ -240,7 +243,8 @@ def read_options(
             min_shared = (
                 continuation.MIN_SHARED if share_prefixes and hasattr(reader, "continue_prompts") else 0
             )
-            passes = _cached_passes(reader, encoded, batch_size, model.device, min_shared)
+            pack = pack_continuations and getattr(reader, "packs", False)
+            passes = _cached_passes(reader, encoded, batch_size, model.device, min_shared, pack)
         else:
             passes = _row_passes(reader, encoded, batch_size, model.device)
         for resid, vector, reads in tqdm(
@@ -304,12 +308,18 @@ def _memory_advice(rows: int, width: int) -> Iterator[None]:
 
 
 def _cached_passes(
-    reader: Any, encoded: Sequence[EncodedItem], batch_size: int, device: torch.device, min_shared: int
+    reader: Any,
+    encoded: Sequence[EncodedItem],
+    batch_size: int,
+    device: torch.device,
+    min_shared: int,
+    pack: bool,
 ) -> _Passes:
-    """One prompt pass per batch of items, then their options' continuations on its cache."""
+    """One prompt pass per batch of items, then their options' continuations on its cache
+    (with ``pack``, all of an item's continuations in one row)."""
     prompt_ids = [enc.prompt_ids for enc in encoded]
     option_ids = [enc.option_ids for enc in encoded]
-    for batch in continuation.plan(prompt_ids, option_ids, batch_size, min_shared):
+    for batch in continuation.plan(prompt_ids, option_ids, batch_size, min_shared, pack):
         reads = batch.prompts.reads
         rows, positions, vector = _indices(reads, device)
         resid, cache = None, None
@@ -333,12 +343,12 @@ def _cached_passes(
             continue
         for step in batch.continuations:
             input_ids, attention_mask = right_padded(step.tokens)
+            ids, mask = input_ids.to(device), attention_mask.to(device)
             prompt_rows = torch.tensor(step.prompt_rows, device=device)
             rows, positions, vector = _indices(step.reads, device)
+            packed = {"offsets": right_padded(step.offsets)[0].to(device)} if step.packed else {}
             with _memory_advice(len(step.tokens), input_ids.shape[1] + cache.attention_mask.shape[1]):
-                resid = reader.run_continuations(
-                    cache, prompt_rows, input_ids.to(device), attention_mask.to(device), rows, positions
-                )
+                resid = reader.run_continuations(cache, prompt_rows, ids, mask, rows, positions, **packed)
             yield resid, vector, step.reads
 
 

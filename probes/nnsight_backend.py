@@ -55,6 +55,7 @@ class NNsightReader:
 
     #: No key/value cache is kept across traces: the lens reads options as whole rows.
     continues = False
+    packs = False
 
     def __init__(self, backend: NNsightBackend, layers: Sequence[int]) -> None:
         self.backend = backend

@@ -72,11 +72,13 @@ def bridge_log_probs_at(
     rows = (torch.arange(n_lead, device=flat.device)[:, None] * n_vectors + vector).reshape(-1)
     wanted = targets.repeat(n_lead)
     out = torch.empty(rows.shape[0], dtype=torch.float32, device=flat.device)
+    bias = view.b_U if bool(view.b_U.any()) else None  # a zero bias: no vocabulary-wide copy of it
     for start in range(0, flat.shape[0], chunk_size):
         chunk = flat[start : start + chunk_size]
         if ln_final is not None:
             chunk = _run_ln_final(ln_final, chunk)
-        logits, _ = _apply_output_transform(view, torch.addmm(view.b_U, chunk, view.W_U))
+        unembedded = chunk @ view.W_U if bias is None else torch.addmm(bias, chunk, view.W_U)
+        logits, _ = _apply_output_transform(view, unembedded)
         log_probs = torch.log_softmax(logits.float(), dim=-1)
         here = (rows >= start) & (rows < start + chunk.shape[0])
         out[here] = log_probs[rows[here] - start, wanted[here]]

@@ -5,13 +5,16 @@ blocks copy out the residual stream at chosen positions of chosen layers and sto
 pass after the last of them, so a lens over the first layers costs only those layers (the
 vocabulary head is never run). It can also keep the prompts' key/value cache and read option
 tokens as continuations of it (:meth:`ResidualCatcher.run_prompts`,
-:meth:`ResidualCatcher.run_continuations`), so an item's prompt runs once whatever its options.
+:meth:`ResidualCatcher.run_continuations`), so an item's prompt runs once whatever its options,
+and it can pack several continuations of a prompt in one row (a 4D attention mask that lets each
+token see the prompt and its own continuation only), so the cache is copied once per item.
 """
 
 from __future__ import annotations
 
 import contextlib
 import inspect
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +31,26 @@ class PromptCache:
 
     past: Any  # transformers.DynamicCache
     attention_mask: Int[torch.Tensor, "batch pos"]
+
+
+def _new_cache() -> Any:
+    """An empty key/value cache whose layers keep their first keys and values as given.
+
+    transformers' ``DynamicLayer`` concatenates even its first update onto an empty tensor,
+    a copy of the whole prompt's keys and values per layer; the lens's caches are read once or
+    grown by concatenation (which leaves the tensors kept here untouched), so no copy is needed.
+    """
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    class KeptLayer(DynamicLayer):
+        def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.is_initialized:
+                return super().update(key_states, value_states, *args, **kwargs)
+            self.lazy_initialization(key_states, value_states)
+            self.keys, self.values = key_states, value_states
+            return key_states, value_states
+
+    return Cache(layer_class_to_replicate=KeptLayer)
 
 
 class _StopForward(Exception):
@@ -81,6 +104,42 @@ class ResidualCatcher:
             and layer_types == {"full_attention"}
             and not getattr(config, "sliding_window", None)
             and self.layers[-1] > 0
+        )
+
+    @property
+    def packs(self) -> bool:
+        """Whether continuations can be packed in a row: the model builds its masks with
+        transformers' masking utilities (which take a ready 4D mask as it is), attends through
+        sdpa or eager attention (whose mask formats :meth:`_packed_mask` writes) and has no
+        position bias computed from the 2D mask (ALiBi)."""
+        module = sys.modules.get(type(self.hf_model).__module__)
+        return (
+            self.continues
+            and "create_causal_mask" in vars(module or object())
+            and self.hf_model.config._attn_implementation in ("sdpa", "eager")
+            and not getattr(self.hf_model.config, "alibi", False)
+        )
+
+    def _packed_mask(
+        self,
+        prompt_mask: Int[torch.Tensor, "batch prompt"],
+        attention_mask: Int[torch.Tensor, "batch pos"],
+        offsets: Int[torch.Tensor, "batch pos"],
+    ) -> torch.Tensor:
+        """The 4D mask ``[batch, 1, pos, prompt + pos]`` of rows that pack several continuations:
+        each token sees its prompt's tokens and the earlier tokens of its own continuation (those
+        whose start, position less offset, is its own). Boolean for sdpa, additive for eager."""
+        here = torch.arange(offsets.shape[1], device=offsets.device)
+        start = here - offsets
+        own = (start[:, :, None] == start[:, None, :]) & (here[:, None] >= here[None, :])
+        own &= attention_mask.bool()[:, None, :]
+        seen = prompt_mask.bool()[:, None, :].expand(-1, offsets.shape[1], -1)
+        allowed = torch.cat([seen, own], dim=-1)[:, None]
+        if self.hf_model.config._attn_implementation == "sdpa":
+            return allowed
+        dtype = self.hf_model.dtype
+        return torch.zeros(allowed.shape, dtype=dtype, device=allowed.device).masked_fill(
+            ~allowed, torch.finfo(dtype).min
         )
 
     def _keep(self, layer: int, hidden: torch.Tensor) -> None:
@@ -156,9 +215,7 @@ class ResidualCatcher:
         position_index: Int[torch.Tensor, " row"],
     ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
         """:meth:`run` keeping the key/value cache of the blocks that ran (``None`` if a block kept none)."""
-        from transformers import DynamicCache
-
-        past = DynamicCache()
+        past = _new_cache()
         resid = self._catch(
             batch_index,
             position_index,
@@ -177,14 +234,18 @@ class ResidualCatcher:
         attention_mask: Int[torch.Tensor, "batch pos"],
         batch_index: Int[torch.Tensor, " row"],
         position_index: Int[torch.Tensor, " row"],
+        offsets: Int[torch.Tensor, "batch pos"] | None = None,
     ) -> Float[torch.Tensor, "layer row d_model"]:
         """Tokens that follow each row's prompt, on a copy of its cache rows.
 
         The prompts are right-padded, so the cache has padding between a short prompt and its
         continuation: the attention mask hides it and the positions are given explicitly
-        (prompt length onwards), so each row computes what its unpadded sequence would.
+        (prompt length plus ``offsets``), so each row computes what its unpadded sequence would.
+        ``offsets`` that restart within a row pack several continuations there (:attr:`packs`).
         """
-        return self._continue(prompts, prompt_rows, input_ids, attention_mask, batch_index, position_index)[0]
+        return self._continue(
+            prompts, prompt_rows, input_ids, attention_mask, batch_index, position_index, offsets
+        )[0]
 
     def continue_prompts(
         self,
@@ -207,17 +268,28 @@ class ResidualCatcher:
         attention_mask: Int[torch.Tensor, "batch pos"],
         batch_index: Int[torch.Tensor, " row"],
         position_index: Int[torch.Tensor, " row"],
+        offsets: Int[torch.Tensor, "batch pos"] | None = None,
     ) -> tuple[Float[torch.Tensor, "layer row d_model"], PromptCache | None]:
-        from transformers import DynamicCache
-
-        past = DynamicCache()
+        past = _new_cache()
+        every_row = torch.arange(prompts.attention_mask.shape[0], device=prompt_rows.device)
+        rows = None if torch.equal(prompt_rows, every_row) else prompt_rows  # None: the cache as it is
         for layer_index, layer in enumerate(prompts.past.layers):
             if getattr(layer, "is_initialized", False):
-                past.update(layer.keys[prompt_rows], layer.values[prompt_rows], layer_index)
+                keys, values = layer.keys, layer.values
+                past.update(*((keys, values) if rows is None else (keys[rows], values[rows])), layer_index)
         prompt_mask = prompts.attention_mask[prompt_rows]
-        offsets = torch.arange(input_ids.shape[1], device=input_ids.device)
+        straight = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+        packed = offsets is not None and not torch.equal(offsets.to(straight.device), straight)
+        if offsets is None or not packed:
+            offsets = straight
+        offsets = offsets.to(input_ids.device)
         position_ids = prompt_mask.sum(-1, keepdim=True) + offsets
-        mask = torch.cat([prompt_mask, attention_mask], dim=-1)
+        if packed:
+            if not self.packs:
+                raise ValueError("this model cannot pack continuations in a row (see ResidualCatcher.packs)")
+            mask = self._packed_mask(prompt_mask, attention_mask, offsets)
+        else:
+            mask = torch.cat([prompt_mask, attention_mask], dim=-1)
         resid = self._catch(
             batch_index,
             position_index,
@@ -227,7 +299,7 @@ class ResidualCatcher:
             use_cache=True,
             **{str(self._cache_argument): past},
         )
-        return resid, self._kept(past, mask)
+        return resid, None if packed else self._kept(past, mask)
 
     def _kept(self, past: Any, attention_mask: Int[torch.Tensor, "batch pos"]) -> PromptCache | None:
         """The pass's cache (``attention_mask`` wide), or ``None`` where a block that ran kept none."""

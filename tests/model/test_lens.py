@@ -143,8 +143,8 @@ def test_each_prompt_runs_once(tiny_model):
         read_options(tiny_model, [item], batch_size=8)
     finally:
         handle.remove()
-    # The prompt once, then one continuation pass of both long options' first tokens (2 and 1).
-    assert widths == [prompt_length, 2]
+    # The prompt once, then one continuation pass: one row packing both long options' inputs (2 + 1).
+    assert widths == [prompt_length, 3]
 
 
 def test_no_cache_falls_back_to_whole_rows(tiny_model, monkeypatch):
