@@ -276,13 +276,13 @@ class ResidualCatcher:
         for layer_index, layer in enumerate(prompts.past.layers):
             if getattr(layer, "is_initialized", False):
                 keys, values = layer.keys, layer.values
-                past.update(*((keys, values) if rows is None else (keys[rows], values[rows])), layer_index)
+                if rows is not None:  # blocks may sit on several devices (a device map)
+                    keys, values = keys[rows.to(keys.device)], values[rows.to(values.device)]
+                past.update(keys, values, layer_index)
         prompt_mask = prompts.attention_mask[prompt_rows]
         straight = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-        packed = offsets is not None and not torch.equal(offsets.to(straight.device), straight)
-        if offsets is None or not packed:
-            offsets = straight
-        offsets = offsets.to(input_ids.device)
+        offsets = straight if offsets is None else offsets.to(input_ids.device)
+        packed = not torch.equal(offsets, straight)
         position_ids = prompt_mask.sum(-1, keepdim=True) + offsets
         if packed:
             if not self.packs:
