@@ -26,8 +26,8 @@ import torch
 from jaxtyping import Float, Int
 
 from probes.plain_modules import cache_by_old_name, plain, plain_modules
-from probes.readers import ContinuingReader, ResidualReader, SharingReader
-from probes.residual_catcher import PromptCache, ResidualCatcher
+from probes.readers import ContinuingReader, PromptCache, ResidualReader, SharingReader
+from probes.residual_catcher import ResidualCatcher
 
 __all__ = [
     "FINAL_NORM_SCALE_HOOK",

@@ -20,7 +20,7 @@ continuation runs those tokens once and each prompt's rest on their cache.
 
 This module only plans the passes (which tokens, which rows continue which prompt, what
 to read where); :func:`probes.lens.read_options` runs them through the model's
-:class:`~probes.backend.ResidualReader` and the lens.
+:class:`~probes.readers.ResidualReader` and the lens.
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def _continuation_rows(options: Sequence[Sequence[int]]) -> tuple[list[list[int]
     return rows, owner
 
 
-def _units(rows: list[list[int]], pack: bool) -> list[tuple[list[int], list[int], list[int]]]:
+def _pass_rows(rows: list[list[int]], pack: bool) -> list[tuple[list[int], list[int], list[int]]]:
     """An item's continuation rows as forward-pass rows: ``(tokens, offsets, starts)``, where
     ``starts[k]`` is where continuation ``k`` begins in its row (``-1``: in another row).
     Packed: one row of every continuation; else one row each."""
@@ -189,7 +189,7 @@ def plan(
             prompts.tokens.append(prompt)
             rows, owner = _continuation_rows(option_ids[item])
             placed: list[tuple[Pass, int, int]] = [(prompts, -1, -1)] * len(rows)  # pass, row, start
-            for tokens, offsets, starts in _units(rows, pack):
+            for tokens, offsets, starts in _pass_rows(rows, pack):
                 if not continuations or len(continuations[-1].tokens) == batch_size:
                     continuations.append(Pass())
                 current = continuations[-1]

@@ -223,8 +223,10 @@ def read_options(
         lens: How residual vectors become log-probs; the logit lens by default.
         layers: Readable layers (``0`` = embeddings, ``n_layers`` = last block's
             output); all of them by default.
-        batch_size: Forward-pass rows per batch: prompts per prompt pass, option
-            continuations per continuation pass (rows of ``prompt + option`` without a cache).
+        batch_size: Forward-pass rows per batch: prompts per prompt pass, rows per
+            continuation pass (one per item where the reader packs, as wide as all of the
+            item's continuations together; else one per continuation), rows of
+            ``prompt + option`` without a cache.
         progress: Show a progress bar.
         reuse_prompts: Run each prompt once and continue from its cache where the
             backend can; ``False`` forces one row per multi-token option (for comparison).

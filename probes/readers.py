@@ -10,14 +10,25 @@ continuation (:class:`SharingReader`) lets prompts that share a start run it onc
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from jaxtyping import Float, Int
 
-from probes.residual_catcher import PromptCache
-
 __all__ = ["ContinuingReader", "PromptCache", "ResidualReader", "SharingReader"]
+
+
+@dataclass
+class PromptCache:
+    """A batch of right-padded prompts' key/value cache and their attention mask.
+
+    Its tensors may be shared with the caches of continuations read from it (no copy where a
+    continuation pass takes every prompt row in order): nothing may modify them in place.
+    """
+
+    past: Any  # a transformers Cache
+    attention_mask: Int[torch.Tensor, "batch pos"]
 
 
 class ResidualReader(Protocol):
@@ -39,7 +50,8 @@ class ContinuingReader(ResidualReader, Protocol):
 
     #: Whether this model can continue from a cache (else use :meth:`run` on whole rows).
     continues: bool
-    #: Whether :meth:`run_continuations` takes ``offsets`` (several continuations packed in a row).
+    #: Whether :meth:`run_continuations` takes ``offsets`` (several continuations packed in a
+    #: row); optional: the lens reads a reader without it as one that does not pack.
     packs: bool
 
     def run_prompts(

@@ -72,7 +72,7 @@ def bridge_log_probs_at(
     rows = (torch.arange(n_lead, device=flat.device)[:, None] * n_vectors + vector).reshape(-1)
     wanted = targets.repeat(n_lead)
     out = torch.empty(rows.shape[0], dtype=torch.float32, device=flat.device)
-    bias = view.b_U if bool(view.b_U.any()) else None  # a zero bias: no vocabulary-wide copy of it
+    bias = None if _zero_bias(view) else view.b_U  # no vocabulary-wide copy of a zero bias
     for start in range(0, flat.shape[0], chunk_size):
         chunk = flat[start : start + chunk_size]
         if ln_final is not None:
@@ -83,6 +83,16 @@ def bridge_log_probs_at(
         here = (rows >= start) & (rows < start + chunk.shape[0])
         out[here] = log_probs[rows[here] - start, wanted[here]]
     return out.reshape(*lead, vector.shape[0])
+
+
+_ZERO_BIAS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
+def _zero_bias(view: Any) -> bool:
+    """Whether the view's unembedding bias is all zeros (checked once per view: a device sync)."""
+    if view not in _ZERO_BIAS:
+        _ZERO_BIAS[view] = not bool(view.b_U.any())
+    return _ZERO_BIAS[view]
 
 
 class _ReadoutView:

@@ -13,44 +13,52 @@ token see the prompt and its own continuation only), so the cache is copied once
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import torch
-from jaxtyping import Float, Int
+from jaxtyping import Bool, Float, Int
 
+from probes.errors import ProbesError
 from probes.plain_modules import plain_modules
+from probes.readers import PromptCache
 
 
-@dataclass
-class PromptCache:
-    """A batch of right-padded prompts' key/value cache and their attention mask."""
+@functools.cache
+def _kept_layer() -> type:
+    """transformers' ``DynamicLayer``, but keeping its first keys and values as given.
 
-    past: Any  # transformers.DynamicCache
-    attention_mask: Int[torch.Tensor, "batch pos"]
-
-
-def _new_cache() -> Any:
-    """An empty key/value cache whose layers keep their first keys and values as given.
-
-    transformers' ``DynamicLayer`` concatenates even its first update onto an empty tensor,
-    a copy of the whole prompt's keys and values per layer; the lens's caches are read once or
-    grown by concatenation (which leaves the tensors kept here untouched), so no copy is needed.
+    ``DynamicLayer`` concatenates even its first update onto an empty tensor: a copy of the
+    whole prompt's keys and values per layer. The lens's caches are read once or grown by
+    concatenation, which leaves the first tensors untouched, so they need no copy. A tensor that
+    is a view into a larger buffer (GPT-NeoX's values are a chunk of the fused qkv projection) is
+    copied, so that the cache does not keep the whole buffer alive.
     """
-    from transformers.cache_utils import Cache, DynamicLayer
+    from transformers.cache_utils import DynamicLayer
+
+    def owned(tensor: torch.Tensor) -> torch.Tensor:
+        whole = tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+        return tensor if whole else tensor.clone()
 
     class KeptLayer(DynamicLayer):
         def update(self, key_states: Any, value_states: Any, *args: Any, **kwargs: Any) -> Any:
             if self.is_initialized:
                 return super().update(key_states, value_states, *args, **kwargs)
             self.lazy_initialization(key_states, value_states)
-            self.keys, self.values = key_states, value_states
-            return key_states, value_states
+            self.keys, self.values = owned(key_states), owned(value_states)
+            return self.keys, self.values
 
-    return Cache(layer_class_to_replicate=KeptLayer)
+    return KeptLayer
+
+
+def _new_cache() -> Any:
+    """An empty key/value cache of :func:`_kept_layer` layers."""
+    from transformers.cache_utils import Cache
+
+    return Cache(layer_class_to_replicate=_kept_layer())
 
 
 class _StopForward(Exception):
@@ -97,12 +105,16 @@ class ResidualCatcher:
         parameters = inspect.signature(self.hf_model.forward).parameters
         config = self.hf_model.config
         layer_types = set(getattr(config, "layer_types", None) or ["full_attention"])
+        # GPT-Neo's local layers window by cache column, which padding and packing shift
+        local = "local" in set(getattr(config, "attention_layers", None) or [])
         return (
             self._cache_argument is not None
             and "position_ids" in parameters
             and not getattr(config, "is_encoder_decoder", False)
             and layer_types == {"full_attention"}
             and not getattr(config, "sliding_window", None)
+            and not local
+            and not getattr(config, "window_size", None)
             and self.layers[-1] > 0
         )
 
@@ -115,7 +127,7 @@ class ResidualCatcher:
         module = sys.modules.get(type(self.hf_model).__module__)
         return (
             self.continues
-            and "create_causal_mask" in vars(module or object())
+            and getattr(module, "create_causal_mask", None) is not None
             and self.hf_model.config._attn_implementation in ("sdpa", "eager")
             and not getattr(self.hf_model.config, "alibi", False)
         )
@@ -125,7 +137,7 @@ class ResidualCatcher:
         prompt_mask: Int[torch.Tensor, "batch prompt"],
         attention_mask: Int[torch.Tensor, "batch pos"],
         offsets: Int[torch.Tensor, "batch pos"],
-    ) -> torch.Tensor:
+    ) -> Bool[torch.Tensor, "batch 1 pos key"] | Float[torch.Tensor, "batch 1 pos key"]:
         """The 4D mask ``[batch, 1, pos, prompt + pos]`` of rows that pack several continuations:
         each token sees its prompt's tokens and the earlier tokens of its own continuation (those
         whose start, position less offset, is its own). Boolean for sdpa, additive for eager."""
@@ -236,7 +248,8 @@ class ResidualCatcher:
         position_index: Int[torch.Tensor, " row"],
         offsets: Int[torch.Tensor, "batch pos"] | None = None,
     ) -> Float[torch.Tensor, "layer row d_model"]:
-        """Tokens that follow each row's prompt, on a copy of its cache rows.
+        """Tokens that follow each row's prompt, on its cache rows (copied only where they are not
+        every prompt row in order).
 
         The prompts are right-padded, so the cache has padding between a short prompt and its
         continuation: the attention mask hides it and the positions are given explicitly
@@ -286,7 +299,10 @@ class ResidualCatcher:
         position_ids = prompt_mask.sum(-1, keepdim=True) + offsets
         if packed:
             if not self.packs:
-                raise ValueError("this model cannot pack continuations in a row (see ResidualCatcher.packs)")
+                raise ProbesError(
+                    f"{type(self.hf_model).__name__} cannot read continuations packed in a row "
+                    "(ResidualCatcher.packs is False): pass offsets=None, one continuation per row."
+                )
             mask = self._packed_mask(prompt_mask, attention_mask, offsets)
         else:
             mask = torch.cat([prompt_mask, attention_mask], dim=-1)

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from probes.continuation import plan
+from probes.errors import ProbesError
 from probes.lens import read_options, right_padded
+from probes.readers import PromptCache
 from probes.residual_catcher import ResidualCatcher
 from probes.tasks import Item
 
@@ -50,7 +52,7 @@ def _eager(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
-@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("batch_size", [1, 2, 3])  # 2: prompts of 6 and 4 tokens, the cache as it is
 def test_packed_equals_a_row_per_continuation_and_whole_rows(tiny_model, monkeypatch, attention, batch_size):
     if attention == "eager":
         _eager(monkeypatch)
@@ -128,18 +130,88 @@ def test_alibi_models_do_not_pack(tiny_model, monkeypatch):
 
 def test_continuations_leave_the_prompt_cache_untouched(tiny_model):
     """A continuation of every prompt row in order uses the cache without copying it; the
-    prompts' keys stay as they were, so a second continuation reads the same."""
+    prompts' keys and values stay as they were, and the reads equal those on a copy."""
     prompts = [tiny_model.tokenizer(text).input_ids for text in ("w1 w2 w3", "w4 w5")]
     ids, mask = right_padded(prompts)
     nothing = torch.zeros(0, dtype=torch.long)
     with torch.inference_mode(), tiny_model.residual_reader([1, 2]) as reader:
         _, cache = reader.run_prompts(ids, mask, nothing, nothing)
-        keys = [layer.keys.clone() for layer in cache.past.layers]
-        rows = torch.arange(2)
-        more, more_mask = right_padded([[7, 8], [9, 10]])
-        at = (torch.tensor([0, 1]), torch.tensor([1, 1]))
-        first = reader.run_continuations(cache, rows, more, more_mask, *at)
-        second = reader.run_continuations(cache, rows, more, more_mask, *at)
-    assert all(torch.equal(layer.keys, kept) for layer, kept in zip(cache.past.layers, keys))
+        kept = [(layer.keys.clone(), layer.values.clone()) for layer in cache.past.layers]
+        more, more_mask = right_padded([[7, 8, 9, 10], [9, 10, 11, 12]])
+        at = (torch.tensor([0, 0, 1, 1]), torch.tensor([1, 3, 1, 3]))
+        packed = torch.tensor([[0, 1, 0, 1]] * 2)
+        in_place = reader.run_continuations(cache, torch.arange(2), more, more_mask, *at, packed)
+        straight = reader.run_continuations(cache, torch.arange(2), more, more_mask, *at)
+        # the same rows through a copy: prompts swapped, then swapped back in the continuation
+        swapped = PromptCache(_swapped(cache.past), mask.flip(0))
+        copied = reader.run_continuations(swapped, torch.tensor([1, 0]), more, more_mask, *at, packed)
+    for layer, (keys, values) in zip(cache.past.layers, kept):
+        assert torch.equal(layer.keys, keys) and torch.equal(layer.values, values)
     assert cache.past.get_seq_length() == ids.shape[1]
-    torch.testing.assert_close(first, second, atol=0, rtol=0)
+    torch.testing.assert_close(in_place, copied, atol=1e-6, rtol=0)
+    assert not torch.allclose(in_place, straight)  # packing changed what the tokens see
+
+
+def _swapped(past):
+    """A cache with the batch's two rows swapped."""
+    from transformers import DynamicCache
+
+    swapped = DynamicCache()
+    for index, layer in enumerate(past.layers):
+        swapped.update(layer.keys.flip(0), layer.values.flip(0), index)
+    return swapped
+
+
+def test_prompt_caches_hold_no_more_than_their_keys_and_values(tiny_model):
+    """The cache keeps its keys and values, not the fused projections they are views of."""
+    ids, mask = right_padded([tiny_model.tokenizer("w1 w2 w3 w4").input_ids])
+    nothing = torch.zeros(0, dtype=torch.long)
+    with torch.inference_mode(), tiny_model.residual_reader([2]) as reader:
+        _, cache = reader.run_prompts(ids, mask, nothing, nothing)
+    for layer in cache.past.layers:
+        for tensor in (layer.keys, layer.values):
+            assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+
+
+def test_a_reader_that_cannot_pack_refuses_packed_rows(tiny_model, monkeypatch):
+    monkeypatch.setattr(ResidualCatcher, "packs", property(lambda self: False))
+    ids, mask = right_padded([tiny_model.tokenizer("w1 w2").input_ids])
+    nothing = torch.zeros(0, dtype=torch.long)
+    with torch.inference_mode(), tiny_model.residual_reader([1]) as reader:
+        _, cache = reader.run_prompts(ids, mask, nothing, nothing)
+        more, more_mask = right_padded([[7, 8, 9]])
+        with pytest.raises(ProbesError, match="packed"):
+            reader.run_continuations(
+                cache, torch.arange(1), more, more_mask, nothing, nothing, torch.tensor([[0, 0, 1]])
+            )
+    assert read_options(tiny_model, _items(), batch_size=2)  # the lens then reads a row per continuation
+
+
+def test_local_attention_reads_whole_rows(tokenizer):
+    """GPT-Neo's local layers window by cache column, which padding and packing would shift:
+    such a model continues no cache and reads what whole rows read."""
+    from transformers import GPTNeoConfig, GPTNeoForCausalLM
+
+    from probes.models import from_hf_model
+
+    torch.manual_seed(0)
+    config = GPTNeoConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_layers=2,
+        num_heads=4,
+        attention_types=[[["global", "local"], 1]],
+        window_size=4,
+        max_position_embeddings=64,
+        intermediate_size=64,
+        bos_token_id=None,
+        eos_token_id=None,
+    )
+    model = from_hf_model(GPTNeoForCausalLM(config).eval(), tokenizer, name="tiny-gpt-neo")
+    with model.residual_reader([1]) as reader:
+        assert not reader.continues and not reader.packs
+    items = _items()
+    _assert_same(
+        read_options(model, items, batch_size=3),
+        read_options(model, items, batch_size=3, reuse_prompts=False),
+    )

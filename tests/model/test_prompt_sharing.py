@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from probes.continuation import plan
+from probes.continuation import MIN_SHARED, plan
 from probes.lens import read_options
 from probes.tasks import Item
 
@@ -16,8 +16,8 @@ START = " ".join(f"w{i}" for i in range(100, 120))
 
 def _shared_items() -> list[Item]:
     return [
-        Item("a", "t", f"{START} w1 w2", " w4", " w5 w6", options=(" w4", " w5 w6", " w5 w7 w8")),
-        Item("b", "t", f"{START} w3", " w9 w10", " w11"),
+        Item("a", "t", f"{START} w1 w2", " w4", " w5 w6", options=(" w4", " w5 w6", " w5 w7 w8", " w9 w8")),
+        Item("b", "t", f"{START} w3", " w9 w10", " w11", options=(" w9 w10", " w11", " w11 w12 w13")),
         Item("c", "t", f"{START} w1 w2 w7 w8 w9", " w12", " w13"),
         Item("d", "t", "w60 w61", " w14 w15", " w16"),  # shares nothing: a prompt pass of its own
     ]
@@ -61,6 +61,12 @@ def test_shared_start_equals_whole_prompts(tiny_model, batch_size):
     rows = read_options(tiny_model, items, batch_size=batch_size, reuse_prompts=False)
     _assert_same(shared, rows)
     _assert_same(whole, rows)
+    # a packed continuation pass on a shared start's cache is among them
+    tokenize = tiny_model.tokenizer
+    prompts = [tokenize(item.prompt).input_ids for item in items]
+    options = [[tokenize(o, add_special_tokens=False).input_ids for o in item.options] for item in items]
+    batches = plan(prompts, options, batch_size, MIN_SHARED, pack=True)
+    assert any(batch.shared and any(step.packed for step in batch.continuations) for batch in batches)
 
 
 def test_shared_start_runs_once(tiny_model):
