@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from conftest import tiny_hf_model
+from plan_checks import assert_every_token_read_once
 
 from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
 from probes.lens import read_options, resolve_layers
@@ -170,12 +171,6 @@ def test_plan_reads_every_token_once():
     prompts = [[1, 2, 3], [4], [5, 6]]
     options = [[[7], [8, 9, 10]], [[11, 12], [13]], [[14], [15]]]
     batches = plan(prompts, options, batch_size=2)
-    reads = [r for b in batches for p in [b.prompts, *b.continuations] for r in p.reads]
-    assert sorted((r.item, r.option, r.token, r.target) for r in reads) == sorted(
-        (i, o, t, target)
-        for i, item_options in enumerate(options)
-        for o, ids in enumerate(item_options)
-        for t, target in enumerate(ids)
-    )
+    assert_every_token_read_once(batches, options)
     assert [b.prompts.tokens for b in batches] == [[[1, 2, 3], [5, 6]], [[4]]]
     assert batches[0].continuations[0].tokens == [[8, 9]] and batches[0].continuations[0].prompt_rows == [0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from plan_checks import assert_every_token_read_once
 
 from probes.continuation import plan
 from probes.errors import ProbesError
@@ -85,13 +86,7 @@ def test_plan_packs_an_items_continuations_in_one_row():
     prompts = [[1, 2, 3], [4], [5, 6]]
     options = [[[7], [8, 9, 10], [8, 9], [11, 12]], [[13, 14], [15]], [[16], [17]]]
     batches = plan(prompts, options, batch_size=2, pack=True)
-    reads = [r for b in batches for p in [b.prompts, *b.continuations] for r in p.reads]
-    assert sorted((r.item, r.option, r.token, r.target) for r in reads) == sorted(
-        (i, o, t, target)
-        for i, item in enumerate(options)
-        for o, ids in enumerate(item)
-        for t, target in enumerate(ids)
-    )
+    assert_every_token_read_once(batches, options)
     first = batches[0].continuations
     assert len(first) == 1 and first[0].tokens == [[8, 9, 11]] and first[0].offsets == [[0, 1, 0]]
     assert first[0].packed and first[0].prompt_rows == [0]
