@@ -37,7 +37,9 @@ from ``benchmarks/lens_methods.py``:
             continuations packed in one row on its cache;
   unpacked5x2, unpacked5x4  the same with a row (and a copy of the cache) per continuation
             (``pack_continuations=False``: how 5x2 and 5x4 ran before packing);
-  rows5x2, rows5x4  the same as whole rows of prompt + option (``reuse_prompts=False``).
+  rows5x2, rows5x4  the same as whole rows of prompt + option (``reuse_prompts=False``);
+  oneblock5x2, oneblock5x4  5x2, 5x4 with each normaliser taken over the whole vocabulary at once
+            (``probes.readout.CPU_VOCAB_BLOCK`` = vocabulary: how the CPU read before session 8).
 The ``lengths`` group: ``lens``, ``1x4``, ``5x2`` and ``5x4`` at every prompt length of
 ``--lengths`` (``5x2@512`` ...), interleaved in one worker; its table sets 5x2 / lens and 5x4 / 1x4
 next to the cost model 1 + 55/L and 1 + 110/L (benchmarks/README.md).
@@ -66,6 +68,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RANDOM = [
     "forward", "forward_sdpa", "forward_bridged", "floor", "tl", "lens", "lens_d72451a",
     "1x4", "5x2", "5x4", "unpacked5x2", "unpacked5x4", "rows5x2", "rows5x4",
+    "oneblock5x2", "oneblock5x4",
 ]  # fmt: skip
 SMOLLM2 = ["prize_rows", "prize", "oneshot_whole", "oneshot"]
 BEFORE = ["prize_before"]
@@ -87,6 +90,8 @@ RATIOS = [  # (numerator, denominator, label, target)
     ("unpacked5x4", "1x4", "a row per continuation: four 5-token / four single-token", ""),
     ("rows5x2", "lens", "whole rows: two 5-token / two single-token", ""),
     ("rows5x4", "1x4", "whole rows: four 5-token / four single-token", ""),
+    ("oneblock5x2", "lens", "normaliser in one vocabulary block: two 5-token / two single-token", ""),
+    ("oneblock5x4", "1x4", "normaliser in one vocabulary block: four 5-token / four single-token", ""),
     ("prize_before", "prize", "SmolLM2 prize items: before issue 19 / now (speed-up)", ""),
     ("prize_rows", "prize", "SmolLM2 prize items: whole rows / now (speed-up)", ""),
     ("oneshot_whole", "oneshot", "SmolLM2 one-shot items: prompts whole / shared starts once", ""),

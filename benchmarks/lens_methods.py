@@ -189,7 +189,28 @@ def random_steps(args: argparse.Namespace) -> dict:
     for method, (count, answer_tokens, how) in LENS_METHODS.items():
         chosen = _items(model, tokens, count, answer_tokens)
         steps[method] = _lens_step(model, chosen, args.batch, **how)
+        if method in ONE_BLOCK_METHODS:
+            steps[f"oneblock{method}"] = _one_vocabulary_block(steps[method], vocab)
     return steps
+
+
+#: Methods also timed with the readout's normaliser over the whole vocabulary in one block
+#: (``oneblock5x2``, ``oneblock5x4``: how the CPU read before 2026-11-30 session 8).
+ONE_BLOCK_METHODS = ("5x2", "5x4")
+
+
+def _one_vocabulary_block(step: Any, vocab: int) -> Any:
+    """``step`` with ``probes.readout.CPU_VOCAB_BLOCK`` set to the whole vocabulary."""
+    from probes import readout
+
+    def run(small: bool) -> None:
+        kept, readout.CPU_VOCAB_BLOCK = readout.CPU_VOCAB_BLOCK, vocab
+        try:
+            step(small)
+        finally:
+            readout.CPU_VOCAB_BLOCK = kept
+
+    return run
 
 
 def length_steps(args: argparse.Namespace) -> dict:

@@ -55,11 +55,7 @@ def bridge_log_probs_at(
     output transform and log-softmax, through the float32 view), without what ``logit_readout``
     also computes per vector and the lens never uses (entropy, target ranks).
     """
-    from transformer_lens.tools.analysis.logit_lens import (
-        _apply_output_transform,
-        _final_norm,
-        _run_ln_final,
-    )
+    from transformer_lens.tools.analysis.logit_lens import _final_norm, _run_ln_final
 
     view = readout_view(bridge)
     ln_final = _final_norm(view) if getattr(view, "apply_ln", True) else None
@@ -77,12 +73,52 @@ def bridge_log_probs_at(
         chunk = flat[start : start + chunk_size]
         if ln_final is not None:
             chunk = _run_ln_final(ln_final, chunk)
-        unembedded = chunk @ view.W_U if bias is None else torch.addmm(bias, chunk, view.W_U)
-        logits, _ = _apply_output_transform(view, unembedded)
-        log_probs = torch.log_softmax(logits.float(), dim=-1)
         here = (rows >= start) & (rows < start + chunk.shape[0])
-        out[here] = log_probs[rows[here] - start, wanted[here]]
+        out[here] = _log_softmax_at(view, bias, chunk, rows[here] - start, wanted[here])
     return out.reshape(*lead, vector.shape[0])
+
+
+#: Vocabulary columns per block of a readout on the CPU. A block of a chunk's logits (256 vectors
+#: x 1024 x 4 bytes = 1 MB) stays in cache while its normaliser is taken, and no vocabulary-wide
+#: tensor is allocated, faulted in and read back per chunk: 1768 Pythia-160m vectors (8 items'
+#: four 5-token options at 13 layers) read in ~2.0 s instead of 2.5-2.9 s on one thread, 7% above
+#: the unembedding's matmul alone. Elsewhere (CUDA) the whole vocabulary is one block.
+CPU_VOCAB_BLOCK = 1024
+
+
+def _log_softmax_at(
+    view: Any,
+    bias: Float[torch.Tensor, " vocab"] | None,
+    normed: Float[torch.Tensor, "vector d_model"],
+    vector: Int[torch.Tensor, " read"],
+    targets: Int[torch.Tensor, " read"],
+) -> Float[torch.Tensor, " read"]:
+    """``log_softmax(transform(normed @ W_U + b_U))[vector, targets]`` without a whole row of
+    log-probs, the vocabulary in blocks. As ``log_softmax`` does, each log-prob is the target's
+    logit less the row's largest, less the log of the row's sum of ``exp(logit - largest)``
+    (here summed block by block), so a near-certain token's log-prob keeps its digits. The
+    output transform (a soft cap or a scale in every TransformerLens adapter) acts on each logit
+    alone, so it applies block by block."""
+    from transformer_lens.tools.analysis.logit_lens import _apply_output_transform
+
+    unembed, vocab = view.W_U, view.W_U.shape[1]
+    block = CPU_VOCAB_BLOCK if normed.device.type == "cpu" else vocab
+    target_logits = normed.new_empty(targets.shape[0], dtype=torch.float32)
+    largest, sums = [], []
+    for begin in range(0, vocab, block):
+        logits = normed @ unembed[:, begin : begin + block]
+        if bias is not None:
+            logits += bias[begin : begin + block]
+        logits = _apply_output_transform(view, logits)[0].float()
+        here = (targets >= begin) & (targets < begin + block)
+        target_logits[here] = logits[vector[here], targets[here] - begin]
+        block_largest = logits.amax(dim=-1, keepdim=True)
+        largest.append(block_largest)
+        sums.append(logits.sub_(block_largest).exp_().sum(dim=-1, keepdim=True))
+    block_largest, block_sums = torch.cat(largest, dim=-1), torch.cat(sums, dim=-1)
+    row_largest = block_largest.amax(dim=-1, keepdim=True)
+    log_sum = (block_sums * (block_largest - row_largest).exp()).sum(dim=-1).log()
+    return target_logits - row_largest[vector, 0] - log_sum[vector]
 
 
 _ZERO_BIAS: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()

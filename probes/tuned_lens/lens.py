@@ -105,3 +105,18 @@ class TunedLens:
         with torch.no_grad():
             translated = self.translate(resid, layers)
         return self.readout.read(model, translated, layers, targets)
+
+    def read_at(
+        self,
+        model: HookedModel,
+        resid: Float[torch.Tensor, "layer vector d_model"],
+        layers: Sequence[int],
+        vector: Int[torch.Tensor, " read"],
+        targets: Int[torch.Tensor, " read"],
+    ) -> Float[torch.Tensor, "layer read"]:
+        """:meth:`read` of ``targets[r]`` from ``resid[:, vector[r]]``: each vector translated
+        and its log-softmax taken once, through the logit lens's ``read_at``."""
+        self.check(model)
+        with torch.no_grad():
+            translated = self.translate(resid, layers)
+        return self.readout.read_at(model, translated, layers, vector, targets)

@@ -1,0 +1,80 @@
+"""The readout takes each vector's normaliser over the vocabulary in blocks on the CPU
+(``probes.readout.CPU_VOCAB_BLOCK``); the test vocabulary (202 tokens) is one block unless a
+test makes the blocks smaller, as these do."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Gemma2Config, Gemma2ForCausalLM, GraniteConfig, GraniteForCausalLM
+
+from probes import readout
+from probes.models import from_hf_model
+from tests.conftest import VOCAB
+
+
+@pytest.mark.parametrize("block", [7, 64, 202, 1024])
+def test_blocks_equal_transformer_lens_readout(tiny_model, monkeypatch, block):
+    monkeypatch.setattr(readout, "CPU_VOCAB_BLOCK", block)
+    torch.manual_seed(0)
+    resid = torch.randn(3, 5, tiny_model.d_model) * 4
+    vector = torch.tensor([0, 0, 4, 2, 4, 1, 3])
+    targets = torch.tensor([3, 9, 9, 2, 40, 7, 201])
+    got = tiny_model.log_probs_at(resid, vector, targets, chunk_size=4)
+    expected = tiny_model.log_probs(resid[:, vector], targets.expand(3, -1))  # TL's logit_readout
+    torch.testing.assert_close(got, expected.float(), atol=2e-6, rtol=0)
+
+
+def _gemma2() -> torch.nn.Module:
+    config = Gemma2Config(
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        intermediate_size=64,
+        vocab_size=len(VOCAB),
+        max_position_embeddings=64,
+        sliding_window=16,
+        final_logit_softcapping=0.3,
+        architectures=["Gemma2ForCausalLM"],
+    )
+    return Gemma2ForCausalLM(config).eval()
+
+
+def _granite() -> torch.nn.Module:
+    config = GraniteConfig(
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        intermediate_size=64,
+        vocab_size=len(VOCAB),
+        max_position_embeddings=64,
+        logits_scaling=0.05,
+        architectures=["GraniteForCausalLM"],
+    )
+    return GraniteForCausalLM(config).eval()
+
+
+@pytest.mark.parametrize("build", [_gemma2, _granite], ids=["softcap", "logits-scaling"])
+def test_output_transforms_apply_block_by_block(tokenizer, monkeypatch, build):
+    """Gemma-2's soft cap and Granite's logit scaling reach every block and the targets' logits:
+    the last layer's readout equals transformers' log-softmax of the model's own logits."""
+    monkeypatch.setattr(readout, "CPU_VOCAB_BLOCK", 7)
+    torch.manual_seed(0)
+    hf = build()
+    ids = tokenizer(["w1 w2 w3 w4 w5"], return_tensors="pt").input_ids
+    with torch.no_grad():
+        logits = hf(ids).logits[0, -1].float()
+        hidden = hf(ids, output_hidden_states=True).hidden_states[-1][0, -1]
+    expected = torch.log_softmax(logits, dim=-1)
+    untransformed = torch.log_softmax(hf.lm_head(hidden).float(), dim=-1)
+    assert (untransformed - expected).abs().max() > 1e-2  # the transform matters here
+    model = from_hf_model(hf, tokenizer, name=build.__name__)
+    with torch.inference_mode(), model.residual_reader([model.n_layers]) as reader:
+        last = torch.tensor([ids.shape[1] - 1])
+        resid = reader.run(ids, torch.ones_like(ids), torch.tensor([0]), last)
+    targets = torch.arange(len(VOCAB))
+    got = model.log_probs_at(resid, torch.zeros_like(targets), targets, chunk_size=4)[0]
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
