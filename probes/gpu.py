@@ -40,8 +40,8 @@ def row_bytes(model: HookedModel, tokens: int, keep_cache: bool = True) -> int:
 
 
 def readout_bytes(model: HookedModel, chunk_size: int = 256) -> int:
-    """Memory of the float32 readout: a chunk of logits and its log-softmax, plus the float32
-    unembedding copy of a lower-precision model."""
+    """Memory of the float32 readout on a GPU (the whole vocabulary in one block): a chunk of
+    logits and their shifted exps, plus the float32 unembedding copy of a lower-precision model."""
     vocab = int(model.unembedding_weights.shape[-1])
     copy = vocab * model.d_model * 4 if model.dtype != torch.float32 else 0
     return 2 * chunk_size * vocab * 4 + copy

@@ -4,11 +4,14 @@ test makes the blocks smaller, as these do."""
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from transformers import Gemma2Config, Gemma2ForCausalLM, GraniteConfig, GraniteForCausalLM
 
 from probes import readout
+from probes.errors import InvalidItemError
 from probes.models import from_hf_model
 from tests.conftest import VOCAB
 
@@ -78,3 +81,55 @@ def test_output_transforms_apply_block_by_block(tokenizer, monkeypatch, build):
     targets = torch.arange(len(VOCAB))
     got = model.log_probs_at(resid, torch.zeros_like(targets), targets, chunk_size=4)[0]
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def _view(unembed: torch.Tensor) -> SimpleNamespace:
+    return SimpleNamespace(W_U=unembed, adapter=None)  # no output transform
+
+
+@pytest.mark.parametrize("vocab", [50304, 151936])
+def test_a_dominant_token_is_read_as_accurately_as_float64(vocab):
+    """Logits exact in float32 (multiples of 1/64 of few terms), one token far above the rest:
+    the readout is within 2e-6 of float64's log-softmax, where a float32 ``log_softmax`` over the
+    whole row is off by up to 2e-4 (151936 tokens)."""
+    generator = torch.Generator().manual_seed(0)
+    normed = torch.randint(-8, 9, (6, 4), generator=generator).float() / 8
+    unembed = torch.randint(-8, 9, (4, vocab), generator=generator).float() / 8
+    normed[0], unembed[:, 7] = 1.0, 4.0  # token 7's logit in row 0 is 16, the others' at most 4
+    vector = torch.tensor([0, 0, 1, 5, 3])
+    targets = torch.tensor([7, vocab - 1, 7, 1023, 1024])
+    got = readout._log_softmax_at(_view(unembed), None, normed, vector, targets)
+    exact = torch.log_softmax((normed @ unembed).double(), dim=-1)[vector, targets]
+    assert exact[0] > -0.05  # near-certain
+    torch.testing.assert_close(got.double(), exact, atol=2e-6, rtol=0)
+
+
+def test_masked_tokens_read_as_log_softmax_reads_them():
+    """A bias of -inf (masked ids) over whole blocks: -inf for the masked, finite for the rest."""
+    torch.manual_seed(0)
+    normed, unembed = torch.randn(3, 8), torch.randn(8, 3000)
+    bias = torch.zeros(3000)
+    bias[2048:] = float("-inf")
+    vector, targets = torch.tensor([0, 1, 2, 2]), torch.tensor([5, 2047, 2100, 2999])
+    got = readout._log_softmax_at(_view(unembed), bias, normed, vector, targets)
+    expected = torch.log_softmax(normed @ unembed + bias, dim=-1)[vector, targets]
+    torch.testing.assert_close(got, expected, atol=2e-6, rtol=0)
+    assert got[:2].isfinite().all() and (got[2:] == float("-inf")).all()
+
+
+def test_gradients_flow_as_through_log_softmax():
+    torch.manual_seed(0)
+    unembed = torch.randn(8, 3000)
+    normed = torch.randn(3, 8, requires_grad=True)
+    vector, targets = torch.tensor([0, 1, 2, 2]), torch.tensor([5, 1500, 2100, 2999])
+    readout._log_softmax_at(_view(unembed), None, normed, vector, targets).sum().backward()
+    got, normed.grad = normed.grad, None
+    torch.log_softmax(normed @ unembed, dim=-1)[vector, targets].sum().backward()
+    torch.testing.assert_close(got, normed.grad, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("target", [-1, len(VOCAB), 1500])
+def test_a_target_outside_the_unembedding_is_refused(tiny_model, target):
+    resid = torch.randn(2, 3, tiny_model.d_model)
+    with pytest.raises(InvalidItemError, match=f"token id {target} is outside"):
+        tiny_model.log_probs_at(resid, torch.tensor([0, 1]), torch.tensor([5, target]), chunk_size=4)
