@@ -28,16 +28,22 @@ def test_blocks_equal_transformer_lens_readout(tiny_model, monkeypatch, block):
     torch.testing.assert_close(got, expected.float(), atol=2e-6, rtol=0)
 
 
+#: A tiny decoder of either family (grouped-query attention, the test vocabulary).
+TINY = dict(
+    num_hidden_layers=2,
+    hidden_size=32,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=64,
+    vocab_size=len(VOCAB),
+    max_position_embeddings=64,
+)
+
+
 def _gemma2() -> torch.nn.Module:
     config = Gemma2Config(
-        num_hidden_layers=2,
-        hidden_size=32,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        **TINY,
         head_dim=8,
-        intermediate_size=64,
-        vocab_size=len(VOCAB),
-        max_position_embeddings=64,
         sliding_window=16,
         final_logit_softcapping=0.3,
         architectures=["Gemma2ForCausalLM"],
@@ -46,17 +52,7 @@ def _gemma2() -> torch.nn.Module:
 
 
 def _granite() -> torch.nn.Module:
-    config = GraniteConfig(
-        num_hidden_layers=2,
-        hidden_size=32,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        intermediate_size=64,
-        vocab_size=len(VOCAB),
-        max_position_embeddings=64,
-        logits_scaling=0.05,
-        architectures=["GraniteForCausalLM"],
-    )
+    config = GraniteConfig(**TINY, logits_scaling=0.05, architectures=["GraniteForCausalLM"])
     return GraniteForCausalLM(config).eval()
 
 
