@@ -35,6 +35,7 @@ from probes.backend import (
 from probes.errors import ProbesError
 from probes.nnsight_hooks import apply_hooks, plan_hooks
 from probes.nnsight_layout import Layout
+from probes.output_transform import output_transform
 
 __all__ = ["NNsightBackend", "NNsightReader", "nnsight_model"]
 
@@ -260,7 +261,7 @@ class NNsightBackend:
         targets = targets.expand(resid.shape[:-1])
         flat, flat_targets = resid.reshape(-1, resid.shape[-1]).float(), targets.reshape(-1)
         values = [
-            unembed(norm(flat[start : start + chunk_size]))
+            self._transformed(unembed(norm(flat[start : start + chunk_size])))
             .log_softmax(-1)
             .gather(-1, flat_targets[start : start + chunk_size, None].to(flat.device))[:, 0]
             for start in range(0, flat.shape[0], chunk_size)
@@ -274,8 +275,15 @@ class NNsightBackend:
         return self._part(self.layout.final_norm_path)(resid)
 
     def unembed(self, normed: Float[torch.Tensor, "*shape d_model"]) -> Float[torch.Tensor, "*shape vocab"]:
-        """The model's unembedding."""
-        return self._part(self.layout.unembedding_path)(normed)
+        """The model's unembedding and what its forward does to the logits after it (a scale, a
+        soft cap: :mod:`probes.output_transform`)."""
+        return self._transformed(self._part(self.layout.unembedding_path)(normed))
+
+    def _transformed(
+        self, logits: Float[torch.Tensor, "*shape vocab"]
+    ) -> Float[torch.Tensor, "*shape vocab"]:
+        transform = output_transform(self.config)
+        return logits if transform is None else transform(logits)
 
     def frozen_final_norm(
         self, vectors: Float[torch.Tensor, "*shape d_model"], scale: Float[torch.Tensor, "*shape 1"]

@@ -56,10 +56,14 @@ def _granite() -> torch.nn.Module:
     return GraniteForCausalLM(config).eval()
 
 
+@pytest.mark.parametrize("backend", ["bridge", "nnsight"])
 @pytest.mark.parametrize("build", [_gemma2, _granite], ids=["softcap", "logits-scaling"])
-def test_output_transforms_apply_block_by_block(tokenizer, monkeypatch, build):
-    """Gemma-2's soft cap and Granite's logit scaling reach every block and the targets' logits:
-    the last layer's readout equals transformers' log-softmax of the model's own logits."""
+def test_output_transforms_apply_block_by_block(tokenizer, monkeypatch, build, backend):
+    """Gemma-2's soft cap and Granite's logit scaling reach every block and the targets' logits
+    (the bridge: TransformerLens's adapter; nnsight: :mod:`probes.output_transform`): the last
+    layer's readout equals transformers' log-softmax of the model's own logits."""
+    if backend == "nnsight":
+        pytest.importorskip("nnsight")
     monkeypatch.setattr(readout, "CPU_VOCAB_BLOCK", 7)
     torch.manual_seed(0)
     hf = build()
@@ -70,7 +74,7 @@ def test_output_transforms_apply_block_by_block(tokenizer, monkeypatch, build):
     expected = torch.log_softmax(logits, dim=-1)
     untransformed = torch.log_softmax(hf.lm_head(hidden).float(), dim=-1)
     assert (untransformed - expected).abs().max() > 1e-2  # the transform matters here
-    model = from_hf_model(hf, tokenizer, name=build.__name__)
+    model = from_hf_model(hf, tokenizer, name=build.__name__, backend=backend)
     with torch.inference_mode(), model.residual_reader([model.n_layers]) as reader:
         last = torch.tensor([ids.shape[1] - 1])
         resid = reader.run(ids, torch.ones_like(ids), torch.tensor([0]), last)
