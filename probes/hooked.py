@@ -20,6 +20,7 @@ from jaxtyping import Float, Int
 
 from probes import backend as backend_module
 from probes.backend import Backend, HookFunction, ResidualReader
+from probes.errors import InvalidItemError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -171,6 +172,7 @@ class HookedModel:
         chunk_size: int = 256,
     ) -> Float[torch.Tensor, "*shape"]:
         """Log-prob of each target token read from each residual vector (final norm, unembedding)."""
+        self._check_targets(targets)
         return self.backend.log_probs(resid, targets, chunk_size)
 
     def log_probs_at(
@@ -183,11 +185,27 @@ class HookedModel:
         """Log-prob of ``targets[r]`` read from ``resid[..., vector[r], :]``, each vector's
         log-softmax computed once however many targets are read from it (a backend without
         ``log_probs_at`` reads the vectors repeated through :meth:`log_probs`: same numbers)."""
+        self._check_targets(targets)
         at = getattr(self.backend, "log_probs_at", None)
         if at is not None:
             return at(resid, vector, targets, chunk_size)
         lead = resid.shape[:-2]
         return self.backend.log_probs(resid[..., vector, :], targets.expand(*lead, -1), chunk_size)
+
+    def _check_targets(self, targets: Int[torch.Tensor, "*shape"]) -> None:
+        """A target id outside the unembedding is a tokenizer that does not match the model: a
+        clear error, not an index error from deep in torch or (read in vocabulary blocks) a
+        log-prob read from memory no block wrote."""
+        if targets.numel() == 0:
+            return
+        vocab = int(self.unembedding_weights.shape[-1])
+        low, high = int(targets.min()), int(targets.max())
+        if low < 0 or high >= vocab:
+            raise InvalidItemError(
+                f"token id {low if low < 0 else high} is outside {self.name}'s unembedding of {vocab} "
+                "tokens: the tokenizer has ids that the model cannot read out; load the model with "
+                "its own tokenizer."
+            )
 
     def apply_final_norm(
         self, resid: Float[torch.Tensor, "*shape d_model"]

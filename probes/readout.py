@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
-from probes.errors import InvalidItemError, UnsupportedModelError
+from probes.errors import UnsupportedModelError
 
 
 def bridge_log_probs(
@@ -64,7 +64,6 @@ def bridge_log_probs_at(
         return resid.new_zeros(*lead, vector.shape[0], dtype=torch.float32)
     flat = resid.reshape(-1, resid.shape[-1]).to(device=view.W_U.device, dtype=view.W_U.dtype)
     vector, targets = vector.to(flat.device), targets.to(flat.device)
-    _check_targets(bridge, targets, view.W_U.shape[1])
     n_lead = flat.shape[0] // n_vectors
     rows = (torch.arange(n_lead, device=flat.device)[:, None] * n_vectors + vector).reshape(-1)
     wanted = targets.repeat(n_lead)
@@ -77,18 +76,6 @@ def bridge_log_probs_at(
         here = (rows >= start) & (rows < start + chunk.shape[0])
         out[here] = _log_softmax_at(view, bias, chunk, rows[here] - start, wanted[here])
     return out.reshape(*lead, vector.shape[0])
-
-
-def _check_targets(bridge: Any, targets: Int[torch.Tensor, " read"], vocab: int) -> None:
-    """A target id outside the unembedding is a tokenizer that does not match the model."""
-    low, high = int(targets.min()), int(targets.max())
-    if low < 0 or high >= vocab:
-        name = getattr(bridge.cfg, "model_name", "the model")
-        raise InvalidItemError(
-            f"token id {low if low < 0 else high} is outside {name}'s unembedding of {vocab} "
-            "tokens: the tokenizer has ids that the model cannot read out; load the model with "
-            "its own tokenizer."
-        )
 
 
 #: Vocabulary columns per block of a readout on the CPU. A block of a chunk's logits (256 vectors

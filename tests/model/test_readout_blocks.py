@@ -13,7 +13,7 @@ from transformers import Gemma2Config, Gemma2ForCausalLM, GraniteConfig, Granite
 from probes import readout
 from probes.errors import InvalidItemError
 from probes.models import from_hf_model
-from tests.conftest import VOCAB
+from tests.conftest import VOCAB, tiny_hf_model
 
 
 @pytest.mark.parametrize("block", [7, 64, 202, 1024])
@@ -128,8 +128,14 @@ def test_gradients_flow_as_through_log_softmax():
     torch.testing.assert_close(got, normed.grad, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("backend", ["bridge", "nnsight"])
 @pytest.mark.parametrize("target", [-1, len(VOCAB), 1500])
-def test_a_target_outside_the_unembedding_is_refused(tiny_model, target):
-    resid = torch.randn(2, 3, tiny_model.d_model)
+def test_a_target_outside_the_unembedding_is_refused(tokenizer, backend, target):
+    if backend == "nnsight":
+        pytest.importorskip("nnsight")
+    model = from_hf_model(tiny_hf_model("gpt2"), tokenizer, name="tiny-gpt2", backend=backend)
+    resid = torch.randn(2, 3, model.d_model)
+    with pytest.raises(InvalidItemError, match=f"token id {target} is outside tiny-gpt2's"):
+        model.log_probs_at(resid, torch.tensor([0, 1]), torch.tensor([5, target]), chunk_size=4)
     with pytest.raises(InvalidItemError, match=f"token id {target} is outside"):
-        tiny_model.log_probs_at(resid, torch.tensor([0, 1]), torch.tensor([5, target]), chunk_size=4)
+        model.log_probs(resid[:, :2], torch.tensor([5, target]).expand(2, -1), chunk_size=4)
