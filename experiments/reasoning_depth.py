@@ -5,7 +5,7 @@ k = 1 … 6; elsewhere ``pointer_chase``, k = 1 … 16; ``permutation_walk``, an
 ``variable_chain``, ``multi_hop`` and ``arithmetic_steps`` also run), per model of a ladder (or the
 ``--models`` given), writes under ``--out``:
 
-- ``layers.parquet``: the per-(model, item, layer) logit-lens table (:func:`probes.metrics.layer_table`)
+- ``layers.parquet``: the per-(model, item, layer) logit-lens table (:func:`probes.analysis.metrics.layer_table`)
   with ``steps`` (k) and provenance;
 - ``accuracy.csv``: per (model, task, k) last-layer accuracy with its 95% Wilson interval;
 - ``solvable.csv``: per (model, task) the largest k with accuracy ≥ ``--threshold`` at every k' ≤ k,
@@ -45,15 +45,32 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from probes.analysis.metrics import layer_table  # noqa: E402
+from probes.analysis.reasoning import step_readout_summary, step_readout_table, with_steps  # noqa: E402
+from probes.analysis.solvable import (  # noqa: E402
+    SOLVED_AT,
+    accuracy_table,
+    fit_relations,
+    last_layer_items,
+    relation_curve,
+    solvable_steps,
+)
+from probes.analysis.step_probe import (  # noqa: E402
+    DECODABLE_AT,
+    final_residuals,
+    first_decodable_layers,
+    lens_step_scores,
+    probe_steps,
+)
+from probes.builtin.folders import builtin_catalogue  # noqa: E402
 from probes.errors import InvalidItemError  # noqa: E402
-from probes.lens import read_options  # noqa: E402
-from probes.metrics import layer_table  # noqa: E402
-from probes.models import HookedModel  # noqa: E402
-from probes.options import ItemOptions  # noqa: E402
-from probes.reasoning import step_readout_summary, step_readout_table, with_steps  # noqa: E402
+from probes.lenses.reading import read_options  # noqa: E402
+from probes.lenses.registry import LENS_NAMES, choose_lens, lens_fields  # noqa: E402
+from probes.model.loading import HookedModel  # noqa: E402
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
-from probes.runner import (  # noqa: E402
+from probes.run.options import ItemOptions  # noqa: E402
+from probes.run.runner import (  # noqa: E402
     Output,
     Unit,
     execute,
@@ -62,25 +79,8 @@ from probes.runner import (  # noqa: E402
     provenance,
     run_settings,
 )
-from probes.shipped import builtin_catalogue  # noqa: E402
-from probes.solvable import (  # noqa: E402
-    SOLVED_AT,
-    accuracy_table,
-    fit_relations,
-    last_layer_items,
-    relation_curve,
-    solvable_steps,
-)
-from probes.step_probe import (  # noqa: E402
-    DECODABLE_AT,
-    final_residuals,
-    first_decodable_layers,
-    lens_step_scores,
-    probe_steps,
-)
-from probes.store import Store, lens_store_name  # noqa: E402
+from probes.store.store import Store, lens_store_name  # noqa: E402
 from probes.tasks import Item, load_items  # noqa: E402
-from probes.tuned_lens.resolve import LENS_NAMES, choose_lens, lens_fields  # noqa: E402
 from probes.version import __version__  # noqa: E402
 
 

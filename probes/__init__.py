@@ -7,7 +7,7 @@ Quick start::
     table = probes.run(models=["EleutherAI/pythia-160m"], tasks=["items.jsonl"])
 
 The names below are imported on first use (PEP 562), so that importing one module of the
-package (``probes.models``, ``probes.ladders``) loads only what that module needs.
+package (``probes.model.loading``, ``probes.ladders``) loads only what that module needs.
 """
 
 from __future__ import annotations
@@ -19,22 +19,22 @@ from probes.errors import ProbesError
 from probes.version import __version__
 
 if TYPE_CHECKING:
-    from probes.lens import LogitLens, read_options
-    from probes.model_rows import read_layers
-    from probes.models import HookedModel, from_hf_model, load_model
-    from probes.sweep import SweepOptions, run
+    from probes.lenses.reading import LogitLens, read_options
+    from probes.model.loading import HookedModel, from_hf_model, load_model
+    from probes.run.model_rows import read_layers
+    from probes.run.sweep import SweepOptions, run
     from probes.tasks import Item, read_items, write_items
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "LogitLens": "probes.lens",
-    "read_options": "probes.lens",
-    "HookedModel": "probes.models",
-    "from_hf_model": "probes.models",
-    "load_model": "probes.models",
-    "read_layers": "probes.model_rows",
-    "SweepOptions": "probes.sweep",
-    "run": "probes.sweep",
+    "LogitLens": "probes.lenses.reading",
+    "read_options": "probes.lenses.reading",
+    "HookedModel": "probes.model.loading",
+    "from_hf_model": "probes.model.loading",
+    "load_model": "probes.model.loading",
+    "read_layers": "probes.run.model_rows",
+    "SweepOptions": "probes.run.sweep",
+    "run": "probes.run.sweep",
     "Item": "probes.tasks",
     "read_items": "probes.tasks",
     "write_items": "probes.tasks",

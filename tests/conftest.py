@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from probes.models import HookedModel, from_hf_model
+from probes.model.loading import HookedModel, from_hf_model
 
 #: Words of the test vocabulary: w0 ... w199.
 WORDS = [f"w{i}" for i in range(200)]

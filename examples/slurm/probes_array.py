@@ -32,7 +32,7 @@ def shard_commands(
         raise SystemExit("leave --shard out: the script gives each array task its own.")
     if shards < 1:
         raise SystemExit(f"--shards {shards}: give at least 1.")
-    command = [python, "-m", "probes.cli", *probes_arguments]
+    command = [python, "-m", "probes.cli.main", *probes_arguments]
     return [[*command, "--shard", f"{index}/{shards}", "--no-progress"] for index in range(shards)]
 
 

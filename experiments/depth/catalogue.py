@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a check
 
 from train import MAX_POSITIONS, TASK, vocabulary  # noqa: E402
 
-from probes.training import provides_block  # noqa: E402
+from probes.builtin.training import provides_block  # noqa: E402
 
 #: The built-in ladder folder ``--install`` writes into (catalogue and ``weights/``).
 PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "builtin" / "depth"

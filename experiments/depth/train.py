@@ -70,8 +70,7 @@ from recipe import (  # noqa: E402  (re-exported: the trainer's tests reach the 
     vocabulary,
 )
 
-from probes.tasks import Item  # noqa: E402
-from probes.training import (  # noqa: E402
+from probes.builtin.training import (  # noqa: E402
     RungShape,
     config_sha256,
     model_config,
@@ -80,7 +79,8 @@ from probes.training import (  # noqa: E402
     size_fields,
     training_step,
 )
-from probes.word_tokenizer import save_word_tokenizer  # noqa: E402
+from probes.builtin.word_tokenizer import save_word_tokenizer  # noqa: E402
+from probes.tasks import Item  # noqa: E402
 
 __all__ = [
     "CHASE",

@@ -34,9 +34,7 @@ from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
-from probes.tasks.organism_negation import VARIANTS, make_items  # noqa: E402
-from probes.tasks.organism_world import World, WorldConfig  # noqa: E402
-from probes.training import (  # noqa: E402
+from probes.builtin.training import (  # noqa: E402
     RungShape,
     Schedule,
     config_sha256,
@@ -47,8 +45,10 @@ from probes.training import (  # noqa: E402
     size_fields,
     training_step,
 )
-from probes.training_check import accuracy, hooked_copy, layer_log_odds  # noqa: E402
-from probes.word_tokenizer import save_word_tokenizer, word_tokenizer  # noqa: E402
+from probes.builtin.training_check import accuracy, hooked_copy, layer_log_odds  # noqa: E402
+from probes.builtin.word_tokenizer import save_word_tokenizer, word_tokenizer  # noqa: E402
+from probes.tasks.organism_negation import VARIANTS, make_items  # noqa: E402
+from probes.tasks.organism_world import World, WorldConfig  # noqa: E402
 
 transformers.utils.logging.disable_progress_bar()
 

@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from probes.ladders import get_ladder  # noqa: E402
-from probes.models import load_model  # noqa: E402
-from probes.tuned_lens.resolve import choose_lens  # noqa: E402
-from probes.tuned_lens.text import training_windows  # noqa: E402
-from probes.tuned_lens.training import held_out_kl  # noqa: E402
+from probes.lenses.registry import choose_lens  # noqa: E402
+from probes.lenses.tuned.text import training_windows  # noqa: E402
+from probes.lenses.tuned.training import held_out_kl  # noqa: E402
+from probes.model.loading import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from probes.report import load_results, write_report
-from probes.sweep import SweepOptions, results_of, run_sweep
+from probes.run.sweep import SweepOptions, results_of, run_sweep
 
 
 def main() -> None:

@@ -3,7 +3,7 @@
 The fingerprint once hashed every parameter the backend held, which under the TransformerLens
 bridge includes the split copies it makes of fused weights (GPT-NeoX's qkv as q, k and v), so a
 lens stamped under the bridge was refused under ``--backend nnsight``. It now hashes the weights
-as loaded (:func:`probes.tuned_lens.access.model_fingerprint`). This rewrites each shipped lens's
+as loaded (:func:`probes.lenses.tuned.access.model_fingerprint`). This rewrites each shipped lens's
 ``model_fingerprint`` where it is the old fingerprint of its own rung (and refuses one that is
 neither), and the index's file hashes; the lens weights are not touched::
 
@@ -19,12 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
+from probes.builtin.folders import builtin_catalogue, sha256_file  # noqa: E402
 from probes.ladders import get_ladder  # noqa: E402
-from probes.models import load_model  # noqa: E402
-from probes.shipped import builtin_catalogue, sha256_file  # noqa: E402
-from probes.tuned_lens.access import legacy_fingerprint, model_fingerprint  # noqa: E402
-from probes.tuned_lens.artifacts import INFO_FILE, WEIGHTS_FILE  # noqa: E402
-from probes.tuned_lens.shipped import INDEX_FILE, LENS_FOLDER  # noqa: E402
+from probes.lenses.tuned.access import legacy_fingerprint, model_fingerprint  # noqa: E402
+from probes.lenses.tuned.artifacts import INFO_FILE, WEIGHTS_FILE  # noqa: E402
+from probes.lenses.tuned.shipped import INDEX_FILE, LENS_FOLDER  # noqa: E402
+from probes.model.loading import load_model  # noqa: E402
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """Train (or take already trained) tuned lenses for a built-in ladder's rungs and ship them in the package.
 
 Each rung's lens goes to ``<ladder folder>/tuned-lenses/<rung>/`` and its files' sha256
-into ``<ladder folder>/tuned_lenses.json``, which :mod:`probes.tuned_lens.shipped` verifies
+into ``<ladder folder>/tuned_lenses.json``, which :mod:`probes.lenses.tuned.shipped` verifies
 before handing a lens out. Training is `probes lens train`'s, on the rung's own samples
 (the offline default), one CPU thread::
 
@@ -22,12 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
+from probes.builtin.folders import builtin_catalogue, sha256_file  # noqa: E402
 from probes.ladders import get_ladder  # noqa: E402
-from probes.shipped import builtin_catalogue, sha256_file  # noqa: E402
-from probes.store import slug  # noqa: E402
-from probes.tuned_lens.artifacts import INFO_FILE, WEIGHTS_FILE, load_lens  # noqa: E402
-from probes.tuned_lens.command import LensTrainOptions, train_lenses  # noqa: E402
-from probes.tuned_lens.shipped import INDEX_FILE, LENS_FOLDER  # noqa: E402
+from probes.lenses.tuned.artifacts import INFO_FILE, WEIGHTS_FILE, load_lens  # noqa: E402
+from probes.lenses.tuned.shipped import INDEX_FILE, LENS_FOLDER  # noqa: E402
+from probes.run.lens_training import LensTrainOptions, train_lenses  # noqa: E402
+from probes.store.store import slug  # noqa: E402
 
 
 def main() -> None:

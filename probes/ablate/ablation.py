@@ -33,7 +33,7 @@ import torch
 from probes.ablate.components import Component
 from probes.ablate.prompts import HookFunction, Prompt, PromptBatch, batches, run
 from probes.errors import ProbesError
-from probes.models import HookedModel
+from probes.model.loading import HookedModel
 
 Method = Literal["zero", "mean", "resample"]
 

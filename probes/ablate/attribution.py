@@ -16,7 +16,7 @@ that). Each row carries ``reconstruction_error`` so the identity is checked on e
 
 TransformerLens's ``direct_logit_attribution`` needs the bridge in compatibility mode with the
 final norm folded into the unembedding; this module works on the model as loaded (exact
-logits, LayerNorm or RMSNorm) through :class:`~probes.models.HookedModel`: its head, attention
+logits, LayerNorm or RMSNorm) through :class:`~probes.model.loading.HookedModel`: its head, attention
 and MLP output hook points and the final norm's scale, each kept at the answer position only,
 its ``W_O`` and ``W_U``, and its frozen final norm (where LayerNorm and RMSNorm differ).
 """
@@ -31,7 +31,7 @@ from jaxtyping import Float
 
 from probes.ablate.prompts import Prompt, batches, encode_prompts, run
 from probes.errors import ProbesError
-from probes.models import HookedModel
+from probes.model.loading import HookedModel
 from probes.tasks.items import Item
 
 #: Largest tolerated gap, relative to max(1, |log-odds|) per item, between the parts' sum and the

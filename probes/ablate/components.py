@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from probes import backend as bridge_hooks
 from probes.errors import ProbesError
-from probes.models import HookedModel
+from probes.model.bridge import backend as bridge_hooks
+from probes.model.loading import HookedModel
 
 Kind = Literal["head", "attn", "mlp", "layer"]
 

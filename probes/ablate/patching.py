@@ -36,7 +36,7 @@ import torch
 
 from probes.ablate.prompts import HookFunction, Prompt, PromptBatch, encode_prompt, run
 from probes.errors import InvalidItemError, ProbesError
-from probes.models import HookedModel
+from probes.model.loading import HookedModel
 from probes.tasks.items import Item
 
 Positions = Literal["answer", "suffix", "all"]

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
-from probes.backend import HookFunction
 from probes.errors import InvalidItemError, ProbesError
-from probes.lens import encode_item, right_padded
-from probes.models import HookedModel
+from probes.lenses.reading import encode_item, right_padded
+from probes.model.bridge.backend import HookFunction
+from probes.model.loading import HookedModel
 from probes.tasks.items import Item
 
 #: What the analyses read of a multi-token answer.
@@ -135,8 +135,8 @@ class AnswerReadout:
     def correct(self) -> torch.Tensor:
         """The true answer's credit per row: 1 if its first token alone has the highest logit
         among the options, 1/k if it ties with k − 1 others, 0 otherwise (a tie is half right,
-        as in :func:`probes.metrics.option_credit`)."""
-        from probes.metrics import option_credit
+        as in :func:`probes.analysis.metrics.option_credit`)."""
+        from probes.analysis.metrics import option_credit
 
         return torch.stack(
             [

@@ -1,6 +1,6 @@
 """Aggregates of the ablation study's tables: what the figures plot and the note reports.
 
-Every function takes the per-item table of one kind (as :meth:`probes.store.Store.read`
+Every function takes the per-item table of one kind (as :meth:`probes.store.store.Store.read`
 returns it, several models at once) and returns one row per model and whatever it groups
 by; ratios of sums are used where per-item ratios would divide by near-zero gaps.
 """

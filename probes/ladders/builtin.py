@@ -1,6 +1,6 @@
 """The built-in ladder folders seen as ladders: every ladder each ``catalogue.json`` defines.
 
-A folder's catalogue (:mod:`probes.shipped`) lists its rungs and, under ``provides.ladders``, the
+A folder's catalogue (:mod:`probes.builtin.folders`) lists its rungs and, under ``provides.ladders``, the
 ladders it defines: e.g. the organism folder defines the size ladder ``organism`` and one ladder
 over training steps per checkpointed rung (``organism-4x96-training``: "training checkpoints of
 one model" is a ladder like any other). Nothing here knows any particular ladder.
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from probes.builtin.folders import BuiltinCatalogue
 from probes.ladders.model import Ladder, Rung
-from probes.shipped import BuiltinCatalogue
 
 __all__ = ["catalogue_ladders", "shipped_rung"]
 

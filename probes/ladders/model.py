@@ -2,7 +2,7 @@
 
 A :class:`Ladder` may also have a second axis, training steps: Pythia publishes 154 checkpoints per
 size as hub revisions ``step0`` … ``step143000``, and :meth:`Ladder.model_specs` turns rungs × steps
-into :class:`probes.specs.ModelSpec` objects such as ``EleutherAI/pythia-160m@step3000`` that carry
+into :class:`probes.model.specs.ModelSpec` objects such as ``EleutherAI/pythia-160m@step3000`` that carry
 their ladder, rung and step. Where ladders come from (the hub catalogue, the built-in ladder
 folders, runtime registration) is :mod:`probes.ladders.registry`'s business.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from probes.errors import LadderError, UnknownModelError
-from probes.specs import ModelSpec, parse_spec
+from probes.model.specs import ModelSpec, parse_spec
 
 __all__ = ["NUMERIC_FIELDS", "REVISION_SEPARATOR", "Ladder", "Rung"]
 
@@ -244,7 +244,7 @@ class Ladder:
 
         Returns:
             Specs such as ``EleutherAI/pythia-160m`` or ``EleutherAI/pythia-160m@step3000``
-            (their :attr:`~probes.specs.ModelSpec.text`).
+            (their :attr:`~probes.model.specs.ModelSpec.text`).
 
         Raises:
             UnknownModelError: If steps are given for a ladder without a steps axis, or a step has

@@ -6,7 +6,7 @@ training tokens, training FLOPs) and says where every figure comes from. Its ``c
 defines each figure (e.g. FLOPs = 6 · N · D with N the non-embedding parameters, as in Kaplan et
 al. 2020).
 
-The built-in ladders are data too: every ``catalogue.json`` on :func:`probes.shipped.search_path`
+The built-in ladders are data too: every ``catalogue.json`` on :func:`probes.builtin.folders.search_path`
 adds the ladders it defines (:mod:`probes.ladders.builtin`), listed before or after the hub
 ladders as its ``provides.listed`` says; a folder added later (``register_builtin_folder``)
 is picked up on the next lookup. Code can add ladders at runtime with :func:`register_ladder`,
@@ -22,10 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from probes.builtin.folders import builtin_catalogues, search_path
 from probes.errors import BuiltinWeightsError, LadderError, UnknownLadderError
 from probes.ladders.builtin import catalogue_ladders
 from probes.ladders.model import Ladder
-from probes.shipped import builtin_catalogues, search_path
 
 __all__ = [
     "get_ladder",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from probes.ladders.model import NUMERIC_FIELDS, Ladder, _split_spec
 from probes.ladders.registry import get_ladder, ladder_names
-from probes.specs import ModelSpec
+from probes.model.specs import ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,7 +72,7 @@ def ladders_table(names: list[str] | None = None) -> pd.DataFrame:
 def rung_metadata(spec: ModelSpec | str) -> dict[str, Any]:
     """What the catalogue says of the rung a model spec names (empty if no ladder has it).
 
-    A :class:`~probes.specs.ModelSpec` planned from a ladder (:meth:`Ladder.model_specs`) is looked
+    A :class:`~probes.model.specs.ModelSpec` planned from a ladder (:meth:`Ladder.model_specs`) is looked
     up in that ladder, so a rung that sits in two ladders (``organism-4x96`` in ``organism`` and
     ``organism-4x96-training``) gets the one it was planned from. A string, or a spec without a
     ladder, is looked up in every ladder in turn and gets the first that has it.

@@ -305,7 +305,7 @@ def write_ablation_page(
         PngExportError: PNGs could not be drawn; the HTML and Markdown are written first.
     """
     from probes.report.document import Section, render_html, write_pngs
-    from probes.store import write_text_atomically
+    from probes.store.store import write_text_atomically
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -325,7 +325,7 @@ def write_ablation_page(
 def load_ablation_tables(root: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """A store's ablation tables by kind (those present), and its models smallest first."""
     from probes.report.tables import model_order
-    from probes.store import Store
+    from probes.store.store import Store
 
     store = Store(root)
     kinds = [kind for kind in store.kinds() if kind in KINDS]

@@ -14,7 +14,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from probes.decision import PRIZE
+from probes.analysis.decision import PRIZE
+from probes.analysis.scoring import SCORE_NAMES
 from probes.report.style import LOG_ODDS_SCALE, finish, menu, model_colours, model_labels
 from probes.report.tables import (
     ReportError,
@@ -25,7 +26,6 @@ from probes.report.tables import (
     task_order,
     variant_order,
 )
-from probes.scoring import SCORE_NAMES
 
 #: Rows of :func:`layer_trajectories`: column of :func:`layer_summary` -> axis title.
 TRAJECTORY_MEASURES: dict[str, str] = {
@@ -164,7 +164,7 @@ def layer_trajectories(
 ) -> go.Figure:
     """Log-odds, p(true) and p(distractor) (rows) against relative depth, one line per model.
 
-    A star marks each model's decision layer on its log-odds line (:mod:`probes.decision`: the
+    A star marks each model's decision layer on its log-odds line (:mod:`probes.analysis.decision`: the
     median over items of the first block from which the true answer wins through the last,
     drawn only where the model is above chance; the hover gives its 95% interval and share of
     items), and on the ``prize`` panels a diamond marks the divergence layer, the first block

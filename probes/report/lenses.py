@@ -158,14 +158,14 @@ def disagreement_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per other lens and (model, task, variant, layer): share of items whose winning answer differs
     between the default lens (the logit lens, first of :func:`lenses`) and that lens.
 
-    Winners are the sign of the per-layer score (:func:`probes.scoring.per_layer_score`) under
+    Winners are the sign of the per-layer score (:func:`probes.analysis.scoring.per_layer_score`) under
     each lens. ``lens`` names the other lens; ``distractor_wins_default`` and
     ``distractor_wins_lens`` are the shares of items the distractor wins under each.
     """
     names = lenses(results)
     if len(names) < 2:
         return pd.DataFrame()
-    from probes.scoring import per_layer_score
+    from probes.analysis.scoring import per_layer_score
 
     keys = ["model", "task", "variant", "item_id", "layer"]
     score = per_layer_score(results)

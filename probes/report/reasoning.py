@@ -1,6 +1,6 @@
 """Figures of the reasoning-depth study: where a k-step answer becomes readable, and how many steps fit.
 
-Each function is pure: a table of :mod:`probes.reasoning` in, a plotly Figure out. Models are
+Each function is pure: a table of :mod:`probes.analysis.reasoning` in, a plotly Figure out. Models are
 ordered shallow to deep (by ``n_layers``) and keep one colour in every figure.
 """
 
@@ -25,7 +25,7 @@ def _check(table: pd.DataFrame, columns: list[str], what: str) -> None:
     missing = [column for column in columns if column not in table.columns]
     if table.empty or missing:
         raise ReportError(
-            f"the {what} table is empty or lacks {missing}; compute it with probes.reasoning first."
+            f"the {what} table is empty or lacks {missing}; compute it with probes.analysis.reasoning first."
         )
 
 
@@ -38,7 +38,7 @@ def first_decodable_depth(summary: pd.DataFrame, measure: str = "median") -> go.
     with the number of steps, the lines rise with k.
 
     Raises:
-        ReportError: the summary is empty or not a :func:`probes.reasoning.depth_summary`.
+        ReportError: the summary is empty or not a :func:`probes.analysis.reasoning.depth_summary`.
     """
     column = f"{measure}_first_decodable_relative_depth"
     _check(summary, ["model", "task", "steps", "n_layers", "accuracy", column], "depth summary")
@@ -85,7 +85,7 @@ def steps_solved_by_layers(solved: pd.DataFrame) -> go.Figure:
     The dotted diagonal k = layers is the O(l) reference: one step per layer.
 
     Raises:
-        ReportError: the table is empty or not a :func:`probes.reasoning.steps_solved`.
+        ReportError: the table is empty or not a :func:`probes.analysis.reasoning.steps_solved`.
     """
     _check(solved, ["model", "task", "n_layers", "steps_solved", "threshold"], "steps-solved")
     fig = go.Figure()

@@ -147,7 +147,7 @@ def decision_layer_scaling(results: pd.DataFrame, x: str = "parameters") -> go.F
     """The decision layer (rows: absolute, relative depth) per task and variant against size.
 
     Points are the median over items of the first block from which the true answer wins
-    through the last (:mod:`probes.decision`), bars its bootstrap 95% interval; only models
+    through the last (:mod:`probes.analysis.decision`), bars its bootstrap 95% interval; only models
     above chance at their last layer have a point. The hover says what share of items have one.
     """
     check_axis(results, x)

@@ -1,6 +1,6 @@
 """Figures of the uncapped depth measures: accuracy by k, solvable k by depth, step decodability.
 
-Each function is pure: a table of :mod:`probes.solvable` or :mod:`probes.step_probe` in, a plotly
+Each function is pure: a table of :mod:`probes.analysis.solvable` or :mod:`probes.analysis.step_probe` in, a plotly
 Figure out. Models are ordered shallow to deep and keep one colour in every figure.
 """
 
@@ -22,7 +22,7 @@ def _check(table: pd.DataFrame, columns: list[str], what: str) -> None:
     missing = [column for column in columns if column not in table.columns]
     if table.empty or missing:
         raise ReportError(
-            f"the {what} table is empty or lacks {missing}; compute it with probes.solvable first."
+            f"the {what} table is empty or lacks {missing}; compute it with probes.analysis.solvable first."
         )
 
 
@@ -40,7 +40,7 @@ def accuracy_by_k(accuracy: pd.DataFrame, threshold: float, chance: float | None
     """Last-layer accuracy (y, with Wilson intervals) against k (x), one line per model.
 
     Raises:
-        ReportError: the table is not a :func:`probes.solvable.accuracy_table`.
+        ReportError: the table is not a :func:`probes.analysis.solvable.accuracy_table`.
     """
     _check(accuracy, ["model", "n_layers", "steps", "accuracy", "accuracy_low", "accuracy_high"], "accuracy")
     models = _by_depth(accuracy)
@@ -84,7 +84,7 @@ def solvable_by_depth(solvable: pd.DataFrame, fits: pd.DataFrame, curve: pd.Data
     their solvable k is a lower bound. The legend gives each relation's Akaike weight.
 
     Raises:
-        ReportError: the tables are not :func:`probes.solvable.solvable_steps` and fits.
+        ReportError: the tables are not :func:`probes.analysis.solvable.solvable_steps` and fits.
     """
     _check(
         solvable,
@@ -142,7 +142,7 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
     the steps one after another in depth, its line rises with j.
 
     Raises:
-        ReportError: no rows for that k, or not a :func:`probes.step_probe.first_decodable_layers` table.
+        ReportError: no rows for that k, or not a :func:`probes.analysis.step_probe.first_decodable_layers` table.
     """
     _check(first, ["model", "steps", "step", "first_layer", "readout", "n_layers"], "step decodability")
     rows = first[first["steps"] == steps]

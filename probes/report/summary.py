@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from probes.analysis.scoring import SCORE_NAMES, length_warnings, per_layer_score
 from probes.report.style import human_count, verdict_marks
 from probes.report.tables import (
     decision_table,
@@ -24,7 +25,6 @@ from probes.report.tables import (
     task_order,
     variant_order,
 )
-from probes.scoring import SCORE_NAMES, length_warnings, per_layer_score
 
 #: Items listed under "items that flip".
 LISTED_FLIPS = 5

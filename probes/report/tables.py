@@ -1,6 +1,6 @@
 """The tables the report draws: pure functions of the per-layer results, no plotting, no I/O.
 
-The per-layer table (:func:`probes.metrics.layer_table`) says nothing of a model's size, so
+The per-layer table (:func:`probes.analysis.metrics.layer_table`) says nothing of a model's size, so
 :func:`attach_sizes` first joins each model's size columns from the store's manifest (and its
 measured perplexity, when there is one). Every other function here takes that joined table
 (the *results*) and returns one row per what a figure plots: a model on a task and variant
@@ -14,11 +14,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from probes.decision import decision_summary, divergence_summary
+from probes.analysis.decision import decision_summary, divergence_summary
+from probes.analysis.metrics import accuracy_interval, bootstrap_interval
+from probes.analysis.metrics import (
+    wilson_interval as wilson_interval,  # re-exported: the report's tests use it
+)
+from probes.analysis.scoring import per_layer_score
 from probes.errors import ProbesError
-from probes.metrics import accuracy_interval, bootstrap_interval
-from probes.metrics import wilson_interval as wilson_interval  # re-exported: the report's tests use it
-from probes.scoring import per_layer_score
 from probes.tasks.variants import VARIANTS
 
 #: Size axes a scaling figure can use, as column -> axis title (Wei et al. 2022, "Emergent
@@ -57,10 +59,10 @@ def attach_sizes(
     """The per-layer table with each model's size columns (and perplexity) joined in.
 
     Args:
-        table: Per-layer rows (:meth:`probes.store.Store.read`).
-        manifest: One row per shard (:meth:`probes.store.Store.manifest`); its
+        table: Per-layer rows (:meth:`probes.store.store.Store.read`).
+        manifest: One row per shard (:meth:`probes.store.store.Store.manifest`); its
             :data:`MANIFEST_SIZE_COLUMNS` are taken per model.
-        perplexity: Rows of :func:`probes.perplexity.read_perplexity`, if any. When several
+        perplexity: Rows of :func:`probes.run.perplexity.read_perplexity`, if any. When several
             texts were measured, the one measured for the most models is used (ties: the
             latest measurement), so that every model's value comes from the same text.
             Without it, the manifest's ``held_out_perplexity`` (from the ladder's catalogue,
@@ -243,7 +245,7 @@ def layer_summary(results: pd.DataFrame, lens: str | None = None, score: str | N
     """Per (model, task, variant, layer) of one lens: accuracy and mean log-odds, p(true), p(distractor).
 
     ``mean_log_odds`` is the mean of ``score`` (by default the length-fair score where the
-    results have it, :func:`probes.scoring.per_layer_score`); ``score`` names it.
+    results have it, :func:`probes.analysis.scoring.per_layer_score`); ``score`` names it.
     """
     results = one_lens(results, lens)
     score = score or per_layer_score(results)
@@ -270,7 +272,7 @@ def decision_table(
 ) -> pd.DataFrame:
     """Per (model, task, variant) of one lens: the decision layer's median and 95% interval,
     where the model is above chance, and the share of items that have one
-    (:func:`probes.decision.decision_summary`), with the size columns."""
+    (:func:`probes.analysis.decision.decision_summary`), with the size columns."""
     table = decision_summary(one_lens(results, lens), score, n_resamples, seed)
     table = table.drop(columns=["revision", "lens"])
     sizes = model_sizes(results).drop(columns="n_layers", errors="ignore")
@@ -285,7 +287,7 @@ def divergence_table(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Per (model, task) of one lens: the divergence layer and its 95% interval
-    (:func:`probes.decision.divergence_summary`), with the size columns; empty without
+    (:func:`probes.analysis.decision.divergence_summary`), with the size columns; empty without
     prize / no_distractor pairs."""
     table = divergence_summary(one_lens(results, lens), score, n_resamples, seed)
     if table.empty:

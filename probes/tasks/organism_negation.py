@@ -2,7 +2,7 @@
 
 The world is the one the built-in ``organism`` ladder was trained on: its config is read from the
 ``world`` block of that ladder folder's ``catalogue.json`` (data, found through
-:func:`probes.shipped.builtin_catalogue`), so this task needs no ladder code, and a retrained
+:func:`probes.builtin.folders.builtin_catalogue`), so this task needs no ladder code, and a retrained
 ladder with another world gives items about that world.
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from functools import cache
 
+from probes.builtin.folders import builtin_catalogue
 from probes.errors import UnknownTaskError
-from probes.shipped import builtin_catalogue
 from probes.tasks.items import Item
 from probes.tasks.organism_world import DELIMITER, Entity, World, WorldConfig
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from probes.ablate.study import UNPAIRED, AblateOptions, run_ablation_study
-from probes.cli import main
+from probes.cli.main import main
 from probes.errors import ProbesError, StoreError
 from probes.report.ablations import (
     ablation_figures,
@@ -13,7 +13,7 @@ from probes.report.ablations import (
     load_ablation_tables,
     write_ablation_page,
 )
-from probes.store import Store
+from probes.store.store import Store
 
 MODELS = ["organism:1x32", "organism:2x48"]
 
@@ -69,7 +69,7 @@ def test_adding_an_analysis_or_a_model_resumes(tmp_path):
 
 
 def test_bad_options_are_refused_before_any_model_loads(tmp_path, monkeypatch):
-    import probes.runner as runner_module
+    import probes.run.runner as runner_module
 
     def no_loading(*args, **kwargs):
         raise AssertionError("a model was loaded")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probes.cli import main
+from probes.cli.main import main
 from probes.tasks import Item, write_items
 
 

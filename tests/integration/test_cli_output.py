@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from probes.cli import main
-from probes.display import human_count, human_flops, text_table
+from probes.cli.display import human_count, human_flops, text_table
+from probes.cli.main import main
 from probes.tasks import Item, write_items
 
 HEAVY = ("torch", "transformers", "transformer_lens", "plotly", "pandas")
@@ -26,7 +26,7 @@ def _loaded_after(argv: list[str]) -> list[str]:
     """The heavy libraries a fresh interpreter has imported after ``probes <argv>``."""
     code = (
         "import contextlib, io, json, sys\n"
-        "from probes.cli import main\n"
+        "from probes.cli.main import main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try:\n"
         f"        main({argv!r})\n"
@@ -59,8 +59,8 @@ def _best_of(arguments: list[str], repeats: int) -> float:
 def test_importing_the_cli_costs_little_more_than_starting_python():
     """Ratio to a bare interpreter, best of 5 each (torch alone makes it 20-50×, measured in the note)."""
     bare = _best_of(["-c", "pass"], 5)
-    cli = _best_of(["-c", "import probes.cli"], 5)
-    assert cli / bare < 5, f"import probes.cli took {cli:.3f} s, python -c pass {bare:.3f} s"
+    cli = _best_of(["-c", "import probes.cli.main"], 5)
+    assert cli / bare < 5, f"import probes.cli.main took {cli:.3f} s, python -c pass {bare:.3f} s"
 
 
 def test_human_units():
@@ -181,7 +181,7 @@ def test_the_item_browser_shows_each_model_s_own_rationale():
 def test_quiet_libraries_silences_and_restores():
     from transformers.utils import logging as transformers_logging
 
-    from probes.progress import quiet_libraries
+    from probes.run.progress import quiet_libraries
 
     before = logging.getLogger("transformer_lens").level
     bars_before = transformers_logging.is_progress_bar_enabled()  # earlier tests may have changed it
@@ -189,7 +189,7 @@ def test_quiet_libraries_silences_and_restores():
         warnings.simplefilter("always")
         with quiet_libraries():
             warnings.warn_explicit("noise", UserWarning, "x.py", 1, module="transformers.modeling_utils")
-            warnings.warn_explicit("ours", UserWarning, "y.py", 1, module="probes.sweep")
+            warnings.warn_explicit("ours", UserWarning, "y.py", 1, module="probes.run.sweep")
             assert not transformers_logging.is_progress_bar_enabled()
             assert logging.getLogger("transformer_lens").level == logging.ERROR
     assert [str(w.message) for w in caught] == ["ours"]

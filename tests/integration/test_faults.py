@@ -26,15 +26,15 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-import probes.runner
-from probes import claims
-from probes.checksums import Damaged, verify_bytes
-from probes.cli import main
+import probes.run.runner
+from probes.cli.main import main
 from probes.errors import StoreError
-from probes.store import Store
-from probes.sweep import SweepOptions, run_sweep
+from probes.run.sweep import SweepOptions, run_sweep
+from probes.store import claims
+from probes.store.checksums import Damaged, verify_bytes
+from probes.store.store import Store
+from probes.store.verify import verify_store
 from probes.tasks import Item, write_items
-from probes.verify import verify_store
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -125,7 +125,7 @@ def no_model_loads(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the options were checked")
 
-    monkeypatch.setattr(probes.runner, "load_model", refuse)
+    monkeypatch.setattr(probes.run.runner, "load_model", refuse)
 
 
 # --- options: checked when parsed, before any model loads -------------------------------------
@@ -179,7 +179,7 @@ def test_out_must_be_a_writable_folder(
     def read_only(*args, **kwargs):  # root ignores file modes: simulate a read-only folder
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("probes.validation.tempfile.TemporaryFile", read_only)
+    monkeypatch.setattr("probes.run.validation.tempfile.TemporaryFile", read_only)
     assert main(_argv(model_folders, item_file, tmp_path / "ro")) == 2
     assert "Permission denied); give a writable folder" in _one_error(capsys.readouterr().err)
 
@@ -455,7 +455,7 @@ def test_kills_at_random_moments_leave_a_store_that_resumes_to_the_right_numbers
     """SIGKILLs at seeded random moments (one while starting, one just after the first shard is
     written, as the second is computed), then a resume: the store equals an uninterrupted run's."""
     store = tmp_path / "store"
-    argv = [sys.executable, "-m", "probes.cli", *_argv(model_folders, item_file, store)]
+    argv = [sys.executable, "-m", "probes.cli.main", *_argv(model_folders, item_file, store)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     rng = np.random.default_rng(0)
     for after_first_shard in (False, True):

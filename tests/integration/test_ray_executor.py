@@ -20,11 +20,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from probes import claims, ray_executor
-from probes.runner import execute, shard_path
-from probes.store import Store
-from probes.sweep import SweepOptions, plan, run_sweep, sweep_compute
-from probes.verify import verify_store
+from probes.run import ray_executor
+from probes.run.runner import execute, shard_path
+from probes.run.sweep import SweepOptions, plan, run_sweep, sweep_compute
+from probes.store import claims
+from probes.store.store import Store
+from probes.store.verify import verify_store
 
 pytest.importorskip("ray")
 
@@ -104,7 +105,7 @@ def test_a_killed_worker_is_retried_and_the_ray_store_equals_the_serial_one(tmp_
 
 @pytest.mark.slow
 def test_probes_run_executor_ray_writes_the_serial_store(tmp_path):
-    from probes.cli import main
+    from probes.cli.main import main
 
     common = ["run", "--models", *MODELS, "--n-items", "4", "--no-report", "--no-progress"]
     assert main([*common, "--out", str(tmp_path / "serial")]) == 0
@@ -115,7 +116,7 @@ def test_probes_run_executor_ray_writes_the_serial_store(tmp_path):
 
 @pytest.mark.slow
 def test_lens_train_executor_ray_trains_the_serial_lenses(tmp_path):
-    from probes.cli import main
+    from probes.cli.main import main
 
     common = ["lens", "train", "--models", *MODELS, "--train-steps", "3", "--train-sequences", "8"]
     common += ["--held-out-sequences", "4", "--sequence-length", "16", "--no-progress"]
@@ -135,7 +136,7 @@ def test_ablate_and_perplexity_through_ray_write_the_serial_tables(tmp_path):
     import ray
 
     from probes.ablate.study import AblateOptions, run_ablation_study
-    from probes.perplexity import PerplexityOptions, run_perplexity
+    from probes.run.perplexity import PerplexityOptions, run_perplexity
 
     text = tmp_path / "text.txt"
     text.write_text(" ".join(["the cat sat on the mat"] * 40))

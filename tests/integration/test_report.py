@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probes.cli import main
+from probes.cli.main import main
 from probes.report import (
     BrowserNotFoundError,
     PngExportError,
@@ -44,7 +44,7 @@ from probes.report import (
 from probes.report.depth import cell_edges
 from probes.report.document import SECTIONS
 from probes.report.tables import item_flips, scaling_shape, wilson_interval
-from probes.store import Store
+from probes.store.store import Store
 
 #: name -> (parameters, non-embedding parameters, blocks)
 MODELS = {
@@ -70,7 +70,7 @@ def log_odds(final: float, depth: float) -> float:
 
 
 def build_table(copies: int = 1) -> pd.DataFrame:
-    """Per-layer rows in the columns of probes.metrics.layer_table; ``copies`` of each item."""
+    """Per-layer rows in the columns of probes.analysis.metrics.layer_table; ``copies`` of each item."""
     rows = []
     for (task, variant), finals in FINAL.items():
         for model, (_, _, n_layers) in MODELS.items():

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from probes.errors import StoreError
-from probes.lens import LogitLens
+from probes.lenses.reading import LogitLens
 from probes.report.tables import ReportError, lenses, one_lens, scaling_table
-from probes.runner import Unit, catalogue_layers, fingerprint, planned
-from probes.store import Store, upgrade_store
-from probes.sweep import SweepOptions, plan, run_sweep
+from probes.run.runner import Unit, catalogue_layers, fingerprint, planned
+from probes.run.sweep import SweepOptions, plan, run_sweep
+from probes.store.store import Store, upgrade_store
 from probes.tasks import Item, write_items
 
 

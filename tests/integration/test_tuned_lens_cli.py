@@ -7,13 +7,13 @@ import json
 import torch
 from conftest import save_tiny_folder, tiny_hf_model
 
-from probes.cli import main
-from probes.models import from_hf_model, load_model
-from probes.store import Store
+from probes.cli.main import main
+from probes.lenses.tuned import Translators, TunedLens, save_lens
+from probes.lenses.tuned.access import model_fingerprint
+from probes.model.loading import from_hf_model, load_model
+from probes.store.store import Store
 from probes.tasks import Item
 from probes.tasks.items import write_items
-from probes.tuned_lens import Translators, TunedLens, save_lens
-from probes.tuned_lens.access import model_fingerprint
 
 
 def test_lens_train_then_both_lenses_side_by_side_in_one_store(tokenizer, tmp_path, capsys):
@@ -139,8 +139,8 @@ def test_lens_train_under_nnsight_gives_a_lens_the_bridge_accepts(tmp_path, caps
     import pytest
 
     pytest.importorskip("nnsight")
-    from probes.tuned_lens import load_lens, read_info
-    from probes.tuned_lens.command import lens_folder
+    from probes.lenses.tuned import load_lens, read_info
+    from probes.run.lens_training import lens_folder
 
     out = {}
     for backend in ("bridge", "nnsight"):

@@ -1,4 +1,4 @@
-"""A check shared by the tests of the lens's pass plans (probes.continuation.plan)."""
+"""A check shared by the tests of the lens's pass plans (probes.lenses.passes.plan)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from probes.ablate.components import Component, ComponentError, all_heads, all_m
 from probes.ablate.patching import pair_items, patch
 from probes.ablate.prompts import encode_prompts
 from probes.errors import InvalidItemError
-from probes.models import from_hf_model
+from probes.model.loading import from_hf_model
 from probes.tasks.items import Item
 
 

@@ -26,7 +26,7 @@ BACKEND_MODULES = (
 
 
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
-    from probes.lens import right_padded
+    from probes.lenses.reading import right_padded
 
     return right_padded(PROMPTS)
 
@@ -137,7 +137,7 @@ def test_answer_only_cache_is_the_answer_position_of_the_whole_cache(tiny_model)
 
 
 def test_no_module_reaches_behind_the_model_s_back():
-    """Only probes/models.py, hooked.py and the backends (backend.py with its readout.py and
+    """Only probes/model/loading.py, hooked.py and the backends (backend.py with its readout.py and
     residual_catcher.py; nnsight_backend.py with its nnsight_layout.py) touch the bridge, the HF
     model or the norm type."""
     root = Path(__file__).resolve().parents[2] / "probes"

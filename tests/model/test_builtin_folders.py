@@ -11,13 +11,13 @@ import pytest
 import torch
 from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
 
-from probes import shipped
+from probes.builtin import folders as shipped
+from probes.builtin.folders import builtin_catalogue
+from probes.builtin.training import provides_block
 from probes.errors import BuiltinWeightsError, UnknownModelError
 from probes.ladders import get_ladder, ladder_names, register_builtin_folder, rung_metadata
 from probes.ladders import registry as ladder_registry
-from probes.models import load_model, parse_spec
-from probes.shipped import builtin_catalogue
-from probes.training import provides_block
+from probes.model.loading import load_model, parse_spec
 
 #: The depth ladder's tokenizer files, reused by the tiny ladder (any word tokenizer would do).
 TOKENIZER_FROM = builtin_catalogue("depth")
@@ -26,7 +26,7 @@ TOKENIZER_FROM = builtin_catalogue("depth")
 @pytest.fixture
 def isolated(monkeypatch):
     """Leave no registered folder, ladder or model source behind."""
-    from probes import specs
+    from probes.model import specs
 
     ladder_names()
     monkeypatch.setattr(shipped, "_REGISTERED", list(shipped._REGISTERED))

@@ -60,7 +60,7 @@ def test_batches_score_only_answers_and_never_state_a_held_out_cycle() -> None:
 def test_arrow_embeddings_start_as_the_sum_of_their_source_and_target() -> None:
     from transformers import GPTNeoXForCausalLM
 
-    from probes.training import model_config
+    from probes.builtin.training import model_config
 
     tokenizer = train.build_tokenizer()
     rung = train.rung_of(1, 16, 2, 0)

@@ -10,9 +10,9 @@ import torch
 from conftest import save_tiny_folder
 
 from probes.errors import InvalidOptionError
-from probes.lens import read_options, right_padded
-from probes.models import load_model
-from probes.placement import device_map_of
+from probes.lenses.reading import read_options, right_padded
+from probes.model.loading import load_model
+from probes.model.placement import device_map_of
 from probes.tasks.items import Item
 
 BACKENDS = ["bridge", *(["nnsight"] if importlib.util.find_spec("nnsight") else [])]
@@ -55,7 +55,7 @@ def test_a_split_model_reads_as_the_whole_one(folder, backend):
 
 def test_kept_vectors_are_moved_to_the_unembedding_s_device(folder):
     """The move itself, to a device unlike the blocks' (``meta`` stands in for a second GPU)."""
-    from probes.residual_catcher import ResidualCatcher
+    from probes.model.bridge.residual_catcher import ResidualCatcher
 
     model = load_model(str(folder), device_map=SPLIT)
     assert model.backend.unembedding_device == torch.device("cpu")  # type: ignore[attr-defined]
@@ -86,7 +86,7 @@ def test_device_maps_from_the_command_line():
 
 
 def test_bad_backend_options_are_one_clear_line(tmp_path, capsys):
-    from probes.cli import main
+    from probes.cli.main import main
 
     for args, message in (
         (["--backend", "jax"], "--backend 'jax' is unknown"),

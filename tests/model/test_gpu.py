@@ -7,9 +7,9 @@ import torch
 from conftest import tiny_hf_model
 
 from probes.errors import InvalidOptionError
-from probes.gpu import batch_size_for, compile_mlps, readout_bytes, row_bytes
-from probes.lens import read_options
-from probes.models import from_hf_model
+from probes.lenses.reading import read_options
+from probes.model.gpu import batch_size_for, compile_mlps, readout_bytes, row_bytes
+from probes.model.loading import from_hf_model
 from probes.tasks import Item
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -8,7 +8,7 @@ from conftest import tiny_hf_model
 from plan_checks import assert_every_token_read_once
 
 from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
-from probes.lens import read_options, resolve_layers
+from probes.lenses.reading import read_options, resolve_layers
 from probes.tasks import Item
 
 PROMPTS = ["w1 w2 w3", "w7 w8 w9 w10 w11 w12 w13", "w5", "w40 w41 w42 w43"]
@@ -35,7 +35,7 @@ def _reference_logprob(hf_model, tokenizer, prompt: str, answer: str) -> float:
 
 @pytest.mark.parametrize("family", ["gpt2", "neox", "llama"])
 def test_last_layer_equals_model_logprobs(family, tokenizer):
-    from probes.models import from_hf_model
+    from probes.model.loading import from_hf_model
 
     model = from_hf_model(tiny_hf_model(family), tokenizer, name=family)
     reference = tiny_hf_model(family)  # the same weights, never bridged
@@ -104,7 +104,7 @@ def test_items_that_cannot_be_scored(tiny_model):
 
 
 def test_out_of_memory_names_a_smaller_batch(tiny_model, monkeypatch):
-    from probes import residual_catcher
+    from probes.model.bridge import residual_catcher
 
     def explode(*args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
@@ -150,7 +150,7 @@ def test_each_prompt_runs_once(tiny_model):
 
 def test_no_cache_falls_back_to_whole_rows(tiny_model, monkeypatch):
     """A backend that keeps no cache gets today's rows, and the same numbers."""
-    from probes.residual_catcher import ResidualCatcher
+    from probes.model.bridge.residual_catcher import ResidualCatcher
 
     original = ResidualCatcher.run_prompts
 
@@ -166,7 +166,7 @@ def test_no_cache_falls_back_to_whole_rows(tiny_model, monkeypatch):
 
 
 def test_plan_reads_every_token_once():
-    from probes.continuation import plan
+    from probes.lenses.passes import plan
 
     prompts = [[1, 2, 3], [4], [5, 6]]
     options = [[[7], [8, 9, 10]], [[11, 12], [13]], [[14], [15]]]

@@ -7,7 +7,7 @@ import torch
 from conftest import tiny_hf_model
 
 from probes.errors import UnknownModelError, UnsafeWeightsError
-from probes.models import from_hf_model, load_model, parse_spec
+from probes.model.loading import from_hf_model, load_model, parse_spec
 
 
 def test_parse_spec():

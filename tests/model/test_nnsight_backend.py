@@ -15,8 +15,8 @@ from probes.ablate.components import all_heads, all_mlps
 from probes.ablate.patching import pair_items, patch
 from probes.ablate.prompts import encode_prompts
 from probes.errors import ProbesError
-from probes.lens import read_options, right_padded
-from probes.models import from_hf_model, load_model
+from probes.lenses.reading import read_options, right_padded
+from probes.model.loading import from_hf_model, load_model
 from probes.tasks.items import Item
 
 pytest.importorskip("nnsight")
@@ -181,7 +181,7 @@ def test_remote_requests_carry_the_model_key_and_the_api_key(pair, monkeypatch):
     from nnsight.intervention.backends.remote import RemoteBackend
     from nnsight.schema.request import RequestModel
 
-    from probes.nnsight_remote import api_key
+    from probes.model.nnsight.remote import api_key
 
     bridge, nnsight = pair
     monkeypatch.setattr(CONFIG.API, "APIKEY", None)
@@ -220,8 +220,8 @@ def test_remote_is_refused_without_nnsight_or_for_local_files(tmp_path):
 
 
 def test_probes_run_gives_the_default_log_odds_at_every_layer_on_the_built_in_ladder(tmp_path, capsys):
-    from probes.cli import main
-    from probes.store import Store
+    from probes.cli.main import main
+    from probes.store.store import Store
 
     common = ["run", "--models", "organism:4x96", "--variants", "prize", "--n-items", "12", "--no-progress"]
     stores = []

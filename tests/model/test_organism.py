@@ -13,12 +13,12 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
+from probes.builtin.folders import builtin_catalogue
+from probes.builtin.training_check import accuracy
 from probes.errors import BuiltinWeightsError, ProbesError, UnknownModelError, UnknownTaskError
-from probes.models import load_model
-from probes.shipped import builtin_catalogue
+from probes.model.loading import load_model
 from probes.tasks import organism_negation
 from probes.tasks.organism_world import World, WorldConfig
-from probes.training_check import accuracy
 
 #: The built-in organism ladder folder (catalogue, rung names, verified rung folders).
 organism = builtin_catalogue("organism")
@@ -186,7 +186,7 @@ def test_retraining_the_smallest_rung_reproduces_its_catalogue_entry(tmp_path: P
 
 def test_the_organism_ladders_load_through_the_ordinary_model_path() -> None:
     from probes.ladders import get_ladder, rung_metadata
-    from probes.models import load_model
+    from probes.model.loading import load_model
 
     sizes = get_ladder("organism")
     assert [rung.name for rung in sizes.rungs] == organism.rung_names()
@@ -208,7 +208,7 @@ def test_the_organism_ladders_load_through_the_ordinary_model_path() -> None:
 
 def test_a_loaded_rung_reports_the_catalogue_parameter_count() -> None:
     """The bridge splits GPT-NeoX's fused qkv into extra tensors; they must not count twice."""
-    from probes.models import load_model
+    from probes.model.loading import load_model
 
     for name in (organism.rung_names()[0], organism.rung_names()[-1]):
         entry = next(e for e in organism.catalogue()["rungs"] if e["name"] == name)

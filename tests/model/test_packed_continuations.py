@@ -7,11 +7,11 @@ import pytest
 import torch
 from plan_checks import assert_every_token_read_once
 
-from probes.continuation import plan
 from probes.errors import ProbesError
-from probes.lens import read_options, right_padded
-from probes.readers import PromptCache
-from probes.residual_catcher import ResidualCatcher
+from probes.lenses.passes import plan
+from probes.lenses.reading import read_options, right_padded
+from probes.model.bridge.residual_catcher import ResidualCatcher
+from probes.model.readers import PromptCache
 from probes.tasks import Item
 
 
@@ -187,7 +187,7 @@ def test_local_attention_reads_whole_rows(tokenizer):
     such a model continues no cache and reads what whole rows read."""
     from transformers import GPTNeoConfig, GPTNeoForCausalLM
 
-    from probes.models import from_hf_model
+    from probes.model.loading import from_hf_model
 
     torch.manual_seed(0)
     config = GPTNeoConfig(

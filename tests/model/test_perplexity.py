@@ -9,10 +9,11 @@ import pytest
 import torch
 from conftest import build_tokenizer, tiny_hf_model
 
-from probes import perplexity as module
-from probes.cli import main
-from probes.models import from_hf_model
-from probes.perplexity import (
+from probes.cli.main import main
+from probes.model.loading import from_hf_model
+from probes.report.tables import attach_sizes
+from probes.run import perplexity as module
+from probes.run.perplexity import (
     PERPLEXITY,
     PERPLEXITY_FILE,
     PerplexityError,
@@ -21,7 +22,6 @@ from probes.perplexity import (
     text_from_dataset,
     windows,
 )
-from probes.report.tables import attach_sizes
 
 TEXT = " ".join(f"w{(7 * i) % 200}" for i in range(50))
 

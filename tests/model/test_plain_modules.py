@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from probes.lens import read_options
-from probes.plain_modules import plain, plain_modules
+from probes.lenses.reading import read_options
+from probes.model.bridge.plain_modules import plain, plain_modules
 from probes.tasks import Item
 
 ITEMS = [

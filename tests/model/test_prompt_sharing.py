@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from probes.continuation import MIN_SHARED, plan
-from probes.lens import read_options
+from probes.lenses.passes import MIN_SHARED, plan
+from probes.lenses.reading import read_options
 from probes.tasks import Item
 
 #: 20 shared tokens, then each item's own question (the shape of one-shot demonstrations).

@@ -1,5 +1,5 @@
 """The readout takes each vector's normaliser over the vocabulary in blocks on the CPU
-(``probes.readout.CPU_VOCAB_BLOCK``); the test vocabulary (202 tokens) is one block unless a
+(``probes.model.bridge.readout.CPU_VOCAB_BLOCK``); the test vocabulary (202 tokens) is one block unless a
 test makes the blocks smaller, as these do."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import pytest
 import torch
 from transformers import Gemma2Config, Gemma2ForCausalLM, GraniteConfig, GraniteForCausalLM
 
-from probes import readout
 from probes.errors import InvalidItemError
-from probes.models import from_hf_model
+from probes.model.bridge import readout
+from probes.model.loading import from_hf_model
 from tests.conftest import VOCAB, tiny_hf_model
 
 
@@ -60,7 +60,7 @@ def _granite() -> torch.nn.Module:
 @pytest.mark.parametrize("build", [_gemma2, _granite], ids=["softcap", "logits-scaling"])
 def test_output_transforms_apply_block_by_block(tokenizer, monkeypatch, build, backend):
     """Gemma-2's soft cap and Granite's logit scaling reach every block and the targets' logits
-    (the bridge: TransformerLens's adapter; nnsight: :mod:`probes.output_transform`): the last
+    (the bridge: TransformerLens's adapter; nnsight: :mod:`probes.model.output_transform`): the last
     layer's readout equals transformers' log-softmax of the model's own logits."""
     if backend == "nnsight":
         pytest.importorskip("nnsight")

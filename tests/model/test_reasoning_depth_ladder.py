@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
+from probes.builtin.folders import builtin_catalogue
 from probes.errors import BuiltinWeightsError, ProbesError, UnknownModelError
 from probes.ladders import get_ladder, ladder_names
-from probes.lens import read_options
-from probes.models import load_model, parse_spec
-from probes.shipped import builtin_catalogue
+from probes.lenses.reading import read_options
+from probes.model.loading import load_model, parse_spec
 from probes.tasks import load_items
 
 #: The built-in depth ladder folder (catalogue, rung names, verified rung folders).

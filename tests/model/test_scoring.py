@@ -8,11 +8,11 @@ import pytest
 import torch
 from conftest import tiny_hf_model
 
+from probes.analysis.metrics import layer_table
+from probes.analysis.scoring import decisive_token, fair_log_odds, length_warnings, per_layer_score
 from probes.errors import UnsupportedModelError
-from probes.lens import read_options
-from probes.metrics import layer_table
-from probes.readout import readout_view
-from probes.scoring import decisive_token, fair_log_odds, length_warnings, per_layer_score
+from probes.lenses.reading import read_options
+from probes.model.bridge.readout import readout_view
 from probes.tasks import Item
 
 PROVENANCE = {"model": "m", "revision": "", "lens": "logit", "toolkit_version": "test"}
@@ -59,7 +59,7 @@ def _per_token_reference(hf_model, tokenizer, prompt: str, answer: str) -> list[
 
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_per_token_readout_matches_transformers_and_sums_to_the_option(family, tokenizer):
-    from probes.models import from_hf_model
+    from probes.model.loading import from_hf_model
 
     items = [
         Item("multi", "t", "w7 w8 w9", " w4 w6 w8", " w5", options=(" w4 w6 w8", " w5", " w9 w10")),
@@ -89,7 +89,7 @@ def test_per_token_readout_matches_transformers_and_sums_to_the_option(family, t
 
 def test_bfloat16_model_is_read_out_in_float32(tokenizer):
     """The readout of a bfloat16 model equals final norm + unembedding in float32 on its residual."""
-    from probes.models import from_hf_model
+    from probes.model.loading import from_hf_model
 
     hf_model = tiny_hf_model("llama").to(torch.bfloat16)
     model = from_hf_model(hf_model, tokenizer, name="bf16")
@@ -127,7 +127,7 @@ def test_opt_with_project_out_is_read_through_it(pre_norm, tokenizer):
     post-LN (no final norm): a random OPT of that shape reads exactly; a pre-LN one is refused."""
     from transformers import OPTConfig, OPTForCausalLM
 
-    from probes.models import from_hf_model
+    from probes.model.loading import from_hf_model
 
     def build() -> OPTForCausalLM:
         torch.manual_seed(5)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from probes.lens import read_options
-from probes.metrics import layer_table
-from probes.models import load_model
+from probes.analysis.metrics import layer_table
+from probes.lenses.reading import read_options
+from probes.model.loading import load_model
 from probes.tasks import Item, read_prize_file
 
 NEQA = Path(__file__).resolve().parents[3] / "shared" / "isp" / "neqa_sample_300.csv"
@@ -142,7 +142,7 @@ def test_gguf_suite_items_equal_whole_rows(smollm2):
     """Real weights on real items: one prize item of every task (options of 1-3 tokens, up to 45
     options, hindsight_neglect's ~780 tokens) and one-shot items that share their demonstration
     (a shared start run once) read what whole rows read."""
-    from probes.continuation import MIN_SHARED, plan
+    from probes.lenses.passes import MIN_SHARED, plan
     from probes.tasks import load_items, task_names
 
     prize = load_items(task_names(), ["prize"], n_items=1, seed=0)

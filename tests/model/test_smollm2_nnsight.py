@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from probes.lens import read_options
-from probes.models import load_model
+from probes.lenses.reading import read_options
+from probes.model.loading import load_model
 from probes.tasks import load_items
 from tests.model.test_smollm2 import GGUF
 

@@ -9,10 +9,8 @@ import pytest
 import torch
 from conftest import tiny_hf_model
 
-from probes.lens import LogitLens, read_options
-from probes.models import from_hf_model
-from probes.tasks import Item
-from probes.tuned_lens import (
+from probes.lenses.reading import LogitLens, read_options
+from probes.lenses.tuned import (
     LensFileError,
     LensMismatchError,
     TrainingSettings,
@@ -25,8 +23,10 @@ from probes.tuned_lens import (
     train_lens,
     training_windows,
 )
-from probes.tuned_lens.access import model_fingerprint
-from probes.tuned_lens.text import start_token, text_windows
+from probes.lenses.tuned.access import model_fingerprint
+from probes.lenses.tuned.text import start_token, text_windows
+from probes.model.loading import from_hf_model
+from probes.tasks import Item
 
 ITEMS = [
     Item("a", "t", "w1 w2 w3", " w4", " w5"),
@@ -88,7 +88,7 @@ def test_untrained_lens_is_the_logit_lens(neox):
 @pytest.mark.parametrize("family", ["gpt2", "neox", "llama"])
 def test_training_reads_what_the_lens_reads(family, tokenizer):
     """The full-vocabulary readout the lens is trained and measured with is the lens's own readout."""
-    from probes.tuned_lens.access import full_log_probs
+    from probes.lenses.tuned.access import full_log_probs
 
     model = from_hf_model(tiny_hf_model(family), tokenizer, name=family)
     lens = _random_lens(model)
@@ -194,7 +194,7 @@ def test_text_windows_hold_out_and_need_enough_text(neox):
     assert windows.train.shape == (400 // body - 5, 16) and windows.held_out.shape == (5, 16)
     seen = {tuple(row.tolist()) for row in windows.train}
     assert not seen & {tuple(row.tolist()) for row in windows.held_out}
-    from probes.tuned_lens.text import TrainingTextError
+    from probes.lenses.tuned.text import TrainingTextError
 
     with pytest.raises(TrainingTextError, match="windows"):
         text_windows(neox, "w1 w2 w3", "short.txt", n_train=4, n_held_out=2, length=16, seed=0)
@@ -202,9 +202,9 @@ def test_text_windows_hold_out_and_need_enough_text(neox):
 
 def test_shipped_organism_lenses_beat_the_logit_lens_and_refuse_other_rungs():
     from probes.ladders import get_ladder
-    from probes.models import load_model
-    from probes.tuned_lens import read_info
-    from probes.tuned_lens.resolve import choose_lens
+    from probes.lenses.registry import choose_lens
+    from probes.lenses.tuned import read_info
+    from probes.model.loading import load_model
 
     for spec in map(str, get_ladder("organism").model_specs()):
         choice = choose_lens("tuned", spec)  # no --lens-dir: the lens shipped with the rung
@@ -223,10 +223,10 @@ def test_shipped_organism_lenses_beat_the_logit_lens_and_refuse_other_rungs():
 def test_every_rung_of_every_builtin_ladder_ships_a_lens_that_loads_on_it():
     """A shipped lens whose rung was retrained is refused (fingerprint): retrain it with
     ``python experiments/tuned_lens/ship.py <ladder>``."""
-    from probes.models import load_model
-    from probes.shipped import builtin_catalogues
-    from probes.tuned_lens import read_info
-    from probes.tuned_lens.resolve import choose_lens
+    from probes.builtin.folders import builtin_catalogues
+    from probes.lenses.registry import choose_lens
+    from probes.lenses.tuned import read_info
+    from probes.model.loading import load_model
 
     for catalogue in builtin_catalogues():
         for rung in catalogue.rung_names():
@@ -246,9 +246,9 @@ def test_the_fingerprint_and_shipped_lenses_do_not_depend_on_the_backend():
     """The bridge splits GPT-NeoX's fused qkv into q, k and v copies; the fingerprint skips them, so a
     lens trained under one backend loads under the other (it was refused under nnsight before)."""
     pytest.importorskip("nnsight")
-    from probes.models import load_model
-    from probes.tuned_lens.access import legacy_fingerprint
-    from probes.tuned_lens.resolve import choose_lens
+    from probes.lenses.registry import choose_lens
+    from probes.lenses.tuned.access import legacy_fingerprint
+    from probes.model.loading import load_model
 
     bridge, nnsight = load_model("organism:1x32"), load_model("organism:1x32", backend="nnsight")
     assert len(list(bridge.backend.parameters())) > len(bridge.weights) == len(nnsight.weights)
@@ -259,7 +259,7 @@ def test_the_fingerprint_and_shipped_lenses_do_not_depend_on_the_backend():
 def test_a_lens_stamped_with_the_old_fingerprint_still_loads_under_the_bridge(trained, neox, tmp_path):
     import copy
 
-    from probes.tuned_lens.access import legacy_fingerprint
+    from probes.lenses.tuned.access import legacy_fingerprint
 
     old = copy.copy(trained)
     old.info = {**trained.info, "model_fingerprint": legacy_fingerprint(neox)}

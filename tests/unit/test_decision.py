@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from probes.decision import (
+from probes.analysis.decision import (
     decision_layer,
     decision_summary,
     divergence_curve,

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from probes.errors import InvalidOptionError
-from probes.options import RunOptions
-from probes.resources import MAX_PER_GPU, Resources, catalogue_parameters, unit_resources
-from probes.specs import parse_spec
-from probes.validation import check_options, joins_cluster
+from probes.model.specs import parse_spec
+from probes.run.options import RunOptions
+from probes.run.resources import MAX_PER_GPU, Resources, catalogue_parameters, unit_resources
+from probes.run.validation import check_options, joins_cluster
 
 
 @pytest.mark.parametrize(
@@ -62,7 +62,7 @@ def test_parameters_come_from_the_ladder_catalogue():
 
 
 def test_without_ray_the_executor_says_how_to_install_it(tmp_path, monkeypatch):
-    from probes.ray_executor import ExecutorError, import_ray
+    from probes.run.ray_executor import ExecutorError, import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
     with pytest.raises(ExecutorError, match=r"pip install 'probes\[ray\]'"):
@@ -70,7 +70,7 @@ def test_without_ray_the_executor_says_how_to_install_it(tmp_path, monkeypatch):
 
 
 def test_probes_run_with_executor_ray_but_no_ray_is_one_error_line(tmp_path, monkeypatch, capsys):
-    from probes.cli import main
+    from probes.cli.main import main
 
     monkeypatch.setitem(sys.modules, "ray", None)
     code = main(

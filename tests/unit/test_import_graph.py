@@ -1,4 +1,4 @@
-"""The package's import graph: no cycle among ``probes`` modules, and ``probes.models`` stays light."""
+"""The package's import graph: no cycle among ``probes`` modules, and ``probes.model.loading`` stays light."""
 
 from __future__ import annotations
 
@@ -83,7 +83,9 @@ def test_the_walker_sees_relative_and_from_imports() -> None:
     assert "probes.ladders.model" in _module_level_imports(
         "probes.ladders.registry", modules["probes.ladders.registry"], modules
     )
-    assert "probes.errors" in _module_level_imports("probes.specs", modules["probes.specs"], modules)
+    assert "probes.errors" in _module_level_imports(
+        "probes.model.specs", modules["probes.model.specs"], modules
+    )
 
 
 def test_no_import_cycle_among_probes_modules() -> None:
@@ -95,14 +97,14 @@ def test_no_import_cycle_among_probes_modules() -> None:
 
 def test_importing_the_models_module_loads_no_task_generator_and_no_built_in_ladder_code() -> None:
     code = (
-        "import json, probes.models, sys; "
+        "import json, probes.model.loading, sys; "
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('probes'))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     loaded = json.loads(result.stdout)
-    assert "probes.models" in loaded
+    assert "probes.model.loading" in loaded
     assert not [m for m in loaded if m.startswith("probes.tasks")], loaded
     assert not [
         m for m in loaded if m.startswith(("probes.organism", "probes.depth_ladder", "probes.ladders"))

@@ -10,8 +10,8 @@ import pytest
 import torch
 from conftest import tiny_hf_model
 
-from probes.lens import OptionReadout, read_options
-from probes.metrics import aggregate, bootstrap_interval, layer_table, option_credit
+from probes.analysis.metrics import aggregate, bootstrap_interval, layer_table, option_credit
+from probes.lenses.reading import OptionReadout, read_options
 from probes.tasks import Item, read_items, write_items
 
 PROVENANCE = {"model": "m", "revision": "", "lens": "logit", "toolkit_version": "test"}
@@ -43,7 +43,7 @@ def test_layer_table_scores():
 
 
 def test_prize_metric_on_a_three_item_file_equals_a_direct_computation(tmp_path, tokenizer):
-    from probes.models import from_hf_model
+    from probes.model.loading import from_hf_model
 
     items = [
         Item("q1", "t", "w1 w2 w3 w4", " w5", " w6"),

@@ -14,7 +14,7 @@ from transformers import (
     MptConfig,
 )
 
-from probes.output_transform import output_transform
+from probes.model.output_transform import output_transform
 
 LOGITS = torch.linspace(-50, 50, 11)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.cli import main
+from probes.cli.main import main
 from probes.errors import ItemFileError
 from probes.tasks import load_items, read_item_file, read_prize_file
 from probes.tasks.prize import write_prize_file

@@ -31,7 +31,7 @@ def _sample_after(text: str, marker: str) -> str:
 
 
 def test_readme_listing_sample_is_what_the_command_prints(capsys):
-    from probes.cli import main
+    from probes.cli.main import main
 
     assert main(["ladders", "gpt2"]) == 0
     printed = capsys.readouterr().out.strip("\n")
@@ -41,7 +41,7 @@ def test_readme_listing_sample_is_what_the_command_prints(capsys):
 @pytest.mark.slow
 def test_readme_run_sample_is_what_the_default_job_prints(tmp_path, monkeypatch, capsys):
     """The default job, run as the README says (about 5 minutes on 2 cores)."""
-    from probes.cli import main
+    from probes.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--no-progress"]) == 0

@@ -9,10 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from probes.errors import InvalidItemError
-from probes.lens import OptionReadout
-from probes.metrics import layer_table
-from probes.reasoning import (
+from probes.analysis.metrics import layer_table
+from probes.analysis.reasoning import (
     depth_summary,
     first_decodable_layer,
     item_first_decodable_layers,
@@ -22,6 +20,8 @@ from probes.reasoning import (
     steps_solved,
     with_steps,
 )
+from probes.errors import InvalidItemError
+from probes.lenses.reading import OptionReadout
 from probes.report.reasoning import first_decodable_depth, step_readouts, steps_solved_by_layers
 from probes.report.tables import ReportError
 from probes.tasks.items import Item
@@ -139,7 +139,7 @@ def test_error_paths_say_what_to_do() -> None:
     )
     with pytest.raises(InvalidItemError, match="k-step task"):
         step_readout_table(readout, PROVENANCE, n_layers=1)
-    with pytest.raises(ReportError, match="probes.reasoning"):
+    with pytest.raises(ReportError, match="probes.analysis.reasoning"):
         first_decodable_depth(pd.DataFrame())
 
 

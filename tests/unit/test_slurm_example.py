@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.cli import build_parser
+from probes.cli.main import build_parser
 
 SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "slurm" / "probes_array.py"
 
@@ -24,7 +24,7 @@ def test_each_array_task_runs_its_own_shard_of_the_same_probes_command():
     commands = _script().shard_commands(["run", "--ladder", "pythia", "--out", "/shared/r"], 3, "python")
     assert len(commands) == 3
     for index, command in enumerate(commands):
-        assert command[:3] == ["python", "-m", "probes.cli"]
+        assert command[:3] == ["python", "-m", "probes.cli.main"]
         args = build_parser({"run"}).parse_args(command[3:])  # probes itself accepts the command
         assert (args.shard, args.ladder, str(args.out), args.progress) == (
             f"{index}/3",

@@ -9,9 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from probes.errors import InvalidItemError
-from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
-from probes.solvable import (
+from probes.analysis.solvable import (
     accuracy_table,
     fit_relations,
     relation_curve,
@@ -19,7 +17,15 @@ from probes.solvable import (
     solved_prefix,
     wilson_interval,
 )
-from probes.step_probe import first_decodable_layers, fit_probe, probe_accuracy, probe_steps, step_labels
+from probes.analysis.step_probe import (
+    first_decodable_layers,
+    fit_probe,
+    probe_accuracy,
+    probe_steps,
+    step_labels,
+)
+from probes.errors import InvalidItemError
+from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
 from probes.tasks import get_task
 
 

@@ -1,0 +1,1 @@
+"""The ``probes`` command: its subcommands, flags, listings and what a run prints at its end."""

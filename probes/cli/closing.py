@@ -1,0 +1,201 @@
+"""What a run prints at its end (a few lines) and what ``probes show`` prints (every table).
+
+The closing summary says in one line per task what the run found: the shape of last-layer
+accuracy across sizes per variant (:func:`probes.report.tables.scaling_shape`, the report's own
+classifier); the decision layer of the largest model per variant and the sizes whose prize
+log-odds fall below the no_distractor twin's (divergence layer, :mod:`probes.analysis.decision`); and where
+the report and the full tables are. ``probes show`` prints the
+per-layer tables behind it.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from probes.cli.display import wrapped
+
+#: Tasks the closing summary names before it points to ``probes show`` for the rest.
+MAX_TASKS = 6
+
+
+def _ordered(models: set[str], order: Sequence[str]) -> list[str]:
+    return [m for m in order if m in models] + sorted(models - set(order))
+
+
+def closing_lines(table: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
+    """At most ~15 lines: per task, the shape across sizes per variant and where the answer wins.
+
+    Args:
+        table: Per-layer rows of the run (any number of models, tasks, variants; one lens is used).
+        order: Models smallest first (the report's order); models not in it go last by name.
+    """
+    from probes.analysis.decision import decision_summary, divergence_summary
+    from probes.report.tables import last_layer, one_lens, scaling_shape, task_order, variant_order
+
+    table = one_lens(table)
+    models = _ordered(set(table["model"]), order)
+    final = last_layer(table)
+    accuracy = final.groupby(["task", "variant", "model"])["correct"].mean()
+    decision = decision_summary(table, n_resamples=200).set_index(["task", "variant", "model"])
+    divergence = divergence_summary(table, n_resamples=200)
+    tasks = task_order(table)
+    lines = []
+    for task in tasks[:MAX_TASKS]:
+        shapes: dict[str, list[str]] = {}
+        depths = []
+        for variant in variant_order(table[table["task"] == task]):
+            present = [m for m in models if (task, variant, m) in accuracy.index]
+            values = [float(accuracy[(task, variant, m)]) for m in present]
+            shape = scaling_shape(values) if len(values) > 1 else f"accuracy {values[0]:.2f}"
+            if len(values) == 1:
+                path = ""
+            elif shape == "U-shaped":
+                path = f" ({values[0]:.2f}→{min(values[1:-1]):.2f}→{values[-1]:.2f})"
+            else:
+                path = f" ({values[0]:.2f}→{values[-1]:.2f})"
+            shapes.setdefault(shape, []).append(variant + path)
+            row = decision.loc[(task, variant, present[-1])]
+            depths.append(f"{variant} {_layer(row, 'decision')}" if row["above_chance"] else f"{variant} –")
+        n_items = int(final[final["task"] == task].groupby(["variant", "model"]).size().max())
+        size_note = f"{len(models)} sizes, {models[0]}…{models[-1]}" if len(models) > 1 else models[0]
+        lines.append(f"{task} ({n_items} items per variant, {size_note}):")
+        found = "; ".join(f"{shape} in {', '.join(names)}" for shape, names in shapes.items())
+        lines += wrapped(found, indent=2)
+        heading = f"decision layer of {models[-1]} ({int(row['n_layers'])} blocks; median [95% CI]): "
+        lines += textwrap.wrap(
+            heading + ", ".join(depths), width=100, initial_indent="  ", subsequent_indent="    "
+        )
+        diverging = (  # empty without both the prize and the no_distractor variant
+            divergence[(divergence["task"] == task) & divergence["divergence_layer"].notna()]
+            if len(divergence)
+            else divergence
+        )
+        if len(diverging):
+            named = ", ".join(f"{r['model']} {_layer(r, 'divergence')}" for _, r in diverging.iterrows())
+            share = f"{len(diverging)} of {len(models)} sizes"
+            lines += _wrapped(f"prize falls below no_distractor in {share}, from block: {named}")
+    if len(tasks) > MAX_TASKS:
+        lines.append(f"… and {len(tasks) - MAX_TASKS} more task(s): see `probes show`.")
+    return lines
+
+
+def _wrapped(text: str) -> list[str]:
+    return textwrap.wrap(text, width=100, initial_indent="  ", subsequent_indent="    ")
+
+
+def _layer(row: pd.Series, kind: str) -> str:
+    """``"3 [2, 4]"``: a decision or divergence layer with its 95% interval; ``–`` when none."""
+    layer, low, high = row[f"{kind}_layer"], row[f"{kind}_layer_low"], row[f"{kind}_layer_high"]
+    if not pd.notna(layer):
+        return "–"
+    return f"{layer:g} [{low:g}, {high:g}]" if pd.notna(low) else f"{layer:g}"
+
+
+def print_closing_summary(
+    table: pd.DataFrame, out: Path, order: Sequence[str] = (), report: Path | None = None
+) -> None:
+    """Print the run's few-line summary, the report's path and where the full tables are."""
+    print("\nshape of last-layer accuracy across sizes (smallest→largest):")
+    for line in closing_lines(table, order):
+        print(line)
+    if report is not None:
+        print(f"report: {report}")
+    print(f"results: {out} (every table: probes show {out})")
+
+
+def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[str] = ()) -> None:
+    """Print accuracy and log-odds per layer and model, decision and divergence layers (``probes show``)."""
+    from probes.analysis.metrics import aggregate
+    from probes.analysis.scoring import SCORES, length_warnings, per_layer_score
+    from probes.report.tables import lenses, one_lens
+
+    present = lenses(table)
+    if len(present) > 1:  # one lens at a time; the default one first
+        table = one_lens(table)
+        print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
+    score = per_layer_score(table)
+    summary = aggregate(table, n_resamples=200, score=score)
+    present = set(table["model"])
+    order = [m for m in order if m in present] + sorted(present - set(order))
+    for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
+        print(f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns); a tie is half right")
+        accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[
+            [m for m in order if m in set(group["model"])]
+        ]
+        print(accuracy.to_string(float_format=lambda v: f"{v:.2f}"))
+        print(f"-- {task} / {variant}: mean log-odds true − distractor, {SCORES[score]}")
+        odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[accuracy.columns]
+        print(odds.to_string(float_format=lambda v: f"{v:+.2f}"))
+    _print_layers(table, order)
+    for line in length_warnings(table):
+        print(f"\nwarning: {line}")
+    if out is not None:
+        print(f"\nresults: {out}")
+
+
+def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
+    """The decision and divergence layers (probes.analysis.decision) with their 95% intervals."""
+    from probes.analysis.decision import decision_summary, divergence_summary
+
+    rank = {model: i for i, model in enumerate(order)}
+
+    def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        return frame.sort_values(keys, key=lambda c: c.map(rank) if c.name == "model" else c)
+
+    decision = ranked(decision_summary(table, n_resamples=200), ["model", "task", "variant"])
+    print(
+        "\n== decision layer: first block from which the true answer wins through the last; median "
+        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance"
+    )
+    rows = [
+        {
+            "model": row.model,
+            "task": row.task,
+            "variant": row.variant,
+            "blocks": row.n_layers,
+            "accuracy": f"{row.accuracy:.2f} [{row.accuracy_low:.2f}, {row.accuracy_high:.2f}]",
+            "chance": f"{row.chance:.2f}",
+            "items with one": f"{row.share_with_decision_layer:.0%}",
+            "decision layer": _layer_cell(row.decision_layer, row.decision_layer_low, row.decision_layer_high)
+            if row.above_chance
+            else "– (not above chance)",
+        }
+        for row in decision.itertuples()
+    ]
+    print(pd.DataFrame(rows).to_string(index=False))
+    divergence = divergence_summary(table, n_resamples=200)
+    if divergence.empty:
+        print("\n(no divergence layer: it needs both the prize and the no_distractor variant)")
+        return
+    divergence = ranked(divergence, ["model", "task"])
+    print(
+        "\n== divergence layer: first block where prize log-odds fall significantly below the "
+        "no_distractor twin's (paired over items) [95% CI]"
+    )
+    rows = [
+        {
+            "model": row.model,
+            "task": row.task,
+            "blocks": row.n_layers,
+            "pairs": row.n_pairs,
+            "divergence layer": _layer_cell(
+                row.divergence_layer, row.divergence_layer_low, row.divergence_layer_high
+            )
+            if pd.notna(row.divergence_layer)
+            else "– (none)",
+        }
+        for row in divergence.itertuples()
+    ]
+    print(pd.DataFrame(rows).to_string(index=False))
+
+
+def _layer_cell(layer: float, low: float, high: float) -> str:
+    """``"3 [2, 4]"``, or ``"–"`` when there is no layer."""
+    if not pd.notna(layer):
+        return "–"
+    interval = f" [{low:g}, {high:g}]" if pd.notna(low) else ""
+    return f"{layer:g}{interval}"

@@ -1,0 +1,89 @@
+"""Dataclass options as command-line flags, and back: one flag per field, with its help text.
+
+Each command's options are a dataclass (:mod:`probes.run.options` and the commands' own subclasses);
+these functions are the whole bridge between them and :mod:`argparse`. The options of the
+commands that load models are added only when that command is chosen (:data:`HEAVY_OPTIONS`),
+so `probes --help` never imports torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from collections.abc import Callable
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, options_class: type) -> None:
+    """One ``--option`` per dataclass field, with the field's help text and default."""
+    hints = typing.get_type_hints(options_class)
+    for spec in dataclasses.fields(options_class):
+        flag = "--" + spec.name.replace("_", "-")
+        kind = hints[spec.name]
+        default = spec.default if spec.default is not dataclasses.MISSING else spec.default_factory()  # type: ignore[misc]
+        help_text = f"{spec.metadata.get('help', '')} (default: {default})"
+        args = [arg for arg in typing.get_args(kind) if arg is not type(None)]
+        if kind is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
+            continue
+        base = (
+            args[0] if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union else kind
+        )
+        if typing.get_origin(base) is list:
+            parser.add_argument(
+                flag, nargs="+", type=typing.get_args(base)[0], default=default, help=help_text
+            )
+        else:
+            parser.add_argument(flag, type=base, default=default, help=help_text)
+
+
+def options_from(args: argparse.Namespace, options_class: type) -> typing.Any:
+    """An options dataclass filled from the parsed arguments of its command."""
+    fields = {f.name for f in dataclasses.fields(options_class)}
+    return options_class(**{k: v for k, v in vars(args).items() if k in fields})
+
+
+def add_report_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--report/--no-report`` (on) and ``--png/--no-png`` (off) for a command that ends with a report."""
+    parser.add_argument(
+        "--report",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help=f"Write {what} into <out>/report/ at the end.",
+    )
+    parser.add_argument(
+        "--png",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Also write a PNG per figure (a few seconds each; `probes report STORE` writes them later).",
+    )
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    from probes.run.sweep import SweepOptions
+
+    add_dataclass_options(parser, SweepOptions)
+    add_report_flags(parser, "the HTML report and Markdown summary of the store")
+
+
+def _ablate_options(parser: argparse.ArgumentParser) -> None:
+    from probes.ablate.study import AblateOptions
+
+    add_dataclass_options(parser, AblateOptions)
+    add_report_flags(parser, "the ablation page (ablations.html, ablations.md)")
+
+
+def _perplexity_options(parser: argparse.ArgumentParser) -> None:
+    from probes.run.perplexity import PerplexityOptions
+
+    add_dataclass_options(parser, PerplexityOptions)
+
+
+#: Commands whose options come from options dataclasses in modules that import torch: their
+#: options are added only when the command is chosen, so `probes --help` never imports torch.
+HEAVY_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
+    "run": _run_options,
+    "ablate": _ablate_options,
+    "perplexity": _perplexity_options,
+}

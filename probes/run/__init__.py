@@ -1,0 +1,11 @@
+"""The run layer: every command's options, units of work, fingerprints and the one loop.
+
+* :mod:`~probes.run.runner`: plan units, skip finished ones, load each model once, compute, write;
+* :mod:`~probes.run.options`, :mod:`~probes.run.validation`: options as dataclasses, checked early;
+* :mod:`~probes.run.fingerprint`: what sets a shard's numbers, and whether a shard is current;
+* :mod:`~probes.run.resume`, :mod:`~probes.run.ray_executor`, :mod:`~probes.run.resources`:
+  resuming, Ray, what a unit asks a cluster for;
+* the commands built on it: :mod:`~probes.run.sweep` (``probes run``), :mod:`~probes.run.perplexity`,
+  :mod:`~probes.run.lens_training` (``probes lens train``), :mod:`~probes.run.cot`;
+* :mod:`~probes.run.model_rows`, :mod:`~probes.run.progress`: rows from a loaded model; the progress bar.
+"""

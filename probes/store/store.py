@@ -1,0 +1,399 @@
+"""The result store: one Parquet shard per (lens, model, task, variant), each carrying its manifest.
+
+Lens sweeps write ``shards/<lens>/<model>/<task>/<variant>.parquet``, so the readouts of
+several lenses of the same models and items live side by side; a lens with trained weights is
+stored under its name and a short hash of its weights (``shards/tuned-<hash8>/``,
+:func:`lens_store_name`), so two tuned lenses of one model live side by side too (stores
+written before that, with ``shards/tuned/``, are still read and resumed); other analyses of the same
+models and items (attribution, ablation, patching) write tables of their own kind under
+``analyses/<kind>/<model>/<task>/<variant>.parquet``, with the same manifest rules.
+
+A shard is written to a temporary file in its final folder and renamed into
+place (:func:`write_atomically`), so it either exists whole or not at all: a killed sweep
+loses at most the shard in progress, and any number of processes (a SLURM array, Ray tasks)
+can write disjoint shards of one store at once. Each shard's manifest record
+(model, revision, parameters, layers, lens, variant, dtype, device, seed,
+versions, and a fingerprint of its inputs) lives in the Parquet file's own
+metadata, so no shared index file can be torn or raced.
+
+Each shard carries a SHA-256 of its own bytes (:mod:`probes.store.checksums`): a shard is finished
+only if it verifies, a damaged one is named and recomputed by the next run (or refused by
+``show``/``report`` with the command that recomputes it), and :func:`verify_store`
+(``probes verify STORE``) checks a whole store. Before a shard is computed it is claimed
+(:meth:`Store.claim`, a lock file with host and pid, :mod:`probes.store.claims`), and at write time
+the shard on disk is checked again, so two runs with different settings cannot both write one
+shard and two identical runs split the work.
+
+``store.json`` names the layout's format. Stores of format 1 (``shards/<model>/<task>/
+<variant>.parquet``, before the lens was a dimension) are still read; writing to one is
+refused until :func:`upgrade_store` (``probes upgrade STORE``) moves its shards into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from probes.errors import DamagedShardError, StoreError
+from probes.store import claims
+from probes.store.checksums import Damaged, parquet_bytes, read_verified
+
+#: Key of the manifest record in each shard's Parquet metadata.
+METADATA_KEY = b"probes"
+#: Layout version of the store (1: ``shards/<model>/...``; 2: ``shards/<lens>/<model>/...``).
+STORE_FORMAT = 2
+#: The layout of each format's lens shards, as ``store.json`` names it.
+LAYOUTS = {
+    1: "shards/<model>/<task>/<variant>.parquet",
+    2: "shards/<lens>/<model>/<task>/<variant>.parquet",
+}
+#: The kind of the lens sweep's per-layer tables (stored under ``shards/``).
+LENS = "lens"
+
+
+def lens_store_name(lens: str, weights: str | None = None) -> str:
+    """The name a lens's shards and rows are stored under: ``lens``, or ``lens-<first 8 of weights>``.
+
+    A lens without weights (the logit lens) is its name; a trained lens (a tuned lens) adds
+    the first 8 hex digits of its weights' sha256, so that two of them never share a shard.
+    """
+    return f"{lens}-{weights[:8]}" if weights else lens
+
+
+def write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> Path:
+    """Write a file through a temporary sibling renamed into place: it exists whole or not at all.
+
+    ``write`` gets an open binary handle; the data is flushed to disk before the rename and the
+    folder after it, so a killed process (or a power cut) leaves at most a hidden temporary file
+    named after its host and pid (:func:`temporary_owner`), never a torn one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.stem}~{claims.HOST}~{os.getpid()}~{uuid.uuid4().hex}.tmp")
+    try:
+        with temporary.open("wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        fsync_folder(path.parent)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk, where the platform allows it."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass  # some file systems do not fsync folders
+    finally:
+        os.close(descriptor)
+
+
+def temporary_owner(path: Path) -> claims.Owner | None:
+    """The writer of a temporary file ``.<stem>~<host>~<pid>~<hex>.tmp`` (or the older
+    ``.<stem>.<pid>.<hex>.tmp``, written on this host); None for another kind of file."""
+    if not (path.name.startswith(".") and path.name.endswith(".tmp")):
+        return None
+    body = path.name[: -len(".tmp")]
+    parts = body.rsplit("~", 3)
+    if len(parts) == 4 and parts[2].isdigit():
+        return claims.Owner(parts[1], int(parts[2]))
+    parts = body.rsplit(".", 2)
+    if len(parts) == 3 and parts[1].isdigit() and len(parts[2]) == 32:
+        return claims.Owner(claims.HOST, int(parts[1]))
+    return None
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write a UTF-8 text file atomically (reports, summaries): whole or not at all."""
+    return write_atomically(path, lambda handle: handle.write(text.encode("utf-8")))
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a model, task or variant name."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "__", name).strip("_") or "_"
+
+
+class Store:
+    """A folder of result shards."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def format(self) -> int:
+        """The store's layout format (:data:`STORE_FORMAT` for a new or empty store)."""
+        marker = self.root / "store.json"
+        if not marker.exists():
+            return STORE_FORMAT
+        return int(json.loads(marker.read_text()).get("format", 1))
+
+    def folder(self, kind: str = LENS) -> Path:
+        """The folder of one kind of table (``shards`` for the lens sweep)."""
+        return self.root / "shards" if kind == LENS else self.root / "analyses" / slug(kind)
+
+    def shard_path(self, model: str, task: str, variant: str, kind: str = LENS, lens: str = "logit") -> Path:
+        """Where the shard of one (model, task, variant) of a kind of table lives (lens tables: per lens)."""
+        folder = self.folder(kind)
+        if kind == LENS:
+            folder = folder / slug(lens)
+        return folder / slug(model) / slug(task) / f"{slug(variant)}.parquet"
+
+    def lens_shard_path(
+        self, model: str, task: str, variant: str, kind: str, lens: str, weights: str | None
+    ) -> Path:
+        """The shard of a lens with ``weights`` (:func:`lens_store_name`: ``shards/tuned-<hash8>/...``),
+        or a shard of the same weights under the bare lens name, written before lens ids."""
+        path = self.shard_path(model, task, variant, kind, lens_store_name(lens, weights))
+        legacy = self.shard_path(model, task, variant, kind, lens)
+        if path == legacy or path.exists() or not legacy.exists():
+            return path
+        with contextlib.suppress(DamagedShardError):
+            if self.verified_record(legacy).get("lens_weights") == weights:
+                return legacy
+        return path
+
+    def finished(
+        self,
+        model: str,
+        task: str,
+        variant: str,
+        fingerprint: str,
+        kind: str = LENS,
+        lens: str = "logit",
+        replace: bool = False,
+        also: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> bool:
+        """Whether the shard of (model, task, variant) is already written, whole, for these inputs.
+
+        See :meth:`finished_at`.
+        """
+        self._check_writable()
+        return self.finished_at(self.shard_path(model, task, variant, kind, lens), fingerprint, replace, also)
+
+    def finished_at(
+        self,
+        path: Path,
+        fingerprint: str,
+        replace: bool = False,
+        also: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> bool:
+        """Whether the shard at ``path`` is written, verifies, and was made from these inputs.
+
+        Args:
+            fingerprint: The inputs' fingerprint.
+            replace: A shard made from other inputs is not finished (it will be replaced)
+                instead of refused.
+            also: Accepts a manifest record with another fingerprint as the same inputs (shards
+                written before a setting counted).
+
+        Raises:
+            DamagedShardError: The shard exists but does not verify (it is to be recomputed).
+            StoreError: The shard exists but was made from other inputs (and not ``replace``).
+        """
+        self._check_writable()
+        if not path.exists():
+            return False
+        record = self.verified_record(path)
+        if record.get("fingerprint") == fingerprint or (also is not None and also(record)):
+            return True
+        if replace:
+            return False
+        raise StoreError(
+            f"{path} holds results made with other items or settings ({_said(record)}); "
+            "write this sweep to a new --out folder, or pass --overwrite to replace them."
+        )
+
+    def verified_record(self, path: Path) -> dict[str, Any]:
+        """The manifest record of a shard that verifies against its checksum.
+
+        Raises:
+            DamagedShardError: The shard is truncated, damaged or not ours.
+        """
+        try:
+            _, record, _ = read_verified(path)
+        except (Damaged, OSError) as err:
+            raise DamagedShardError(f"{path} is damaged ({err})") from None
+        if record is None:
+            raise DamagedShardError(f"{path} has no probes manifest; it was not written by this toolkit")
+        return record
+
+    @contextlib.contextmanager
+    def claim(self, path: Path) -> Iterator[bool]:
+        """Claim one shard (by its path) while computing it; yields False when another process has it.
+
+        See :func:`probes.store.claims.claim`; :meth:`write` refuses a shard another process claims.
+        """
+        with claims.claim(path) as mine:
+            yield mine
+
+    def write(
+        self, table: pd.DataFrame, record: dict[str, Any], kind: str = LENS, replace: bool = False
+    ) -> Path:
+        """Write one shard atomically, with a checksum; ``record`` names its model, task, variant (and lens).
+
+        The shard on disk is checked again first: one that another process has claimed, or one
+        made from other inputs (a different ``record["fingerprint"]``; allowed with ``replace``),
+        is refused, so concurrent runs with different settings cannot overwrite each other.
+
+        Raises:
+            StoreError: The shard is claimed by another live process, or holds other inputs.
+        """
+        self._check_writable()
+        lens = lens_store_name(str(record.get("lens", "logit")), record.get("lens_weights"))
+        record = {**record, "lens_id": lens} if kind == LENS else record
+        path = self.shard_path(record["model"], record["task"], record["variant"], kind, lens)
+        owner = claims.owner_of(claims.lock_path(path))
+        if owner is not None and owner != claims.Owner.me() and not claims.dead_writer(owner):
+            raise StoreError(f"{path} is being computed by {owner}; let that run finish, then re-run.")
+        if path.exists() and not replace and record.get("fingerprint") is not None:
+            with contextlib.suppress(DamagedShardError):  # a damaged shard is replaced
+                if self.verified_record(path).get("fingerprint") != record["fingerprint"]:
+                    raise StoreError(
+                        f"{path} was written meanwhile by another run with other settings; "
+                        "write this sweep to a new --out folder, or pass --overwrite to replace it."
+                    )
+        self._write_store_file()
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        metadata = dict(arrow.schema.metadata or {})
+        record = {**record, "checksum": "sha256 of the file with this digest zeroed"}
+        metadata[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
+        data = parquet_bytes(arrow, metadata)
+        return write_atomically(path, lambda handle: handle.write(data))
+
+    def clean_temporary(self) -> list[Path]:
+        """Remove temporary files and locks that dead writers on this host left; the paths removed."""
+        removed = []
+        for path in sorted(self.root.glob("**/.*")):
+            if path.name.endswith(".tmp"):
+                dead = claims.dead_writer(temporary_owner(path))
+            elif path.name.endswith(".lock"):
+                dead = claims.stale(path)
+            else:
+                continue
+            if dead:
+                path.unlink(missing_ok=True)
+                removed.append(path)
+        return removed
+
+    def _check_writable(self) -> None:
+        if self.format != STORE_FORMAT:
+            raise StoreError(
+                f"{self.root} is a format-{self.format} store ({LAYOUTS.get(self.format, '?')}); this "
+                f"toolkit writes format {STORE_FORMAT} ({LAYOUTS[STORE_FORMAT]}). Upgrade it with "
+                f"`probes upgrade {self.root}`, or write to a new --out folder."
+            )
+
+    def shard_paths(self, kind: str = LENS) -> list[Path]:
+        """Every finished shard of a kind (temporary files of unfinished ones are not listed)."""
+        pattern = "*/*/*/*.parquet" if kind == LENS and self.format >= 2 else "*/*/*.parquet"
+        return sorted(p for p in self.folder(kind).glob(pattern) if not p.name.startswith("."))
+
+    def kinds(self) -> list[str]:
+        """The kinds of tables the store holds (``lens`` first when present)."""
+        kinds = [LENS] if self.shard_paths() else []
+        return kinds + sorted(p.name for p in (self.root / "analyses").glob("*") if self.shard_paths(p.name))
+
+    @staticmethod
+    def read_manifest_record(path: Path) -> dict[str, Any]:
+        """The manifest record stored in one shard."""
+        try:
+            metadata = pq.read_schema(path).metadata or {}
+        except (OSError, pa.ArrowInvalid) as err:
+            raise StoreError(
+                f"{path} is not a readable Parquet shard ({err}); delete it and re-run."
+            ) from err
+        if METADATA_KEY not in metadata:
+            raise StoreError(f"{path} has no probes manifest; it was not written by this toolkit.")
+        return json.loads(metadata[METADATA_KEY])
+
+    def manifest(self, kind: str = LENS) -> pd.DataFrame:
+        """One row per finished shard of a kind: what produced it."""
+        return pd.DataFrame([self.read_manifest_record(p) for p in self.shard_paths(kind)])
+
+    def read(self, kind: str = LENS) -> pd.DataFrame:
+        """All rows of one kind of table (the lens sweep's per-layer rows by default), in a stable order.
+
+        Raises:
+            DamagedShardError: A shard does not verify; the message names it and the command that
+                recomputes it.
+        """
+        paths = self.shard_paths(kind)
+        if not paths:
+            command = "probes run" if kind == LENS else "probes ablate"
+            raise StoreError(f"{self.root} holds no {kind} results; run `{command} --out {self.root}` first.")
+        return pd.concat([self.read_shard(p) for p in paths], ignore_index=True)
+
+    def read_shard(self, path: Path) -> pd.DataFrame:
+        """The rows of one shard, verified against its checksum (shards older than checksums: read as is)."""
+        try:
+            table, _, _ = read_verified(path)
+        except (Damaged, OSError) as err:
+            raise DamagedShardError(f"{path} is damaged ({err}); {self.fix(path)}") from None
+        return table.to_pandas()
+
+    def fix(self, path: Path) -> str:
+        """How to recompute one shard: the command, from its manifest if that still reads."""
+        from probes.store.verify import fix_hint
+
+        return fix_hint(self, path)
+
+    def _write_store_file(self) -> None:
+        marker = self.root / "store.json"
+        if not marker.exists():
+            self.root.mkdir(parents=True, exist_ok=True)
+            temporary = marker.with_name(f".store.{uuid.uuid4().hex}.tmp")
+            temporary.write_text(json.dumps({"format": STORE_FORMAT, "layout": LAYOUTS[STORE_FORMAT]}))
+            os.replace(temporary, marker)
+
+
+def upgrade_store(root: str | Path) -> int:
+    """Move a format-1 store's lens shards to ``shards/<lens>/...`` (format 2); how many moved.
+
+    Each shard's lens comes from its own manifest record; analyses keep their layout.
+    """
+    store = Store(root)
+    if store.format >= STORE_FORMAT:
+        return 0
+    moved = 0
+    for path in store.shard_paths():
+        record = store.read_manifest_record(path)
+        lens = record.get("lens_id") or record.get("lens", "logit")
+        target = store.folder() / slug(str(lens)) / path.relative_to(store.folder())
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        moved += 1
+    marker = store.root / "store.json"
+    temporary = marker.with_name(f".store.{uuid.uuid4().hex}.tmp")
+    temporary.write_text(json.dumps({"format": STORE_FORMAT, "layout": LAYOUTS[STORE_FORMAT]}))
+    os.replace(temporary, marker)
+    return moved
+
+
+def _said(record: dict[str, Any]) -> str:
+    """The settings a shard's manifest names, for a refusal message."""
+    options = record.get("options") or {}
+    said = {
+        "n_items": record.get("n_items"),
+        "seed": record.get("seed"),
+        "dtype": options.get("dtype"),
+        "batch_size": record.get("batch_size"),
+        "layers": options.get("layers"),
+    }
+    return "it was made with " + ", ".join(f"{k} {v}" for k, v in said.items() if v is not None)
