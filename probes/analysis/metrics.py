@@ -12,7 +12,6 @@ of ``correct``) treats a tie the same way and never gives it to option 0.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -211,44 +210,3 @@ def aggregate(
             }
         )
     return pd.DataFrame(rows)
-
-
-def critical_layer(layers: np.ndarray, log_odds: np.ndarray) -> float:
-    """Deprecated: use :func:`probes.analysis.decision.decision_layer` (which ignores the embeddings)."""
-    warnings.warn(
-        "probes.analysis.metrics.critical_layer is now probes.analysis.decision.decision_layer (layer 0 excluded)",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    from probes.analysis.decision import decision_layer
-
-    return decision_layer(layers, log_odds)
-
-
-def critical_summary(table: pd.DataFrame) -> pd.DataFrame:
-    """Deprecated: use :func:`probes.analysis.decision.decision_summary` (reported only above chance)."""
-    warnings.warn(
-        "probes.analysis.metrics.critical_summary is now probes.analysis.decision.decision_summary",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    from probes.analysis.decision import decision_summary
-
-    return decision_summary(table)
-
-
-def item_critical_layers(table: pd.DataFrame) -> pd.DataFrame:
-    """Deprecated: use :func:`probes.analysis.decision.item_decision_layers` (which ignores the embeddings).
-
-    Kept with its old meaning (first layer, embeddings included, from which ``log_odds > 0``
-    through the last) for code written against it.
-    """
-    warnings.warn(
-        "probes.analysis.metrics.item_critical_layers is now probes.analysis.decision.item_decision_layers",
-        DeprecationWarning,
-        stacklevel=2,
-    )
-    from probes.analysis.decision import first_winning_layers
-
-    per_item = first_winning_layers(table, table["log_odds"] > 0)
-    return per_item.rename(columns={"layer": "critical_layer", "relative_depth": "critical_relative_depth"})

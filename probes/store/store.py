@@ -47,6 +47,7 @@ import pyarrow.parquet as pq
 from probes.errors import DamagedShardError, StoreError
 from probes.store import claims
 from probes.store.checksums import Damaged, parquet_bytes, read_verified
+from probes.store.rerun import fix_hint
 
 #: Key of the manifest record in each shard's Parquet metadata.
 METADATA_KEY = b"probes"
@@ -350,8 +351,6 @@ class Store:
 
     def fix(self, path: Path) -> str:
         """How to recompute one shard: the command, from its manifest if that still reads."""
-        from probes.store.verify import fix_hint
-
         return fix_hint(self, path)
 
     def _write_store_file(self) -> None:

@@ -34,7 +34,7 @@ from probes.model.bridge.backend import (
     resid_hook,
 )
 from probes.model.nnsight.hooks import apply_hooks, plan_hooks
-from probes.model.nnsight.layout import Layout
+from probes.model.nnsight.layout import Layout, resolve
 from probes.model.output_transform import output_transform
 
 __all__ = ["NNsightBackend", "NNsightReader", "nnsight_model"]
@@ -222,12 +222,10 @@ class NNsightBackend:
 
     def _part(self, path: str) -> torch.nn.Module:
         """The module at ``path`` with real weights: the model's own, or (remote) a local copy of the
-        server's, fetched once (:func:`probes.model.nnsight.remote.fetch_module`)."""
+        server's, fetched once (:func:`fetch_module`)."""
         if not self.remote:
             return self.layout.envoy(self.hf_model, path)
         if path not in self._fetched:
-            from probes.model.nnsight.remote import fetch_module
-
             self._fetched[path] = fetch_module(self.model, path, self.trace_options)
         return self._fetched[path]
 
@@ -321,3 +319,21 @@ class NNsightBackend:
     def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:
         """The unembedding's bias, if any."""
         return getattr(self._part(self.layout.unembedding_path), "bias", None)
+
+
+def fetch_module(model: Any, path: str, trace_options: dict[str, Any]) -> torch.nn.Module:
+    """A local copy of the module at ``path`` with the weights the (remote) model holds.
+
+    One trace on a one-token input saves the module's state dict and stops; the copy is built
+    from the local (meta) module's structure on the CPU.
+    """
+    envoy = resolve(model, path)
+    with model.trace({"input_ids": torch.zeros(1, 1, dtype=torch.long)}, **trace_options) as tracer:
+        state = envoy._module.state_dict()
+        state = state.save()
+        tracer.stop()
+    local = copy.deepcopy(resolve(model._module, path))
+    if any(p.is_meta for p in local.parameters()):
+        local = local.to_empty(device="cpu")
+    local.load_state_dict({name: value.detach().cpu() for name, value in state.items()})
+    return local.eval()

@@ -6,20 +6,18 @@ weights here: :func:`remote_model` builds the model from its config on the meta 
 serialized and run by NDIF, which sends back only what was saved (the residual vectors at the
 read positions, the output logits). The few modules the lens and attribution apply here (the final
 norm, the unembedding and, for attribution, the attention output projections) are fetched once
-from the server by :func:`fetch_module`. The API key comes from ``NDIF_API_KEY``.
+from the server by :func:`probes.model.nnsight.backend.fetch_module`. The API key comes from ``NDIF_API_KEY``.
 """
 
 from __future__ import annotations
 
-import copy
 import os
-from typing import Any
 
 import torch
 
 from probes.errors import ProbesError
 from probes.model.hooked import HookedModel
-from probes.model.nnsight.layout import resolve
+from probes.model.nnsight.backend import NNsightBackend
 from probes.model.specs import ModelSpec
 
 #: Where a user gets an NDIF API key.
@@ -40,28 +38,8 @@ def api_key() -> str:
     return key
 
 
-def fetch_module(model: Any, path: str, trace_options: dict[str, Any]) -> torch.nn.Module:
-    """A local copy of the module at ``path`` with the weights the (remote) model holds.
-
-    One trace on a one-token input saves the module's state dict and stops; the copy is built
-    from the local (meta) module's structure on the CPU.
-    """
-    envoy = resolve(model, path)
-    with model.trace({"input_ids": torch.zeros(1, 1, dtype=torch.long)}, **trace_options) as tracer:
-        state = envoy._module.state_dict()
-        state = state.save()
-        tracer.stop()
-    local = copy.deepcopy(resolve(model._module, path))
-    if any(p.is_meta for p in local.parameters()):
-        local = local.to_empty(device="cpu")
-    local.load_state_dict({name: value.detach().cpu() for name, value in state.items()})
-    return local.eval()
-
-
 def remote_model(spec: ModelSpec, dtype: torch.dtype) -> HookedModel:
     """A hub model that runs on NDIF: config and tokenizer here, weights on the server."""
-    from probes.model.nnsight.backend import NNsightBackend
-
     api_key()
     try:
         from nnsight import TransformersModel
