@@ -49,9 +49,9 @@ def main() -> None:
 
     import torch
 
+    from probes.jobs.progress import quiet_libraries
     from probes.lenses.reading import read_options
     from probes.model.loading import load_model
-    from probes.run.progress import quiet_libraries
     from probes.tasks import load_items
 
     torch.manual_seed(0)

@@ -31,15 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 import ray  # noqa: E402
 import torch  # noqa: E402
 
-from probes.run.runner import execute  # noqa: E402
-from probes.run.sweep import SweepOptions, plan, sweep_compute  # noqa: E402
+from probes.jobs.runner import execute  # noqa: E402
+from probes.jobs.sweep import SweepOptions, plan, sweep_compute  # noqa: E402
 
 
 @ray.remote(num_cpus=1)
 def _import_libraries() -> int:
     """Import what a unit needs (torch, transformers, probes), then hold the CPU a moment so that
     each of the cluster's workers runs one of these."""
-    import probes.run.sweep  # noqa: F401
+    import probes.jobs.sweep  # noqa: F401
 
     time.sleep(2.0)
     return os.getpid()

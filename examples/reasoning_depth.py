@@ -49,10 +49,10 @@ from probes.analysis.step_probe import (
 )
 from probes.builtin.folders import builtin_catalogue
 from probes.errors import InvalidItemError
+from probes.jobs.model_rows import readout_rows, step_rows
+from probes.jobs.progress import quiet_libraries
 from probes.ladders import get_ladder
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
-from probes.run.model_rows import readout_rows, step_rows
-from probes.run.progress import quiet_libraries
 from probes.tasks import load_items
 
 pio.renderers.default = "notebook"

@@ -42,10 +42,10 @@ from probes.ablate.prompts import encode_prompts
 from probes.ablate.study import AblateOptions, analyse_model, run_ablation_study
 from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
 from probes.analysis.decision import decision_summary, divergence_summary
+from probes.jobs.progress import quiet_libraries
 from probes.report import ablations as ablation_report
 from probes.report import lenses as lens_report
 from probes.report.tables import layer_summary, scaling_shape
-from probes.run.progress import quiet_libraries
 from probes.tasks import load_items
 
 pio.renderers.default = "notebook"  # figures inline, plotly.js embedded: opens offline

@@ -64,21 +64,16 @@ from probes.analysis.step_probe import (  # noqa: E402
 )
 from probes.builtin.folders import builtin_catalogue  # noqa: E402
 from probes.errors import InvalidItemError  # noqa: E402
+from probes.jobs.fingerprint import fingerprint, run_settings  # noqa: E402
+from probes.jobs.manifest import provenance  # noqa: E402
+from probes.jobs.options import ItemOptions  # noqa: E402
+from probes.jobs.runner import execute  # noqa: E402
+from probes.jobs.units import Output, Unit, model_specs  # noqa: E402
 from probes.lenses.reading import read_options  # noqa: E402
 from probes.lenses.registry import LENS_NAMES, choose_lens, lens_fields  # noqa: E402
 from probes.model.loading import HookedModel  # noqa: E402
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
-from probes.run.options import ItemOptions  # noqa: E402
-from probes.run.runner import (  # noqa: E402
-    Output,
-    Unit,
-    execute,
-    fingerprint,
-    model_specs,
-    provenance,
-    run_settings,
-)
 from probes.store.store import Store, lens_store_name  # noqa: E402
 from probes.tasks import Item, load_items  # noqa: E402
 from probes.version import __version__  # noqa: E402

@@ -19,10 +19,10 @@ from probes.errors import ProbesError
 from probes.version import __version__
 
 if TYPE_CHECKING:
+    from probes.jobs.model_rows import read_layers
+    from probes.jobs.sweep import SweepOptions, run
     from probes.lenses.reading import LogitLens, read_options
     from probes.model.loading import HookedModel, from_hf_model, load_model
-    from probes.run.model_rows import read_layers
-    from probes.run.sweep import SweepOptions, run
     from probes.tasks import Item, read_items, write_items
 
 #: Public name -> the module that defines it.
@@ -32,9 +32,9 @@ _LAZY = {
     "HookedModel": "probes.model.loading",
     "from_hf_model": "probes.model.loading",
     "load_model": "probes.model.loading",
-    "read_layers": "probes.run.model_rows",
-    "SweepOptions": "probes.run.sweep",
-    "run": "probes.run.sweep",
+    "read_layers": "probes.jobs.model_rows",
+    "SweepOptions": "probes.jobs.sweep",
+    "run": "probes.jobs.sweep",
     "Item": "probes.tasks",
     "read_items": "probes.tasks",
     "write_items": "probes.tasks",

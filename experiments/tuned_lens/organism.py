@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from probes.jobs.sweep import SweepOptions, results_of, run_sweep
 from probes.report import load_results, write_report
-from probes.run.sweep import SweepOptions, results_of, run_sweep
 
 
 def main() -> None:

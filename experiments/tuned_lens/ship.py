@@ -23,10 +23,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
 from probes.builtin.folders import builtin_catalogue, sha256_file  # noqa: E402
+from probes.jobs.lens_training import LensTrainOptions, train_lenses  # noqa: E402
 from probes.ladders import get_ladder  # noqa: E402
 from probes.lenses.tuned.artifacts import INFO_FILE, WEIGHTS_FILE, load_lens  # noqa: E402
 from probes.lenses.tuned.shipped import INDEX_FILE, LENS_FOLDER  # noqa: E402
-from probes.run.lens_training import LensTrainOptions, train_lenses  # noqa: E402
 from probes.store.store import slug  # noqa: E402
 
 

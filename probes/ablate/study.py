@@ -12,7 +12,7 @@ manifest record like the lens sweep's (model, rung, options, versions, a fingerp
 * ``patching``: per item and site, patching from the ``no_distractor`` twin;
 * ``patching_unpaired``: items without a usable twin, with the reason.
 
-The study is a client of :mod:`probes.run.runner`: one unit per (model, task, kind of table), run
+The study is a client of :mod:`probes.jobs.runner`: one unit per (model, task, kind of table), run
 by the shared loop, so a re-run skips the shards already written for the same inputs;
 ``overwrite`` replaces them.
 """
@@ -31,10 +31,12 @@ from probes.ablate.components import Component, Kind, parse_component
 from probes.ablate.patching import POSITIONS, TWIN_VARIANT, Positions, pair_items, patch
 from probes.ablate.prompts import encode_prompts
 from probes.errors import ProbesError, UnknownTaskError
+from probes.jobs.manifest import provenance
+from probes.jobs.options import ItemOptions
+from probes.jobs.runner import execute
+from probes.jobs.units import Output, Unit, model_specs, my_slice
+from probes.jobs.validation import check_options
 from probes.model.loading import HookedModel
-from probes.run.options import ItemOptions
-from probes.run.runner import Output, Unit, execute, model_specs, my_slice, provenance
-from probes.run.validation import check_options
 from probes.store.store import Store
 from probes.tasks import Item, load_items
 

@@ -1,6 +1,6 @@
 """Dataclass options as command-line flags, and back: one flag per field, with its help text.
 
-Each command's options are a dataclass (:mod:`probes.run.options` and the commands' own subclasses);
+Each command's options are a dataclass (:mod:`probes.jobs.options` and the commands' own subclasses);
 these functions are the whole bridge between them and :mod:`argparse`. The options of the
 commands that load models are added only when that command is chosen (:data:`HEAVY_OPTIONS`),
 so `probes --help` never imports torch.
@@ -61,7 +61,7 @@ def add_report_flags(parser: argparse.ArgumentParser, what: str) -> None:
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
-    from probes.run.sweep import SweepOptions
+    from probes.jobs.sweep import SweepOptions
 
     add_dataclass_options(parser, SweepOptions)
     add_report_flags(parser, "the HTML report and Markdown summary of the store")
@@ -75,7 +75,7 @@ def _ablate_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _perplexity_options(parser: argparse.ArgumentParser) -> None:
-    from probes.run.perplexity import PerplexityOptions
+    from probes.jobs.perplexity import PerplexityOptions
 
     add_dataclass_options(parser, PerplexityOptions)
 

@@ -29,7 +29,7 @@ def _size_order(store: object) -> list[str]:
 
 def _command_run(args: argparse.Namespace) -> int:
     from probes.cli.closing import print_closing_summary
-    from probes.run.sweep import SweepOptions, results_of, run_sweep
+    from probes.jobs.sweep import SweepOptions, results_of, run_sweep
 
     store, units = run_sweep(options_from(args, SweepOptions))
     report = None
@@ -46,7 +46,7 @@ def _last_process(store: Path, args: argparse.Namespace) -> bool:
     Each process of a sharded run asks this after its own slice: the one that finds the last unit
     written writes the report; the others print how to write it once all are done.
     """
-    from probes.run.sweep import SweepOptions, unwritten
+    from probes.jobs.sweep import SweepOptions, unwritten
 
     options = options_from(args, SweepOptions)
     if options.shard in ("0/1", ""):
@@ -167,21 +167,13 @@ def _command_report(args: argparse.Namespace) -> int:
 
 
 def _command_perplexity(args: argparse.Namespace) -> int:
-    from probes.run.perplexity import PERPLEXITY, PerplexityOptions, run_perplexity
+    from probes.jobs.perplexity import PERPLEXITY, PerplexityOptions, run_perplexity
     from probes.store.store import Store
 
     options = options_from(args, PerplexityOptions)
     rows = run_perplexity(options)
     print(rows[["model", "text_name", "n_tokens", "window", "perplexity"]].to_string(index=False))
     print(f"\nperplexity: {Store(options.out).folder(PERPLEXITY)}")
-    return 0
-
-
-def _command_upgrade(args: argparse.Namespace) -> int:
-    from probes.store.store import LAYOUTS, STORE_FORMAT, upgrade_store
-
-    moved = upgrade_store(args.store)
-    print(f"{args.store}: {moved} shard(s) moved; layout {LAYOUTS[STORE_FORMAT]} (format {STORE_FORMAT}).")
     return 0
 
 
@@ -204,7 +196,7 @@ def _command_verify(args: argparse.Namespace) -> int:
 
 
 def _command_lens_train(args: argparse.Namespace) -> int:
-    from probes.run.lens_training import LensTrainOptions, held_out_table, train_lenses
+    from probes.jobs.lens_training import LensTrainOptions, held_out_table, train_lenses
 
     for folder in train_lenses(options_from(args, LensTrainOptions)):
         print(held_out_table(folder))
@@ -297,11 +289,6 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         subparser.set_defaults(handler=globals()[f"_command_{name}"])
         if commands is None or name in commands:
             HEAVY_OPTIONS[name](subparser)
-    upgrade = subcommands.add_parser(
-        "upgrade", help="Move an older store's shards into this toolkit's layout (shards/<lens>/...)."
-    )
-    upgrade.add_argument("store", help="Folder of a result store.")
-    upgrade.set_defaults(handler=_command_upgrade)
     verify = subcommands.add_parser("verify", help="Check every shard of a store against its checksum.")
     verify.add_argument("store", help="Folder of a result store.")
     verify.set_defaults(handler=_command_verify)
@@ -313,7 +300,7 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     )
     lens_train.set_defaults(handler=_command_lens_train)
     if commands is None or "lens" in commands:
-        from probes.run.lens_training import LensTrainOptions
+        from probes.jobs.lens_training import LensTrainOptions
 
         add_dataclass_options(lens_train, LensTrainOptions)
     ladders = subcommands.add_parser("ladders", help="List the known ladders and their rungs.")

@@ -114,7 +114,7 @@ def encode_item(item: Item, tokenizer: Any, n_ctx: int) -> EncodedItem:
     if needs_rationale(item):
         raise InvalidItemError(
             f"item {item.id!r} ({item.variant}) waits for the model's rationale; complete it with "
-            "probes.run.cot.write_rationales(model, items) before reading it (the sweep does this)."
+            "probes.jobs.cot.write_rationales(model, items) before reading it (the sweep does this)."
         )
     prompt_ids = list(tokenizer(item.prompt).input_ids)
     if not prompt_ids:

@@ -77,12 +77,3 @@ def backend_options(options: Any) -> dict[str, Any]:
         "device_map": getattr(options, "device_map", None),
         "remote": getattr(options, "remote", False),
     }
-
-
-def backend_setting(options: Any) -> dict[str, str]:
-    """The backend, for a run's fingerprint: another way of running a model rounds differently.
-    Named only when not the default bridge, so the fingerprints of earlier stores stand."""
-    backend = getattr(options, "backend", "bridge")
-    if backend == "bridge":
-        return {}
-    return {"backend": backend + (" remote" if getattr(options, "remote", False) else "")}

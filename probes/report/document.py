@@ -129,8 +129,8 @@ class ReportFiles:
 
 def load_results(root: str | Path) -> pd.DataFrame:
     """A store's per-layer results with each model's size (and measured perplexity) joined in."""
+    from probes.jobs.perplexity import read_perplexity
     from probes.report.lenses import kl_table
-    from probes.run.perplexity import read_perplexity
     from probes.store.store import Store
 
     store = Store(root)

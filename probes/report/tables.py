@@ -62,7 +62,7 @@ def attach_sizes(
         table: Per-layer rows (:meth:`probes.store.store.Store.read`).
         manifest: One row per shard (:meth:`probes.store.store.Store.manifest`); its
             :data:`MANIFEST_SIZE_COLUMNS` are taken per model.
-        perplexity: Rows of :func:`probes.run.perplexity.read_perplexity`, if any. When several
+        perplexity: Rows of :func:`probes.jobs.perplexity.read_perplexity`, if any. When several
             texts were measured, the one measured for the most models is used (ties: the
             latest measurement), so that every model's value comes from the same text.
             Without it, the manifest's ``held_out_perplexity`` (from the ladder's catalogue,

@@ -24,9 +24,8 @@ only if it verifies, a damaged one is named and recomputed by the next run (or r
 the shard on disk is checked again, so two runs with different settings cannot both write one
 shard and two identical runs split the work.
 
-``store.json`` names the layout's format. Stores of format 1 (``shards/<model>/<task>/
-<variant>.parquet``, before the lens was a dimension) are still read; writing to one is
-refused until :func:`upgrade_store` (``probes upgrade STORE``) moves its shards into place.
+``store.json`` names the layout's format (:data:`STORE_FORMAT`); a store of another format is
+refused with a message that says to compute it again into a new folder.
 """
 
 from __future__ import annotations
@@ -51,13 +50,10 @@ from probes.store.rerun import fix_hint
 
 #: Key of the manifest record in each shard's Parquet metadata.
 METADATA_KEY = b"probes"
-#: Layout version of the store (1: ``shards/<model>/...``; 2: ``shards/<lens>/<model>/...``).
+#: Layout version of the store, as ``store.json`` names it.
 STORE_FORMAT = 2
-#: The layout of each format's lens shards, as ``store.json`` names it.
-LAYOUTS = {
-    1: "shards/<model>/<task>/<variant>.parquet",
-    2: "shards/<lens>/<model>/<task>/<variant>.parquet",
-}
+#: Where the lens shards of a store of :data:`STORE_FORMAT` live.
+LAYOUT = "shards/<lens>/<model>/<task>/<variant>.parquet"
 #: The kind of the lens sweep's per-layer tables (stored under ``shards/``).
 LENS = "lens"
 
@@ -107,17 +103,13 @@ def fsync_folder(folder: Path) -> None:
 
 
 def temporary_owner(path: Path) -> claims.Owner | None:
-    """The writer of a temporary file ``.<stem>~<host>~<pid>~<hex>.tmp`` (or the older
-    ``.<stem>.<pid>.<hex>.tmp``, written on this host); None for another kind of file."""
+    """The writer of a temporary file ``.<stem>~<host>~<pid>~<hex>.tmp``; None for another kind of file."""
     if not (path.name.startswith(".") and path.name.endswith(".tmp")):
         return None
     body = path.name[: -len(".tmp")]
     parts = body.rsplit("~", 3)
     if len(parts) == 4 and parts[2].isdigit():
         return claims.Owner(parts[1], int(parts[2]))
-    parts = body.rsplit(".", 2)
-    if len(parts) == 3 and parts[1].isdigit() and len(parts[2]) == 32:
-        return claims.Owner(claims.HOST, int(parts[1]))
     return None
 
 
@@ -159,41 +151,14 @@ class Store:
     def lens_shard_path(
         self, model: str, task: str, variant: str, kind: str, lens: str, weights: str | None
     ) -> Path:
-        """The shard of a lens with ``weights`` (:func:`lens_store_name`: ``shards/tuned-<hash8>/...``),
-        or a shard of the same weights under the bare lens name, written before lens ids."""
-        path = self.shard_path(model, task, variant, kind, lens_store_name(lens, weights))
-        legacy = self.shard_path(model, task, variant, kind, lens)
-        if path == legacy or path.exists() or not legacy.exists():
-            return path
-        with contextlib.suppress(DamagedShardError):
-            if self.verified_record(legacy).get("lens_weights") == weights:
-                return legacy
-        return path
-
-    def finished(
-        self,
-        model: str,
-        task: str,
-        variant: str,
-        fingerprint: str,
-        kind: str = LENS,
-        lens: str = "logit",
-        replace: bool = False,
-        also: Callable[[dict[str, Any]], bool] | None = None,
-    ) -> bool:
-        """Whether the shard of (model, task, variant) is already written, whole, for these inputs.
-
-        See :meth:`finished_at`.
-        """
-        self._check_writable()
-        return self.finished_at(self.shard_path(model, task, variant, kind, lens), fingerprint, replace, also)
+        """The shard of a lens with ``weights`` (:func:`lens_store_name`: ``shards/tuned-<hash8>/...``)."""
+        return self.shard_path(model, task, variant, kind, lens_store_name(lens, weights))
 
     def finished_at(
         self,
         path: Path,
         fingerprint: str,
         replace: bool = False,
-        also: Callable[[dict[str, Any]], bool] | None = None,
     ) -> bool:
         """Whether the shard at ``path`` is written, verifies, and was made from these inputs.
 
@@ -201,18 +166,16 @@ class Store:
             fingerprint: The inputs' fingerprint.
             replace: A shard made from other inputs is not finished (it will be replaced)
                 instead of refused.
-            also: Accepts a manifest record with another fingerprint as the same inputs (shards
-                written before a setting counted).
 
         Raises:
             DamagedShardError: The shard exists but does not verify (it is to be recomputed).
             StoreError: The shard exists but was made from other inputs (and not ``replace``).
         """
-        self._check_writable()
+        self._check_format()
         if not path.exists():
             return False
         record = self.verified_record(path)
-        if record.get("fingerprint") == fingerprint or (also is not None and also(record)):
+        if record.get("fingerprint") == fingerprint:
             return True
         if replace:
             return False
@@ -256,7 +219,7 @@ class Store:
         Raises:
             StoreError: The shard is claimed by another live process, or holds other inputs.
         """
-        self._check_writable()
+        self._check_format()
         lens = lens_store_name(str(record.get("lens", "logit")), record.get("lens_weights"))
         record = {**record, "lens_id": lens} if kind == LENS else record
         path = self.shard_path(record["model"], record["task"], record["variant"], kind, lens)
@@ -293,17 +256,18 @@ class Store:
                 removed.append(path)
         return removed
 
-    def _check_writable(self) -> None:
+    def _check_format(self) -> None:
         if self.format != STORE_FORMAT:
             raise StoreError(
-                f"{self.root} is a format-{self.format} store ({LAYOUTS.get(self.format, '?')}); this "
-                f"toolkit writes format {STORE_FORMAT} ({LAYOUTS[STORE_FORMAT]}). Upgrade it with "
-                f"`probes upgrade {self.root}`, or write to a new --out folder."
+                f"{self.root} is a format-{self.format} store, written by another version of probes; "
+                f"this one reads and writes format {STORE_FORMAT} ({LAYOUT}): compute the results "
+                "again into a new --out folder."
             )
 
     def shard_paths(self, kind: str = LENS) -> list[Path]:
         """Every finished shard of a kind (temporary files of unfinished ones are not listed)."""
-        pattern = "*/*/*/*.parquet" if kind == LENS and self.format >= 2 else "*/*/*.parquet"
+        self._check_format()
+        pattern = "*/*/*/*.parquet" if kind == LENS else "*/*/*.parquet"
         return sorted(p for p in self.folder(kind).glob(pattern) if not p.name.startswith("."))
 
     def kinds(self) -> list[str]:
@@ -358,31 +322,8 @@ class Store:
         if not marker.exists():
             self.root.mkdir(parents=True, exist_ok=True)
             temporary = marker.with_name(f".store.{uuid.uuid4().hex}.tmp")
-            temporary.write_text(json.dumps({"format": STORE_FORMAT, "layout": LAYOUTS[STORE_FORMAT]}))
+            temporary.write_text(json.dumps({"format": STORE_FORMAT, "layout": LAYOUT}))
             os.replace(temporary, marker)
-
-
-def upgrade_store(root: str | Path) -> int:
-    """Move a format-1 store's lens shards to ``shards/<lens>/...`` (format 2); how many moved.
-
-    Each shard's lens comes from its own manifest record; analyses keep their layout.
-    """
-    store = Store(root)
-    if store.format >= STORE_FORMAT:
-        return 0
-    moved = 0
-    for path in store.shard_paths():
-        record = store.read_manifest_record(path)
-        lens = record.get("lens_id") or record.get("lens", "logit")
-        target = store.folder() / slug(str(lens)) / path.relative_to(store.folder())
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        moved += 1
-    marker = store.root / "store.json"
-    temporary = marker.with_name(f".store.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(json.dumps({"format": STORE_FORMAT, "layout": LAYOUTS[STORE_FORMAT]}))
-    os.replace(temporary, marker)
-    return moved
 
 
 def _said(record: dict[str, Any]) -> str:

@@ -3,7 +3,7 @@
 - ``prize``: the zero-shot question as the Inverse Scaling Prize posed it.
 - ``one_shot``: one solved demonstration of the true task first (Wei et al. 2022).
 - ``cot``: worked exemplars that reason step by step, then the question and the cue
-  :data:`COT_CUE`; the model writes its own rationale (:mod:`probes.run.cot`) and the options are
+  :data:`COT_CUE`; the model writes its own rationale (:mod:`probes.jobs.cot`) and the options are
   scored after :data:`ANSWER_CUE`.
 - ``no_distractor``: the question with the distractor cue removed, scored on the same options:
   the control that ablations compare against.

@@ -69,12 +69,12 @@ def test_adding_an_analysis_or_a_model_resumes(tmp_path):
 
 
 def test_bad_options_are_refused_before_any_model_loads(tmp_path, monkeypatch):
-    import probes.run.runner as runner_module
+    import probes.jobs.units as units_module
 
     def no_loading(*args, **kwargs):
         raise AssertionError("a model was loaded")
 
-    monkeypatch.setattr(runner_module, "load_model", no_loading)
+    monkeypatch.setattr(units_module, "load_model", no_loading)
     for options, message in (
         (AblateOptions(ks=[0, 2]), "--ks"),
         (AblateOptions(batch_size=0), "--batch-size"),

@@ -181,7 +181,7 @@ def test_the_item_browser_shows_each_model_s_own_rationale():
 def test_quiet_libraries_silences_and_restores():
     from transformers.utils import logging as transformers_logging
 
-    from probes.run.progress import quiet_libraries
+    from probes.jobs.progress import quiet_libraries
 
     before = logging.getLogger("transformer_lens").level
     bars_before = transformers_logging.is_progress_bar_enabled()  # earlier tests may have changed it
@@ -189,7 +189,7 @@ def test_quiet_libraries_silences_and_restores():
         warnings.simplefilter("always")
         with quiet_libraries():
             warnings.warn_explicit("noise", UserWarning, "x.py", 1, module="transformers.modeling_utils")
-            warnings.warn_explicit("ours", UserWarning, "y.py", 1, module="probes.run.sweep")
+            warnings.warn_explicit("ours", UserWarning, "y.py", 1, module="probes.jobs.sweep")
             assert not transformers_logging.is_progress_bar_enabled()
             assert logging.getLogger("transformer_lens").level == logging.ERROR
     assert [str(w.message) for w in caught] == ["ours"]

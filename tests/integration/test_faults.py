@@ -26,10 +26,10 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-import probes.run.runner
+import probes.jobs.units
 from probes.cli.main import main
 from probes.errors import StoreError
-from probes.run.sweep import SweepOptions, run_sweep
+from probes.jobs.sweep import SweepOptions, run_sweep
 from probes.store import claims
 from probes.store.checksums import Damaged, verify_bytes
 from probes.store.store import Store
@@ -125,7 +125,7 @@ def no_model_loads(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("a model was loaded before the options were checked")
 
-    monkeypatch.setattr(probes.run.runner, "load_model", refuse)
+    monkeypatch.setattr(probes.jobs.units, "load_model", refuse)
 
 
 # --- options: checked when parsed, before any model loads -------------------------------------
@@ -179,7 +179,7 @@ def test_out_must_be_a_writable_folder(
     def read_only(*args, **kwargs):  # root ignores file modes: simulate a read-only folder
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("probes.run.validation.tempfile.TemporaryFile", read_only)
+    monkeypatch.setattr("probes.jobs.validation.tempfile.TemporaryFile", read_only)
     assert main(_argv(model_folders, item_file, tmp_path / "ro")) == 2
     assert "Permission denied); give a writable folder" in _one_error(capsys.readouterr().err)
 
@@ -351,10 +351,7 @@ def test_temporary_files_and_locks_of_dead_writers_are_cleaned(model_folders, it
     store = _copy(reference, tmp_path)
     folder = Store(store).shard_paths()[0].parent
     dead = _dead_pid()
-    leftovers = [
-        folder / f".prize~{socket.gethostname()}~{dead}~{'0' * 32}.tmp",  # killed while writing
-        folder / f".prize.{dead}.{'1' * 32}.tmp",  # the older naming
-    ]
+    leftovers = [folder / f".prize~{socket.gethostname()}~{dead}~{'0' * 32}.tmp"]  # killed while writing
     for path in leftovers:
         path.write_bytes(b"")
     stale = _lock_for(Store(store).shard_paths()[0], dead)

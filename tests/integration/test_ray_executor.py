@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from probes.run import ray_executor
-from probes.run.runner import execute, shard_path
-from probes.run.sweep import SweepOptions, plan, run_sweep, sweep_compute
+from probes.jobs import ray_executor
+from probes.jobs.runner import execute
+from probes.jobs.sweep import SweepOptions, plan, run_sweep, sweep_compute
+from probes.jobs.units import shard_path
 from probes.store import claims
 from probes.store.store import Store
 from probes.store.verify import verify_store
@@ -136,7 +137,7 @@ def test_ablate_and_perplexity_through_ray_write_the_serial_tables(tmp_path):
     import ray
 
     from probes.ablate.study import AblateOptions, run_ablation_study
-    from probes.run.perplexity import PerplexityOptions, run_perplexity
+    from probes.jobs.perplexity import PerplexityOptions, run_perplexity
 
     text = tmp_path / "text.txt"
     text.write_text(" ".join(["the cat sat on the mat"] * 40))

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 
 import pandas as pd
 import pytest
 
 from probes.errors import StoreError
+from probes.jobs.fingerprint import fingerprint
+from probes.jobs.sweep import SweepOptions, plan, run_sweep
+from probes.jobs.units import Unit, catalogue_layers, planned
 from probes.lenses.reading import LogitLens
 from probes.report.tables import ReportError, lenses, one_lens, scaling_table
-from probes.run.runner import Unit, catalogue_layers, fingerprint, planned
-from probes.run.sweep import SweepOptions, plan, run_sweep
-from probes.store.store import Store, upgrade_store
+from probes.store.store import Store
 from probes.tasks import Item, write_items
 
 
@@ -108,20 +108,10 @@ def test_catalogue_layer_count_resolves_layers_before_loading():
     )
 
 
-def test_a_format_1_store_is_read_refused_for_writing_and_upgraded(model_folders, item_file, tmp_path):
+def test_a_store_of_another_format_is_refused_with_the_fix(model_folders, item_file, tmp_path):
     options = _options(model_folders[0], item_file, tmp_path / "store")
     store, _ = run_sweep(options)
-    expected = store.read()
-    for path in store.shard_paths():  # back to the layout before the lens was a dimension
-        old = store.root / "shards" / path.relative_to(store.root / "shards" / "logit")
-        old.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(path, old)
-    shutil.rmtree(store.root / "shards" / "logit")
     (store.root / "store.json").write_text(json.dumps({"format": 1}))
-    pd.testing.assert_frame_equal(Store(store.root).read(), expected)
-    with pytest.raises(StoreError, match="probes upgrade"):
-        run_sweep(options)
-    assert upgrade_store(store.root) == len(expected.groupby(["model", "task", "variant"]))
-    before = _mtimes(store)
-    run_sweep(options)
-    assert _mtimes(store) == before and Store(store.root).format == 2
+    for action in (lambda: Store(store.root).read(), lambda: run_sweep(options)):
+        with pytest.raises(StoreError, match="format-1 store.*new --out folder"):
+            action()

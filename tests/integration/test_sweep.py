@@ -8,7 +8,7 @@ import pytest
 
 import probes
 from probes.errors import StoreError
-from probes.run.sweep import SweepOptions, plan, run_sweep
+from probes.jobs.sweep import SweepOptions, plan, run_sweep
 from probes.store.store import Store
 from probes.tasks import Item, write_items
 
@@ -119,7 +119,7 @@ def test_python_api_returns_the_rows_of_its_sweep(model_folders, item_file, tmp_
 
 def test_bad_shard_and_options(tmp_path):
     from probes.errors import ProbesError
-    from probes.run.sweep import parse_shard
+    from probes.jobs.validation import parse_shard
 
     assert parse_shard("2/4") == (2, 4)
     for bad in ("4/4", "x", "1/0"):
@@ -132,7 +132,7 @@ def test_bad_shard_and_options(tmp_path):
 def test_chain_of_thought_units_name_their_generation_version(model_folders, tmp_path):
     """Rationales written by the old (drifting) cached generation are not reused: the generation
     version is in each cot unit's settings, hence its fingerprint; other units carry no settings."""
-    from probes.run.cot import GENERATION_VERSION
+    from probes.jobs.cot import GENERATION_VERSION
     from probes.tasks.variants import NEEDS_RATIONALE
 
     items = [

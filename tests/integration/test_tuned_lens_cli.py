@@ -139,8 +139,8 @@ def test_lens_train_under_nnsight_gives_a_lens_the_bridge_accepts(tmp_path, caps
     import pytest
 
     pytest.importorskip("nnsight")
+    from probes.jobs.lens_training import lens_folder
     from probes.lenses.tuned import load_lens, read_info
-    from probes.run.lens_training import lens_folder
 
     out = {}
     for backend in ("bridge", "nnsight"):

@@ -10,7 +10,7 @@ import pytest
 import probes
 from probes.ablate.study import AblateOptions, analyse_model, run_ablation_study
 from probes.errors import ProbesError
-from probes.run.model_rows import readout_rows, step_rows
+from probes.jobs.model_rows import readout_rows, step_rows
 from probes.store.store import Store
 from probes.tasks import load_items
 

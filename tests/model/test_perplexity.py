@@ -10,18 +10,17 @@ import torch
 from conftest import build_tokenizer, tiny_hf_model
 
 from probes.cli.main import main
-from probes.model.loading import from_hf_model
-from probes.report.tables import attach_sizes
-from probes.run import perplexity as module
-from probes.run.perplexity import (
+from probes.jobs import perplexity as module
+from probes.jobs.perplexity import (
     PERPLEXITY,
-    PERPLEXITY_FILE,
     PerplexityError,
     negative_log_likelihood,
     read_perplexity,
     text_from_dataset,
     windows,
 )
+from probes.model.loading import from_hf_model
+from probes.report.tables import attach_sizes
 
 TEXT = " ".join(f"w{(7 * i) % 200}" for i in range(50))
 
@@ -77,18 +76,6 @@ def test_nll_matches_transformers_in_one_window_and_in_many(gpt2):
     assert batched == pytest.approx(windowed, abs=1e-5)
     capped, count = negative_log_likelihood(gpt2, TEXT, max_tokens=10)
     assert count == 10 and capped != pytest.approx(nll)
-
-
-def test_the_newest_row_of_a_key_wins(tmp_path):
-    row = {"model": "m", "text_sha256": "t", "max_tokens": None, "window": 8, "dtype": "float32"}
-    rows = [
-        {**row, "perplexity": 10.0, "created": "1"},
-        {**row, "window": 16, "perplexity": 11.0, "created": "2"},
-        {**row, "perplexity": 12.0, "created": "3"},
-    ]
-    pd.DataFrame(rows).to_parquet(tmp_path / PERPLEXITY_FILE)  # a store of the old layout
-    rows = read_perplexity(tmp_path).sort_values("window")
-    assert list(rows["perplexity"]) == [12.0, 11.0] and rows["max_tokens"].isna().all()
 
 
 def test_perplexity_command_measures_each_model_and_skips_measured_ones(

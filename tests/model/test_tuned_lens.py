@@ -247,21 +247,9 @@ def test_the_fingerprint_and_shipped_lenses_do_not_depend_on_the_backend():
     lens trained under one backend loads under the other (it was refused under nnsight before)."""
     pytest.importorskip("nnsight")
     from probes.lenses.registry import choose_lens
-    from probes.lenses.tuned.access import legacy_fingerprint
     from probes.model.loading import load_model
 
     bridge, nnsight = load_model("organism:1x32"), load_model("organism:1x32", backend="nnsight")
     assert len(list(bridge.backend.parameters())) > len(bridge.weights) == len(nnsight.weights)
-    assert model_fingerprint(bridge) == model_fingerprint(nnsight) != legacy_fingerprint(bridge)
+    assert model_fingerprint(bridge) == model_fingerprint(nnsight)
     choose_lens("tuned", "organism:1x32").build(nnsight)  # the shipped lens: checked, accepted
-
-
-def test_a_lens_stamped_with_the_old_fingerprint_still_loads_under_the_bridge(trained, neox, tmp_path):
-    import copy
-
-    from probes.lenses.tuned.access import legacy_fingerprint
-
-    old = copy.copy(trained)
-    old.info = {**trained.info, "model_fingerprint": legacy_fingerprint(neox)}
-    assert old.info["model_fingerprint"] != model_fingerprint(neox)
-    load_lens(save_lens(old, tmp_path / "old"), neox)  # accepted: stamped so under this backend

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from probes.errors import InvalidOptionError
+from probes.jobs.options import RunOptions
+from probes.jobs.resources import MAX_PER_GPU, Resources, catalogue_parameters, unit_resources
+from probes.jobs.validation import check_options, joins_cluster
 from probes.model.specs import parse_spec
-from probes.run.options import RunOptions
-from probes.run.resources import MAX_PER_GPU, Resources, catalogue_parameters, unit_resources
-from probes.run.validation import check_options, joins_cluster
 
 
 @pytest.mark.parametrize(
@@ -62,10 +62,10 @@ def test_parameters_come_from_the_ladder_catalogue():
 
 
 def test_without_ray_the_executor_says_how_to_install_it(tmp_path, monkeypatch):
-    from probes.run.ray_executor import ExecutorError, import_ray
+    from probes.jobs.validation import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as if it were not installed
-    with pytest.raises(ExecutorError, match=r"pip install 'probes\[ray\]'"):
+    with pytest.raises(InvalidOptionError, match=r"pip install 'probes\[ray\]'"):
         import_ray()
 
 

@@ -49,12 +49,6 @@ def model_fingerprint(model: HookedModel) -> str:
     return _fingerprint(model, model.weights or tuple(model.backend.parameters()))
 
 
-def legacy_fingerprint(model: HookedModel) -> str:
-    """The fingerprint lenses were stamped with before it skipped the bridge's split copies: over
-    every parameter the backend holds. Such lenses are still accepted where it matches."""
-    return _fingerprint(model, tuple(model.backend.parameters()))
-
-
 def _fingerprint(model: HookedModel, parameters: Sequence[torch.nn.Parameter]) -> str:
     digest = hashlib.sha256()
     digest.update(f"{model.describe()['architecture']}|{model.n_layers}|{model.d_model}".encode())

@@ -12,7 +12,7 @@ from jaxtyping import Float, Int
 
 from probes.errors import ProbesError
 from probes.lenses.reading import LogitLens
-from probes.lenses.tuned.access import legacy_fingerprint, model_fingerprint
+from probes.lenses.tuned.access import model_fingerprint
 from probes.lenses.tuned.translator import Translators
 from probes.model.loading import HookedModel
 
@@ -74,9 +74,7 @@ class TunedLens:
                 f"{model.d_model}); train one for it with `probes lens train --models {model.spec.name}`."
             )
         expected = self.info.get("model_fingerprint")
-        # The legacy fingerprint (a second pass over the weights) only when the current one differs.
-        current = expected is None or expected == model_fingerprint(model)
-        if not current and expected != legacy_fingerprint(model):
+        if expected is not None and expected != model_fingerprint(model):
             raise LensMismatchError(
                 f"{where} was trained for {trained_for} (weights fingerprint {str(expected)[:12]}...), "
                 f"and {model.name} has other weights; train one for it with "

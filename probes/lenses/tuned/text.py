@@ -19,8 +19,8 @@ import torch
 from jaxtyping import Int
 
 from probes.errors import ProbesError
+from probes.jobs.perplexity import text_from_dataset, text_from_file
 from probes.model.loading import HookedModel
-from probes.run.perplexity import text_from_dataset, text_from_file
 
 
 class TrainingTextError(ProbesError):

@@ -20,9 +20,9 @@ import pandas as pd
 
 from probes.analysis.metrics import layer_table
 from probes.analysis.reasoning import step_readout_table
+from probes.jobs.manifest import provenance
 from probes.lenses.reading import Lens, LogitLens, OptionReadout, read_options
 from probes.model.loading import HookedModel
-from probes.run.runner import provenance
 from probes.tasks import Item
 
 __all__ = ["read_layers", "readout_rows", "step_rows"]

@@ -1,6 +1,6 @@
 """What one unit of work asks a cluster for: a share of GPUs sized by its model, else one CPU.
 
-A scheduler (Ray, :mod:`probes.run.ray_executor`) places a unit where its resources are free. On a
+A scheduler (Ray, :mod:`probes.jobs.ray_executor`) places a unit where its resources are free. On a
 GPU run (``--device cuda``) a model takes the share of one GPU its weights need, with room
 for activations: its parameter count (from the ladder's catalogue) times the bytes of the
 dtype times :data:`OVERHEAD`, over the GPU's memory. Shares are rounded up to a power of two
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from probes.run.validation import device_kind
+from probes.jobs.validation import device_kind
 
 #: Bytes per parameter of each dtype.
 BYTES_PER_PARAMETER = {"float32": 4, "float16": 2, "bfloat16": 2}

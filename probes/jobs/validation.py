@@ -1,6 +1,6 @@
 """Checks of a run's options, made when they are parsed, before any item is built or model loaded.
 
-Every command's options dataclass (:class:`probes.run.options.RunOptions` and its subclasses) is
+Every command's options dataclass (:class:`probes.jobs.options.RunOptions` and its subclasses) is
 checked by :func:`check_options`: numbers in range, a device this machine has, a dtype the
 toolkit knows, and an ``--out`` that is (or can become) a writable folder. A bad option gives
 one :class:`~probes.errors.InvalidOptionError` naming the option and the fix.
@@ -45,7 +45,7 @@ def check_options(options: Any) -> None:
     if hasattr(options, "backend"):
         check_backend(options)
     if hasattr(options, "shard"):
-        from probes.run.runner import parse_shard
+        from probes.jobs.validation import parse_shard
 
         parse_shard(options.shard)
     if hasattr(options, "out"):
@@ -59,7 +59,7 @@ def joins_cluster(options: Any) -> bool:
 
 def check_executor(options: Any) -> None:
     """Raise unless the executor is known and its options fit it (no Ray import here)."""
-    from probes.run.options import EXECUTORS
+    from probes.jobs.options import EXECUTORS
 
     if options.executor not in EXECUTORS:
         raise InvalidOptionError(f"--executor {options.executor!r} is unknown; use one of {list(EXECUTORS)}.")
@@ -76,7 +76,7 @@ def check_executor(options: Any) -> None:
     if memory is not None and not memory > 0:
         raise InvalidOptionError(f"--gpu-memory-gib {memory!r}: give the GPUs' memory in GiB, e.g. 80.")
     if options.executor == "ray":
-        from probes.run.ray_executor import import_ray
+        from probes.jobs.validation import import_ray
 
         import_ray()  # not installed: say how, before any item is built
 
@@ -157,3 +157,25 @@ def check_out_folder(out: Path) -> None:
         raise InvalidOptionError(
             f"--out {out}: cannot write in {existing} ({reason}); give a writable folder."
         ) from None
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``"i/N"`` as ``(i, N)``, checked."""
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise InvalidOptionError(f"--shard {shard!r} is not of the form i/N (e.g. 0/4).") from None
+    if not 0 <= index < count:
+        raise InvalidOptionError(f"--shard {shard!r}: i must be in 0..N-1 (and N at least 1).")
+    return index, count
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or an :class:`InvalidOptionError` that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidOptionError(
+            "--executor ray needs Ray: pip install 'probes[ray]' (or pip install 'ray[default]')."
+        ) from None
+    return ray

@@ -1,7 +1,7 @@
 """Sweeps: ladder × tasks × variants, each item read through a lens at every layer, into a store.
 
 The unit of work and of storage is one (lens, model, task, variant) shard, run by the shared
-loop of :mod:`probes.run.runner`: a re-run skips finished shards (and does not even load a model
+loop of :mod:`probes.jobs.runner`: a re-run skips finished shards (and does not even load a model
 whose shards are all done); ``shard="i/N"`` gives process ``i`` a contiguous slice of the work
 list, so N independent processes (a SLURM array, Ray tasks) fill one store.
 """
@@ -18,37 +18,21 @@ import pandas as pd
 
 from probes.analysis.metrics import layer_table
 from probes.errors import ProbesError
+from probes.jobs.cot import GENERATION_VERSION, MAX_NEW_TOKENS, write_rationales
+from probes.jobs.manifest import provenance
+from probes.jobs.options import ItemOptions
+from probes.jobs.runner import execute
+from probes.jobs.units import Compute, Output, Unit, model_specs, my_slice, shard_path
+from probes.jobs.validation import check_options
 from probes.lenses.reading import Lens, read_options
 from probes.lenses.registry import LensChoice, choose_lens, lens_fields
 from probes.model.loading import HookedModel
-from probes.run.cot import GENERATION_VERSION, MAX_NEW_TOKENS, write_rationales
-from probes.run.options import DEFAULT_LADDER, DEFAULT_TASKS, ItemOptions, LadderOptions
-from probes.run.runner import (
-    Compute,
-    Output,
-    Unit,
-    execute,
-    manifest_record,
-    model_specs,
-    my_slice,
-    parse_shard,
-    provenance,
-    shard_path,
-)
-from probes.run.validation import check_options
 from probes.store.store import Store, lens_store_name
 from probes.tasks import Item, load_items
 from probes.tasks.variants import needs_rationale
 
 __all__ = [
-    "DEFAULT_LADDER",
-    "DEFAULT_TASKS",
-    "LadderOptions",
     "SweepOptions",
-    "WorkUnit",
-    "manifest_record",
-    "model_specs",
-    "parse_shard",
     "plan",
     "results_of",
     "run",
@@ -56,9 +40,6 @@ __all__ = [
     "sweep_compute",
     "unwritten",
 ]
-
-#: A sweep's unit of work (the run layer's :class:`~probes.run.runner.Unit`).
-WorkUnit = Unit
 
 
 @dataclass
@@ -147,7 +128,7 @@ def sweep_compute(options: SweepOptions, lens: Lens | None = None) -> Compute:
         reader = _choice(options, model.name, lens).build(model)  # a tuned lens checks the model here
         fields: dict[str, Any] = {"lens": reader.name, "layers": options.layers}
         fields.update(lens_fields(reader))
-        for unit in pending:  # no bars of their own: the run's one bar (probes.run.progress) counts units
+        for unit in pending:  # no bars of their own: the run's one bar (probes.jobs.progress) counts units
             items = write_rationales(model, unit.items, options.max_new_tokens, options.batch_size, False)
             readout = read_options(model, items, reader, options.layers, options.batch_size, False)
             # rows name the lens as its shards do: tuned-<hash8> for a trained lens

@@ -9,7 +9,7 @@ EOS token) so that every text token is predicted; a tokenizer with neither leave
 window's first token unpredicted. Windows do not overlap: a token sees at most the context
 of its own window, the usual trade of accuracy for one pass over the text.
 
-Each measurement is one unit of the run layer (:func:`probes.run.runner.execute`): planned, skipped
+Each measurement is one unit of the run layer (:func:`probes.jobs.runner.execute`): planned, skipped
 when already measured on the same text (SHA-256), token cap, window and dtype, and written as
 one shard of kind ``perplexity`` (one row, with the text's hash and the toolkit version) with
 its manifest, atomically, like every other table. The options and the models are the run
@@ -32,9 +32,10 @@ import torch
 from jaxtyping import Int
 
 from probes.errors import ProbesError
-from probes.run.options import RunOptions
-from probes.run.runner import Output, PlannedModel, Unit, execute, model_specs
-from probes.run.validation import check_options
+from probes.jobs.options import RunOptions
+from probes.jobs.runner import execute
+from probes.jobs.units import Output, PlannedModel, Unit, model_specs
+from probes.jobs.validation import check_options
 from probes.store.store import Store
 from probes.version import __version__
 
@@ -229,16 +230,12 @@ def measure(model: HookedModel, unit: Unit, text: HeldOutText, options: Perplexi
 def read_perplexity(root: str | Path) -> pd.DataFrame:
     """The perplexity rows of a store (empty if none were measured), one per :data:`KEY`.
 
-    Rows come from the store's ``perplexity`` shards and, for stores written before the run
-    layer, from a ``perplexity.parquet`` file beside them; the newest row of a key wins.
+    Rows come from the store's ``perplexity`` shards; the newest row of a key wins.
     """
     tables = []
     store = Store(root)
     if store.shard_paths(PERPLEXITY):
         tables.append(store.read(PERPLEXITY))
-    legacy = Path(root) / PERPLEXITY_FILE
-    if legacy.exists():
-        tables.append(pd.read_parquet(legacy))
     if not tables:
         return _typed(pd.DataFrame(columns=[*KEY, "perplexity", "created"]))
     rows = _typed(pd.concat(tables, ignore_index=True))
@@ -258,7 +255,7 @@ def _typed(rows: pd.DataFrame) -> pd.DataFrame:
 def run_perplexity(options: PerplexityOptions) -> pd.DataFrame:
     """Measure every model of ``options`` on its text through the run layer; all stored rows.
 
-    Each model is one unit of :func:`probes.run.runner.execute`: measured once per text, token cap,
+    Each model is one unit of :func:`probes.jobs.runner.execute`: measured once per text, token cap,
     window and dtype (a re-run skips it), written as one shard atomically.
     """
     check_options(options)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
+from probes.jobs.options import ExecutorOptions, LadderOptions, LoadOptions
+from probes.jobs.units import PlannedModel, load_planned, model_specs
 from probes.lenses.tuned.artifacts import save_lens
 from probes.lenses.tuned.text import training_windows
 from probes.lenses.tuned.training import TrainingSettings, train_lens
-from probes.run.options import ExecutorOptions, LoadOptions
-from probes.run.runner import LadderOptions, PlannedModel, load_planned, model_specs
 from probes.store.store import slug
 
 
@@ -49,15 +49,15 @@ def lens_folder(out: Path, model_label: str) -> Path:
 def train_lenses(options: LensTrainOptions) -> list[Path]:
     """Train and save a lens for every model the options name; returns their folders.
 
-    With ``--executor ray`` each model's training is one Ray task (:func:`probes.run.ray_executor.map_models`,
+    With ``--executor ray`` each model's training is one Ray task (:func:`probes.jobs.ray_executor.map_models`,
     retried when its worker dies), without the per-model bars.
     """
-    from probes.run.validation import check_options
+    from probes.jobs.validation import check_options
 
     check_options(options)  # device, dtype, backend, device map, executor: before any loading
     models = model_specs(options)  # every spec parsed (and checked) before any loading
     if options.executor == "ray":
-        from probes.run.ray_executor import map_models
+        from probes.jobs.ray_executor import map_models
 
         quiet = dataclasses.replace(options, progress=False)
         return map_models(_TrainOne(quiet), models, options, "lenses")

@@ -4,8 +4,8 @@
 work run (this process, or a Ray cluster), ``LoadOptions`` how each model is loaded (device or
 device map, dtype, backend), ``RunOptions`` adds what every command that loads
 models and writes a store needs, ``ItemOptions`` what a run over tasks' items needs.
-Each command's own options class (:class:`probes.run.sweep.SweepOptions`,
-:class:`probes.ablate.study.AblateOptions`, :class:`probes.run.perplexity.PerplexityOptions`)
+Each command's own options class (:class:`probes.jobs.sweep.SweepOptions`,
+:class:`probes.ablate.study.AblateOptions`, :class:`probes.jobs.perplexity.PerplexityOptions`)
 extends one of them; the command line turns the fields into flags. No heavy imports here.
 """
 

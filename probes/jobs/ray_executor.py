@@ -1,9 +1,9 @@
 """The Ray executor: every unit of a run's plan as a Ray task, on a local or a joined cluster.
 
-``--executor ray`` hands the run layer's checked, planned units (:func:`probes.run.runner.execute`)
+``--executor ray`` hands the run layer's checked, planned units (:func:`probes.jobs.runner.execute`)
 to :func:`execute_on_ray`. Each unit becomes one Ray task asking for the resources its model
-needs (:mod:`probes.run.resources`: a share of GPUs by parameter count on ``--device cuda``, one
-CPU otherwise). The task runs the run layer's own :func:`~probes.run.runner.execute_model` on its
+needs (:mod:`probes.jobs.resources`: a share of GPUs by parameter count on ``--device cuda``, one
+CPU otherwise). The task runs the run layer's own :func:`~probes.jobs.runner.execute_model` on its
 one unit, so everything a serial run guarantees holds: finished shards are skipped, each unit
 is claimed (``store.claim``) before it is computed, and each shard is written atomically with
 its checksum and manifest. The store's folder must be one that every worker sees (a local
@@ -39,10 +39,11 @@ from typing import Any, TypeVar
 from tqdm.auto import tqdm
 
 from probes.errors import ProbesError
-from probes.run.progress import RunProgress, quiet_libraries
-from probes.run.resources import catalogue_parameters, gpu_memory_gib, unit_resources
-from probes.run.runner import Compute, PlannedModel, Unit, execute_model, load_planned, shard_path
-from probes.run.validation import check_device, device_kind
+from probes.jobs.progress import RunProgress, quiet_libraries
+from probes.jobs.resources import catalogue_parameters, gpu_memory_gib, unit_resources
+from probes.jobs.units import Compute, PlannedModel, Unit, load_planned, shard_path
+from probes.jobs.validation import check_device, device_kind, import_ray
+from probes.jobs.worker import execute_model
 from probes.store import claims
 from probes.store.store import Store
 
@@ -60,17 +61,6 @@ _LOADED: dict[tuple[str, str, str], Any] = {}
 
 class ExecutorError(ProbesError):
     """Ray is missing, its cluster cannot be reached, or a unit's workers kept dying."""
-
-
-def import_ray() -> Any:
-    """The ``ray`` module, or an :class:`ExecutorError` that says how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise ExecutorError(
-            "--executor ray needs Ray: pip install 'probes[ray]' (or pip install 'ray[default]')."
-        ) from None
-    return ray
 
 
 @contextlib.contextmanager
