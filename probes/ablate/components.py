@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from probes.errors import ProbesError
-from probes.model.bridge import backend as bridge_hooks
+from probes.model import backend as standard_hooks
 from probes.model.loading import HookedModel
 
 Kind = Literal["head", "attn", "mlp", "layer"]
@@ -49,8 +49,8 @@ class Component:
 
     def hook_names(self, model: HookedModel | None = None) -> list[str]:
         """Hook points whose activations stand for this component (the model's; without one,
-        those of the bridge backend, which every model has today)."""
-        names = model or bridge_hooks
+        the names every backend uses: :mod:`probes.model.backend`)."""
+        names = model or standard_hooks
         if self.kind == "head":
             return [names.head_hook(self.layer)]
         if self.kind == "attn":

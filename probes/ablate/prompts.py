@@ -25,7 +25,7 @@ from jaxtyping import Float, Int
 
 from probes.errors import InvalidItemError, ProbesError
 from probes.lenses.reading import encode_item, right_padded
-from probes.model.bridge.backend import HookFunction
+from probes.model.backend import HookFunction
 from probes.model.loading import HookedModel
 from probes.tasks.items import Item
 

@@ -8,6 +8,7 @@ one :class:`~probes.errors.InvalidOptionError` naming the option and the fix.
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,6 @@ from probes.errors import InvalidOptionError
 #: dtypes accepted on the command line (mirrors :data:`probes.model.loading.DTYPES`).
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
-#: Backends accepted on the command line (mirrors :data:`probes.model.loading.BACKENDS`).
-BACKEND_NAMES = ("bridge", "nnsight")
 
 
 def check_options(options: Any) -> None:
@@ -84,19 +83,18 @@ def check_executor(options: Any) -> None:
 def check_backend(options: Any) -> None:
     """``--backend`` one the toolkit has (and installed), ``--remote`` only through nnsight,
     ``--device-map`` a named placement or a JSON map."""
+    from probes.model.backend import backends
     from probes.model.placement import device_map_of
 
-    if options.backend not in BACKEND_NAMES:
-        raise InvalidOptionError(
-            f"--backend {options.backend!r} is unknown; use one of {list(BACKEND_NAMES)}."
-        )
-    if options.backend == "nnsight":
-        import importlib.util
-
-        if importlib.util.find_spec("nnsight") is None:
-            raise InvalidOptionError("--backend nnsight needs nnsight: pip install 'probes[nnsight]'.")
-    if getattr(options, "remote", False) and options.backend != "nnsight":
-        raise InvalidOptionError("--remote runs models on NDIF through nnsight: add --backend nnsight.")
+    known = backends()
+    if options.backend not in known:
+        raise InvalidOptionError(f"--backend {options.backend!r} is unknown; use one of {sorted(known)}.")
+    kind = known[options.backend]
+    if kind.requires and importlib.util.find_spec(kind.requires) is None:
+        raise InvalidOptionError(f"--backend {kind.name} needs {kind.requires}: {kind.install}.")
+    if getattr(options, "remote", False) and kind.load_remote is None:
+        remote = [name for name, other in known.items() if other.load_remote is not None]
+        raise InvalidOptionError(f"--remote runs models on NDIF: add --backend {' or '.join(remote)}.")
     device_map_of(getattr(options, "device_map", None))
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import torch
 
 from probes.errors import InvalidOptionError
-from probes.model.bridge.plain_modules import plain
 from probes.model.hooked import HookedModel
 
 #: Per token of a row, the activations a forward pass holds at once, in multiples of d_model
@@ -77,11 +76,7 @@ def compile_mlps(model: HookedModel, **options: Any) -> int:
     code does not, and no hook of the lens sits inside them.
     """
     options.setdefault("dynamic", True)
-    compiled = 0
-    for block in model.blocks:
-        mlp = getattr(block, "mlp", None)
-        if isinstance(mlp, torch.nn.Module):
-            mlp = plain(mlp)  # the module the lens runs, not a bridge component around it
-            mlp.compile(**options)
-            compiled += 1
-    return compiled
+    mlps = model.mlps()
+    for mlp in mlps:
+        mlp.compile(**options)
+    return len(mlps)

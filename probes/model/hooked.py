@@ -4,7 +4,7 @@
 hook points of the residual stream and of attention, MLP and head outputs, residuals at
 chosen layers and positions (the forward pass stops after the last one), logits, hooked
 forward passes, generation, the final norm and the unembedding. It asks its
-:class:`~probes.model.bridge.backend.Backend` for all of them, so per-architecture differences live in
+:class:`~probes.model.backend.Backend` for all of them, so per-architecture differences live in
 one place; :mod:`probes.model.loading` loads models into this view.
 """
 
@@ -19,8 +19,9 @@ import torch
 from jaxtyping import Float, Int
 
 from probes.errors import InvalidItemError
-from probes.model.bridge import backend as backend_module
-from probes.model.bridge.backend import Backend, HookFunction, ResidualReader
+from probes.model import backend as backend_module
+from probes.model.backend import Backend, HookFunction
+from probes.model.readers import ResidualReader
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -35,7 +36,7 @@ class HookedModel:
     Layer ``0`` of the residual stream is the embedding output (the input of the
     first block); layer ``l`` is the output of block ``l - 1``; so a model has
     ``n_layers + 1`` readable layers. Everything that depends on how the model is
-    run, hooked or normed is asked of its :class:`~probes.model.bridge.backend.Backend`.
+    run, hooked or normed is asked of its :class:`~probes.model.backend.Backend`.
     """
 
     spec: ModelSpec
@@ -68,6 +69,10 @@ class HookedModel:
     def blocks(self) -> list[torch.nn.Module]:
         """The transformer blocks, first to last."""
         return list(self.backend.blocks)
+
+    def mlps(self) -> list[torch.nn.Module]:
+        """Each block's MLP, as the forward pass runs it (for ``torch.compile``)."""
+        return self.backend.mlps()
 
     @property
     def n_layers(self) -> int:
@@ -276,3 +281,10 @@ class HookedModel:
             "dtype": str(self.dtype).removeprefix("torch."),
             "device": str(self.device),
         }
+
+
+def loaded_weights(hf_model: PreTrainedModel) -> dict[str, Any]:
+    """The :class:`HookedModel` fields taken from the weights as loaded, before any backend wraps
+    them: the parameters in the model's order and their count."""
+    weights = tuple(hf_model.parameters())
+    return {"weights": weights, "n_parameters": sum(p.numel() for p in weights)}

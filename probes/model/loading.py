@@ -2,9 +2,8 @@
 
 Every model, whatever its family or source, is loaded into a
 :class:`~probes.model.hooked.HookedModel` (re-exported here), the one door every analysis
-goes through, backed by a :class:`~probes.model.bridge.backend.BridgeBackend`: a TransformerLens
-``TransformerBridge`` around the Hugging Face model. Nothing here branches on the
-architecture.
+goes through, behind the backend asked for (:mod:`probes.model.backend`; TransformerLens's
+``TransformerBridge`` by default). Nothing here branches on the architecture.
 
 Specs a user may give are described in :mod:`probes.model.specs` (hub ids, folders, GGUF files,
 ``<prefix><rung>`` of a built-in ladder, resolved through the registry of model sources there);
@@ -16,7 +15,6 @@ points at are refused: unpickling a file runs arbitrary code.
 
 from __future__ import annotations
 
-import copy
 import functools
 import logging
 import os
@@ -30,7 +28,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
 from probes.errors import DamagedWeightsError, UnknownModelError, UnsafeWeightsError
-from probes.model.bridge.backend import BridgeBackend
+from probes.model.backend import get_backend
 from probes.model.hooked import HookedModel
 from probes.model.placement import Placement, device_map_of
 from probes.model.specs import PICKLE_SUFFIXES, ModelSpec, model_source, model_sources, parse_spec
@@ -40,8 +38,6 @@ __all__ = ["HookedModel", "ModelSpec", "from_hf_model", "load_model", "parse_spe
 #: dtypes accepted on the command line.
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
-#: Ways of running a model: TransformerLens's bridge (the default) or nnsight's tracing.
-BACKENDS = ("bridge", "nnsight")
 
 
 logger = logging.getLogger(__name__)
@@ -70,7 +66,8 @@ def load_model(
         spec: What to load (see :mod:`probes.model.specs`).
         device: Torch device of the whole model (ignored with a ``device_map``).
         dtype: Model dtype.
-        backend: ``"bridge"`` (TransformerLens) or ``"nnsight"`` (:mod:`probes.model.nnsight.backend`).
+        backend: A registered backend (:func:`probes.model.backend.backends`): ``"bridge"``
+            (TransformerLens) or ``"nnsight"``.
         device_map: Accelerate's placement of the model's modules: ``"auto"`` spreads a model
             too large for one GPU over the GPUs (then CPU, then disk), or an explicit
             ``{module: device}`` map (``"disk"`` offloads to a temporary folder).
@@ -81,7 +78,7 @@ def load_model(
     torch_dtype = resolve_dtype(dtype)
     placement = Placement(device, device_map_of(device_map))
     if remote:
-        if backend != "nnsight":
+        if get_backend(backend).load_remote is None:
             raise UnknownModelError("--remote runs models on NDIF through nnsight: add --backend nnsight.")
         if spec.source != "hub":
             raise UnknownModelError(
@@ -125,40 +122,13 @@ def from_hf_model(
     return _wrap(spec, hf_model.eval(), tokenizer, f"in-memory/{name}", backend)
 
 
-def _bridge(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str) -> HookedModel:
-    from transformer_lens.model_bridge import TransformerBridge
-
-    # The bridge sets missing special tokens on the tokenizer it is given: give it our own copy,
-    # so a caller's tokenizer (saved or reused later) is never changed behind its back.
-    tokenizer = copy.deepcopy(tokenizer)
-    loaded = _as_loaded(hf_model)  # before the bridge adds its split copies of fused weights
-    bridge = TransformerBridge.boot_transformers(
-        model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
-    )
-    bridge.eval()
-    return HookedModel(spec=spec, backend=BridgeBackend(bridge), tokenizer=tokenizer, **loaded)
-
-
-def _as_loaded(hf_model: PreTrainedModel) -> dict[str, Any]:
-    """The :class:`HookedModel` fields taken from the weights as loaded, before any backend wraps
-    them: the parameters in the model's order and their count."""
-    weights = tuple(hf_model.parameters())
-    return {"weights": weights, "n_parameters": sum(p.numel() for p in weights)}
-
-
 def _wrap(
     spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str, backend: str
 ) -> HookedModel:
-    """The loaded model behind the backend asked for."""
-    if backend == "bridge":
-        return _bridge(spec, hf_model, tokenizer, model_name)
-    if backend == "nnsight":
-        from probes.model.nnsight.backend import NNsightBackend, nnsight_model
-
-        loaded = _as_loaded(hf_model)
-        wrapped = NNsightBackend(nnsight_model(hf_model, tokenizer))
-        return HookedModel(spec=spec, backend=wrapped, tokenizer=tokenizer, **loaded)
-    raise UnknownModelError(f"unknown backend {backend!r}; use one of {list(BACKENDS)}.")
+    """The loaded model behind the backend asked for (:func:`probes.model.backend.get_backend`)."""
+    kind = get_backend(backend)
+    kind.check_installed()
+    return kind.wrap(spec, hf_model, tokenizer, model_name)
 
 
 def _check_safe_folder(folder: Path) -> None:
@@ -298,9 +268,9 @@ def _load_from_hub(
     spec: ModelSpec, placement: Placement, dtype: torch.dtype, backend: str, remote: bool | str
 ) -> HookedModel:
     if remote is True:
-        from probes.model.nnsight.remote import remote_model
-
-        return remote_model(spec, dtype)
+        load_remote = get_backend(backend).load_remote
+        assert load_remote is not None  # checked by load_model
+        return load_remote(spec, dtype)
     check_hub_model(spec)
     try:
         # The model's own tokenizer with its own defaults, so tokens match plain transformers.

@@ -1,162 +1,32 @@
-"""The one door to a model's internals: a small :class:`Backend` protocol and its bridge implementation.
+"""The bridge backend: a TransformerLens ``TransformerBridge`` and the Hugging Face model it wraps.
 
-Every analysis (lens, chain-of-thought, perplexity, attribution, ablation, patching) asks
-:class:`~probes.model.loading.HookedModel` for what it needs, and the model asks its backend. The
-backend is the only place that knows how the model is run and hooked, what its hook points
-are called and how its final norm works; nothing else in ``probes`` reaches the Hugging Face
-model or the TransformerLens bridge, or branches on an architecture.
-
-:class:`BridgeBackend`, the first implementation, drives a TransformerLens
-``TransformerBridge`` (hook points, weights, the logit readout) and the Hugging Face model
-it wraps (plain forward passes, generation, and the early-stopping residual hooks of
-:mod:`probes.model.bridge.residual_catcher`). Per-family
-differences stay inside TransformerLens's adapters and the norm's ``normalization_type``.
-
-Hook points are named as TransformerLens names them; :func:`head_hook`, :func:`attn_out_hook`,
-:func:`mlp_out_hook` and :func:`resid_hook` are the one place that spells them.
+:class:`BridgeBackend` implements :class:`~probes.model.backend.Backend`: the bridge gives the
+hook points, the weights and the logit readout; the Hugging Face model it wraps runs plain
+forward passes, generation and the early-stopping residual hooks of
+:mod:`probes.model.bridge.residual_catcher`. Per-family differences stay inside TransformerLens's
+adapters and the norm's ``normalization_type``. :func:`wrap` boots the bridge around a loaded model.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+import copy
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from jaxtyping import Float, Int
 
+from probes.model.backend import HookFunction
 from probes.model.bridge.plain_modules import cache_by_old_name, plain, plain_modules
 from probes.model.bridge.residual_catcher import ResidualCatcher
-from probes.model.readers import ContinuingReader, PromptCache, ResidualReader, SharingReader
+from probes.model.hooked import HookedModel, loaded_weights
 
-__all__ = [
-    "FINAL_NORM_SCALE_HOOK",
-    "Backend",
-    "BridgeBackend",
-    "ContinuingReader",
-    "SharingReader",
-    "HookFunction",
-    "PromptCache",
-    "ResidualReader",
-    "attn_out_hook",
-    "head_hook",
-    "mlp_out_hook",
-    "resid_hook",
-]
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-#: A forward hook: (activation, hook point) -> replacement, or ``None`` to leave it.
-HookFunction = Callable[[torch.Tensor, Any], torch.Tensor | None]
+    from probes.model.specs import ModelSpec
 
-#: Hook point of the final norm's scale (the per-vector divisor) at every position.
-FINAL_NORM_SCALE_HOOK = "ln_final.hook_scale"
-
-
-def head_hook(layer: int) -> str:
-    """The hook point of the per-head attention outputs (``z``) of block ``layer``."""
-    return f"blocks.{layer}.attn.hook_z"
-
-
-def attn_out_hook(layer: int) -> str:
-    """The hook point of block ``layer``'s attention output (every head plus the output bias)."""
-    return f"blocks.{layer}.hook_attn_out"
-
-
-def mlp_out_hook(layer: int) -> str:
-    """The hook point of block ``layer``'s MLP output."""
-    return f"blocks.{layer}.hook_mlp_out"
-
-
-def resid_hook(layer: int, n_layers: int) -> str:
-    """The hook point of layer ``layer`` of the residual stream (0 = embeddings, ``n_layers`` = last)."""
-    return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else f"blocks.{n_layers - 1}.hook_resid_post"
-
-
-class Backend(Protocol):
-    """What the toolkit needs of a loaded model; one implementation per way of running models."""
-
-    n_layers: int
-    d_model: int
-    n_ctx: int
-    n_heads: int
-    #: Class name of the underlying model (e.g. ``LlamaForCausalLM``), for provenance.
-    architecture: str
-
-    def parameters(self) -> Iterator[torch.nn.Parameter]:
-        """The model's parameters as loaded."""
-        ...
-
-    def hook_points(self) -> set[str]:
-        """Every hook point :meth:`run_with_hooks` accepts."""
-        ...
-
-    def residual_reader(self, layers: Sequence[int]) -> contextlib.AbstractContextManager[ResidualReader]:
-        """A reader of the given residual layers that stops the forward pass after the last one."""
-        ...
-
-    def logits(
-        self, input_ids: Int[torch.Tensor, "batch pos"], attention_mask: Int[torch.Tensor, "batch pos"] | None
-    ) -> Float[torch.Tensor, "batch pos vocab"]:
-        """The model's own output logits."""
-        ...
-
-    def run_with_hooks(
-        self,
-        input_ids: Int[torch.Tensor, "batch pos"],
-        attention_mask: Int[torch.Tensor, "batch pos"],
-        hooks: Sequence[tuple[str, HookFunction]],
-    ) -> Float[torch.Tensor, "batch pos vocab"]:
-        """Output logits of a forward pass with ``hooks`` applied at their hook points."""
-        ...
-
-    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kwargs: Any) -> torch.Tensor:
-        """Token ids of prompts plus continuations (Hugging Face ``generate`` arguments)."""
-        ...
-
-    def log_probs(
-        self,
-        resid: Float[torch.Tensor, "*shape d_model"],
-        targets: Int[torch.Tensor, "*shape"],
-        chunk_size: int,
-    ) -> Float[torch.Tensor, "*shape"]:
-        """Log-prob of each target read from each residual vector through final norm and unembedding."""
-        ...
-
-    def apply_final_norm(
-        self, resid: Float[torch.Tensor, "*shape d_model"]
-    ) -> Float[torch.Tensor, "*shape d_model"]:
-        """The final norm, with its statistics computed per vector."""
-        ...
-
-    def unembed(self, normed: Float[torch.Tensor, "*shape d_model"]) -> Float[torch.Tensor, "*shape vocab"]:
-        """Logits of already normed vectors."""
-        ...
-
-    def frozen_final_norm(
-        self, vectors: Float[torch.Tensor, "*shape d_model"], scale: Float[torch.Tensor, "*shape 1"]
-    ) -> Float[torch.Tensor, "*shape d_model"]:
-        """The final norm's linear part with its scale fixed at ``scale`` (no bias)."""
-        ...
-
-    @property
-    def final_norm_bias(self) -> Float[torch.Tensor, " d_model"] | None:
-        """The final norm's bias, if it has one."""
-        ...
-
-    @property
-    def head_output_weights(self) -> Float[torch.Tensor, "layer head d_head d_model"]:
-        """Each head's output matrix ``W_O``."""
-        ...
-
-    @property
-    def unembedding_weights(self) -> Float[torch.Tensor, "d_model vocab"]:
-        """The unembedding matrix ``W_U``."""
-        ...
-
-    @property
-    def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:
-        """The unembedding bias ``b_U``, if any."""
-        ...
-
+__all__ = ["BridgeBackend", "wrap"]
 
 class BridgeBackend:
     """A TransformerLens ``TransformerBridge`` and the Hugging Face model it wraps."""
@@ -202,6 +72,11 @@ class BridgeBackend:
         """The Hugging Face blocks, first to last (behind the bridge's block components: hooks on
         them fire in the lens's plain runs and in the bridge's, :mod:`probes.model.bridge.plain_modules`)."""
         return [plain(block) for block in self.bridge.blocks]
+
+    def mlps(self) -> list[torch.nn.Module]:
+        """Each Hugging Face block's MLP (the module behind the bridge's MLP component)."""
+        found = (getattr(block, "mlp", None) for block in self.bridge.blocks)
+        return [plain(mlp) for mlp in found if isinstance(mlp, torch.nn.Module)]
 
     @property
     def final_norm(self) -> torch.nn.Module | None:
@@ -339,3 +214,19 @@ class BridgeBackend:
     def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:
         """The bridge's ``b_U``, if it has one."""
         return getattr(self.bridge, "b_U", None)
+
+
+def wrap(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str) -> HookedModel:
+    """A loaded transformers model behind a ``TransformerBridge`` (``model_name``: a hub id, or a
+    name that resolves to nothing on the hub, so TransformerLens looks nothing up)."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    # The bridge sets missing special tokens on the tokenizer it is given: give it our own copy,
+    # so a caller's tokenizer (saved or reused later) is never changed behind its back.
+    tokenizer = copy.deepcopy(tokenizer)
+    loaded = loaded_weights(hf_model)  # before the bridge adds its split copies of fused weights
+    bridge = TransformerBridge.boot_transformers(
+        model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
+    )
+    bridge.eval()
+    return HookedModel(spec=spec, backend=BridgeBackend(bridge), tokenizer=tokenizer, **loaded)

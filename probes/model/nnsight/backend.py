@@ -25,7 +25,7 @@ import torch
 from jaxtyping import Float, Int
 
 from probes.errors import ProbesError
-from probes.model.bridge.backend import (
+from probes.model.backend import (
     FINAL_NORM_SCALE_HOOK,
     HookFunction,
     attn_out_hook,
@@ -164,6 +164,10 @@ class NNsightBackend:
     def blocks(self) -> list[torch.nn.Module]:
         """The transformer blocks, first to last."""
         return list(self.layout.blocks(self.hf_model))
+
+    def mlps(self) -> list[torch.nn.Module]:
+        """Each block's MLP (the layout's ``mlp_path`` in every block)."""
+        return [resolve(block, self.layout.mlp_path) for block in self.blocks]
 
     @property
     def final_norm(self) -> torch.nn.Module | None:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from probes.errors import ProbesError
-from probes.model.bridge.backend import (
+from probes.model.backend import (
     FINAL_NORM_SCALE_HOOK,
     HookFunction,
     attn_out_hook,
