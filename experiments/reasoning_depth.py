@@ -69,8 +69,9 @@ from probes.jobs.manifest import provenance  # noqa: E402
 from probes.jobs.options import ItemOptions  # noqa: E402
 from probes.jobs.runner import execute  # noqa: E402
 from probes.jobs.units import Output, Unit, model_specs  # noqa: E402
+from probes.lenses.base import lens_fields  # noqa: E402
 from probes.lenses.reading import read_options  # noqa: E402
-from probes.lenses.registry import LENS_NAMES, choose_lens, lens_fields  # noqa: E402
+from probes.lenses.registry import choose_lens, lens_names  # noqa: E402
 from probes.model.loading import HookedModel  # noqa: E402
 from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
@@ -111,7 +112,9 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--threshold", type=float, default=SOLVED_AT, help="accuracy that counts as solved")
     parser.add_argument("--decodable-at", type=float, default=DECODABLE_AT, help="step score that counts")
-    parser.add_argument("--lens", default="logit", choices=LENS_NAMES, help="lens of the per-layer readouts")
+    parser.add_argument(
+        "--lens", default="logit", choices=lens_names(), help="lens of the per-layer readouts"
+    )
     parser.add_argument(
         "--lens-dir",
         type=Path,

@@ -21,13 +21,14 @@ from probes.version import __version__
 if TYPE_CHECKING:
     from probes.jobs.model_rows import read_layers
     from probes.jobs.sweep import SweepOptions, run
-    from probes.lenses.reading import LogitLens, read_options
+    from probes.lenses.logit import LogitLens
+    from probes.lenses.reading import read_options
     from probes.model.loading import HookedModel, from_hf_model, load_model
     from probes.tasks import Item, read_items, write_items
 
 #: Public name -> the module that defines it.
 _LAZY = {
-    "LogitLens": "probes.lenses.reading",
+    "LogitLens": "probes.lenses.logit",
     "read_options": "probes.lenses.reading",
     "HookedModel": "probes.model.loading",
     "from_hf_model": "probes.model.loading",

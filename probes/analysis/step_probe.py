@@ -3,7 +3,7 @@
 For a k-step item the value after step ``j`` (``meta["intermediates"][j - 1]``) is one of the item's
 options. Two readouts of the residual stream at the last prompt position, per layer:
 
-- a **lens** (logit lens, or any :class:`probes.lenses.reading.Lens`): the share of items whose step-``j``
+- a **lens** (logit lens, or any :class:`probes.lenses.base.Lens`): the share of items whose step-``j``
   value is the top option (:func:`probes.analysis.reasoning.step_readout_summary`, ``top_share``);
 - a **linear probe**: a multinomial logistic regression from the residual to the step-``j``
   value's option, trained on some items and scored on others. The probe is the upper bound of what

@@ -21,7 +21,9 @@ import pandas as pd
 from probes.analysis.metrics import layer_table
 from probes.analysis.reasoning import step_readout_table
 from probes.jobs.manifest import provenance
-from probes.lenses.reading import Lens, LogitLens, OptionReadout, read_options
+from probes.lenses.base import Lens
+from probes.lenses.logit import LogitLens
+from probes.lenses.reading import OptionReadout, read_options
 from probes.model.loading import HookedModel
 from probes.tasks import Item
 

@@ -24,8 +24,9 @@ from probes.jobs.options import ItemOptions
 from probes.jobs.runner import execute
 from probes.jobs.units import Compute, Output, Unit, model_specs, my_slice, shard_path
 from probes.jobs.validation import check_options
-from probes.lenses.reading import Lens, read_options
-from probes.lenses.registry import LensChoice, choose_lens, lens_fields
+from probes.lenses.base import Lens, LensChoice, lens_fields
+from probes.lenses.reading import read_options
+from probes.lenses.registry import choose_lens
 from probes.model.loading import HookedModel
 from probes.store.store import Store, lens_store_name
 from probes.tasks import Item, load_items

@@ -160,4 +160,6 @@ def catalogue_layers(model: PlannedModel) -> int | None:
 
 def shard_path(store: Store, unit: Unit) -> Path:
     """Where a unit's shard lives in the store (under its lens id: :meth:`Store.lens_shard_path`)."""
-    return store.lens_shard_path(unit.model.label, unit.task, unit.variant, unit.kind, unit.lens, unit.lens_weights)
+    return store.lens_shard_path(
+        unit.model.label, unit.task, unit.variant, unit.kind, unit.lens, unit.lens_weights
+    )

@@ -21,7 +21,6 @@ from probes.errors import InvalidOptionError
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 
-
 def check_options(options: Any) -> None:
     """Check every option a run's options object has (fields it lacks are skipped).
 

@@ -67,7 +67,13 @@ def execute_model(
         for output in compute(model, mine):
             unit = output.unit
             record = manifest_record(
-                model, unit.model, unit.task, unit.variant, options, fingerprint=prints[id(unit)], **output.fields
+                model,
+                unit.model,
+                unit.task,
+                unit.variant,
+                options,
+                fingerprint=prints[id(unit)],
+                **output.fields,
             )
             if unit.lens_weights is not None:  # the store names the shard by lens and weights
                 record["lens_weights"] = unit.lens_weights

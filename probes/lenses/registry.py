@@ -1,103 +1,63 @@
-"""Which lens reads a model: ``--lens logit|tuned``, and for ``tuned`` where its weights come from.
+"""The lenses ``--lens`` can name: every lens kind found in :mod:`probes.lenses`, plus registered ones.
 
-A tuned lens for a model is looked up, in order, in ``--lens-dir`` (the ``--out`` of
-`probes lens train`: one subfolder per model, in probes's format or the ``tuned-lens``
-library's) and among the lenses shipped with a built-in ladder's rungs. The identity of a
-lens (its name and the sha256 of its weights) is known before the model is loaded, so
-finished shards are skipped without loading anything.
+Any module or subpackage directly inside :mod:`probes.lenses` that defines ``LENS``, a
+:class:`~probes.lenses.base.LensKind`, is a lens (:mod:`probes.lenses.logit`,
+:mod:`probes.lenses.tuned`), so adding one is one new file; code outside the package calls
+:func:`register_lens`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import importlib
+import pkgutil
 from pathlib import Path
-from typing import Any
 
-import torch
+from probes.lenses.base import LensChoice, LensKind, UnknownLensError
 
-from probes.errors import ProbesError
-from probes.lenses.reading import Lens, LogitLens
-from probes.lenses.tuned.artifacts import INFO_FILE, load_lens, read_info
-from probes.lenses.tuned.lens import weights_sha256
-from probes.lenses.tuned.library_format import CONFIG_FILE, PARAMS_FILE, load_tuned_lens_format
-from probes.model.loading import HookedModel
-from probes.store.store import slug
-
-#: Lens names ``--lens`` accepts.
-LENS_NAMES = ("logit", "tuned")
+_REGISTERED: dict[str, LensKind] = {}
 
 
-class UnknownLensError(ProbesError):
-    """A lens name that is not known, or a tuned lens that cannot be found for a model."""
+def register_lens(kind: LensKind) -> LensKind:
+    """Add a lens kind defined outside :mod:`probes.lenses` (one inside defines ``LENS``)."""
+    _REGISTERED[kind.name] = kind
+    return kind
 
 
-@dataclass(frozen=True)
-class LensChoice:
-    """A lens for one model, before the model is loaded: its name, weights hash and folder."""
+def lens_kinds() -> dict[str, LensKind]:
+    """Every lens kind by name: the ``LENS`` of each module of :mod:`probes.lenses`, then registered ones."""
+    import probes.lenses
 
-    name: str
-    weights_hash: str | None = None
-    folder: Path | None = None
-    #: A lens object given by a Python caller (used as it is).
-    lens: Lens | None = None
-
-    def build(self, model: HookedModel) -> Lens:
-        """The lens itself, checked against the loaded model."""
-        if self.lens is not None:
-            check = getattr(self.lens, "check", None)
-            if callable(check):
-                check(model)
-            return self.lens
-        if self.name == "logit":
-            return LogitLens()
-        assert self.folder is not None
-        if (self.folder / INFO_FILE).is_file():
-            return load_lens(self.folder, model)
-        return load_tuned_lens_format(self.folder, model)
+    found: dict[str, LensKind] = {}
+    for module in sorted(m.name for m in pkgutil.iter_modules(probes.lenses.__path__)):
+        kind = getattr(importlib.import_module(f"probes.lenses.{module}"), "LENS", None)
+        if isinstance(kind, LensKind):
+            found[kind.name] = kind
+    return {**found, **_REGISTERED}
 
 
-def shipped_lens_folder(model_label: str) -> Path | None:
-    """The folder of the tuned lens shipped with a built-in rung, verified; ``None`` if none is."""
-    from probes.lenses.tuned.shipped import shipped_lens
+def lens_names() -> list[str]:
+    """The names ``--lens`` accepts."""
+    return sorted(lens_kinds())
 
-    return shipped_lens(model_label)
+
+def get_lens_kind(name: str) -> LensKind:
+    """The lens kind called ``name``.
+
+    Raises:
+        UnknownLensError: No lens has that name.
+    """
+    kinds = lens_kinds()
+    if name not in kinds:
+        raise UnknownLensError(f"unknown lens {name!r}; use one of {sorted(kinds)}.")
+    return kinds[name]
 
 
 def choose_lens(name: str, model_label: str, lens_dir: Path | None = None) -> LensChoice:
-    """The lens ``name`` for the model labelled ``model_label`` (see the module's lookup order).
+    """The lens ``name`` for the model labelled ``model_label``, found before the model loads.
 
     Raises:
-        UnknownLensError: ``name`` is unknown, or no tuned lens exists for the model.
+        UnknownLensError: ``name`` is unknown, or it has no lens for the model.
     """
-    if name not in LENS_NAMES:
-        raise UnknownLensError(f"unknown lens {name!r}; use one of {list(LENS_NAMES)}.")
-    if name == "logit":
-        return LensChoice("logit")
-    candidates = []
-    if lens_dir is not None:
-        candidates.append(Path(lens_dir) / slug(model_label))
-    for folder in candidates:
-        if (folder / INFO_FILE).is_file():
-            return LensChoice("tuned", read_info(folder)["weights_sha256"], folder)
-        if (folder / CONFIG_FILE).is_file() and (folder / PARAMS_FILE).is_file():
-            state = torch.load(folder / PARAMS_FILE, map_location="cpu", weights_only=True)
-            return LensChoice("tuned", weights_sha256(state), folder)
-    shipped = shipped_lens_folder(model_label)
-    if shipped is not None:
-        return LensChoice("tuned", read_info(shipped)["weights_sha256"], shipped)
-    where = f"in {Path(lens_dir) / slug(model_label)}" if lens_dir is not None else "(no --lens-dir given)"
-    raise UnknownLensError(
-        f"no tuned lens for {model_label} {where}, and none ships with it; train one with "
-        f"`probes lens train --models {model_label} --out LENSES` and pass --lens-dir LENSES."
-    )
-
-
-def lens_fields(lens: Lens) -> dict[str, Any]:
-    """What a shard's manifest says of a trained lens: where it came from and its held-out KL."""
-    info = getattr(lens, "info", None)
-    if not isinstance(info, dict):
-        return {}
-    fields = {"lens_path": info.get("path"), "lens_text": info.get("text"), "lens_steps": info.get("steps")}
-    if info.get("held_out_kl"):
-        fields["lens_held_out_kl"] = info["held_out_kl"]
-    return fields
+    kind = get_lens_kind(name)
+    return dataclasses.replace(kind.choose(model_label, lens_dir), builder=kind.build)

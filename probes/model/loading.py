@@ -39,7 +39,6 @@ __all__ = ["HookedModel", "ModelSpec", "from_hf_model", "load_model", "parse_spe
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-
 logger = logging.getLogger(__name__)
 
 

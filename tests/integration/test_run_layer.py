@@ -12,7 +12,7 @@ from probes.errors import StoreError
 from probes.jobs.fingerprint import fingerprint
 from probes.jobs.sweep import SweepOptions, plan, run_sweep
 from probes.jobs.units import Unit, catalogue_layers, planned
-from probes.lenses.reading import LogitLens
+from probes.lenses.logit import LogitLens
 from probes.report.tables import ReportError, lenses, one_lens, scaling_table
 from probes.store.store import Store
 from probes.tasks import Item, write_items

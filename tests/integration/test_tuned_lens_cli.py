@@ -87,26 +87,6 @@ def test_lens_train_then_both_lenses_side_by_side_in_one_store(tokenizer, tmp_pa
     assert "choose one of them" in capsys.readouterr().err
 
 
-def test_a_store_written_before_lens_ids_is_read_and_resumed(tokenizer, tmp_path):
-    """Shards under ``shards/tuned/`` (before the weights' hash was in the path) still count."""
-    folder = save_tiny_folder(tmp_path / "tiny-gpt2", "gpt2", tokenizer, seed=1, n_layers=2)
-    model = load_model(str(folder))
-    lens = TunedLens(Translators(2, model.d_model), {"model_fingerprint": model_fingerprint(model)})
-    save_lens(lens, tmp_path / "lenses" / "tiny-gpt2")
-    items = write_items([Item("i0", "toy", "w1 w2 w3", " w4", " w5")], tmp_path / "toy.csv")
-    store = tmp_path / "store"
-    run = ["run", "--models", str(folder), "--tasks", str(items), "--out", str(store), "--no-progress"]
-    run += ["--no-report", "--lens", "tuned", "--lens-dir", str(tmp_path / "lenses")]
-    assert main(run) == 0
-    (shard,) = Store(store).shard_paths()
-    legacy = store / "shards" / "tuned" / shard.relative_to(shard.parents[2])
-    legacy.parent.mkdir(parents=True)
-    shard.rename(legacy)  # as an older toolkit laid it out
-    before = legacy.stat().st_mtime_ns
-    assert main(run) == 0  # resumed: the old shard has the same lens weights and inputs
-    assert Store(store).shard_paths() == [legacy] and legacy.stat().st_mtime_ns == before
-
-
 def test_run_with_a_missing_or_foreign_tuned_lens_is_one_clear_error(tokenizer, tmp_path, capsys):
     folder = save_tiny_folder(tmp_path / "tiny-neox", "neox", tokenizer, seed=3, n_layers=3)
     items = write_items([Item("i0", "toy", "w1 w2 w3", " w4", " w5")], tmp_path / "toy.csv")

@@ -18,6 +18,7 @@ PROMPTS = [[3, 7, 9, 11, 4], [5, 6, 2], [8, 8, 8, 8]]
 BACKEND_MODULES = ("model/__init__.py", "model/loading.py", "model/hooked.py", "model/backend.py")
 BACKEND_PACKAGES = ("model/bridge", "model/nnsight")
 
+
 def _batch() -> tuple[torch.Tensor, torch.Tensor]:
     from probes.lenses.reading import right_padded
 
@@ -133,7 +134,9 @@ def test_no_module_reaches_behind_the_model_s_back():
     """Only the loader, the standard view, the protocol and the backends' packages
     (probes/model/bridge/, probes/model/nnsight/) touch the bridge, the HF model or the norm type."""
     root = Path(__file__).resolve().parents[2] / "probes"
-    side_door = re.compile(r"(?<!model)\.bridge\b|\bhf_model\b|original_model|\bcfg\.|normalization_type|hook_dict")
+    side_door = re.compile(
+        r"(?<!model)\.bridge\b|\bhf_model\b|original_model|\bcfg\.|normalization_type|hook_dict"
+    )
     offenders = [
         f"{path.relative_to(root)}:{number}"
         for path in sorted(root.rglob("*.py"))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from probes.jobs.cot import complete, cut_rationale, generate_greedy, needs_rationale, write_rationales
-from probes.lenses.reading import LogitLens, read_options
+from probes.lenses.logit import LogitLens
+from probes.lenses.reading import read_options
 from probes.tasks.items import Item
 from probes.tasks.variants import ANSWER_CUE
 

@@ -9,7 +9,8 @@ import pytest
 import torch
 from conftest import tiny_hf_model
 
-from probes.lenses.reading import LogitLens, read_options
+from probes.lenses.logit import LogitLens
+from probes.lenses.reading import read_options
 from probes.lenses.tuned import (
     LensFileError,
     LensMismatchError,

@@ -1,4 +1,4 @@
-"""The tuned lens as a :class:`probes.lenses.reading.Lens`: translate each layer's stream, then read it as logits."""
+"""The tuned lens as a :class:`probes.lenses.base.Lens`: translate each layer's stream, then read it as logits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Float, Int
 
 from probes.errors import ProbesError
-from probes.lenses.reading import LogitLens
+from probes.lenses.logit import LogitLens
 from probes.lenses.tuned.access import model_fingerprint
 from probes.lenses.tuned.translator import Translators
 from probes.model.loading import HookedModel

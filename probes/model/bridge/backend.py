@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BridgeBackend", "wrap"]
 
+
 class BridgeBackend:
     """A TransformerLens ``TransformerBridge`` and the Hugging Face model it wraps."""
 
