@@ -1,6 +1,6 @@
 """Benchmark: the cost of the nnsight backend against the default (TransformerLens bridge) one, per model.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_backends.py`` (``--models`` to choose,
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks.bench_backends`` (``--models`` to choose,
 e.g. the SmolLM2 GGUF file; ``--rounds``, ``--items``).
 
 Each model is loaded once behind each backend; the same items (the ``prize`` variant of
@@ -21,11 +21,7 @@ nnsight / bridge-rows (nnsight's tracing cost alone), as one Markdown row per mo
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's probes
 
 DEFAULT_MODELS = ["organism:1x32", "organism:4x96"]
 

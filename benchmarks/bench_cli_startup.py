@@ -4,7 +4,7 @@ Every command runs in a fresh interpreter, interleaved with the bare one, ``--re
 the minimum of each is kept (the least disturbed run on a shared machine) and divided by the
 bare interpreter's minimum. Run it from the checkout to measure::
 
-    python benchmarks/bench_cli_startup.py --repeats 5
+    python -m benchmarks.bench_cli_startup --repeats 5
 
 A ratio near 1 means the command costs little more than starting Python; the model libraries
 (torch, transformers, TransformerLens) alone cost 10-30 bare starts.

@@ -2,7 +2,7 @@
 Pythia-1.4B-shaped random GPT-NeoX in bfloat16 (float32 readout), eager and with compiled MLPs,
 the batch size chosen from free memory (:func:`probes.model.gpu.batch_size_for`).
 
-Run: ``python benchmarks/bench_gpu.py`` (``--length``, ``--rounds``). Without CUDA it says so and
+Run: ``python -m benchmarks.bench_gpu`` (``--length``, ``--rounds``). Without CUDA it says so and
 exits 0: nothing here is measured on a CPU machine.
 
 Methods, each on the same batch of random prompts, timed with ``torch.cuda.synchronize``, the
@@ -16,14 +16,10 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main() -> None:
@@ -45,9 +41,8 @@ def main() -> None:
     if not args.smoke and not torch.cuda.is_available():
         print("skipped: no CUDA device (the GPU benchmark runs only where one is present)")
         return
-    from lens_methods import SHAPES, _items, random_model
-    from lens_methods import word_tokenizer as _tokenizer
-
+    from benchmarks.lens_methods import SHAPES, _items, random_model
+    from benchmarks.lens_methods import word_tokenizer as _tokenizer
     from probes.lenses.reading import read_options
     from probes.model.gpu import batch_size_for, compile_mlps
     from probes.model.loading import from_hf_model

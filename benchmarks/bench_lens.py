@@ -2,7 +2,7 @@
 multi-token options against single-token ones; SmolLM2 on the suite's prize items before and
 after issue 19; shared prompt starts on the one-shot items. Ratios within one run.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_lens.py`` (``--quick``: tiny shapes, one round;
+Run: ``OMP_NUM_THREADS=1 python -m benchmarks.bench_lens`` (``--quick``: tiny shapes, one round;
 ``--groups random,lengths``: the random-model lanes only).
 
 The methods run in interleaved rounds (every method once per round); a method's time is the
@@ -167,7 +167,6 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     if args.worker in ("random", "lengths"):
-        sys.path.insert(0, str(ROOT))
         from benchmarks.lens_methods import length_steps, random_steps
 
         steps = random_steps(args) if args.worker == "random" else length_steps(args)
@@ -188,7 +187,7 @@ def worker(args: argparse.Namespace) -> None:
 
 
 def _start(group: str, args: argparse.Namespace, log: Path, memory: bool) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # -P: nothing but PYTHONPATH before site-packages
     if memory:  # freed large tensors leave the process: each method's own peak (see the module)
         env["MALLOC_MMAP_THRESHOLD_"] = "131072"
     if group == "before":
@@ -197,8 +196,8 @@ def _start(group: str, args: argparse.Namespace, log: Path, memory: bool) -> sub
             ["git", "-C", str(ROOT), "archive", args.before, "probes"], capture_output=True, check=True
         )
         subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
-        env["PYTHONPATH"] = str(folder)
-    command = [sys.executable, "-P", __file__, "--worker", group, "--batch", str(args.batch)]
+        env["PYTHONPATH"] = f"{folder}{os.pathsep}{ROOT}"  # that commit's probes, this checkout's benchmarks
+    command = [sys.executable, "-P", "-m", "benchmarks.bench_lens", "--worker", group, "--batch", str(args.batch)]
     command += ["--length", str(args.length), "--task-items", str(args.task_items), "--before", args.before]
     command += ["--items", str(args.items or log.parent / "prize_items.json")]
     command += ["--shared-tasks", args.shared_tasks, "--shared-items", str(args.shared_items)]
@@ -317,7 +316,6 @@ def _measure(
 
 def _methods(args: argparse.Namespace) -> dict[str, list[str]]:
     """The methods of the random groups this run asks for."""
-    sys.path.insert(0, str(ROOT))
     from benchmarks.lens_methods import LENGTH_METHODS
 
     lengths = [f"{method}@{length}" for length in args.lengths for method in LENGTH_METHODS]

@@ -8,7 +8,7 @@ the last shard written: model loads count; the cluster's own start does not (it 
 apart), nor, unless ``--cold``, the workers' import of torch and the model libraries (each
 worker imports them once, before the clock starts). The best round of each is kept.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_ray.py --n-items 24 --rounds 1
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_ray --n-items 24 --rounds 1
 
 The 2-worker / 1-worker ratio is the speed-up of the units' work when two CPUs are free for
 it; on a machine whose cores other jobs share it shows less (see benchmarks/README.md).
@@ -21,18 +21,15 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's probes
+import ray
+import torch
 
-import ray  # noqa: E402
-import torch  # noqa: E402
-
-from probes.jobs.runner import execute  # noqa: E402
-from probes.jobs.sweep import SweepOptions, plan, sweep_compute  # noqa: E402
+from probes.jobs.runner import execute
+from probes.jobs.sweep import SweepOptions, plan, sweep_compute
 
 
 @ray.remote(num_cpus=1)

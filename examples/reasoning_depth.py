@@ -268,4 +268,4 @@ print("\n".join(lines))
 #
 # Hub models were not trained on this task's format, so test smaller k first (`MAX_K = 4`).
 # The same study as a script, with a store that resumes:
-# `python experiments/reasoning_depth.py --ladder pythia --steps 1 2 3 4 6 8 --out pythia-depth`.
+# `python -m experiments.reasoning_depth --ladder pythia --steps 1 2 3 4 6 8 --out pythia-depth`.

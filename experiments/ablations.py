@@ -7,8 +7,8 @@ aggregate tables as CSV beside them, and prints the key numbers per size.
 
 Example::
 
-    python experiments/ablations.py --out results/ablations
-    python experiments/ablations.py --ladder pythia --tasks negation_qa --n-items 100 --device cuda
+    python -m experiments.ablations --out results/ablations
+    python -m experiments.ablations --ladder pythia --tasks negation_qa --n-items 100 --device cuda
 """
 
 from __future__ import annotations
@@ -20,13 +20,11 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from probes.ablate.study import AblateOptions, run_ablation_study  # noqa: E402
-from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve  # noqa: E402
-from probes.errors import ProbesError  # noqa: E402
-from probes.report import PngExportError  # noqa: E402
-from probes.report.ablations import load_ablation_tables, write_ablation_page  # noqa: E402
+from probes.ablate.study import AblateOptions, run_ablation_study
+from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
+from probes.errors import ProbesError
+from probes.report import PngExportError
+from probes.report.ablations import load_ablation_tables, write_ablation_page
 
 
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:

@@ -14,7 +14,7 @@ answer has more tokens than the distractor with that of the items whose distract
 A fair score differs little between the two groups at the middle layer. Prints a Markdown table
 and writes it, with the per-item rows, under ``--out``::
 
-    python experiments/answer_length.py --out results/answer-length
+    python -m experiments.answer_length --out results/answer-length
 """
 
 from __future__ import annotations
@@ -29,15 +29,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from probes.analysis.metrics import layer_table  # noqa: E402
-from probes.analysis.scoring import decisive_token  # noqa: E402
-from probes.errors import ProbesError  # noqa: E402
-from probes.lenses.reading import read_options  # noqa: E402
-from probes.model.loading import load_model  # noqa: E402
-from probes.report.summary import markdown_table  # noqa: E402
-from probes.tasks import load_items  # noqa: E402
+from probes.analysis.metrics import layer_table
+from probes.analysis.scoring import decisive_token
+from probes.errors import ProbesError
+from probes.lenses.reading import read_options
+from probes.model.loading import load_model
+from probes.report.summary import markdown_table
+from probes.tasks import load_items
 
 #: Score column -> name in the table.
 SCORES = {

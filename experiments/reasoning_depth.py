@@ -22,10 +22,10 @@ k = 1 … 6; elsewhere ``pointer_chase``, k = 1 … 16; ``permutation_walk``, an
 
 Example::
 
-    python experiments/reasoning_depth.py                              # the built-in depth ladder
-    python experiments/reasoning_depth.py --ladder pythia --steps 1 2 3 4 6 8 --out pythia-depth
-    python experiments/reasoning_depth.py --models path/to/SmolLM2-135M.gguf --out smollm2-depth
-    python experiments/reasoning_depth.py --lens tuned   # into the same store, beside the logit lens
+    python -m experiments.reasoning_depth                              # the built-in depth ladder
+    python -m experiments.reasoning_depth --ladder pythia --steps 1 2 3 4 6 8 --out pythia-depth
+    python -m experiments.reasoning_depth --models path/to/SmolLM2-135M.gguf --out smollm2-depth
+    python -m experiments.reasoning_depth --lens tuned   # into the same store, beside the logit lens
 
 The tuned lens of a built-in rung ships with it; for other models pass ``--lens-dir`` (the ``--out``
 of `probes lens train`). Each lens's per-layer rows live in the store under its lens id (``logit``,
@@ -37,17 +37,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
-import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
-
-from probes.analysis.metrics import layer_table  # noqa: E402
-from probes.analysis.reasoning import step_readout_summary, step_readout_table, with_steps  # noqa: E402
-from probes.analysis.solvable import (  # noqa: E402
+from probes.analysis.metrics import layer_table
+from probes.analysis.reasoning import step_readout_summary, step_readout_table, with_steps
+from probes.analysis.solvable import (
     SOLVED_AT,
     accuracy_table,
     fit_relations,
@@ -55,29 +52,29 @@ from probes.analysis.solvable import (  # noqa: E402
     relation_curve,
     solvable_steps,
 )
-from probes.analysis.step_probe import (  # noqa: E402
+from probes.analysis.step_probe import (
     DECODABLE_AT,
     final_residuals,
     first_decodable_layers,
     lens_step_scores,
     probe_steps,
 )
-from probes.builtin.folders import builtin_catalogue  # noqa: E402
-from probes.errors import InvalidItemError  # noqa: E402
-from probes.jobs.fingerprint import fingerprint, run_settings  # noqa: E402
-from probes.jobs.manifest import provenance  # noqa: E402
-from probes.jobs.options import ItemOptions  # noqa: E402
-from probes.jobs.runner import execute  # noqa: E402
-from probes.jobs.units import Output, Unit, model_specs  # noqa: E402
-from probes.lenses.base import lens_fields  # noqa: E402
-from probes.lenses.reading import read_options  # noqa: E402
-from probes.lenses.registry import choose_lens, lens_names  # noqa: E402
-from probes.model.loading import HookedModel  # noqa: E402
-from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs  # noqa: E402
-from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability  # noqa: E402
-from probes.store.store import Store, lens_store_name  # noqa: E402
-from probes.tasks import Item, load_items  # noqa: E402
-from probes.version import __version__  # noqa: E402
+from probes.builtin.folders import builtin_catalogue
+from probes.errors import InvalidItemError
+from probes.jobs.fingerprint import fingerprint, run_settings
+from probes.jobs.manifest import provenance
+from probes.jobs.options import ItemOptions
+from probes.jobs.runner import execute
+from probes.jobs.units import Output, Unit, model_specs
+from probes.lenses.base import lens_fields
+from probes.lenses.reading import read_options
+from probes.lenses.registry import choose_lens, lens_names
+from probes.model.loading import HookedModel
+from probes.report.document import BrowserNotFoundError, PngExportError, write_pngs
+from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
+from probes.store.store import Store, lens_store_name
+from probes.tasks import Item, load_items
+from probes.version import __version__
 
 
 def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -6,7 +6,7 @@ and, with ``--install``, copies catalogue and weights into ``probes/builtin/dept
 
 Example::
 
-    python experiments/depth/catalogue.py depth-out --install
+    python -m experiments.depth.catalogue depth-out --install
 """
 
 from __future__ import annotations
@@ -15,18 +15,13 @@ import argparse
 import json
 import platform
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-from train import MAX_POSITIONS, TASK, vocabulary  # noqa: E402
-
-from probes.builtin.training import provides_block  # noqa: E402
+from experiments.depth.train import MAX_POSITIONS, TASK, vocabulary
+from probes.builtin.training import provides_block
 
 #: The built-in ladder folder ``--install`` writes into (catalogue and ``weights/``).
 PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "builtin" / "depth"

@@ -6,23 +6,19 @@ Every rung of ``experiments/depth/train.py`` is trained on this recipe; only its
 from __future__ import annotations
 
 import random
-import sys
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import torch
 from jaxtyping import Int
 from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-from probes.builtin.training import Schedule  # noqa: E402
-from probes.builtin.word_tokenizer import word_tokenizer  # noqa: E402
-from probes.tasks import Item, get_task  # noqa: E402
-from probes.tasks.generators import pointer_chase, pointer_chase16  # noqa: E402
-from probes.tasks.organism_world import SPECIAL_TOKENS  # noqa: E402
+from probes.builtin.training import Schedule
+from probes.builtin.word_tokenizer import word_tokenizer
+from probes.tasks import Item, get_task
+from probes.tasks.generators import pointer_chase, pointer_chase16
+from probes.tasks.organism_world import SPECIAL_TOKENS
 
 #: The task the ladder learns: pointer chasing over 16 node names, k = 1 … 6.
 TASK = pointer_chase16.NAME

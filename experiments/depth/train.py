@@ -28,8 +28,8 @@ whole ladder at once there); weights are saved and the final accuracy measured o
 
 Example::
 
-    python experiments/depth/train.py --layers 1 2 3 --seed 0 --threads 1 --out depth-out
-    python experiments/depth/catalogue.py depth-out
+    python -m experiments.depth.train --layers 1 2 3 --seed 0 --threads 1 --out depth-out
+    python -m experiments.depth.catalogue depth-out
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -49,10 +48,7 @@ import torch
 import transformers
 from transformers import GPTNeoXForCausalLM
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-from recipe import (  # noqa: E402  (re-exported: the trainer's tests reach the recipe through this module)
+from experiments.depth.recipe import (  # re-exported: the trainer's tests reach the recipe through this module
     CHASE,
     MAX_POSITIONS,
     TASK,
@@ -69,8 +65,7 @@ from recipe import (  # noqa: E402  (re-exported: the trainer's tests reach the 
     validation_items,
     vocabulary,
 )
-
-from probes.builtin.training import (  # noqa: E402
+from probes.builtin.training import (
     RungShape,
     config_sha256,
     model_config,
@@ -79,8 +74,8 @@ from probes.builtin.training import (  # noqa: E402
     size_fields,
     training_step,
 )
-from probes.builtin.word_tokenizer import save_word_tokenizer  # noqa: E402
-from probes.tasks import Item  # noqa: E402
+from probes.builtin.word_tokenizer import save_word_tokenizer
+from probes.tasks import Item
 
 __all__ = [
     "CHASE",

@@ -8,8 +8,8 @@ change the order of floating-point sums and so the low bits of the weights.
 
 Example::
 
-    python experiments/organism/train.py --seed 0 --threads 1
-    python experiments/organism/train.py --seed 1 --out /tmp/organism-seed1 \\
+    python -m experiments.organism.train --seed 0 --threads 1
+    python -m experiments.organism.train --seed 1 --out /tmp/organism-seed1 \\
         --catalogue /tmp/organism-seed1/catalogue.json --report /tmp/organism-seed1/report.json
 """
 
@@ -20,7 +20,6 @@ import json
 import math
 import platform
 import random
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -32,9 +31,7 @@ import transformers
 from tqdm import tqdm
 from transformers import GPTNeoXForCausalLM, PreTrainedTokenizerFast
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-from probes.builtin.training import (  # noqa: E402
+from probes.builtin.training import (
     RungShape,
     Schedule,
     config_sha256,
@@ -45,10 +42,10 @@ from probes.builtin.training import (  # noqa: E402
     size_fields,
     training_step,
 )
-from probes.builtin.training_check import accuracy, hooked_copy, layer_log_odds  # noqa: E402
-from probes.builtin.word_tokenizer import save_word_tokenizer, word_tokenizer  # noqa: E402
-from probes.tasks.organism_negation import VARIANTS, make_items  # noqa: E402
-from probes.tasks.organism_world import World, WorldConfig  # noqa: E402
+from probes.builtin.training_check import accuracy, hooked_copy, layer_log_odds
+from probes.builtin.word_tokenizer import save_word_tokenizer, word_tokenizer
+from probes.tasks.organism_negation import VARIANTS, make_items
+from probes.tasks.organism_world import World, WorldConfig
 
 transformers.utils.logging.disable_progress_bar()
 

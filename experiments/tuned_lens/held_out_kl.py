@@ -7,26 +7,23 @@ sizes gives the very windows the shipped lenses were measured on; another seed g
 from the same source) and the mean KL from the model's final distribution is measured at every
 layer under both lenses. Prints one table per model::
 
-    python experiments/tuned_lens/held_out_kl.py --ladder organism
-    python experiments/tuned_lens/held_out_kl.py --models organism:4x96 --seed 1
+    python -m experiments.tuned_lens.held_out_kl --ladder organism
+    python -m experiments.tuned_lens.held_out_kl --models organism:4x96 --seed 1
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-from probes.ladders import get_ladder  # noqa: E402
-from probes.lenses.registry import choose_lens  # noqa: E402
-from probes.lenses.tuned.text import training_windows  # noqa: E402
-from probes.lenses.tuned.training import held_out_kl  # noqa: E402
-from probes.model.loading import load_model  # noqa: E402
+from probes.ladders import get_ladder
+from probes.lenses.registry import choose_lens
+from probes.lenses.tuned.text import training_windows
+from probes.lenses.tuned.training import held_out_kl
+from probes.model.loading import load_model
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ store (each rung's tuned lens under its id, ``tuned-<hash8>``), writes the repor
 the two lenses) and prints, per rung, variant, lens and layer, the mean log-odds true − distractor
 and the share of items where the distractor wins::
 
-    python experiments/tuned_lens/organism.py --out organism-lenses-results
+    python -m experiments.tuned_lens.organism --out organism-lenses-results
 """
 
 from __future__ import annotations

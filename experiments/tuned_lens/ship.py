@@ -5,8 +5,8 @@ into ``<ladder folder>/tuned_lenses.json``, which :mod:`probes.lenses.tuned.ship
 before handing a lens out. Training is `probes lens train`'s, on the rung's own samples
 (the offline default), one CPU thread::
 
-    python experiments/tuned_lens/ship.py organism                 # train and ship
-    python experiments/tuned_lens/ship.py organism --trained DIR   # ship lenses trained into DIR
+    python -m experiments.tuned_lens.ship organism                 # train and ship
+    python -m experiments.tuned_lens.ship organism --trained DIR   # ship lenses trained into DIR
 """
 
 from __future__ import annotations
@@ -14,20 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
-
-from probes.builtin.folders import builtin_catalogue, sha256_file  # noqa: E402
-from probes.jobs.lens_training import LensTrainOptions, train_lenses  # noqa: E402
-from probes.ladders import get_ladder  # noqa: E402
-from probes.lenses.tuned.artifacts import INFO_FILE, WEIGHTS_FILE, load_lens  # noqa: E402
-from probes.lenses.tuned.shipped import INDEX_FILE, LENS_FOLDER  # noqa: E402
-from probes.store.store import slug  # noqa: E402
+from probes.builtin.folders import builtin_catalogue, sha256_file
+from probes.jobs.lens_training import LensTrainOptions, train_lenses
+from probes.ladders import get_ladder
+from probes.lenses.tuned.artifacts import INFO_FILE, WEIGHTS_FILE, load_lens
+from probes.lenses.tuned.shipped import INDEX_FILE, LENS_FOLDER
+from probes.store.store import slug
 
 
 def main() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import torch
-from conftest import save_tiny_folder, tiny_hf_model
+from tiny_models import save_tiny_folder, tiny_hf_model
 
 from probes.cli.main import main
 from probes.lenses.tuned import Translators, TunedLens, save_lens

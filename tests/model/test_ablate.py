@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
-from conftest import tiny_hf_model
+from tiny_models import tiny_hf_model
 
 from probes.ablate.ablation import AblationError, Reference, ablate, derangement, ranked_search
 from probes.ablate.attribution import attribute, mean_head_attribution

@@ -107,7 +107,7 @@ def test_generate_is_greedy_argmax(tiny_model):
 
 def test_generate_with_the_key_value_cache_is_plain_transformers(tiny_model):
     """The cache on (as chain-of-thought generation runs): the bridge's attention must read it."""
-    from conftest import tiny_hf_model
+    from tiny_models import tiny_hf_model
 
     plain = tiny_hf_model(tiny_model.name.removeprefix("tiny-"))  # the fixture's weights, not bridged
     prompt = torch.tensor([PROMPTS[0], [5, 6, 2, 8, 8]])

@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
 from probes.tasks.generators import pointer_chase16
 
-
-def _load_train_module():
-    path = Path(__file__).resolve().parents[2] / "experiments" / "depth" / "train.py"
-    spec = importlib.util.spec_from_file_location("depth_train", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["depth_train"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-train = _load_train_module()
+train = importlib.import_module("experiments.depth.train")
 
 
 def test_fast_encoding_matches_the_tokenizer_and_arrows_are_single_tokens() -> None:

@@ -7,7 +7,7 @@ import importlib.util
 
 import pytest
 import torch
-from conftest import save_tiny_folder
+from tiny_models import save_tiny_folder
 
 from probes.errors import InvalidOptionError
 from probes.lenses.reading import read_options, right_padded

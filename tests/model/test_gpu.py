@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_hf_model
+from tiny_models import tiny_hf_model
 
 from probes.errors import InvalidOptionError
 from probes.lenses.reading import read_options

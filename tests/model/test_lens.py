@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import tiny_hf_model
 from plan_checks import assert_every_token_read_once
+from tiny_models import tiny_hf_model
 
 from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
 from probes.lenses.reading import read_options, resolve_layers

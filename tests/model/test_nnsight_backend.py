@@ -7,7 +7,7 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_hf_model
+from tiny_models import tiny_hf_model
 
 from probes.ablate.ablation import ablate
 from probes.ablate.attribution import attribute

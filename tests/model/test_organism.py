@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
+import importlib
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,7 +23,6 @@ from probes.tasks.organism_world import World, WorldConfig
 organism = builtin_catalogue("organism")
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAIN_SCRIPT = ROOT / "experiments" / "organism" / "train.py"
 CATALOGUE_FIELDS = {
     "name",
     "rung",
@@ -50,11 +48,7 @@ CATALOGUE_FIELDS = {
 
 
 def _load_train_module():
-    spec = importlib.util.spec_from_file_location("organism_train", TRAIN_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["organism_train"] = module
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("experiments.organism.train")
 
 
 def _canonical(data: object) -> str:

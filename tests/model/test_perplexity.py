@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 import torch
-from conftest import build_tokenizer, tiny_hf_model
+from tiny_models import build_tokenizer, tiny_hf_model
 
 from probes.cli.main import main
 from probes.jobs import perplexity as module

@@ -67,7 +67,7 @@ def test_the_components_come_back_after_an_error(tiny_model):
 
 def test_plain_runs_equal_plain_transformers_exactly(tiny_model):
     """Inside plain_modules the bridged model computes what the model never bridged computes."""
-    from conftest import tiny_hf_model
+    from tiny_models import tiny_hf_model
 
     family = tiny_model.name.removeprefix("tiny-")
     reference = tiny_hf_model(family)

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 import torch
-from conftest import tiny_hf_model
+from tiny_models import tiny_hf_model
 
 from probes.analysis.metrics import layer_table
 from probes.analysis.scoring import decisive_token, fair_log_odds, length_warnings, per_layer_score

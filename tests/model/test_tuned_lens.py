@@ -7,7 +7,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import tiny_hf_model
+from tiny_models import tiny_hf_model
 
 from probes.lenses.logit import LogitLens
 from probes.lenses.reading import read_options
@@ -223,7 +223,7 @@ def test_shipped_organism_lenses_beat_the_logit_lens_and_refuse_other_rungs():
 
 def test_every_rung_of_every_builtin_ladder_ships_a_lens_that_loads_on_it():
     """A shipped lens whose rung was retrained is refused (fingerprint): retrain it with
-    ``python experiments/tuned_lens/ship.py <ladder>``."""
+    ``python -m experiments.tuned_lens.ship <ladder>``."""
     from probes.builtin.folders import builtin_catalogues
     from probes.lenses.registry import choose_lens
     from probes.lenses.tuned import read_info

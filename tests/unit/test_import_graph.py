@@ -22,22 +22,23 @@ def _modules() -> dict[str, Path]:
     return modules
 
 
-def _module_level_imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
-    """The ``probes`` modules ``name`` imports when it is imported (not inside functions, not
-    under ``if TYPE_CHECKING``); ``from a import b`` counts ``a.b`` if that is a module, else ``a``."""
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """The ``probes`` modules ``name`` imports anywhere in its code, inside functions too (not
+    under ``if TYPE_CHECKING``, which never runs); ``from a import b`` counts ``a.b`` if that is a
+    module, else ``a``."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    tree = ast.parse(path.read_text("utf-8"))
+    typing_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
     found: set[str] = set()
-    statements: list[ast.stmt] = []
-    for node in ast.parse(path.read_text("utf-8")).body:
-        if isinstance(node, ast.If):
-            if "TYPE_CHECKING" in ast.unparse(node.test):
-                continue
-            statements.extend(node.body + node.orelse)
-        elif isinstance(node, ast.Try):
-            statements.extend(node.body)
-        else:
-            statements.append(node)
-    for node in statements:
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -78,24 +79,24 @@ def test_the_walker_finds_a_cycle_when_there_is_one() -> None:
     assert _cycles({"a": {"b"}, "b": set()}) == []
 
 
-def test_the_walker_sees_relative_and_from_imports() -> None:
+def test_the_walker_sees_from_imports_and_imports_inside_functions_not_typing_ones() -> None:
     modules = _modules()
-    assert "probes.ladders.model" in _module_level_imports(
-        "probes.ladders.registry", modules["probes.ladders.registry"], modules
-    )
-    assert "probes.errors" in _module_level_imports(
-        "probes.model.specs", modules["probes.model.specs"], modules
-    )
+    registry = _imports("probes.ladders.registry", modules["probes.ladders.registry"], modules)
+    assert "probes.ladders.model" in registry
+    runner = _imports("probes.jobs.runner", modules["probes.jobs.runner"], modules)
+    assert "probes.jobs.ray_executor" in runner  # imported inside execute()
+    rerun = _imports("probes.store.rerun", modules["probes.store.rerun"], modules)
+    assert "probes.store.store" not in rerun  # under TYPE_CHECKING only
 
 
 def test_no_import_cycle_among_probes_modules() -> None:
     modules = _modules()
-    graph = {name: _module_level_imports(name, path, modules) for name, path in modules.items()}
+    graph = {name: _imports(name, path, modules) for name, path in modules.items()}
     assert sum(map(len, graph.values())) > len(graph), "the walker found the package's imports"
     assert _cycles(graph) == []
 
 
-def test_importing_the_models_module_loads_no_task_generator_and_no_built_in_ladder_code() -> None:
+def test_importing_the_loader_loads_no_task_generator_and_no_built_in_ladder_code() -> None:
     code = (
         "import json, probes.model.loading, sys; "
         "print(json.dumps(sorted(m for m in sys.modules if m.startswith('probes'))))"
@@ -106,6 +107,9 @@ def test_importing_the_models_module_loads_no_task_generator_and_no_built_in_lad
     loaded = json.loads(result.stdout)
     assert "probes.model.loading" in loaded
     assert not [m for m in loaded if m.startswith("probes.tasks")], loaded
-    assert not [
-        m for m in loaded if m.startswith(("probes.organism", "probes.depth_ladder", "probes.ladders"))
-    ]
+    assert not [m for m in loaded if m.startswith(("probes.ladders", "probes.builtin.training"))]
+
+
+def test_the_package_top_level_holds_packages_by_role_and_few_modules() -> None:
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(top) <= 12, top

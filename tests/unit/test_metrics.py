@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_hf_model
+from tiny_models import tiny_hf_model
 
 from probes.analysis.metrics import aggregate, bootstrap_interval, layer_table, option_credit
 from probes.lenses.reading import OptionReadout, read_options

@@ -1,0 +1,1 @@
+"""The depth ladder: its training recipe, trainer and catalogue (``python -m experiments.depth.train``)."""

@@ -1,0 +1,1 @@
+"""The organism ladder's trainer (``python -m experiments.organism.train``)."""
