@@ -126,12 +126,12 @@ def sweep_compute(options: SweepOptions, lens: Lens | None = None) -> Compute:
     """The sweep's computation of a loaded model's pending units: each unit's per-layer table."""
 
     def compute(model: HookedModel, pending: list[Unit]) -> Iterator[Output]:
-        reader = _choice(options, model.name, lens).build(model)  # a tuned lens checks the model here
-        fields: dict[str, Any] = {"lens": reader.name, "layers": options.layers}
-        fields.update(lens_fields(reader))
+        model_lens = _choice(options, model.name, lens).build(model)  # a tuned lens checks the model here
+        fields: dict[str, Any] = {"lens": model_lens.name, "layers": options.layers}
+        fields.update(lens_fields(model_lens))
         for unit in pending:  # no bars of their own: the run's one bar (probes.jobs.progress) counts units
             items = write_rationales(model, unit.items, options.max_new_tokens, options.batch_size, False)
-            readout = read_options(model, items, reader, options.layers, options.batch_size, False)
+            readout = read_options(model, items, model_lens, options.layers, options.batch_size, False)
             # rows name the lens as its shards do: tuned-<hash8> for a trained lens
             table = layer_table(
                 readout, provenance(model, lens_store_name(unit.lens, unit.lens_weights)), model.n_layers

@@ -80,9 +80,8 @@ def bridge_log_probs_at(
 
 #: Vocabulary columns per block of a readout on the CPU. A block of a chunk's logits (256 vectors
 #: x 1024 x 4 bytes = 1 MB) stays in cache while its normaliser is taken, and no vocabulary-wide
-#: tensor is allocated, faulted in and read back per chunk: 1768 Pythia-160m vectors (8 items'
-#: four 5-token options at 13 layers) read in 1.99-2.17 s instead of 2.16-2.76 s on one thread,
-#: the matmul alone taking ~1.87 s. Elsewhere (CUDA) the whole vocabulary is one block.
+#: tensor is allocated, faulted in and read back per chunk (benchmarks/README.md has the figures).
+#: Elsewhere (CUDA) the whole vocabulary is one block.
 CPU_VOCAB_BLOCK = 1024
 
 
