@@ -19,6 +19,7 @@ from probes.errors import ProbesError
 from probes.version import __version__
 
 if TYPE_CHECKING:
+    from probes.analysis.shape import ScalingShape, scaling_shape
     from probes.lenses.reading import LogitLens, read_options
     from probes.model.loading import HookedModel, from_hf_model, load_model
     from probes.run.model_rows import read_layers
@@ -33,6 +34,8 @@ _LAZY = {
     "from_hf_model": "probes.model.loading",
     "load_model": "probes.model.loading",
     "read_layers": "probes.run.model_rows",
+    "ScalingShape": "probes.analysis.shape",
+    "scaling_shape": "probes.analysis.shape",
     "SweepOptions": "probes.run.sweep",
     "run": "probes.run.sweep",
     "Item": "probes.tasks",
@@ -45,6 +48,7 @@ __all__ = [
     "Item",
     "LogitLens",
     "ProbesError",
+    "ScalingShape",
     "SweepOptions",
     "__version__",
     "from_hf_model",
@@ -53,6 +57,7 @@ __all__ = [
     "read_layers",
     "read_options",
     "run",
+    "scaling_shape",
     "write_items",
 ]
 

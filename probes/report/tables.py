@@ -4,12 +4,15 @@ The per-layer table (:func:`probes.analysis.metrics.layer_table`) says nothing o
 :func:`attach_sizes` first joins each model's size columns from the store's manifest (and its
 measured perplexity, when there is one). Every other function here takes that joined table
 (the *results*) and returns one row per what a figure plots: a model on a task and variant
-(:func:`scaling_table`), a layer of one (:func:`layer_summary`), or an item
-(:func:`item_flips`). A store may hold several lenses side by side: each of these takes a
-``lens`` and draws one at a time (the logit lens by default, :func:`one_lens`).
+(:func:`scaling_table`, with the tested shape of each curve from :func:`scaling_shapes`), a
+layer of one (:func:`layer_summary`), or an item (:func:`item_flips`). A store may hold several
+lenses side by side: each of these takes a ``lens`` and draws one at a time (the logit lens by
+default, :func:`one_lens`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ from probes.analysis.metrics import (
     wilson_interval as wilson_interval,  # re-exported: the report's tests use it
 )
 from probes.analysis.scoring import per_layer_score
+from probes.analysis.shape import ScalingShape, scaling_shape
 from probes.errors import ProbesError
 from probes.tasks.variants import VARIANTS
 
@@ -365,20 +369,26 @@ def _rationales(final: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, s
     }
 
 
-def scaling_shape(accuracies: list[float], margin: float = 0.05) -> str:
-    """Name the shape of an accuracy curve ordered by size: U-shaped, inverse, positive or flat.
+def scaling_shapes(
+    results: pd.DataFrame, lens: str | None = None, order: Sequence[str] | None = None
+) -> dict[tuple[str, str], ScalingShape]:
+    """Per (task, variant) of one lens: the tested shape of last-layer accuracy across sizes.
 
-    U-shaped: some middle size is worse than both the smallest and the largest by at
-    least ``margin``; otherwise inverse or positive when the largest is worse or better
-    than the smallest by ``margin``; flat else.
+    :func:`probes.analysis.shape.scaling_shape` on each model's count of right answers (a tie
+    is half right) out of its items, models smallest first (``order``, default
+    :func:`model_order`; models not in ``order`` go last by name); a task and variant that only
+    some models ran use the models that ran it.
     """
-    values = np.asarray(accuracies, dtype=float)
-    if values.size >= 3:
-        middle = int(np.argmin(values[1:-1])) + 1
-        if values[0] - values[middle] >= margin and values[-1] - values[middle] >= margin:
-            return "U-shaped"
-    if values.size >= 2 and values[-1] - values[0] <= -margin:
-        return "inverse"
-    if values.size >= 2 and values[-1] - values[0] >= margin:
-        return "positive"
-    return "flat"
+    results = one_lens(results, lens)
+    present = set(results["model"])
+    order = list(order) if order is not None else model_order(results)
+    models = [m for m in order if m in present] + sorted(present - set(order))
+    counts = last_layer(results).groupby(["task", "variant", "model"])["correct"].agg(["sum", "size"])
+    shapes = {}
+    for task in task_order(results):
+        for variant in variant_order(results[results["task"] == task]):
+            if (task, variant) not in counts.index.droplevel("model"):
+                continue
+            rows = counts.loc[(task, variant)].reindex(models).dropna()
+            shapes[(task, variant)] = scaling_shape(rows["sum"].to_numpy(), rows["size"].to_numpy())
+    return shapes

@@ -3,8 +3,10 @@
 The fixture is a sweep of three models (1M, 10M, 100M parameters; 4, 5, 6 blocks) over two
 tasks and two variants, three items each, whose log-odds rise linearly with depth from -1 at
 the embeddings to a chosen final value, so every number a figure shows is known:
-``negation / prize`` is U-shaped (accuracy 2/3, 0, 1), ``quote / prize`` inverse (1, 2/3, 0),
-and the ``no_distractor`` controls are right at every size.
+``negation / prize`` dips (accuracy 2/3, 0, 1), ``quote / prize`` falls (1, 2/3, 0), and the
+``no_distractor`` controls are right at every size. Three items per size are too few for a test
+to name those shapes; the ``many`` fixture (20 copies of each item) names them U-shaped and
+inverse.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from probes.report import (
 )
 from probes.report.depth import cell_edges
 from probes.report.document import SECTIONS
-from probes.report.tables import item_flips, scaling_shape, wilson_interval
+from probes.report.tables import item_flips, scaling_shapes, wilson_interval
 from probes.store.store import Store
 
 #: name -> (parameters, non-embedding parameters, blocks)
@@ -192,13 +194,17 @@ def test_scaling_table_is_the_last_layer_per_model_task_and_variant(results):
     assert (table["chance"] == 0.5).all() and (table["n_items"] == 3).all()
 
 
-def test_wilson_interval_and_shape_names():
+def test_wilson_interval_and_shape_names(results, many):
     low, high = wilson_interval(0, 3)
     assert low == 0.0 and high == pytest.approx(0.5615, abs=1e-4)
-    assert scaling_shape([2 / 3, 0, 1]) == "U-shaped"
-    assert scaling_shape([1, 2 / 3, 0]) == "inverse"
-    assert scaling_shape([0, 0.5, 1]) == "positive"
-    assert scaling_shape([1, 1, 1]) == "flat"
+    few = scaling_shapes(results)  # three items per size: no shape can be told apart from chance
+    assert {shape.label for shape in few.values()} == {"not determined"}
+    shapes = scaling_shapes(many)  # the same curves over 60 items per size
+    assert shapes[("negation", "prize")].label == "U-shaped"
+    assert shapes[("negation", "prize")].path() == "0.67→0.00→1.00"
+    assert shapes[("quote", "prize")].label == "inverse"
+    assert shapes[("negation", "no_distractor")].label == "not determined"  # right at every size
+    assert shapes[("negation", "prize")].accuracy == pytest.approx((2 / 3, 0, 1))
 
 
 def test_item_flips_puts_items_that_flip_first(results):
@@ -391,12 +397,14 @@ def test_figures_are_deterministic(results):
 
 def test_summary_names_the_shapes_and_key_numbers(results, many):
     text = summary_markdown(results)
-    assert "| negation | prize | 3 | 0.50 | U-shaped | 0.67 | 0.00 | 1.00 |" in text
-    assert "| quote | prize | 3 | 0.50 | inverse | 1.00 | 0.67 | 0.00 |" in text
+    assert "| negation | prize | 3 | 0.50 | not determined | 0.67 | 0.00 | 1.00 |" in text  # 3 items
+    assert "| quote | prize | 3 | 0.50 | not determined | 1.00 | 0.67 | 0.00 |" in text
     assert "| tiny-m | 10M | 6M | 36P | 30.00 | 5 |" in text
     assert "| negation | prize | not above chance (67%) | not above chance (0%) |" in text
     assert "Items that flip between sizes: 6 of 12" in text
     text = summary_markdown(many)
+    assert "| negation | prize | 60 | 0.50 | U-shaped (p < 0.001) | 0.67 | 0.00 | 1.00 |" in text
+    assert "| quote | prize | 60 | 0.50 | inverse (p < 0.001) | 1.00 | 0.67 | 0.00 |" in text
     assert "| negation | prize | 3 [3, 3] of 4 (67%) | not above chance (0%) | 4 [4, 4] of 6 (100%) |" in text
     assert "| negation | 60 | 1 [1, 1] of 4 | 1 [1, 1] of 5 | 1 [1, 1] of 6 |" in text  # divergence
 
@@ -417,7 +425,7 @@ def test_write_report_writes_html_and_summary_before_png_export_fails(written):
     folder, error = written
     assert "pip install" in str(error) and str(folder / "report.html") in str(error)
     assert sorted(p.name for p in folder.iterdir()) == ["report.html", "summary.md"]
-    assert "U-shaped" in (folder / "summary.md").read_text()
+    assert "| negation | prize | 3 | 0.50 | not determined |" in (folder / "summary.md").read_text()
 
 
 def test_html_is_standalone_and_holds_every_figure(written):
@@ -426,7 +434,7 @@ def test_html_is_standalone_and_holds_every_figure(written):
     assert "<script src=" not in page  # plotly.js inlined: opens offline
     for section in SECTIONS:
         assert f'id="figure-{section.name}"' in page and section.title in page
-    assert "<td>U-shaped</td>" in page
+    assert "<td>not determined</td>" in page  # the summary's shape column (3 items per size)
 
 
 def chromium() -> str | None:
