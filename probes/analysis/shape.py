@@ -97,8 +97,8 @@ class ScalingShape:
         return self.label
 
     def path(self) -> str:
-        """The accuracies at the defining rungs, e.g. ``"0.50→0.00→0.99"`` (first→last if none)."""
-        rungs = self.rungs or (0, len(self.accuracy) - 1)
+        """The accuracies at the defining rungs, e.g. ``"0.50→0.00→0.99"`` (at every rung if none)."""
+        rungs = self.rungs or range(len(self.accuracy))
         return "→".join(f"{self.accuracy[i]:.2f}" for i in sorted(set(rungs)))
 
 

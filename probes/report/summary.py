@@ -186,7 +186,18 @@ def _score_name(results: pd.DataFrame) -> str:
 def _flips_section(results: pd.DataFrame) -> str:
     flips = item_flips(results)
     flipping = flips[flips["flips"] > 0]
-    lines = [f"## Items that flip between sizes: {len(flipping)} of {len(flips)}"]
+    comparable = int((flips["compared"] >= 2).sum())
+    counted = (
+        f"{len(flipping)} of the {comparable} with a verdict at two sizes or more"
+        if comparable
+        else "not determined"
+    )
+    lines = [
+        f"## Items that flip between sizes: {counted}",
+        "A verdict counts only where it is not a tie and the size's accuracy differs from chance "
+        f"(Wilson 95% interval); {len(flips) - comparable} of {len(flips)} items have fewer than two. "
+        "Verdicts in parentheses are not counted.",
+    ]
     if len(flipping):
         rows = [
             [
@@ -195,7 +206,10 @@ def _flips_section(results: pd.DataFrame) -> str:
                 row.item_id,
                 repr(row.true_answer),
                 repr(row.distractor_answer),
-                verdict_marks(row.verdicts),
+                " ".join(
+                    mark if counted else f"({mark})"
+                    for mark, counted in zip(verdict_marks(row.verdicts).split(" "), row.counted)
+                ),
             ]
             for row in flipping.head(LISTED_FLIPS).itertuples()
         ]

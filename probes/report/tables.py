@@ -306,11 +306,19 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
 
     Columns: ``task``, ``variant``, ``item_id``, the answers (and ``prompt`` when the
     results carry it), ``verdicts`` (per model, smallest first: the true answer's credit, 1 right,
-    0 wrong, 0.5 a tie), ``flips`` (how
-    often the verdict changes from one size to the next), ``log_odds_by_model`` (per model,
-    the item's log-odds at every layer read). Items that flip come first, most flips first;
-    ties keep the order of tasks, variants (:func:`variant_order`) and items. Rows of one
-    lens only (:func:`one_lens`).
+    0 wrong, 0.5 a tie), ``counted`` (per model, whether its verdict is compared for flips) and
+    ``compared`` (how many are),
+    ``flips`` (how often the compared verdict changes from one size to the next),
+    ``log_odds_by_model`` (per model, the item's log-odds at every layer read). Items that flip
+    come first, most flips first; ties keep the order of tasks, variants (:func:`variant_order`)
+    and items. Rows of one lens only (:func:`one_lens`).
+
+    A verdict is compared only where it says something: not a tie (neither answer chosen), and
+    at a size whose last-layer accuracy on that task and variant differs from chance (the
+    Wilson 95% interval excludes it, :func:`decided_sizes`). At a size at chance the verdicts
+    are coin flips (or ties, when a model scores both answers alike), and counting their changes
+    would count noise; a size significantly *below* chance is kept, because there the distractor
+    wins systematically (the dip of a U).
     """
     results = one_lens(results, lens)
     order = model_order(results)
@@ -323,16 +331,21 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
     odds = results.groupby([*keys, "model"], sort=False)["log_odds"].agg(lambda s: s.astype(float).tolist())
     first = results.drop_duplicates(keys).set_index(keys)
     rationales = _rationales(final, keys)
+    decided = decided_sizes(final)
     rows = []
     for key, (models, correct) in verdicts.iterrows():
         marks = [float(c) for c in correct]
+        counted = [(key[0], key[1], m) in decided and c in (0.0, 1.0) for m, c in zip(models, marks)]
+        compared = [c for c, count in zip(marks, counted) if count]
         row = {
             **dict(zip(keys, key)),
             "true_answer": first.at[key, "true_answer"],
             "distractor_answer": first.at[key, "distractor_answer"],
             "models": list(models),
             "verdicts": marks,
-            "flips": int(sum(a != b for a, b in zip(marks, marks[1:]))),
+            "counted": counted,
+            "compared": len(compared),
+            "flips": int(sum(a != b for a, b in zip(compared, compared[1:]))),
             "log_odds_by_model": {m: odds[(*key, m)] for m in models},
         }
         if "prompt" in first.columns:
@@ -348,6 +361,19 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
         ["flips", "task_rank", "variant_rank"], ascending=[False, True, True], kind="stable"
     ).index
     return table.loc[order].reset_index(drop=True)
+
+
+def decided_sizes(final: pd.DataFrame) -> set[tuple[str, str, str]]:
+    """The (task, variant, model) whose last-layer accuracy differs from chance: the Wilson 95%
+    interval of the accuracy (a tie half right) excludes the chance accuracy (the mean over items
+    of 1 / options). ``final`` holds last-layer rows (:func:`last_layer`)."""
+    decided = set()
+    for key, group in final.groupby(["task", "variant", "model"], sort=False):
+        _, low, high = accuracy_interval(group["correct"].to_numpy())
+        chance = float((1.0 / group["option_logprobs"].map(len)).mean())
+        if low > chance or high < chance:
+            decided.add(key)
+    return decided
 
 
 def _question(prompt: str, rationale: object) -> str:

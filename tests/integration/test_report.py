@@ -207,19 +207,48 @@ def test_wilson_interval_and_shape_names(results, many):
     assert shapes[("negation", "prize")].accuracy == pytest.approx((2 / 3, 0, 1))
 
 
-def test_item_flips_puts_items_that_flip_first(results):
-    flips = item_flips(results)
+def test_closing_lines_name_only_tested_shapes(results, many):
+    from probes.cli.closing import closing_lines
+
+    order = list(MODELS)
+    text = "\n".join(closing_lines(many, order))
+    assert "U-shaped in prize (0.67→0.00→1.00, p < 0.001); not determined in no_distractor" in text
+    assert "inverse in prize (1.00→0.00, p < 0.001)" in text
+    text = "\n".join(closing_lines(results, order))  # 3 items per size
+    assert "not determined in prize (0.67→0.00→1.00), no_distractor (1.00→1.00→1.00)" in text
+    assert "U-shaped" not in text and "inverse" not in text
+
+
+def test_item_flips_puts_items_that_flip_first(results, many):
+    flips = item_flips(many)
     first = flips.iloc[0]
     assert (first["task"], first["variant"], first["item_id"], first["flips"]) == (
         "negation",
         "prize",
-        "negation-0",
+        "negation-0-0",
         2,
     )
-    assert first["verdicts"] == [1.0, 0.0, 1.0]
+    assert first["verdicts"] == [1.0, 0.0, 1.0] and first["counted"] == [True, True, True]
     assert list(flips["flips"]) == sorted(flips["flips"], reverse=True)
-    assert (flips["flips"] > 0).sum() == 6
+    assert (flips["flips"] > 0).sum() == 120  # every prize item; the controls are right at every size
     assert first["log_odds_by_model"]["tiny-s"] == pytest.approx([log_odds(1, d / 4) for d in range(5)])
+    few = item_flips(results)  # 3 items: no size's accuracy differs from chance, no verdict counts
+    assert (few["flips"] == 0).all() and (few["compared"] == 0).all()
+
+
+@pytest.mark.parametrize("credit", [0.5, "alternating"], ids=["ties", "coin flips"])
+def test_item_flips_leave_out_sizes_at_chance_and_ties(many, credit):
+    """tiny-s at chance on negation / prize (all ties, or right on every other item): its
+    verdicts are not compared, so an item ✓ ✗ ✓ flips once (tiny-m → tiny-l), not twice."""
+    final = (many["model"] == "tiny-s") & (many["task"] == "negation") & (many["variant"] == "prize")
+    final &= many["layer"] == many["n_layers"]
+    changed = many.copy()
+    rows = changed.index[final]
+    changed.loc[rows, "correct"] = 0.5 if credit == 0.5 else [float(i % 2) for i in range(len(rows))]
+    flips = item_flips(changed)
+    prize = flips[(flips["task"] == "negation") & (flips["variant"] == "prize")]
+    assert (prize["compared"] == 2).all() and (prize["flips"] == 1).all()
+    assert all(counted == [False, True, True] for counted in prize["counted"])
 
 
 # ----------------------------------------------------------------------------------------- figures
@@ -401,10 +430,13 @@ def test_summary_names_the_shapes_and_key_numbers(results, many):
     assert "| quote | prize | 3 | 0.50 | not determined | 1.00 | 0.67 | 0.00 |" in text
     assert "| tiny-m | 10M | 6M | 36P | 30.00 | 5 |" in text
     assert "| negation | prize | not above chance (67%) | not above chance (0%) |" in text
-    assert "Items that flip between sizes: 6 of 12" in text
+    assert "## Items that flip between sizes: not determined" in text
+    assert "12 of 12 items have fewer than two" in text  # 3 items: no size differs from chance
     text = summary_markdown(many)
     assert "| negation | prize | 60 | 0.50 | U-shaped (p < 0.001) | 0.67 | 0.00 | 1.00 |" in text
     assert "| quote | prize | 60 | 0.50 | inverse (p < 0.001) | 1.00 | 0.67 | 0.00 |" in text
+    assert "## Items that flip between sizes: 120 of the 240 with a verdict at two sizes or more" in text
+    assert "| negation | prize | negation-0-0 | ' yes' | ' no' | ✓ ✗ ✓ |" in text
     assert "| negation | prize | 3 [3, 3] of 4 (67%) | not above chance (0%) | 4 [4, 4] of 6 (100%) |" in text
     assert "| negation | 60 | 1 [1, 1] of 4 | 1 [1, 1] of 5 | 1 [1, 1] of 6 |" in text  # divergence
 
