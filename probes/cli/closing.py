@@ -122,7 +122,7 @@ def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[s
         table = one_lens(table)
         print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
     score = per_layer_score(table)
-    summary = aggregate(table, n_resamples=200, score=score)
+    summary = aggregate(table, score=score)  # 1000 resamples per layer
     present = set(table["model"])
     order = [m for m in order if m in present] + sorted(present - set(order))
     for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
@@ -150,7 +150,7 @@ def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
     def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         return frame.sort_values(keys, key=lambda c: c.map(rank) if c.name == "model" else c)
 
-    decision = ranked(decision_summary(table, n_resamples=200), ["model", "task", "variant"])
+    decision = ranked(decision_summary(table), ["model", "task", "variant"])
     print(
         "\n== decision layer: first block from which the true answer wins through the last; median "
         "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance"
