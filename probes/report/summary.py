@@ -210,10 +210,7 @@ def _flips_section(results: pd.DataFrame) -> str:
                 row.item_id,
                 repr(row.true_answer),
                 repr(row.distractor_answer),
-                " ".join(
-                    mark if counted else f"({mark})"
-                    for mark, counted in zip(verdict_marks(row.verdicts).split(" "), row.counted)
-                ),
+                verdict_marks(row.verdicts, row.counted),
             ]
             for row in flipping.head(LISTED_FLIPS).itertuples()
         ]

@@ -412,7 +412,7 @@ def test_item_browser_lists_flipping_items_first_with_per_layer_log_odds(results
     assert header[-3:] == ["tiny-s (1M)", "tiny-m (10M)", "tiny-l (100M)"]
     columns = dict(zip(header, table.cells.values))
     assert list(columns["item"][:3]) == ["negation-0", "negation-1", "negation-2"]
-    assert columns["verdicts (small → large)"][0] == "✓ ✗ ✓"
+    assert columns["verdicts (small → large)"][0] == "(✓) (✗) (✓)"  # 3 items: no size differs from chance
     assert columns["tiny-s (1M)"][0] == "+1.00 | -1.0 -0.5 +0.0 +0.5 +1.0"
     assert table.cells.fill.color[-2][0] == "#f4cccc" and table.cells.fill.color[-3][0] == "#d9f0d3"
     with_prompt = results.assign(prompt=results["item_id"].map(lambda i: f"Question {i}?"))
