@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from jaxtyping import Float
+from numpy.typing import ArrayLike
 from scipy.stats import chi2, hypergeom
 
 from probes.errors import InvalidOptionError
@@ -191,7 +192,7 @@ def shape_labels(tests: dict[str, np.ndarray], alpha: float = ALPHA) -> np.ndarr
     )
 
 
-def scaling_shape(correct: object, total: object, alpha: float = ALPHA) -> ScalingShape:
+def scaling_shape(correct: ArrayLike, total: ArrayLike, alpha: float = ALPHA) -> ScalingShape:
     """The shape of a scaling curve, called only when its test is significant at ``alpha``.
 
     Args:
@@ -217,9 +218,10 @@ def scaling_shape(correct: object, total: object, alpha: float = ALPHA) -> Scali
             f"scaling_shape needs one count of correct items and one total per rung, as two lists of "
             f"the same length; got {correct_array.shape} and {total_array.shape}"
         )
-    if (total_array < 1).any() or (correct_array < 0).any() or (correct_array > total_array).any():
+    bad_total = (total_array < 1).any() or (total_array != np.round(total_array)).any()
+    if bad_total or (correct_array < 0).any() or (correct_array > total_array).any():
         raise InvalidOptionError(
-            "scaling_shape needs 0 ≤ correct ≤ total and total ≥ 1 at every rung; got "
+            "scaling_shape needs 0 ≤ correct ≤ total and a whole total ≥ 1 at every rung; got "
             f"correct={correct_array.tolist()}, total={total_array.tolist()}"
         )
     if not 0 < alpha < 1:

@@ -157,7 +157,7 @@ def test_one_and_two_rungs():
 
 @pytest.mark.parametrize(
     ("correct", "total"),
-    [([1, 2], [10]), ([], []), ([11], [10]), ([-1, 2], [10, 10]), ([1, 2], [0, 10])],
+    [([1, 2], [10]), ([], []), ([11], [10]), ([-1, 2], [10, 10]), ([1, 2], [0, 10]), ([1], [2.5])],
 )
 def test_bad_counts_are_one_clear_error(correct, total):
     with pytest.raises(InvalidOptionError, match="scaling_shape needs"):
