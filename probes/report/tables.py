@@ -306,12 +306,11 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
 
     Columns: ``task``, ``variant``, ``item_id``, the answers (and ``prompt`` when the
     results carry it), ``verdicts`` (per model, smallest first: the true answer's credit, 1 right,
-    0 wrong, 0.5 a tie), ``counted`` (per model, whether its verdict is compared for flips) and
-    ``compared`` (how many are),
-    ``flips`` (how often the compared verdict changes from one size to the next),
-    ``log_odds_by_model`` (per model, the item's log-odds at every layer read). Items that flip
-    come first, most flips first; ties keep the order of tasks, variants (:func:`variant_order`)
-    and items. Rows of one lens only (:func:`one_lens`).
+    0 wrong, 0.5 a tie), ``counted`` (per model, whether its verdict is compared for flips),
+    ``compared`` (how many are), ``flips`` (how often the compared verdict changes from one size
+    to the next), ``log_odds_by_model`` (per model, the item's log-odds at every layer read).
+    Items that flip come first, most flips first; ties keep the order of tasks, variants
+    (:func:`variant_order`) and items. Rows of one lens only (:func:`one_lens`).
 
     A verdict is compared only where it says something: not a tie (neither answer chosen), and
     at a size whose last-layer accuracy on that task and variant differs from chance (the
