@@ -45,7 +45,7 @@ from probes.analysis.decision import decision_summary, divergence_summary
 from probes.jobs.progress import quiet_libraries
 from probes.report import ablations as ablation_report
 from probes.report import lenses as lens_report
-from probes.report.tables import layer_summary, scaling_shape
+from probes.report.tables import layer_summary, scaling_shapes
 from probes.tasks import load_items
 
 pio.renderers.default = "notebook"  # figures inline, plotly.js embedded: opens offline
@@ -79,14 +79,24 @@ rows[columns].head()
 
 # %% [markdown]
 # ## 2. The U: last-layer accuracy against size
+#
+# `probes.scaling_shape(correct, total)` names a curve's shape only when a test says so: a U
+# needs some middle rung significantly below both the smallest and the largest (Fisher's exact
+# tests, Holm-corrected for choosing the dip), otherwise "not determined"
+# (`docs/conclusions.md`). `scaling_shapes` applies it to every task and variant of a results
+# table.
 
 # %%
 scaling = report.scaling_table(results)
 order = list(dict.fromkeys(scaling.sort_values("parameters")["model"]))
 accuracy = scaling.pivot_table(index="model", columns="variant", values="accuracy").loc[order]
 chance = float(scaling["chance"].iloc[0])
-shape = {variant: scaling_shape(accuracy[variant].tolist()) for variant in accuracy.columns}
-print(f"chance: {chance:.2f}; shape by variant: {shape}")
+print(f"chance: {chance:.2f}")
+for (_, variant), shape in scaling_shapes(results).items():
+    intervals = ", ".join(
+        f"[{low:.2f}, {high:.2f}]" for low, high in zip(shape.accuracy_low, shape.accuracy_high)
+    )
+    print(f"{variant}: {shape.label} ({shape.path()}, p = {shape.p_value:.2g}); 95% intervals {intervals}")
 accuracy.round(3)
 
 # %%

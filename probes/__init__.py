@@ -19,6 +19,7 @@ from probes.errors import ProbesError
 from probes.version import __version__
 
 if TYPE_CHECKING:
+    from probes.analysis.shape import ScalingShape, scaling_shape
     from probes.jobs.model_rows import read_layers
     from probes.jobs.sweep import SweepOptions, run
     from probes.lenses.logit import LogitLens
@@ -34,6 +35,8 @@ _LAZY = {
     "from_hf_model": "probes.model.loading",
     "load_model": "probes.model.loading",
     "read_layers": "probes.jobs.model_rows",
+    "ScalingShape": "probes.analysis.shape",
+    "scaling_shape": "probes.analysis.shape",
     "SweepOptions": "probes.jobs.sweep",
     "run": "probes.jobs.sweep",
     "Item": "probes.tasks",
@@ -46,6 +49,7 @@ __all__ = [
     "Item",
     "LogitLens",
     "ProbesError",
+    "ScalingShape",
     "SweepOptions",
     "__version__",
     "from_hf_model",
@@ -54,6 +58,7 @@ __all__ = [
     "read_layers",
     "read_options",
     "run",
+    "scaling_shape",
     "write_items",
 ]
 

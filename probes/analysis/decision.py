@@ -9,7 +9,8 @@ they hold one token and no context) from which the true answer beats the distrac
 layer through the last. An item that does not beat it at the last layer has none; a layer where
 the two tie is no win (neither answer is decided there), while accuracy counts a tie as half
 right. Summarised per (model, task, variant) by its median over the items that have one, with a
-bootstrap 95% interval over those items, and by the share of items that have one. The median is
+distribution-free 95% interval from two order statistics (:func:`median_interval`: layers the
+items took, no resampling), and by the share of items that have one. The median is
 *reported only where the model is above chance* at its last layer (the lower end of the Wilson
 interval of its accuracy above chance): a model at chance has items whose true answer wins by
 luck, and their "decision" layers are noise. This was called the critical layer before; Halawi
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.stats import binom
 
 from probes.analysis.metrics import GROUP, accuracy_interval, bootstrap_interval
 from probes.analysis.scoring import per_layer_score
@@ -85,15 +87,28 @@ def first_winning_layers(table: pd.DataFrame, wins: pd.Series) -> pd.DataFrame:
     return per_item
 
 
-def _median_interval(values: np.ndarray, n_resamples: int, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap interval of the median of ``values``."""
-    if values.size == 0:
+def median_interval(
+    values: np.ndarray, lowest: float, highest: float, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """Distribution-free interval of the median of ``values``: two of its order statistics.
+
+    The ``j``-th smallest and the ``j``-th largest value, with ``j`` the largest rank for which
+    the count of values below the median (binomial, n and 1/2) falls under ``j`` with chance at
+    most ``(1 − confidence) / 2`` (the interval :func:`scipy.stats.quantile_test` gives). Its
+    ends are values the sample took, so the interval of an integer median (a layer) is
+    integers; it covers the median with at least ``confidence`` for any distribution (more where
+    values tie), with no resampling. Under six values (at 95%) no order statistic qualifies, and
+    the end is the end of the support (``lowest``, ``highest``: the values can take no others),
+    which is what a 95% interval is then. NaN for no values.
+    """
+    values = np.sort(np.asarray(values, dtype=float))
+    n = values.size
+    if n == 0:
         return (float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    medians = np.median(values[rng.integers(0, values.size, size=(n_resamples, values.size))], axis=1)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(medians, [tail, 100 - tail])
-    return float(low), float(high)
+    rank = int(np.count_nonzero(binom.cdf(np.arange(n + 1), n, 0.5) <= (1 - confidence) / 2))
+    if rank == 0:
+        return float(lowest), float(highest)
+    return float(values[rank - 1]), float(values[n - rank])
 
 
 def decision_summary(
@@ -133,7 +148,7 @@ def decision_summary(
         }
         median = float(np.median(layers)) if above and layers.size else float("nan")
         layer_low, layer_high = (
-            _median_interval(layers, n_resamples, seed) if above else (float("nan"), float("nan"))
+            median_interval(layers, 1, n_layers) if above else (float("nan"), float("nan"))
         )
         row.update(
             decision_layer=median,

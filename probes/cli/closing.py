@@ -1,8 +1,9 @@
 """What a run prints at its end (a few lines) and what ``probes show`` prints (every table).
 
 The closing summary says in one line per task what the run found: the shape of last-layer
-accuracy across sizes per variant (:func:`probes.report.tables.scaling_shape`, the report's own
-classifier); the decision layer of the largest model per variant and the sizes whose prize
+accuracy across sizes per variant, named only where its test is significant
+(:func:`probes.analysis.shape.scaling_shape`, the same as the report's) with its p-value;
+the decision layer of the largest model per variant and the sizes whose prize
 log-odds fall below the no_distractor twin's (divergence layer, :mod:`probes.analysis.decision`); and where
 the report and the full tables are. ``probes show`` prints the
 per-layer tables behind it.
@@ -34,13 +35,15 @@ def closing_lines(table: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
         order: Models smallest first (the report's order); models not in it go last by name.
     """
     from probes.analysis.decision import decision_summary, divergence_summary
-    from probes.report.tables import last_layer, one_lens, scaling_shape, task_order, variant_order
+    from probes.analysis.shape import p_text
+    from probes.report.tables import last_layer, one_lens, scaling_shapes, task_order, variant_order
 
     table = one_lens(table)
     models = _ordered(set(table["model"]), order)
     final = last_layer(table)
-    accuracy = final.groupby(["task", "variant", "model"])["correct"].mean()
-    decision = decision_summary(table, n_resamples=200).set_index(["task", "variant", "model"])
+    ran = set(zip(final["task"], final["variant"], final["model"]))
+    shape_of = scaling_shapes(table, order=models)
+    decision = decision_summary(table).set_index(["task", "variant", "model"])
     divergence = divergence_summary(table, n_resamples=200)
     tasks = task_order(table)
     lines = []
@@ -48,16 +51,15 @@ def closing_lines(table: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
         shapes: dict[str, list[str]] = {}
         depths = []
         for variant in variant_order(table[table["task"] == task]):
-            present = [m for m in models if (task, variant, m) in accuracy.index]
-            values = [float(accuracy[(task, variant, m)]) for m in present]
-            shape = scaling_shape(values) if len(values) > 1 else f"accuracy {values[0]:.2f}"
-            if len(values) == 1:
-                path = ""
-            elif shape == "U-shaped":
-                path = f" ({values[0]:.2f}→{min(values[1:-1]):.2f}→{values[-1]:.2f})"
+            present = [m for m in models if (task, variant, m) in ran]
+            shape = shape_of[(task, variant)]
+            if len(present) == 1:
+                name, detail = f"accuracy {shape.accuracy[0]:.2f}", ""
+            elif shape.label == "not determined":
+                name, detail = shape.label, f" ({shape.path()})"
             else:
-                path = f" ({values[0]:.2f}→{values[-1]:.2f})"
-            shapes.setdefault(shape, []).append(variant + path)
+                name, detail = shape.label, f" ({shape.path()}, {p_text(shape.p_value)})"
+            shapes.setdefault(name, []).append(variant + detail)
             row = decision.loc[(task, variant, present[-1])]
             depths.append(f"{variant} {_layer(row, 'decision')}" if row["above_chance"] else f"{variant} –")
         n_items = int(final[final["task"] == task].groupby(["variant", "model"]).size().max())
@@ -99,7 +101,9 @@ def print_closing_summary(
     table: pd.DataFrame, out: Path, order: Sequence[str] = (), report: Path | None = None
 ) -> None:
     """Print the run's few-line summary, the report's path and where the full tables are."""
-    print("\nshape of last-layer accuracy across sizes (smallest→largest):")
+    from probes.analysis.shape import ALPHA
+
+    print(f"\nshape of last-layer accuracy across sizes, smallest→largest (named only where p ≤ {ALPHA:g}):")
     for line in closing_lines(table, order):
         print(line)
     if report is not None:
@@ -118,7 +122,7 @@ def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[s
         table = one_lens(table)
         print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
     score = per_layer_score(table)
-    summary = aggregate(table, n_resamples=200, score=score)
+    summary = aggregate(table, score=score)  # 1000 resamples per layer
     present = set(table["model"])
     order = [m for m in order if m in present] + sorted(present - set(order))
     for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
@@ -146,7 +150,7 @@ def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
     def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
         return frame.sort_values(keys, key=lambda c: c.map(rank) if c.name == "model" else c)
 
-    decision = ranked(decision_summary(table, n_resamples=200), ["model", "task", "variant"])
+    decision = ranked(decision_summary(table), ["model", "task", "variant"])
     print(
         "\n== decision layer: first block from which the true answer wins through the last; median "
         "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance"

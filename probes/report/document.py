@@ -98,7 +98,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "decision",
         "Decision layer against size",
-        "Median over items (bars: bootstrap 95% interval) of the first block from which the true "
+        "Median over items (bars: 95% interval from order statistics) of the first block from which the true "
         "answer wins through the last, absolute and as relative depth; only models above chance.",
         lambda results, x: decision_layer_scaling(results, x),
     ),

@@ -32,7 +32,8 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     shows when the results carry a ``prompt`` column; for chain-of-thought items it is the
     task's prompt, and each model's cell adds the rationale that model wrote after it (its
     own prompt is the two together), since every model scores its own. At most ``max_rows`` items are shown,
-    the ones that flip first.
+    the ones that flip first. A verdict in parentheses is not compared for flips (a tie, or a
+    size at chance: :func:`probes.report.tables.item_flips`).
     """
     flips = item_flips(results).head(max_rows)
     models, labels = model_order(results), model_labels(results)
@@ -46,7 +47,9 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     columns["true answer"] = [repr(a) for a in flips["true_answer"]]
     columns["distractor answer"] = [repr(a) for a in flips["distractor_answer"]]
     columns["flips"] = flips["flips"].astype(str).tolist()
-    columns["verdicts (small → large)"] = [verdict_marks(verdicts) for verdicts in flips["verdicts"]]
+    columns["verdicts (small → large)"] = [
+        verdict_marks(verdicts, counted) for verdicts, counted in zip(flips["verdicts"], flips["counted"])
+    ]
     fills = [[ABSENT] * len(flips) for _ in columns]
     for model in models:
         texts, colours = [], []

@@ -147,11 +147,11 @@ def decision_layer_scaling(results: pd.DataFrame, x: str = "parameters") -> go.F
     """The decision layer (rows: absolute, relative depth) per task and variant against size.
 
     Points are the median over items of the first block from which the true answer wins
-    through the last (:mod:`probes.analysis.decision`), bars its bootstrap 95% interval; only models
+    through the last (:mod:`probes.analysis.decision`), bars its order-statistic 95% interval; only models
     above chance at their last layer have a point. The hover says what share of items have one.
     """
     check_axis(results, x)
-    table = decision_table(results, n_resamples=200)
+    table = decision_table(results)
     tasks, variants = task_order(results), variant_order(results)
     models, colours, sizes = model_order(results), variant_colours(variants), model_sizes(results)
     fig = make_subplots(rows=2, cols=len(tasks), shared_xaxes=True, column_titles=tasks, vertical_spacing=0.1)

@@ -169,6 +169,10 @@ def finish(fig: go.Figure, title: str, height: int, width: int | None = None) ->
     return fig
 
 
-def verdict_marks(verdicts: Sequence[float]) -> str:
-    """One mark per model: ✓ right, ✗ wrong, ½ a tie (half right)."""
-    return " ".join("✓" if v == 1 else "✗" if v == 0 else "½" for v in verdicts)
+def verdict_marks(verdicts: Sequence[float], counted: Sequence[bool] | None = None) -> str:
+    """One mark per model: ✓ right, ✗ wrong, ½ a tie (half right); with ``counted``, the marks
+    not compared for flips (:func:`probes.report.tables.item_flips`) in parentheses."""
+    marks = ["✓" if v == 1 else "✗" if v == 0 else "½" for v in verdicts]
+    if counted is not None:
+        marks = [mark if count else f"({mark})" for mark, count in zip(marks, counted)]
+    return " ".join(marks)

@@ -1,7 +1,8 @@
 """The report's Markdown summary: the key numbers, short enough to paste into a write-up.
 
 A pure function of the results table: per task and variant, last-layer accuracy and mean
-log-odds at each size with the shape of the curve named (U-shaped, inverse, positive, flat),
+log-odds at each size with the shape of the curve named where a test says so
+(:mod:`probes.analysis.shape`: U-shaped, inverted U, positive, inverse ... or not determined),
 where in depth the true answer is decided (decision layer) and where the distractor starts to act
 (divergence layer), each with a 95% interval, and how many items flip between sizes.
 """
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from probes.analysis.scoring import SCORE_NAMES, length_warnings, per_layer_score
+from probes.analysis.shape import ALPHA, ScalingShape, p_text
 from probes.report.style import human_count, verdict_marks
 from probes.report.tables import (
     decision_table,
@@ -20,7 +22,7 @@ from probes.report.tables import (
     item_flips,
     model_order,
     model_sizes,
-    scaling_shape,
+    scaling_shapes,
     scaling_table,
     task_order,
     variant_order,
@@ -42,11 +44,15 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
 
 
 def summary_markdown(results: pd.DataFrame, title: str = "probes report", n_resamples: int = 200) -> str:
-    """The Markdown summary of a results table (see the module docstring for what it holds)."""
+    """The Markdown summary of a results table (see the module docstring for what it holds).
+
+    ``n_resamples`` is the divergence layer's bootstrap (each resample holds every item at every
+    layer); the means' intervals use 1000 resamples and the decision layer's interval none.
+    """
     models = model_order(results)
     sizes = model_sizes(results)
-    points = scaling_table(results, n_resamples=n_resamples)
-    decision = decision_table(results, n_resamples=n_resamples)
+    points = scaling_table(results)  # 1000 resamples of each mean log-odds
+    decision = decision_table(results)
     divergence = divergence_table(results, n_resamples=n_resamples)
     sections = [f"# {title}", _models_section(models, sizes)]
     for column, name, form in (
@@ -93,20 +99,31 @@ def _number(column: str, value: object) -> str:
 def _by_size_section(
     results: pd.DataFrame, points: pd.DataFrame, models: list[str], column: str, title: str, form: str
 ) -> str:
+    shapes = scaling_shapes(results, order=models) if column == "accuracy" else {}
     rows = []
     for task in task_order(results):
         for variant in variant_order(results):
             group = points[(points["task"] == task) & (points["variant"] == variant)].set_index("model")
             if group.empty:
                 continue
-            present = [m for m in models if m in group.index]
-            values = [float(group.loc[m, column]) for m in present]
-            shape = scaling_shape(values) if column == "accuracy" else ""
+            shape = _shape_cell(shapes[(task, variant)]) if column == "accuracy" else ""
             cells = [form.format(group.loc[m, column]) if m in group.index else "–" for m in models]
             extra = [f"{float(group['chance'].iloc[0]):.2f}", shape] if column == "accuracy" else []
             rows.append([task, variant, int(group["n_items"].iloc[0]), *extra, *cells])
-    header = ["task", "variant", "items", *(["chance", "shape"] if column == "accuracy" else []), *models]
+    shape_header = f"shape (tested at {ALPHA:g})"
+    header = [
+        "task",
+        "variant",
+        "items",
+        *(["chance", shape_header] if column == "accuracy" else []),
+        *models,
+    ]
     return f"## {title}, by size (smallest first)\n\n" + markdown_table(header, rows)
+
+
+def _shape_cell(shape: ScalingShape) -> str:
+    """``"U-shaped (p < 0.001)"``; ``"not determined"`` bare (its p-value is the closest candidate's)."""
+    return shape.label if shape.label == "not determined" else f"{shape.label} ({p_text(shape.p_value)})"
 
 
 def _decision_section(results: pd.DataFrame, decision: pd.DataFrame, models: list[str]) -> str:
@@ -173,7 +190,18 @@ def _score_name(results: pd.DataFrame) -> str:
 def _flips_section(results: pd.DataFrame) -> str:
     flips = item_flips(results)
     flipping = flips[flips["flips"] > 0]
-    lines = [f"## Items that flip between sizes: {len(flipping)} of {len(flips)}"]
+    comparable = int((flips["compared"] >= 2).sum())
+    counted = (
+        f"{len(flipping)} of the {comparable} with a verdict at two sizes or more"
+        if comparable
+        else "not determined"
+    )
+    lines = [
+        f"## Items that flip between sizes: {counted}",
+        "A verdict counts only where it is not a tie and the size's accuracy differs from chance "
+        f"(Wilson 95% interval); {len(flips) - comparable} of {len(flips)} items have fewer than two. "
+        "Verdicts in parentheses are not counted.",
+    ]
     if len(flipping):
         rows = [
             [
@@ -182,7 +210,7 @@ def _flips_section(results: pd.DataFrame) -> str:
                 row.item_id,
                 repr(row.true_answer),
                 repr(row.distractor_answer),
-                verdict_marks(row.verdicts),
+                verdict_marks(row.verdicts, row.counted),
             ]
             for row in flipping.head(LISTED_FLIPS).itertuples()
         ]

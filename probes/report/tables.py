@@ -4,12 +4,15 @@ The per-layer table (:func:`probes.analysis.metrics.layer_table`) says nothing o
 :func:`attach_sizes` first joins each model's size columns from the store's manifest (and its
 measured perplexity, when there is one). Every other function here takes that joined table
 (the *results*) and returns one row per what a figure plots: a model on a task and variant
-(:func:`scaling_table`), a layer of one (:func:`layer_summary`), or an item
-(:func:`item_flips`). A store may hold several lenses side by side: each of these takes a
-``lens`` and draws one at a time (the logit lens by default, :func:`one_lens`).
+(:func:`scaling_table`, with the tested shape of each curve from :func:`scaling_shapes`), a
+layer of one (:func:`layer_summary`), or an item (:func:`item_flips`). A store may hold several
+lenses side by side: each of these takes a ``lens`` and draws one at a time (the logit lens by
+default, :func:`one_lens`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +23,7 @@ from probes.analysis.metrics import (
     wilson_interval as wilson_interval,  # re-exported: the report's tests use it
 )
 from probes.analysis.scoring import per_layer_score
+from probes.analysis.shape import ScalingShape, scaling_shape
 from probes.errors import ProbesError
 from probes.tasks.variants import VARIANTS
 
@@ -302,11 +306,18 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
 
     Columns: ``task``, ``variant``, ``item_id``, the answers (and ``prompt`` when the
     results carry it), ``verdicts`` (per model, smallest first: the true answer's credit, 1 right,
-    0 wrong, 0.5 a tie), ``flips`` (how
-    often the verdict changes from one size to the next), ``log_odds_by_model`` (per model,
-    the item's log-odds at every layer read). Items that flip come first, most flips first;
-    ties keep the order of tasks, variants (:func:`variant_order`) and items. Rows of one
-    lens only (:func:`one_lens`).
+    0 wrong, 0.5 a tie), ``counted`` (per model, whether its verdict is compared for flips),
+    ``compared`` (how many are), ``flips`` (how often the compared verdict changes from one size
+    to the next), ``log_odds_by_model`` (per model, the item's log-odds at every layer read).
+    Items that flip come first, most flips first; ties keep the order of tasks, variants
+    (:func:`variant_order`) and items. Rows of one lens only (:func:`one_lens`).
+
+    A verdict is compared only where it says something: not a tie (neither answer chosen), and
+    at a size whose last-layer accuracy on that task and variant differs from chance (the
+    Wilson 95% interval excludes it, :func:`decided_sizes`). At a size at chance the verdicts
+    are coin flips (or ties, when a model scores both answers alike), and counting their changes
+    would count noise; a size significantly *below* chance is kept, because there the distractor
+    wins systematically (the dip of a U).
     """
     results = one_lens(results, lens)
     order = model_order(results)
@@ -319,16 +330,21 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
     odds = results.groupby([*keys, "model"], sort=False)["log_odds"].agg(lambda s: s.astype(float).tolist())
     first = results.drop_duplicates(keys).set_index(keys)
     rationales = _rationales(final, keys)
+    decided = decided_sizes(final)
     rows = []
     for key, (models, correct) in verdicts.iterrows():
         marks = [float(c) for c in correct]
+        counted = [(key[0], key[1], m) in decided and c in (0.0, 1.0) for m, c in zip(models, marks)]
+        compared = [c for c, count in zip(marks, counted) if count]
         row = {
             **dict(zip(keys, key)),
             "true_answer": first.at[key, "true_answer"],
             "distractor_answer": first.at[key, "distractor_answer"],
             "models": list(models),
             "verdicts": marks,
-            "flips": int(sum(a != b for a, b in zip(marks, marks[1:]))),
+            "counted": counted,
+            "compared": len(compared),
+            "flips": int(sum(a != b for a, b in zip(compared, compared[1:]))),
             "log_odds_by_model": {m: odds[(*key, m)] for m in models},
         }
         if "prompt" in first.columns:
@@ -344,6 +360,19 @@ def item_flips(results: pd.DataFrame, lens: str | None = None) -> pd.DataFrame:
         ["flips", "task_rank", "variant_rank"], ascending=[False, True, True], kind="stable"
     ).index
     return table.loc[order].reset_index(drop=True)
+
+
+def decided_sizes(final: pd.DataFrame) -> set[tuple[str, str, str]]:
+    """The (task, variant, model) whose last-layer accuracy differs from chance: the Wilson 95%
+    interval of the accuracy (a tie half right) excludes the chance accuracy (the mean over items
+    of 1 / options). ``final`` holds last-layer rows (:func:`last_layer`)."""
+    decided = set()
+    for key, group in final.groupby(["task", "variant", "model"], sort=False):
+        _, low, high = accuracy_interval(group["correct"].to_numpy())
+        chance = float((1.0 / group["option_logprobs"].map(len)).mean())
+        if low > chance or high < chance:
+            decided.add(key)
+    return decided
 
 
 def _question(prompt: str, rationale: object) -> str:
@@ -365,20 +394,26 @@ def _rationales(final: pd.DataFrame, keys: list[str]) -> dict[tuple, dict[str, s
     }
 
 
-def scaling_shape(accuracies: list[float], margin: float = 0.05) -> str:
-    """Name the shape of an accuracy curve ordered by size: U-shaped, inverse, positive or flat.
+def scaling_shapes(
+    results: pd.DataFrame, lens: str | None = None, order: Sequence[str] | None = None
+) -> dict[tuple[str, str], ScalingShape]:
+    """Per (task, variant) of one lens: the tested shape of last-layer accuracy across sizes.
 
-    U-shaped: some middle size is worse than both the smallest and the largest by at
-    least ``margin``; otherwise inverse or positive when the largest is worse or better
-    than the smallest by ``margin``; flat else.
+    :func:`probes.analysis.shape.scaling_shape` on each model's count of right answers (a tie
+    is half right) out of its items, models smallest first (``order``, default
+    :func:`model_order`; models not in ``order`` go last by name); a task and variant that only
+    some models ran use the models that ran it.
     """
-    values = np.asarray(accuracies, dtype=float)
-    if values.size >= 3:
-        middle = int(np.argmin(values[1:-1])) + 1
-        if values[0] - values[middle] >= margin and values[-1] - values[middle] >= margin:
-            return "U-shaped"
-    if values.size >= 2 and values[-1] - values[0] <= -margin:
-        return "inverse"
-    if values.size >= 2 and values[-1] - values[0] >= margin:
-        return "positive"
-    return "flat"
+    results = one_lens(results, lens)
+    present = set(results["model"])
+    order = list(order) if order is not None else model_order(results)
+    models = [m for m in order if m in present] + sorted(present - set(order))
+    counts = last_layer(results).groupby(["task", "variant", "model"])["correct"].agg(["sum", "size"])
+    shapes = {}
+    for task in task_order(results):
+        for variant in variant_order(results[results["task"] == task]):
+            if (task, variant) not in counts.index.droplevel("model"):
+                continue
+            rows = counts.loc[(task, variant)].reindex(models).dropna()
+            shapes[(task, variant)] = scaling_shape(rows["sum"].to_numpy(), rows["size"].to_numpy())
+    return shapes

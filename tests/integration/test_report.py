@@ -3,8 +3,10 @@
 The fixture is a sweep of three models (1M, 10M, 100M parameters; 4, 5, 6 blocks) over two
 tasks and two variants, three items each, whose log-odds rise linearly with depth from -1 at
 the embeddings to a chosen final value, so every number a figure shows is known:
-``negation / prize`` is U-shaped (accuracy 2/3, 0, 1), ``quote / prize`` inverse (1, 2/3, 0),
-and the ``no_distractor`` controls are right at every size.
+``negation / prize`` dips (accuracy 2/3, 0, 1), ``quote / prize`` falls (1, 2/3, 0), and the
+``no_distractor`` controls are right at every size. Three items per size are too few for a test
+to name those shapes; the ``many`` fixture (20 copies of each item) names them U-shaped and
+inverse.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from probes.report import (
 )
 from probes.report.depth import cell_edges
 from probes.report.document import SECTIONS
-from probes.report.tables import item_flips, scaling_shape, wilson_interval
+from probes.report.tables import item_flips, scaling_shapes, wilson_interval
 from probes.store.store import Store
 
 #: name -> (parameters, non-embedding parameters, blocks)
@@ -192,28 +194,61 @@ def test_scaling_table_is_the_last_layer_per_model_task_and_variant(results):
     assert (table["chance"] == 0.5).all() and (table["n_items"] == 3).all()
 
 
-def test_wilson_interval_and_shape_names():
+def test_wilson_interval_and_shape_names(results, many):
     low, high = wilson_interval(0, 3)
     assert low == 0.0 and high == pytest.approx(0.5615, abs=1e-4)
-    assert scaling_shape([2 / 3, 0, 1]) == "U-shaped"
-    assert scaling_shape([1, 2 / 3, 0]) == "inverse"
-    assert scaling_shape([0, 0.5, 1]) == "positive"
-    assert scaling_shape([1, 1, 1]) == "flat"
+    few = scaling_shapes(results)  # three items per size: no shape can be told apart from chance
+    assert {shape.label for shape in few.values()} == {"not determined"}
+    shapes = scaling_shapes(many)  # the same curves over 60 items per size
+    assert shapes[("negation", "prize")].label == "U-shaped"
+    assert shapes[("negation", "prize")].path() == "0.67→0.00→1.00"
+    assert shapes[("quote", "prize")].label == "inverse"
+    assert shapes[("negation", "no_distractor")].label == "not determined"  # right at every size
+    assert shapes[("negation", "prize")].accuracy == pytest.approx((2 / 3, 0, 1))
 
 
-def test_item_flips_puts_items_that_flip_first(results):
-    flips = item_flips(results)
+def test_closing_lines_name_only_tested_shapes(results, many):
+    from probes.cli.closing import closing_lines
+
+    order = list(MODELS)
+    text = "\n".join(closing_lines(many, order))
+    assert "U-shaped in prize (0.67→0.00→1.00, p < 0.001); not determined in no_distractor" in text
+    assert "inverse in prize (1.00→0.00, p < 0.001)" in text
+    text = "\n".join(closing_lines(results, order))  # 3 items per size
+    assert "not determined in prize (0.67→0.00→1.00), no_distractor (1.00→1.00→1.00)" in text
+    assert "U-shaped" not in text and "inverse" not in text
+
+
+def test_item_flips_puts_items_that_flip_first(results, many):
+    flips = item_flips(many)
     first = flips.iloc[0]
     assert (first["task"], first["variant"], first["item_id"], first["flips"]) == (
         "negation",
         "prize",
-        "negation-0",
+        "negation-0-0",
         2,
     )
-    assert first["verdicts"] == [1.0, 0.0, 1.0]
+    assert first["verdicts"] == [1.0, 0.0, 1.0] and first["counted"] == [True, True, True]
     assert list(flips["flips"]) == sorted(flips["flips"], reverse=True)
-    assert (flips["flips"] > 0).sum() == 6
+    assert (flips["flips"] > 0).sum() == 120  # every prize item; the controls are right at every size
     assert first["log_odds_by_model"]["tiny-s"] == pytest.approx([log_odds(1, d / 4) for d in range(5)])
+    few = item_flips(results)  # 3 items: no size's accuracy differs from chance, no verdict counts
+    assert (few["flips"] == 0).all() and (few["compared"] == 0).all()
+
+
+@pytest.mark.parametrize("credit", [0.5, "alternating"], ids=["ties", "coin flips"])
+def test_item_flips_leave_out_sizes_at_chance_and_ties(many, credit):
+    """tiny-s at chance on negation / prize (all ties, or right on every other item): its
+    verdicts are not compared, so an item ✓ ✗ ✓ flips once (tiny-m → tiny-l), not twice."""
+    final = (many["model"] == "tiny-s") & (many["task"] == "negation") & (many["variant"] == "prize")
+    final &= many["layer"] == many["n_layers"]
+    changed = many.copy()
+    rows = changed.index[final]
+    changed.loc[rows, "correct"] = 0.5 if credit == 0.5 else [float(i % 2) for i in range(len(rows))]
+    flips = item_flips(changed)
+    prize = flips[(flips["task"] == "negation") & (flips["variant"] == "prize")]
+    assert (prize["compared"] == 2).all() and (prize["flips"] == 1).all()
+    assert all(counted == [False, True, True] for counted in prize["counted"])
 
 
 # ----------------------------------------------------------------------------------------- figures
@@ -377,7 +412,7 @@ def test_item_browser_lists_flipping_items_first_with_per_layer_log_odds(results
     assert header[-3:] == ["tiny-s (1M)", "tiny-m (10M)", "tiny-l (100M)"]
     columns = dict(zip(header, table.cells.values))
     assert list(columns["item"][:3]) == ["negation-0", "negation-1", "negation-2"]
-    assert columns["verdicts (small → large)"][0] == "✓ ✗ ✓"
+    assert columns["verdicts (small → large)"][0] == "(✓) (✗) (✓)"  # 3 items: no size differs from chance
     assert columns["tiny-s (1M)"][0] == "+1.00 | -1.0 -0.5 +0.0 +0.5 +1.0"
     assert table.cells.fill.color[-2][0] == "#f4cccc" and table.cells.fill.color[-3][0] == "#d9f0d3"
     with_prompt = results.assign(prompt=results["item_id"].map(lambda i: f"Question {i}?"))
@@ -391,12 +426,17 @@ def test_figures_are_deterministic(results):
 
 def test_summary_names_the_shapes_and_key_numbers(results, many):
     text = summary_markdown(results)
-    assert "| negation | prize | 3 | 0.50 | U-shaped | 0.67 | 0.00 | 1.00 |" in text
-    assert "| quote | prize | 3 | 0.50 | inverse | 1.00 | 0.67 | 0.00 |" in text
+    assert "| negation | prize | 3 | 0.50 | not determined | 0.67 | 0.00 | 1.00 |" in text  # 3 items
+    assert "| quote | prize | 3 | 0.50 | not determined | 1.00 | 0.67 | 0.00 |" in text
     assert "| tiny-m | 10M | 6M | 36P | 30.00 | 5 |" in text
     assert "| negation | prize | not above chance (67%) | not above chance (0%) |" in text
-    assert "Items that flip between sizes: 6 of 12" in text
+    assert "## Items that flip between sizes: not determined" in text
+    assert "12 of 12 items have fewer than two" in text  # 3 items: no size differs from chance
     text = summary_markdown(many)
+    assert "| negation | prize | 60 | 0.50 | U-shaped (p < 0.001) | 0.67 | 0.00 | 1.00 |" in text
+    assert "| quote | prize | 60 | 0.50 | inverse (p < 0.001) | 1.00 | 0.67 | 0.00 |" in text
+    assert "## Items that flip between sizes: 120 of the 240 with a verdict at two sizes or more" in text
+    assert "| negation | prize | negation-0-0 | ' yes' | ' no' | ✓ ✗ ✓ |" in text
     assert "| negation | prize | 3 [3, 3] of 4 (67%) | not above chance (0%) | 4 [4, 4] of 6 (100%) |" in text
     assert "| negation | 60 | 1 [1, 1] of 4 | 1 [1, 1] of 5 | 1 [1, 1] of 6 |" in text  # divergence
 
@@ -417,7 +457,7 @@ def test_write_report_writes_html_and_summary_before_png_export_fails(written):
     folder, error = written
     assert "pip install" in str(error) and str(folder / "report.html") in str(error)
     assert sorted(p.name for p in folder.iterdir()) == ["report.html", "summary.md"]
-    assert "U-shaped" in (folder / "summary.md").read_text()
+    assert "| negation | prize | 3 | 0.50 | not determined |" in (folder / "summary.md").read_text()
 
 
 def test_html_is_standalone_and_holds_every_figure(written):
@@ -426,7 +466,7 @@ def test_html_is_standalone_and_holds_every_figure(written):
     assert "<script src=" not in page  # plotly.js inlined: opens offline
     for section in SECTIONS:
         assert f'id="figure-{section.name}"' in page and section.title in page
-    assert "<td>U-shaped</td>" in page
+    assert "<td>not determined</td>" in page  # the summary's shape column (3 items per size)
 
 
 def chromium() -> str | None:
