@@ -47,7 +47,7 @@ def summary_markdown(results: pd.DataFrame, title: str = "probes report", n_resa
     sizes = model_sizes(results)
     points = scaling_table(results, n_resamples=n_resamples)
     decision = decision_table(results, n_resamples=n_resamples)
-    divergence = divergence_table(results, n_resamples=n_resamples)
+    divergence = divergence_table(results)
     sections = [f"# {title}", _models_section(models, sizes)]
     for column, name, form in (
         ("accuracy", "Last-layer accuracy (a tie is half right)", "{:.2f}"),
@@ -153,17 +153,24 @@ def _divergence_section(results: pd.DataFrame, divergence: pd.DataFrame, models:
                 cells.append("–")
                 continue
             row = group.loc[model]
-            if pd.notna(row["divergence_layer"]):
-                low, high = row["divergence_layer_low"], row["divergence_layer_high"]
-                cells.append(f"{row['divergence_layer']:g} [{low:g}, {high:g}] of {row['n_layers']}")
-            else:
-                cells.append("none")
+            cells.append(_effect_cell(row, "divergence") + "; separates " + _effect_cell(row, "separation"))
         rows.append([task, int(group["n_pairs"].max()), *cells])
     return (
-        "## Divergence layer: first block where the prize variant's log-odds fall significantly "
-        f"below its no_distractor twin's, paired over items [95% CI]; {_score_name(results)} score\n\n"
+        "## Divergence layer: first block where the prize prompt pulls the prize's answer pair toward its "
+        "distractor, against the no_distractor prompt on the same pair (paired over items); separation "
+        "layer: first block where the two prompts move the pair apart either way; the effect there in "
+        "nats [simultaneous 95% CI, family-wise over blocks: sign-flip max-t]; "
+        f"{_score_name(results)} score (docs/conclusions.md)\n\n"
         + markdown_table(["task", "pairs", *models], rows)
     )
+
+
+def _effect_cell(row: pd.Series, kind: str) -> str:
+    """``"3 of 4 (−1.20 [−1.50, −0.90])"``, or ``"none"``."""
+    if not pd.notna(row[f"{kind}_layer"]):
+        return "none"
+    effect, low, high = (row[f"{kind}_effect{end}"] for end in ("", "_low", "_high"))
+    return f"{row[f'{kind}_layer']:g} of {row['n_layers']} ({effect:+.2f} [{low:+.2f}, {high:+.2f}])"
 
 
 def _score_name(results: pd.DataFrame) -> str:
