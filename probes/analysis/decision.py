@@ -248,6 +248,12 @@ def divergence_curve(
     return frame.sort_values([*keys, "layer"], kind="stable").reset_index(drop=True)
 
 
+def testable(n_pairs: int) -> bool:
+    """Whether a sign-flip test over ``n_pairs`` items can reject at all: the smallest adjusted
+    p-value it can give is 2 / 2**n_pairs (every sign alike), so 5 pairs or fewer never can."""
+    return n_pairs >= 2 and 2.0 ** (1 - n_pairs) <= 1 - CONFIDENCE
+
+
 def divergence_summary(
     table: pd.DataFrame, score: str | None = None, n_resamples: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
@@ -257,7 +263,9 @@ def divergence_summary(
     scored on another answer pair), ``score``; ``divergence_layer`` (the first block whose
     simultaneous interval lies below 0) with its relative depth and the effect there
     (``divergence_effect``, ``_low``, ``_high``); the same for ``separation_layer`` (the first
-    block whose interval excludes 0, either way) and ``separation_effect``.
+    block whose interval excludes 0, either way) and ``separation_effect``; ``testable``: whether
+    there are pairs enough for any block to be significant (:func:`testable`; where not, "none"
+    is "not determined").
     """
     score = score or per_layer_score(table)
     curve = divergence_curve(table, score, n_resamples, seed)
@@ -274,6 +282,7 @@ def divergence_summary(
             "n_pairs": int(group["n_pairs"].iloc[0]),
             "n_unpaired": int(unpaired),
             "score": score,
+            "testable": testable(int(group["n_pairs"].iloc[0])),
         }
         for kind, column in (("divergence", "significant"), ("separation", "separated")):
             found = group[group[column].astype(bool)]

@@ -98,14 +98,15 @@ def sign_flip_max_t(
     largest = np.abs(flipped).max(axis=1)
     critical = float(np.quantile(largest, confidence, method="higher"))
     mean = differences.mean(axis=0)
+    half = critical * np.where(error > 0, error, 1.0) if np.isinf(critical) else critical * error
     p_adjusted = (largest[:, None] >= np.abs(t)[None, :]).mean(axis=0)
     return LayerTests(
         mean=mean,
         standard_error=error,
         t=t,
         critical=critical,
-        low=mean - critical * error,
-        high=mean + critical * error,
+        low=mean - half,
+        high=mean + half,
         p_adjusted=p_adjusted,
         n_flips=len(signs),
     )

@@ -95,17 +95,20 @@ def divergence_lines(divergence: pd.DataFrame, task: str, models: Sequence[str])
         return []
     rank = {model: i for i, model in enumerate(models)}
     rows = rows.sort_values("model", key=lambda c: c.map(lambda m: rank.get(m, len(rank))))
+    if not rows["testable"].any():
+        return _wrapped(f"divergence: not determined ({int(rows['n_pairs'].max())} pairs: too few to test)")
     diverging = rows[rows["divergence_layer"].notna()]
     separating = rows[rows["divergence_layer"].isna() & rows["separation_layer"].notna()]
     pairs = int(rows["n_pairs"].max())
     text = (
         f"divergence (prize vs no_distractor prompt on the prize's answer pair, {pairs} pairs, "
-        f"family-wise 5% over blocks): toward the distractor in {len(diverging)} of {len(rows)} sizes"
+        "family-wise 5% over blocks): toward the distractor in "
+        + (f"{len(diverging)} of {len(rows)} sizes" if len(diverging) else f"none of {len(rows)} sizes")
     )
     if len(diverging):
         text += ", from block: " + ", ".join(_effect(r, "divergence") for _, r in diverging.iterrows())
     if len(separating):
-        text += "; elsewhere the prompts separate the pair, from block: " + ", ".join(
+        text += "; the prompts separate the pair (+: toward its true answer) from block: " + ", ".join(
             _effect(r, "separation") for _, r in separating.iterrows()
         )
     return _wrapped(text)
@@ -243,8 +246,10 @@ def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
 
 
 def _effect_cell(row: Any, kind: str) -> str:
-    """``"3 (-1.20 [-1.50, -0.90])"``, or ``"– (none)"``."""
+    """``"3 (-1.20 [-1.50, -0.90])"``, ``"– (none)"``, or ``"not determined"`` (too few pairs)."""
     layer = getattr(row, f"{kind}_layer")
+    if not row.testable:
+        return "not determined"
     if not pd.notna(layer):
         return "– (none)"
     effect, low, high = (getattr(row, f"{kind}_effect{end}") for end in ("", "_low", "_high"))

@@ -153,7 +153,13 @@ def _divergence_section(results: pd.DataFrame, divergence: pd.DataFrame, models:
                 cells.append("–")
                 continue
             row = group.loc[model]
-            cells.append(_effect_cell(row, "divergence") + "; separates " + _effect_cell(row, "separation"))
+            if not row["testable"]:
+                cells.append(f"not determined ({row['n_pairs']} pairs)")
+                continue
+            cell = _effect_cell(row, "divergence")
+            if cell == "none" and pd.notna(row["separation_layer"]):
+                cell += "; separates " + _effect_cell(row, "separation")
+            cells.append(cell)
         rows.append([task, int(group["n_pairs"].max()), *cells])
     return (
         "## Divergence layer: first block where the prize prompt pulls the prize's answer pair toward its "
