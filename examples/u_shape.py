@@ -124,9 +124,11 @@ worst[["n_layers", "layer", "relative_depth", "mean_log_odds", "accuracy"]]
 # %% [markdown]
 # **Decision layer** (per item: the first block from which the true answer stays ahead through
 # the last; reported as the median over items, only where the model is above chance) and
-# **divergence layer** (per model: the first block where the prize prompt's score falls
-# significantly below its no-"not" twin's, paired over items: where the distractor starts to
-# act). Both read the length-fair score and carry bootstrap 95% intervals.
+# **divergence layer** (per model: the first block where the prize prompt pulls the prize's own
+# answer pair toward its distractor, against the no-"not" prompt on the same pair, paired over
+# items, family-wise over blocks: where the distractor starts to act; the *separation layer* is
+# where the two prompts move the pair apart either way). Both read the length-fair score; the
+# decision layer carries a bootstrap 95% interval, the divergence effect a simultaneous one.
 
 # %%
 decisions = decision_summary(results).set_index(["model", "variant"])
@@ -136,8 +138,10 @@ decision_columns += ["decision_layer_low", "decision_layer_high"]
 decisions.xs("prize", level="variant").loc[order, decision_columns]
 
 # %%
-divergence_columns = ["n_layers", "divergence_layer", "divergence_layer_low", "divergence_layer_high"]
-divergence[[*divergence_columns, "share_diverging"]]
+divergence_columns = ["n_layers", "n_pairs", "divergence_layer", "divergence_effect"]
+divergence_columns += ["separation_layer", "separation_effect"]
+divergence_columns += ["separation_effect_low", "separation_effect_high"]
+divergence[divergence_columns]
 
 # %% [markdown]
 # ## 4. Which components apply the "not"? Attribution, ablation, patching
@@ -268,8 +272,9 @@ lines = [
     f"{decisions.at[(large, 'prize'), 'decision_layer']:.0f} "
     f"(95% {decisions.at[(large, 'prize'), 'decision_layer_low']:.0f}-"
     f"{decisions.at[(large, 'prize'), 'decision_layer_high']:.0f}); its divergence layer "
-    f"(where the 'not' prompt falls below its twin) is "
-    f"{layer_text(divergence.at[large, 'divergence_layer'])}.",
+    f"(where the 'not' prompt pulls the answer pair toward the distractor, against the plain "
+    f"prompt) is {layer_text(divergence.at[large, 'divergence_layer'])}, and the two prompts "
+    f"separate the pair from block {layer_text(divergence.at[large, 'separation_layer'])}.",
     f"- Strongest distractor pushers in {large} (direct logit attribution): "
     + ", ".join(f"{r.component} ({r.attribution:+.2f})" for r in large_pushers.itertuples())
     + ".",

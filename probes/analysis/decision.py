@@ -16,15 +16,29 @@ interval of its accuracy above chance): a model at chance has items whose true a
 luck, and their "decision" layers are noise. This was called the critical layer before; Halawi
 et al. use that name for the layer defined next.
 
-**Divergence layer** (of a model on a task): after Halawi, Denain & Steinhardt (2023),
-"Overthinking the Truth: Understanding how Language Models Process False Demonstrations"
-(arXiv:2307.09476), who find the *critical layer* where accuracy under false demonstrations
-starts to fall below accuracy under true ones. Here: the first block at which the ``prize``
-variant's score falls *significantly* below its ``no_distractor`` twin's, paired over items
-(same item id): the bootstrap 95% interval of the mean paired difference lies wholly below 0.
-It says where the distractor starts to act. Its own 95% interval comes from resampling the
-items: in each resample, the first block where the mean difference is below 0 by more than
-1.96 standard errors.
+**Divergence layer** (of a model on a task): where the distractor starts to act, found by
+comparing like with like. Each ``prize`` item is paired with its ``no_distractor`` twin (the
+same item id: the same case with the distractor cue removed). The *effect* at a layer is the
+prize item's own answer pair (its true answer vs its distractor) scored under the prize prompt
+minus the same pair scored under the twin's prompt. Where the twin asks for the same answer,
+its score is the pair's; where the twin's true answer is the prize's distractor (negation
+tasks: ``organism_negation``, negation_qa, redefine_math, sig_figs), its score is the pair's
+negated (every score here is antisymmetric); which of the two holds is read from each item's
+stored answers, and a twin scored on another pair is not paired (counted in ``n_unpaired``).
+A negative effect means the prize prompt moves the pair toward the distractor more than the
+control prompt does. All blocks are tested at once (:func:`probes.analysis.familywise.sign_flip_max_t`:
+max-|t| over the blocks, sign flips of whole items, family-wise error 5%). The divergence
+layer is the first block whose simultaneous 95% interval lies wholly below 0, or none.
+The *separation layer* is the first block whose interval excludes 0 in either direction: where
+the two prompts start to move the pair apart at all (on a negation task, a model that reads
+the negation separates them toward the true answer: a positive effect, no divergence).
+
+After Halawi, Denain & Steinhardt (2023), "Overthinking the Truth: Understanding how Language
+Models Process False Demonstrations" (arXiv:2307.09476), whose *critical layer* is where
+accuracy under false demonstrations starts to fall below accuracy under true ones, both
+measured against the same correct label. Theirs compares accuracies at each layer by eye; ours
+compares the paired log-odds of one fixed answer pair with a family-wise test, and pairs a
+prompt with a distractor cue with the same question without it (``docs/conclusions.md``).
 """
 
 from __future__ import annotations
@@ -33,8 +47,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binom
 
-from probes.analysis.metrics import GROUP, accuracy_interval, bootstrap_interval
-from probes.analysis.scoring import per_layer_score
+from probes.analysis.familywise import sign_flip_max_t
+from probes.analysis.metrics import GROUP, accuracy_interval
+from probes.analysis.scoring import per_layer_credit, per_layer_score
 
 #: The variant whose distractor acts, and its control.
 PRIZE, CONTROL = "prize", "no_distractor"
@@ -117,19 +132,22 @@ def decision_summary(
     """Per (model, task, variant): the decision layer's median and 95% interval, where above chance.
 
     Columns: ``n_layers``, ``n_items``, ``score`` (the column read), last-layer ``accuracy``
-    (a tie is half right) with its Wilson interval, ``chance``, ``above_chance``,
+    under that score (its credit, ``credit``: ``fair_correct`` for the length-fair score, so an
+    item is right there exactly when it can have a decision layer; a tie is half right) with
+    its Wilson interval, ``chance``, ``above_chance``,
     ``share_with_decision_layer`` (always given), and ``decision_layer`` /
     ``decision_layer_low`` / ``decision_layer_high`` and ``decision_relative_depth`` (and its
     interval): the median over the items that have one, NaN where the model is not above chance.
     """
     score = score or per_layer_score(table)
+    credit = per_layer_credit(table) if score == "fair_log_odds" else "correct"
     per_item = item_decision_layers(table, score)
     deepest = table.groupby(GROUP, sort=False, dropna=False)["layer"].transform("max")
     last = table[table["layer"] == deepest]
     rows = []
     for key, group in per_item.groupby(GROUP, sort=False, dropna=False):
         final = last[(last[GROUP] == pd.Series(key, index=GROUP)).all(axis=1)]
-        accuracy, low, high = accuracy_interval(final["correct"].to_numpy())
+        accuracy, low, high = accuracy_interval(final[credit].to_numpy())
         chance = float((1.0 / final["option_logprobs"].map(len)).mean())
         above = bool(low > chance)
         layers = group["decision_layer"].dropna().to_numpy()
@@ -139,6 +157,7 @@ def decision_summary(
             "n_layers": n_layers,
             "n_items": len(group),
             "score": score,
+            "credit": credit,
             "accuracy": accuracy,
             "accuracy_low": low,
             "accuracy_high": high,
@@ -162,60 +181,106 @@ def decision_summary(
     return pd.DataFrame(rows)
 
 
-def paired_differences(table: pd.DataFrame, score: str | None = None) -> pd.DataFrame:
-    """Per (model, revision, lens, task, item, layer ≥ 1): prize score − its no_distractor twin's.
+def _orientation(prize: pd.DataFrame, control: pd.DataFrame) -> pd.Series:
+    """Per paired row: +1 where the twin's (true, distractor) is the prize item's, −1 where it is
+    swapped, NaN where the twin is scored on another pair."""
+    same = (control["true_answer"].to_numpy() == prize["true_answer"].to_numpy()) & (
+        control["distractor_answer"].to_numpy() == prize["distractor_answer"].to_numpy()
+    )
+    swapped = (control["true_answer"].to_numpy() == prize["distractor_answer"].to_numpy()) & (
+        control["distractor_answer"].to_numpy() == prize["true_answer"].to_numpy()
+    )
+    return pd.Series(np.where(same, 1.0, np.where(swapped, -1.0, np.nan)), index=prize.index)
 
-    Only items present in both variants are paired; an empty frame when none are.
+
+def paired_differences(table: pd.DataFrame, score: str | None = None) -> pd.DataFrame:
+    """Per (model, revision, lens, task, item, layer ≥ 1): the prize item's answer pair scored
+    under the prize prompt minus under its no_distractor twin's prompt.
+
+    Columns: the keys, ``{score}_prize``, ``{score}_control`` (the twin's own score),
+    ``orientation`` (+1: the twin's answer pair is the prize's; −1: swapped; NaN: another pair)
+    and ``difference`` (``{score}_prize − orientation × {score}_control``; NaN where not paired).
+    Only items present in both variants appear; an empty frame when none are.
     """
     score = score or per_layer_score(table)
     keys = [c for c in GROUP if c != "variant"] + ["item_id", "layer", "n_layers"]
+    answers = ["true_answer", "distractor_answer"]
     blocks = table[table["layer"] >= 1]
-    prize = blocks.loc[blocks["variant"] == PRIZE, [*keys, score]]
-    control = blocks.loc[blocks["variant"] == CONTROL, [*keys, score]]
+    prize = blocks.loc[blocks["variant"] == PRIZE, [*keys, score, *answers]]
+    control = blocks.loc[blocks["variant"] == CONTROL, [*keys, score, *answers]]
     paired = prize.merge(control, on=keys, suffixes=("_prize", "_control"))
-    paired["difference"] = paired[f"{score}_prize"] - paired[f"{score}_control"]
-    return paired
+    paired["orientation"] = _orientation(
+        paired[[f"{a}_prize" for a in answers]].set_axis(answers, axis=1),
+        paired[[f"{a}_control" for a in answers]].set_axis(answers, axis=1),
+    )
+    paired["difference"] = paired[f"{score}_prize"] - paired["orientation"] * paired[f"{score}_control"]
+    return paired.drop(columns=[f"{a}_{side}" for a in answers for side in ("prize", "control")])
+
+
+def _wide(group: pd.DataFrame) -> pd.DataFrame:
+    """Items × layers of paired differences: items paired at every layer only."""
+    paired = group[group["orientation"].notna()]
+    return paired.pivot_table(index="item_id", columns="layer", values="difference", dropna=False).dropna()
 
 
 def divergence_curve(
-    table: pd.DataFrame, score: str | None = None, n_resamples: int = 1000, seed: int = 0
+    table: pd.DataFrame, score: str | None = None, n_resamples: int = 2000, seed: int = 0
 ) -> pd.DataFrame:
-    """Per (model, task, layer ≥ 1): mean paired difference prize − no_distractor and its interval.
+    """Per (model, task, layer ≥ 1): the mean paired effect (:func:`paired_differences`) with its
+    simultaneous 95% interval over the blocks (:func:`~probes.analysis.familywise.sign_flip_max_t`).
 
-    Columns: ``n_pairs``, ``mean_difference``, ``difference_low``, ``difference_high``,
-    ``significant`` (the interval wholly below 0).
+    Columns: ``n_pairs``, ``mean_difference``, ``difference_low``, ``difference_high`` (the
+    simultaneous interval), ``p_adjusted`` (family-wise), ``separated`` (the interval excludes
+    0) and ``significant`` (it lies wholly below 0: the prize prompt pulls toward the distractor).
     """
     score = score or per_layer_score(table)
     paired = paired_differences(table, score)
     keys = [c for c in GROUP if c != "variant"]
-    rows = []
-    for key, group in paired.groupby([*keys, "layer"], sort=False, dropna=False):
-        low, high = bootstrap_interval(group["difference"].to_numpy(), n_resamples, CONFIDENCE, seed)
-        rows.append(
+    columns = [*keys, "layer", "n_layers", "n_pairs", "mean_difference", "difference_low"]
+    columns += ["difference_high", "p_adjusted", "separated", "significant"]
+    frames = []
+    for key, group in paired.groupby(keys, sort=False, dropna=False):
+        wide = _wide(group)
+        tests = sign_flip_max_t(wide.to_numpy(), n_resamples, seed, CONFIDENCE)
+        frame = pd.DataFrame(
             {
-                **dict(zip([*keys, "layer"], key)),
+                **dict(zip(keys, key)),
+                "layer": wide.columns.to_numpy(),
                 "n_layers": int(group["n_layers"].iloc[0]),
-                "n_pairs": len(group),
-                "mean_difference": float(group["difference"].mean()),
-                "difference_low": low,
-                "difference_high": high,
-                "significant": bool(high < 0),
+                "n_pairs": len(wide),
+                "mean_difference": tests.mean,
+                "difference_low": tests.low,
+                "difference_high": tests.high,
+                "p_adjusted": tests.p_adjusted,
+                "separated": tests.significant,
+                "significant": tests.significant & (tests.mean < 0),
             }
         )
-    columns = [*keys, "layer", "n_layers", "n_pairs", "mean_difference"]
-    frame = pd.DataFrame(rows, columns=[*columns, "difference_low", "difference_high", "significant"])
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=columns)
+    frame = pd.concat(frames, ignore_index=True)[columns]
     return frame.sort_values([*keys, "layer"], kind="stable").reset_index(drop=True)
 
 
-def divergence_summary(
-    table: pd.DataFrame, score: str | None = None, n_resamples: int = 1000, seed: int = 0
-) -> pd.DataFrame:
-    """Per (model, task): the divergence layer (NaN if the prize variant never falls
-    significantly below its control) and its 95% bootstrap interval over items.
+def testable(n_pairs: int) -> bool:
+    """Whether a sign-flip test over ``n_pairs`` items can reject at all: the smallest adjusted
+    p-value it can give is 2 / 2**n_pairs (every sign alike), so 5 pairs or fewer never can."""
+    return n_pairs >= 2 and 2.0 ** (1 - n_pairs) <= 1 - CONFIDENCE
 
-    Columns: ``n_layers``, ``n_pairs``, ``score``, ``divergence_layer``, ``divergence_layer_low``,
-    ``divergence_layer_high``, their relative depths, and ``share_diverging``: the share of
-    resamples that find a divergence layer at all (the interval is over those).
+
+def divergence_summary(
+    table: pd.DataFrame, score: str | None = None, n_resamples: int = 2000, seed: int = 0
+) -> pd.DataFrame:
+    """Per (model, task): the divergence layer (NaN if none) and the separation layer.
+
+    Columns: ``n_layers``, ``n_pairs`` (items paired at every block), ``n_unpaired`` (twins
+    scored on another answer pair), ``score``; ``divergence_layer`` (the first block whose
+    simultaneous interval lies below 0) with its relative depth and the effect there
+    (``divergence_effect``, ``_low``, ``_high``); the same for ``separation_layer`` (the first
+    block whose interval excludes 0, either way) and ``separation_effect``; ``testable``: whether
+    there are pairs enough for any block to be significant (:func:`testable`; where not, "none"
+    is "not determined").
     """
     score = score or per_layer_score(table)
     curve = divergence_curve(table, score, n_resamples, seed)
@@ -224,50 +289,28 @@ def divergence_summary(
     rows = []
     for key, group in curve.groupby(keys, sort=False, dropna=False):
         n_layers = int(group["n_layers"].iloc[0])
-        significant = group.loc[group["significant"], "layer"]
-        layer = float(significant.min()) if len(significant) else float("nan")
         mask = (paired[keys] == pd.Series(key, index=keys)).all(axis=1)
-        wide = paired[mask].pivot_table(index="item_id", columns="layer", values="difference")
-        wide = wide.dropna()
-        low, high, share = _divergence_interval(wide.to_numpy(), wide.columns.to_numpy(), n_resamples, seed)
-        rows.append(
-            {
-                **dict(zip(keys, key)),
-                "n_layers": n_layers,
-                "n_pairs": len(wide),
-                "score": score,
-                "divergence_layer": layer,
-                "divergence_layer_low": low,
-                "divergence_layer_high": high,
-                "divergence_relative_depth": layer / n_layers,
-                "divergence_relative_depth_low": low / n_layers,
-                "divergence_relative_depth_high": high / n_layers,
-                "share_diverging": share,
-            }
-        )
+        unpaired = paired.loc[mask & paired["orientation"].isna(), "item_id"].nunique()
+        row = {
+            **dict(zip(keys, key)),
+            "n_layers": n_layers,
+            "n_pairs": int(group["n_pairs"].iloc[0]),
+            "n_unpaired": int(unpaired),
+            "score": score,
+            "testable": testable(int(group["n_pairs"].iloc[0])),
+        }
+        for kind, column in (("divergence", "significant"), ("separation", "separated")):
+            found = group[group[column].astype(bool)]
+            at = found.iloc[0] if len(found) else None
+            layer = float(at["layer"]) if at is not None else float("nan")
+            row.update(
+                {
+                    f"{kind}_layer": layer,
+                    f"{kind}_relative_depth": layer / n_layers,
+                    f"{kind}_effect": float(at["mean_difference"]) if at is not None else float("nan"),
+                    f"{kind}_effect_low": float(at["difference_low"]) if at is not None else float("nan"),
+                    f"{kind}_effect_high": float(at["difference_high"]) if at is not None else float("nan"),
+                }
+            )
+        rows.append(row)
     return pd.DataFrame(rows)
-
-
-def _divergence_interval(
-    differences: np.ndarray, layers: np.ndarray, n_resamples: int, seed: int
-) -> tuple[float, float, float]:
-    """Percentile interval of the divergence layer over item resamples, and the share that have one.
-
-    ``differences[item, layer]``; in each resample the layer is the first whose mean is below 0
-    by more than 1.96 standard errors.
-    """
-    n_items = differences.shape[0]
-    if n_items < 2:
-        return (float("nan"), float("nan"), float("nan"))
-    rng = np.random.default_rng(seed)
-    draws = differences[rng.integers(0, n_items, size=(n_resamples, n_items))]  # resample item layer
-    mean = draws.mean(axis=1)
-    error = draws.std(axis=1, ddof=1) / np.sqrt(n_items)
-    below = mean + 1.96 * error < 0
-    found = below.any(axis=1)
-    if not found.any():
-        return (float("nan"), float("nan"), 0.0)
-    first = layers[below[found].argmax(axis=1)].astype(float)
-    tail = (1 - CONFIDENCE) / 2 * 100
-    low, high = np.percentile(first, [tail, 100 - tail])
-    return float(low), float(high), float(found.mean())

@@ -19,7 +19,7 @@ import pandas as pd
 import torch
 from jaxtyping import Float, Int
 
-from probes.analysis.scoring import fair_log_odds
+from probes.analysis.scoring import fair_credit, fair_log_odds, per_layer_credit, per_layer_score
 from probes.lenses.reading import OptionReadout
 
 #: Two-sided confidence of every interval the toolkit reports.
@@ -40,11 +40,13 @@ def layer_table(readout: OptionReadout, provenance: dict[str, Any], n_layers: in
         n_layers: The model's number of blocks (for relative depth).
 
     Columns: true and distractor log-prob, ``log_odds`` (true − distractor, summed over
-    answer tokens), ``fair_log_odds`` (the length-fair score of :mod:`probes.analysis.scoring`),
+    answer tokens), ``fair_log_odds`` (the length-fair score of :mod:`probes.analysis.scoring`)
+    and ``fair_correct`` (its credit over all options: what per-layer accuracy reads),
     ``true_token_logprobs`` / ``distractor_token_logprobs`` (per answer token, at the layer),
     ``p_true`` / ``p_distractor`` (softmax over the options of the summed
     option log-probs), the chosen option (-1 and an empty answer on a tie for the
-    top) and ``correct``, the true answer's credit (1, 1/k on a k-way tie, 0); at
+    top) and ``correct``, the true answer's credit under the summed option log-probs (1, 1/k on
+    a k-way tie, 0: the prize metric, what last-layer accuracy reads); at
     the last layer also the Inverse Scaling Prize metric (``prize_probability``
     of the true class and ``prize_loss`` = −log of it; NaN at other layers). The
     item's ``prompt`` (as scored: with a chain-of-thought rationale, if any),
@@ -55,7 +57,7 @@ def layer_table(readout: OptionReadout, provenance: dict[str, Any], n_layers: in
     for index, (item, logprobs, counts) in enumerate(
         zip(readout.items, readout.logprobs, readout.option_token_counts)
     ):
-        true_tokens, distractor_tokens, fair = _token_scores(readout, index, logprobs)
+        true_tokens, distractor_tokens, fair, fair_correct = _token_scores(readout, index, logprobs)
         option_p = torch.softmax(logprobs.double(), dim=-1)
         true_lp = logprobs[:, item.true_index].double()
         distractor_lp = logprobs[:, item.distractor_index].double()
@@ -79,6 +81,7 @@ def layer_table(readout: OptionReadout, provenance: dict[str, Any], n_layers: in
                     "chosen_option": chosen.numpy(),
                     "chosen_answer": [item.options[int(c)] if c >= 0 else "" for c in chosen],
                     "correct": credit.numpy(),
+                    "fair_correct": fair_correct.numpy(),
                     "prize_probability": torch.where(is_last, p_true, torch.nan).numpy(),
                     "prize_loss": torch.where(is_last, -p_true.log(), torch.nan).numpy(),
                     "option_logprobs": [row.tolist() for row in logprobs.double()],
@@ -99,23 +102,26 @@ def layer_table(readout: OptionReadout, provenance: dict[str, Any], n_layers: in
 
 def _token_scores(
     readout: OptionReadout, index: int, logprobs: Float[torch.Tensor, "layer option"]
-) -> tuple[torch.Tensor, torch.Tensor, Float[torch.Tensor, " layer"]]:
-    """One item's per-token log-probs of the true answer and the distractor, and its fair score.
+) -> tuple[torch.Tensor, torch.Tensor, Float[torch.Tensor, " layer"], Float[torch.Tensor, " layer"]]:
+    """One item's per-token log-probs of the true answer and the distractor, its fair score and
+    the fair score's credit over all options.
 
     A readout built without per-token values (single-token answers) counts each option as one
-    token; with longer answers and no per-token values the fair score is NaN.
+    token, so both fair values are the summed ones; with longer answers and no per-token values
+    they are NaN.
     """
     item = readout.items[index]
     true, distractor = item.true_index, item.distractor_index
     if readout.token_logprobs:
         tokens, ids = readout.token_logprobs[index], readout.option_ids[index]
         fair = fair_log_odds(tokens[true], tokens[distractor], ids[true], ids[distractor])
-        return tokens[true].double(), tokens[distractor].double(), fair
+        return tokens[true].double(), tokens[distractor].double(), fair, fair_credit(tokens, ids, true)
     true_tokens, distractor_tokens = logprobs[:, [true]].double(), logprobs[:, [distractor]].double()
     fair = true_tokens[:, 0] - distractor_tokens[:, 0]
+    credit = option_credit(logprobs, true)
     if max(readout.option_token_counts[index]) > 1:
-        fair = torch.full_like(fair, torch.nan)
-    return true_tokens, distractor_tokens, fair
+        fair, credit = torch.full_like(fair, torch.nan), torch.full_like(credit, torch.nan)
+    return true_tokens, distractor_tokens, fair, credit
 
 
 def layer_frames_table(frames: list[pd.DataFrame], provenance: dict[str, Any], n_layers: int) -> pd.DataFrame:
@@ -183,15 +189,23 @@ def bootstrap_interval(
 
 
 def aggregate(
-    table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, score: str = "log_odds"
+    table: pd.DataFrame, n_resamples: int = 1000, seed: int = 0, score: str | None = None
 ) -> pd.DataFrame:
     """Per (model, task, variant, layer): accuracy (a tie is half right) with its Wilson 95%
-    interval, the mean of ``score`` (the summed log-odds by default; ``fair_log_odds`` for the
-    length-fair one, :mod:`probes.analysis.scoring`) with a bootstrap 95% interval over items."""
+    interval and the mean of ``score`` with a bootstrap 95% interval over items.
+
+    Both follow one score (:mod:`probes.analysis.scoring`): by default the per-layer one
+    (:func:`~probes.analysis.scoring.per_layer_score`: the length-fair score where the table has
+    it), whose credit (``fair_correct``) gives the accuracy; ``score="log_odds"`` gives the
+    summed score and its credit ``correct`` (the prize metric). Columns ``score`` and
+    ``credit`` name them.
+    """
+    score = score or per_layer_score(table)
+    credit = per_layer_credit(table) if score == "fair_log_odds" else "correct"
     rows = []
     for key, group in table.groupby([*GROUP, "layer"], sort=False, dropna=False):
         low, high = bootstrap_interval(group[score].to_numpy(), n_resamples, seed=seed)
-        accuracy, accuracy_low, accuracy_high = accuracy_interval(group["correct"].to_numpy())
+        accuracy, accuracy_low, accuracy_high = accuracy_interval(group[credit].to_numpy())
         rows.append(
             {
                 **dict(zip([*GROUP, "layer"], key)),
@@ -202,6 +216,7 @@ def aggregate(
                 "accuracy_low": accuracy_low,
                 "accuracy_high": accuracy_high,
                 "score": score,
+                "credit": credit,
                 "mean_log_odds": float(group[score].mean()),
                 "log_odds_ci_low": low,
                 "log_odds_ci_high": high,

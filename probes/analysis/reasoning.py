@@ -26,6 +26,7 @@ import torch
 
 from probes.analysis.decision import first_winning_layers
 from probes.analysis.metrics import GROUP, layer_frames_table, option_credit
+from probes.analysis.scoring import per_layer_credit
 from probes.errors import InvalidItemError
 from probes.lenses.reading import OptionReadout
 
@@ -77,9 +78,10 @@ def item_first_decodable_layers(table: pd.DataFrame) -> pd.DataFrame:
     ``table`` is a :func:`probes.analysis.metrics.layer_table` (with a ``steps`` column, kept if present).
     The same computation as the decision layer (:mod:`probes.analysis.decision`) from layer 0 on, with
     "the true answer alone is the top option" (a tie is no win) in place of "the true answer
-    beats the distractor".
+    beats the distractor", under the per-layer score (``fair_correct``, the length-fair score's
+    credit over all options, where the table has it: :mod:`probes.analysis.scoring`).
     """
-    per_item = first_winning_layers(table, table["correct"] == 1).rename(
+    per_item = first_winning_layers(table, table[per_layer_credit(table)] == 1).rename(
         columns={"layer": "first_decodable_layer", "relative_depth": "first_decodable_relative_depth"}
     )
     firsts = table.drop_duplicates(["task", "item_id"])
@@ -94,7 +96,9 @@ def depth_summary(table: pd.DataFrame) -> pd.DataFrame:
     """Per (model, revision, lens, task, variant, steps): accuracy and first decodable depth.
 
     Columns: ``n_layers``, ``n_items``, ``accuracy`` (share of items whose true answer is the top
-    option at the last layer), ``chance`` (mean of one over the number of options),
+    option at the last layer, under the per-layer score of :func:`item_first_decodable_layers`:
+    equal to the prize metric's wherever every option is one token), ``chance`` (mean of one
+    over the number of options),
     ``share_decodable`` (items with a first decodable layer: the same share, since an item is
     decodable exactly when it is right at the last layer), ``median_first_decodable_layer`` and
     ``mean_…`` over those items, both absolute and relative (NaN where no item is decodable),

@@ -3,8 +3,9 @@
 The closing summary says in one line per task what the run found: the shape of last-layer
 accuracy across sizes per variant, named only where its test is significant
 (:func:`probes.analysis.shape.scaling_shape`, the same as the report's) with its p-value;
-the decision layer of the largest model per variant and the sizes whose prize
-log-odds fall below the no_distractor twin's (divergence layer, :mod:`probes.analysis.decision`); and where
+the decision layer of the largest model per variant and, per size, the divergence
+layer (the prize prompt pulls the prize's answer pair toward its distractor, compared with the
+no_distractor prompt on the same pair: :mod:`probes.analysis.decision`); and where
 the report and the full tables are. ``probes show`` prints the
 per-layer tables behind it.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -44,7 +46,7 @@ def closing_lines(table: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
     ran = set(zip(final["task"], final["variant"], final["model"]))
     shape_of = scaling_shapes(table, order=models)
     decision = decision_summary(table).set_index(["task", "variant", "model"])
-    divergence = divergence_summary(table, n_resamples=200)
+    divergence = divergence_summary(table)
     tasks = task_order(table)
     lines = []
     for task in tasks[:MAX_TASKS]:
@@ -71,15 +73,7 @@ def closing_lines(table: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
         lines += textwrap.wrap(
             heading + ", ".join(depths), width=100, initial_indent="  ", subsequent_indent="    "
         )
-        diverging = (  # empty without both the prize and the no_distractor variant
-            divergence[(divergence["task"] == task) & divergence["divergence_layer"].notna()]
-            if len(divergence)
-            else divergence
-        )
-        if len(diverging):
-            named = ", ".join(f"{r['model']} {_layer(r, 'divergence')}" for _, r in diverging.iterrows())
-            share = f"{len(diverging)} of {len(models)} sizes"
-            lines += _wrapped(f"prize falls below no_distractor in {share}, from block: {named}")
+        lines += divergence_lines(divergence, task, models)
     if len(tasks) > MAX_TASKS:
         lines.append(f"… and {len(tasks) - MAX_TASKS} more task(s): see `probes show`.")
     return lines
@@ -87,6 +81,47 @@ def closing_lines(table: pd.DataFrame, order: Sequence[str] = ()) -> list[str]:
 
 def _wrapped(text: str) -> list[str]:
     return textwrap.wrap(text, width=100, initial_indent="  ", subsequent_indent="    ")
+
+
+def divergence_lines(divergence: pd.DataFrame, task: str, models: Sequence[str]) -> list[str]:
+    """The closing summary's divergence line for one task (none without prize/no_distractor pairs).
+
+    Per size: the divergence layer (the prize prompt pulls the prize's own answer pair toward
+    its distractor, compared with the no_distractor prompt on the same pair, family-wise over
+    blocks: :mod:`probes.analysis.decision`) and, where there is none, the separation layer (the
+    two prompts move the pair apart either way), each as ``block/blocks (effect [simultaneous
+    95% CI])``.
+    """
+    rows = divergence[divergence["task"] == task] if len(divergence) else divergence
+    if rows.empty:
+        return []
+    rank = {model: i for i, model in enumerate(models)}
+    rows = rows.sort_values("model", key=lambda c: c.map(lambda m: rank.get(m, len(rank))))
+    if not rows["testable"].any():
+        return _wrapped(f"divergence: not determined ({int(rows['n_pairs'].max())} pairs: too few to test)")
+    diverging = rows[rows["divergence_layer"].notna()]
+    separating = rows[rows["divergence_layer"].isna() & rows["separation_layer"].notna()]
+    pairs = int(rows["n_pairs"].max())
+    text = (
+        f"divergence (prize vs no_distractor prompt on the prize's answer pair, {pairs} pairs, "
+        "family-wise 5% over blocks): toward the distractor in "
+        + (f"{len(diverging)} of {len(rows)} sizes" if len(diverging) else f"none of {len(rows)} sizes")
+    )
+    if len(diverging):
+        text += ", from block: " + ", ".join(_effect(r, "divergence") for _, r in diverging.iterrows())
+    if len(separating):
+        text += "; the prompts separate the pair (+: toward its true answer) from block: " + ", ".join(
+            _effect(r, "separation") for _, r in separating.iterrows()
+        )
+    return _wrapped(text)
+
+
+def _effect(row: pd.Series, kind: str) -> str:
+    """``"m 3/4 (+1.20 [+0.90, +1.50])"``: a size's divergence or separation block and its effect."""
+    return (
+        f"{row['model']} {row[f'{kind}_layer']:g}/{row['n_layers']} ({row[f'{kind}_effect']:+.2f} "
+        f"[{row[f'{kind}_effect_low']:+.2f}, {row[f'{kind}_effect_high']:+.2f}])"
+    )
 
 
 def _layer(row: pd.Series, kind: str) -> str:
@@ -114,8 +149,16 @@ def print_closing_summary(
 def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[str] = ()) -> None:
     """Print accuracy and log-odds per layer and model, decision and divergence layers (``probes show``)."""
     from probes.analysis.metrics import aggregate
-    from probes.analysis.scoring import SCORES, length_warnings, per_layer_score
-    from probes.report.tables import lenses, one_lens
+    from probes.analysis.scoring import (
+        CREDITS,
+        SCORE_NAMES,
+        SCORES,
+        length_warnings,
+        per_layer_credit,
+        per_layer_score,
+        scoring_warnings,
+    )
+    from probes.report.tables import last_layer, lenses, one_lens
 
     present = lenses(table)
     if len(present) > 1:  # one lens at a time; the default one first
@@ -123,19 +166,26 @@ def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[s
         print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
     score = per_layer_score(table)
     summary = aggregate(table, score=score)  # 1000 resamples per layer
+    credit = SCORE_NAMES[CREDITS[per_layer_credit(table)]]
+    final = last_layer(table).groupby(["task", "variant", "model"])["correct"].mean()
     present = set(table["model"])
     order = [m for m in order if m in present] + sorted(present - set(order))
     for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
-        print(f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns); a tie is half right")
+        print(
+            f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns), {credit} score; "
+            "a tie is half right"
+        )
         accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[
             [m for m in order if m in set(group["model"])]
         ]
         print(accuracy.to_string(float_format=lambda v: f"{v:.2f}"))
+        prize = ", ".join(f"{m} {final[(task, variant, m)]:.2f}" for m in accuracy.columns)
+        print(f"-- last-layer accuracy, prize metric (summed log-probs, as lm-evaluation-harness): {prize}")
         print(f"-- {task} / {variant}: mean log-odds true − distractor, {SCORES[score]}")
         odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[accuracy.columns]
         print(odds.to_string(float_format=lambda v: f"{v:+.2f}"))
     _print_layers(table, order)
-    for line in length_warnings(table):
+    for line in [*scoring_warnings(table), *length_warnings(table)]:
         print(f"\nwarning: {line}")
     if out is not None:
         print(f"\nresults: {out}")
@@ -144,6 +194,7 @@ def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[s
 def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
     """The decision and divergence layers (probes.analysis.decision) with their 95% intervals."""
     from probes.analysis.decision import decision_summary, divergence_summary
+    from probes.analysis.scoring import SCORE_NAMES, per_layer_score
 
     rank = {model: i for i, model in enumerate(order)}
 
@@ -153,7 +204,8 @@ def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
     decision = ranked(decision_summary(table), ["model", "task", "variant"])
     print(
         "\n== decision layer: first block from which the true answer wins through the last; median "
-        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance"
+        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance; "
+        f"both by the {SCORE_NAMES[per_layer_score(table)]} score"
     )
     rows = [
         {
@@ -171,14 +223,16 @@ def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
         for row in decision.itertuples()
     ]
     print(pd.DataFrame(rows).to_string(index=False))
-    divergence = divergence_summary(table, n_resamples=200)
+    divergence = divergence_summary(table)
     if divergence.empty:
         print("\n(no divergence layer: it needs both the prize and the no_distractor variant)")
         return
     divergence = ranked(divergence, ["model", "task"])
     print(
-        "\n== divergence layer: first block where prize log-odds fall significantly below the "
-        "no_distractor twin's (paired over items) [95% CI]"
+        "\n== divergence layer: first block where the prize prompt pulls the prize's answer pair toward "
+        "its distractor, against the no_distractor prompt on the same pair (paired over items); separation "
+        "layer: first block where the two prompts move the pair apart either way; effect there "
+        f"[simultaneous 95% CI, family-wise over blocks]; {SCORE_NAMES[per_layer_score(table)]} score"
     )
     rows = [
         {
@@ -186,15 +240,24 @@ def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
             "task": row.task,
             "blocks": row.n_layers,
             "pairs": row.n_pairs,
-            "divergence layer": _layer_cell(
-                row.divergence_layer, row.divergence_layer_low, row.divergence_layer_high
-            )
-            if pd.notna(row.divergence_layer)
-            else "– (none)",
+            "unpaired": row.n_unpaired,
+            "divergence layer": _effect_cell(row, "divergence"),
+            "separation layer": _effect_cell(row, "separation"),
         }
         for row in divergence.itertuples()
     ]
     print(pd.DataFrame(rows).to_string(index=False))
+
+
+def _effect_cell(row: Any, kind: str) -> str:
+    """``"3 (-1.20 [-1.50, -0.90])"``, ``"– (none)"``, or ``"not determined"`` (too few pairs)."""
+    layer = getattr(row, f"{kind}_layer")
+    if not row.testable:
+        return "not determined"
+    if not pd.notna(layer):
+        return "– (none)"
+    effect, low, high = (getattr(row, f"{kind}_effect{end}") for end in ("", "_low", "_high"))
+    return f"{layer:g} ({effect:+.2f} [{low:+.2f}, {high:+.2f}])"
 
 
 def _layer_cell(layer: float, low: float, high: float) -> str:

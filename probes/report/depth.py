@@ -168,7 +168,8 @@ def layer_trajectories(
     median over items of the first block from which the true answer wins through the last,
     drawn only where the model is above chance; the hover gives its 95% interval and share of
     items), and on the ``prize`` panels a diamond marks the divergence layer, the first block
-    where the prize log-odds fall significantly below the no_distractor twin's. Without ``task`` and
+    where the prize prompt pulls the prize's answer pair toward its distractor, against the
+    no_distractor prompt on the same pair (:mod:`probes.analysis.decision`). Without ``task`` and
     ``variant``, the figure holds every (task, variant) and a menu picks which one shows.
 
     Raises:
@@ -177,7 +178,7 @@ def layer_trajectories(
     panels = _panels(results, task, variant)
     summary = layer_summary(results)
     decision = decision_table(results, n_resamples=200)
-    divergence = divergence_table(results, n_resamples=200)
+    divergence = divergence_table(results)
     models, colours, labels = model_order(results), model_colours(model_order(results)), model_labels(results)
     fig = make_subplots(rows=len(TRAJECTORY_MEASURES), cols=1, shared_xaxes=True, vertical_spacing=0.06)
     spans = []
@@ -255,7 +256,10 @@ def _decision_marker(
     if rows.empty or not pd.notna(rows["decision_layer"].iloc[0]):
         return None
     row = rows.iloc[0]
-    detail = f"median over the {row['share_with_decision_layer']:.0%} of items that have one"
+    detail = (
+        f"[95% CI {row['decision_layer_low']:g}, {row['decision_layer_high']:g}]: median over the "
+        f"{row['share_with_decision_layer']:.0%} of items that have one"
+    )
     return _layer_marker(row, "decision", line, model, colour, ("star", 14), detail)
 
 
@@ -270,7 +274,9 @@ def _divergence_marker(
         return None
     row = rows.iloc[0]
     detail = (
-        f"prize log-odds significantly below no_distractor's from here, over {row['n_pairs']} paired items"
+        f"the prize prompt pulls the answer pair toward the distractor, against the no_distractor prompt, "
+        f"by {row['divergence_effect']:+.2f} nats [simultaneous 95% CI {row['divergence_effect_low']:+.2f}, "
+        f"{row['divergence_effect_high']:+.2f}] over {row['n_pairs']} paired items"
     )
     return _layer_marker(row, "divergence", line, model, colour, ("diamond", 12), detail)
 
@@ -285,7 +291,7 @@ def _layer_marker(
     detail: str,
 ) -> go.Scatter:
     """A marker on a model's log-odds line at its ``kind`` layer (``row[f"{kind}_layer"]``), with
-    the layer's 95% CI and ``detail`` on hover."""
+    ``detail`` (its interval) on hover."""
     depth, layer = float(row[f"{kind}_relative_depth"]), float(row[f"{kind}_layer"])
     height = float(np.interp(depth, line["relative_depth"], line["mean_log_odds"]))
     return go.Scatter(
@@ -301,8 +307,7 @@ def _layer_marker(
             "color": colour,
             "line": {"color": "black", "width": 1},
         },
-        hovertemplate=f"{model}<br>{kind} layer {layer:g} [95% CI {row[f'{kind}_layer_low']:g}, "
-        f"{row[f'{kind}_layer_high']:g}] (depth {depth:.2f}): {detail}<extra></extra>",
+        hovertemplate=f"{model}<br>{kind} layer {layer:g} (depth {depth:.2f}) {detail}<extra></extra>",
     )
 
 

@@ -253,7 +253,7 @@ def layers_by_lens(results: pd.DataFrame, n_resamples: int = 200) -> tuple[pd.Da
     decisions, divergences = [], []
     for lens in lenses(results):
         decisions.append(decision_table(results, lens, n_resamples=n_resamples).assign(lens=lens))
-        divergence = divergence_table(results, lens, n_resamples=n_resamples)
+        divergence = divergence_table(results, lens)
         if len(divergence):
             divergences.append(divergence.assign(lens=lens))
     order = {model: i for i, model in enumerate(model_order(results))}

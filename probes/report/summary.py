@@ -43,17 +43,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def summary_markdown(results: pd.DataFrame, title: str = "probes report", n_resamples: int = 200) -> str:
+def summary_markdown(results: pd.DataFrame, title: str = "probes report") -> str:
     """The Markdown summary of a results table (see the module docstring for what it holds).
 
-    ``n_resamples`` is the divergence layer's bootstrap (each resample holds every item at every
-    layer); the means' intervals use 1000 resamples and the decision layer's interval none.
+    The means' intervals use 1000 resamples; the decision layer's interval and the divergence
+    layer's test resample nothing (order statistics; sign flips, :mod:`probes.analysis.decision`).
     """
     models = model_order(results)
     sizes = model_sizes(results)
     points = scaling_table(results)  # 1000 resamples of each mean log-odds
     decision = decision_table(results)
-    divergence = divergence_table(results, n_resamples=n_resamples)
+    divergence = divergence_table(results)
     sections = [f"# {title}", _models_section(models, sizes)]
     for column, name, form in (
         ("accuracy", "Last-layer accuracy (a tie is half right)", "{:.2f}"),
@@ -170,17 +170,30 @@ def _divergence_section(results: pd.DataFrame, divergence: pd.DataFrame, models:
                 cells.append("–")
                 continue
             row = group.loc[model]
-            if pd.notna(row["divergence_layer"]):
-                low, high = row["divergence_layer_low"], row["divergence_layer_high"]
-                cells.append(f"{row['divergence_layer']:g} [{low:g}, {high:g}] of {row['n_layers']}")
-            else:
-                cells.append("none")
+            if not row["testable"]:
+                cells.append(f"not determined ({row['n_pairs']} pairs)")
+                continue
+            cell = _effect_cell(row, "divergence")
+            if cell == "none" and pd.notna(row["separation_layer"]):
+                cell += "; separates " + _effect_cell(row, "separation")
+            cells.append(cell)
         rows.append([task, int(group["n_pairs"].max()), *cells])
     return (
-        "## Divergence layer: first block where the prize variant's log-odds fall significantly "
-        f"below its no_distractor twin's, paired over items [95% CI]; {_score_name(results)} score\n\n"
+        "## Divergence layer: first block where the prize prompt pulls the prize's answer pair toward its "
+        "distractor, against the no_distractor prompt on the same pair (paired over items); separation "
+        "layer: first block where the two prompts move the pair apart either way; the effect there in "
+        "nats [simultaneous 95% CI, family-wise over blocks: sign-flip max-t]; "
+        f"{_score_name(results)} score (docs/conclusions.md)\n\n"
         + markdown_table(["task", "pairs", *models], rows)
     )
+
+
+def _effect_cell(row: pd.Series, kind: str) -> str:
+    """``"3 of 4 (−1.20 [−1.50, −0.90])"``, or ``"none"``."""
+    if not pd.notna(row[f"{kind}_layer"]):
+        return "none"
+    effect, low, high = (row[f"{kind}_effect{end}"] for end in ("", "_low", "_high"))
+    return f"{row[f'{kind}_layer']:g} of {row['n_layers']} ({effect:+.2f} [{low:+.2f}, {high:+.2f}])"
 
 
 def _score_name(results: pd.DataFrame) -> str:

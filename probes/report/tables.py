@@ -22,7 +22,7 @@ from probes.analysis.metrics import accuracy_interval, bootstrap_interval
 from probes.analysis.metrics import (
     wilson_interval as wilson_interval,  # re-exported: the report's tests use it
 )
-from probes.analysis.scoring import per_layer_score
+from probes.analysis.scoring import per_layer_credit, per_layer_score
 from probes.analysis.shape import ScalingShape, scaling_shape
 from probes.errors import ProbesError
 from probes.tasks.variants import VARIANTS
@@ -249,21 +249,24 @@ def layer_summary(results: pd.DataFrame, lens: str | None = None, score: str | N
     """Per (model, task, variant, layer) of one lens: accuracy and mean log-odds, p(true), p(distractor).
 
     ``mean_log_odds`` is the mean of ``score`` (by default the length-fair score where the
-    results have it, :func:`probes.analysis.scoring.per_layer_score`); ``score`` names it.
+    results have it, :func:`probes.analysis.scoring.per_layer_score`) and ``accuracy`` the mean
+    of its credit (``fair_correct``; ``correct`` for the summed score); ``score`` and ``credit``
+    name them.
     """
     results = one_lens(results, lens)
     score = score or per_layer_score(results)
+    credit = per_layer_credit(results) if score == "fair_log_odds" else "correct"
     grouped = results.groupby([*POINT, "layer"], sort=False)
     summary = grouped.agg(
         n_layers=("n_layers", "first"),
         relative_depth=("relative_depth", "first"),
         n_items=("item_id", "size"),
-        accuracy=("correct", "mean"),
+        accuracy=(credit, "mean"),
         mean_log_odds=(score, "mean"),
         mean_p_true=("p_true", "mean"),
         mean_p_distractor=("p_distractor", "mean"),
     )
-    summary = summary.reset_index().assign(score=score)
+    summary = summary.reset_index().assign(score=score, credit=credit)
     return summary.sort_values([*POINT, "layer"], kind="stable").reset_index(drop=True)
 
 

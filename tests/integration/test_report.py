@@ -438,7 +438,9 @@ def test_summary_names_the_shapes_and_key_numbers(results, many):
     assert "## Items that flip between sizes: 120 of the 240 with a verdict at two sizes or more" in text
     assert "| negation | prize | negation-0-0 | ' yes' | ' no' | ✓ ✗ ✓ |" in text
     assert "| negation | prize | 3 [3, 3] of 4 (67%) | not above chance (0%) | 4 [4, 4] of 6 (100%) |" in text
-    assert "| negation | 60 | 1 [1, 1] of 4 | 1 [1, 1] of 5 | 1 [1, 1] of 6 |" in text  # divergence
+    # divergence: the prize (final 1 or -1) below its twin (final 2) on the same pair from block 1
+    divergence = "| negation | 60 | 1 of 4 (-0.42 [-0.48, -0.35]) | 1 of 5 (-0.60 [-0.60, -0.60]) | "
+    assert divergence + "1 of 6 (-0.17 [-0.17, -0.17]) |" in text
 
 
 # ---------------------------------------------------------------------------------- HTML and PNG

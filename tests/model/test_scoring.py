@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
 from tiny_models import tiny_hf_model
 
 from probes.analysis.metrics import layer_table
-from probes.analysis.scoring import decisive_token, fair_log_odds, length_warnings, per_layer_score
+from probes.analysis.scoring import (
+    decisive_token,
+    fair_credit,
+    fair_log_odds,
+    length_warnings,
+    per_layer_credit,
+    per_layer_score,
+    scoring_warnings,
+)
 from probes.errors import UnsupportedModelError
 from probes.lenses.reading import read_options
 from probes.model.bridge.readout import readout_view
@@ -44,8 +53,35 @@ def test_fair_score_does_not_charge_the_longer_answer_for_its_later_tokens():
         torch.tensor([[-2.0, -1.0]]), torch.tensor([[-2.0, -3.0, -4.0]]), [5, 7], [5, 8, 9]
     )
     assert shared.tolist() == pytest.approx([2.0])  # the shared first token cancels, later ones too
-    prefix = fair_log_odds(torch.tensor([[-2.0]]), torch.tensor([[-2.0, -3.0]]), [5], [5, 9])
-    assert prefix.tolist() == pytest.approx([3.0])  # no decisive token: summed
+
+
+def test_prefix_pairs_are_compared_at_the_branch_point():
+    """ " be" vs " be, that": the shorter answer stops (1 − p(",")) or the longer goes on (p(","))."""
+    shorter, longer = torch.tensor([[-2.0], [-0.1]]), torch.tensor([[-2.0, -3.0], [-0.1, -0.01]])
+    expected = [math.log1p(-math.exp(-3.0)) + 3.0, math.log(-math.expm1(-0.01)) + 0.01]
+    assert fair_log_odds(shorter, longer, [5], [5, 9]).tolist() == pytest.approx(expected, rel=1e-6)
+    assert fair_log_odds(longer, shorter, [5, 9], [5]).tolist() == pytest.approx([-v for v in expected])
+    # the longer answer's tokens after the branch point do not count
+    longer_still = torch.tensor([[-2.0, -3.0, -9.0, -9.0], [-0.1, -0.01, -5.0, -0.2]])
+    assert fair_log_odds(shorter, longer_still, [5], [5, 9, 4, 2]).tolist() == pytest.approx(expected)
+    # a continuation read at log-prob 0 (beyond float32) stays finite
+    certain = fair_log_odds(torch.tensor([[-1.0]]), torch.tensor([[-1.0, 0.0]]), [5], [5, 9])
+    assert certain.item() == pytest.approx(math.log(2.0**-23), rel=1e-6)
+    assert (
+        fair_log_odds(torch.tensor([[-1.0, -2.0]]), torch.tensor([[-1.0, -3.0]]), [5, 6], [5, 6]).item() == 0
+    )
+
+
+def test_fair_credit_over_all_options():
+    true, other, third = torch.tensor([[-1.0], [-3.0], [-2.0]]), torch.tensor([[-2.0], [-2.0], [-2.0]]), None
+    third = torch.tensor([[-5.0], [-1.0], [-9.0]])
+    credit = fair_credit([true, other, third], [[1], [2], [3]], 0)
+    assert credit.tolist() == [1.0, 0.0, 0.5]  # wins; loses to both; ties with one, beats the other
+    nan = fair_credit([torch.tensor([[float("nan")]]), other[:1]], [[1], [2]], 0)
+    assert nan.tolist() == [0.0]
+    # a multi-token option that shares the true answer's first token is compared where it parts
+    shared = fair_credit([torch.tensor([[-1.0, -0.5]]), torch.tensor([[-1.0, -2.0]])], [[1, 4], [1, 5]], 0)
+    assert shared.tolist() == [1.0]
 
 
 def _per_token_reference(hf_model, tokenizer, prompt: str, answer: str) -> list[float]:
@@ -83,6 +119,14 @@ def test_per_token_readout_matches_transformers_and_sums_to_the_option(family, t
     assert shared["fair_log_odds"].tolist() == pytest.approx(by_token.tolist())  # " w4" vs " w5"
     assert per_layer_score(table) == "fair_log_odds"
     assert per_layer_score(table.drop(columns="fair_log_odds")) == "log_odds"
+    assert per_layer_credit(table) == "fair_correct" and not scoring_warnings(table)
+    assert per_layer_credit(table.drop(columns="fair_correct")) == "correct"
+    (old_store,) = scoring_warnings(table.drop(columns="fair_correct"))
+    assert "summed" in old_store and "--overwrite" in old_store
+    multi = table[table["item_id"] == "multi"]  # " w4 w6 w8" against " w5" and " w9 w10": first tokens
+    tokens = readout.token_logprobs[0]
+    expected = fair_credit(tokens, readout.option_ids[0], 0)
+    assert multi["fair_correct"].tolist() == expected.tolist()
     (warning,) = length_warnings(table)
     assert warning.startswith("t / prize: in 2 of 2 (model, item) pairs")
 
@@ -161,3 +205,29 @@ def test_opt_with_project_out_is_read_through_it(pre_norm, tokenizer):
             expected = _per_token_reference(reference, tokenizer, item.prompt, answer)
             tokens = readout.token_logprobs[index][option][-1].tolist()
             assert tokens == pytest.approx(expected, abs=4e-5)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_a_shared_suffix_or_a_longer_tail_does_not_move_the_fair_score(family, tokenizer):
+    """Within an item: extending both answers by the same tokens leaves the fair score where it
+    is at every layer (the summed score moves), and so does extending the longer answer of a
+    prefix pair after its branch token."""
+    from probes.model.loading import from_hf_model
+
+    model = from_hf_model(tiny_hf_model(family, seed=5), tokenizer, name=family)
+    prompt = "w7 w8 w9 w1"
+    items = [
+        Item("plain", "t", prompt, " w4", " w5 w6"),
+        Item("suffixed", "t", prompt, " w4 w11 w12", " w5 w6 w11 w12"),
+        Item("prefix", "t", prompt, " w3", " w3 w10"),
+        Item("prefix_longer", "t", prompt, " w3", " w3 w10 w2 w13"),
+    ]
+    table = layer_table(read_options(model, items, batch_size=2), PROVENANCE, model.n_layers)
+    fair = {
+        i: table.loc[table["item_id"] == i, "fair_log_odds"].to_numpy() for i in table["item_id"].unique()
+    }
+    summed = {i: table.loc[table["item_id"] == i, "log_odds"].to_numpy() for i in table["item_id"].unique()}
+    assert fair["suffixed"] == pytest.approx(fair["plain"], abs=1e-5)
+    assert fair["prefix_longer"] == pytest.approx(fair["prefix"], abs=1e-5)
+    assert abs(summed["suffixed"] - summed["plain"]).max() > 0.1  # what the fair score removes
+    assert abs(summed["prefix_longer"] - summed["prefix"]).max() > 0.1

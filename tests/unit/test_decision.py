@@ -17,8 +17,14 @@ from probes.analysis.decision import (
 )
 
 
-def _rows(curves: dict[str, list[float]], variant: str = "prize", model: str = "m") -> list[dict]:
-    """Per-layer rows of two-option items with the given log-odds curves (layer 0 first)."""
+def _rows(
+    curves: dict[str, list[float]],
+    variant: str = "prize",
+    model: str = "m",
+    answers: tuple[str, str] = (" x", " y"),
+) -> list[dict]:
+    """Per-layer rows of two-option items with the given log-odds curves (layer 0 first) of the
+    answer pair ``answers`` (true, distractor)."""
     return [
         {
             "model": model,
@@ -32,6 +38,8 @@ def _rows(curves: dict[str, list[float]], variant: str = "prize", model: str = "
             "log_odds": value,
             "correct": 1.0 if value > 0 else 0.5 if value == 0 else 0.0,
             "option_logprobs": [0.0, 0.0],
+            "true_answer": answers[0],
+            "distractor_answer": answers[1],
         }
         for item, odds in curves.items()
         for layer, value in enumerate(odds)
@@ -91,23 +99,57 @@ def test_decision_summary_median_and_interval_above_chance():
     assert row["accuracy"] == pytest.approx(40 / 41)
 
 
-def test_divergence_layer_is_where_the_prize_falls_significantly_below_its_twin():
-    rng = np.random.default_rng(1)
-    n, layers = 40, 6
+def _acting_from(layer: int, n: int = 40, layers: int = 6, seed: int = 1) -> tuple[dict, dict]:
+    """Control curves near +2 and prize curves 3 nats lower from ``layer`` on (noise 0.5)."""
+    rng = np.random.default_rng(seed)
     control, prize = {}, {}
     for i in range(n):
         base = 2.0 + rng.normal(0, 0.5, layers + 1)
         control[str(i)] = list(base)
-        acts = np.arange(layers + 1) >= 4  # the distractor acts from layer 4, by 3 nats give or take
+        acts = np.arange(layers + 1) >= layer
         prize[str(i)] = list(base - np.where(acts, 3.0 + rng.normal(0, 0.5, layers + 1), 0.0))
+    return prize, control
+
+
+def test_divergence_layer_is_where_the_prize_falls_significantly_below_its_twin():
+    prize, control = _acting_from(4)
     table = pd.DataFrame(_rows(prize) + _rows(control, variant="no_distractor"))
-    curve = divergence_curve(table, n_resamples=300)
-    assert list(curve["layer"]) == list(range(1, layers + 1))  # layer 0 is not read
+    curve = divergence_curve(table, n_resamples=500)
+    assert list(curve["layer"]) == list(range(1, 7))  # layer 0 is not read
     assert list(curve["significant"]) == [False, False, False, True, True, True]
-    row = divergence_summary(table, n_resamples=300).iloc[0]
-    assert row["divergence_layer"] == 4 and row["n_pairs"] == n
-    assert row["divergence_layer_low"] == row["divergence_layer_high"] == 4
-    assert row["share_diverging"] == 1.0
+    assert (curve["difference_low"] <= curve["mean_difference"]).all()
+    assert (curve["p_adjusted"].iloc[3:] < 0.05).all() and (curve["p_adjusted"].iloc[:3] > 0.05).all()
+    row = divergence_summary(table, n_resamples=500).iloc[0]
+    assert row["divergence_layer"] == 4 and row["n_pairs"] == 40 and row["n_unpaired"] == 0
+    assert row["divergence_effect_low"] < -3 < row["divergence_effect_high"] < 0
+    assert row["separation_layer"] == 4
+
+
+def test_a_twin_whose_answer_is_the_distractor_is_scored_on_the_prize_pair():
+    """Negation-like twins: the twin's true answer is the prize's distractor. Both variants
+    answered right (prize +4, twin +6.68 on its own pair) is no divergence, though the old
+    "prize − twin" read −2.68; a prize prompt that pulls toward the distractor is one."""
+    rng = np.random.default_rng(3)
+    n, layers = 40, 4
+    prize = {str(i): [0.0, *rng.normal(0, 0.3, layers - 1), 4.0 + rng.normal(0, 0.3)] for i in range(n)}
+    twin = {str(i): [0.0, *rng.normal(0, 0.3, layers - 1), 6.68 + rng.normal(0, 0.3)] for i in range(n)}
+    right = pd.DataFrame(_rows(prize) + _rows(twin, variant="no_distractor", answers=(" y", " x")))
+    row = divergence_summary(right, n_resamples=500).iloc[0]
+    assert math.isnan(row["divergence_layer"]) and row["separation_layer"] == layers
+    assert row["separation_effect"] == pytest.approx(10.68, abs=0.3)  # prize +4 minus the twin's −6.68
+    pulled, control = _acting_from(3, seed=4)
+    recall = {item: [-v for v in curve] for item, curve in control.items()}  # the twin's own pair: +2
+    flipped = pd.DataFrame(_rows(pulled) + _rows(recall, variant="no_distractor", answers=(" y", " x")))
+    assert divergence_summary(flipped, n_resamples=500).iloc[0]["divergence_layer"] == 3
+
+
+def test_a_twin_scored_on_another_answer_pair_is_not_paired():
+    prize, control = _acting_from(2, n=20)
+    other = {f"{i}": curve for i, curve in list(control.items())[:5]}
+    rows = _rows(prize) + _rows(dict(list(control.items())[5:]), variant="no_distractor")
+    rows += _rows(other, variant="no_distractor", answers=(" z", " x"))
+    row = divergence_summary(pd.DataFrame(rows), n_resamples=500).iloc[0]
+    assert row["n_pairs"] == 15 and row["n_unpaired"] == 5 and row["divergence_layer"] == 2
 
 
 def test_no_divergence_without_a_significant_drop_or_without_twins():
@@ -115,5 +157,20 @@ def test_no_divergence_without_a_significant_drop_or_without_twins():
     same = {str(i): list(rng.normal(0, 1, 4)) for i in range(30)}
     table = pd.DataFrame(_rows(same) + _rows(same, variant="no_distractor"))
     row = divergence_summary(table, n_resamples=200).iloc[0]
-    assert math.isnan(row["divergence_layer"])
+    assert math.isnan(row["divergence_layer"]) and math.isnan(row["separation_layer"])
     assert divergence_summary(pd.DataFrame(_rows(same)), n_resamples=50).empty
+
+
+def test_divergence_layer_is_calibrated_on_null_ladders():
+    """No effect at any of 12 blocks (prize and twin differ by symmetric noise correlated over
+    blocks): a divergence layer is found in at most 5% of simulated models."""
+    rng = np.random.default_rng(11)
+    found = 0
+    n_models = 100
+    for _ in range(n_models):
+        noise = np.cumsum(rng.standard_t(3, size=(25, 13)), axis=1) * 0.3
+        control = {str(i): list(2.0 + rng.normal(0, 1, 13)) for i in range(25)}
+        prize = {str(i): list(np.array(control[str(i)]) + noise[i]) for i in range(25)}
+        table = pd.DataFrame(_rows(prize) + _rows(control, variant="no_distractor"))
+        found += not math.isnan(divergence_summary(table, n_resamples=500).iloc[0]["divergence_layer"])
+    assert found / n_models <= 0.05
