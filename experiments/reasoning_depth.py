@@ -16,6 +16,9 @@ k = 1 … 6; elsewhere ``pointer_chase``, k = 1 … 16; ``permutation_walk``, an
 - ``depth_model.csv``: per task, the item-level logistic regression of correctness on k and depth
   (and their product), the training seed as a factor, intervals clustered by model
   (:func:`probes.analysis.solvable.depth_logistic`);
+- ``probe_vs_lens.csv``: per (model, k, step, layer, lens) the probe's and the lens's share read
+  on the probe's held-out items (the same items), with an exact McNemar test, Holm-corrected over
+  the cells where the lens reads at least ``--decodable-at``: is the probe worse than the lens?
 - ``step_scores.csv`` / ``step_first_layers.csv``: per (model, k, step j, layer) how well the value
   after step j is read at the last prompt token, by the lens (``--lens logit|tuned``: share of items
   where it is the top option; every other lens already in the same ``--out`` store too) and by a
@@ -68,6 +71,7 @@ from probes.analysis.step_probe import (  # noqa: E402
     final_residuals,
     first_decodable_intervals,
     lens_step_scores,
+    probe_against_lens,
     probe_step_items,
     probe_step_scores,
 )
@@ -190,7 +194,7 @@ def probe_items(tasks: Sequence[str], steps: Sequence[int], per_k: int, seed: in
 
 def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The per-layer lens table, the lens step readouts and the probe's per-item step readouts of
-    every model.
+    every model (the step tables under every lens the store holds).
 
     One unit per (model, task) runs through the shared loop into ``<out>/store``; the tables are
     then read back from it, so a re-run skips the models already measured.
@@ -266,7 +270,16 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
                 probe = pd.concat(scores, ignore_index=True).assign(
                     task=unit.task, readout="linear probe", **origin, n_layers=model.n_layers
                 )
-            probe = probe.assign(lens=lens_id)
+            # this unit's lens on the probe's own held-out items, for a like-for-like comparison
+            held_ids = set(probe["item_id"])
+            held = [item for item in probing[unit.task] if item.id in held_ids]
+            same = step_readout_table(
+                read_options(model, held, lens, batch_size=options.batch_size), origin, model.n_layers
+            ).set_index(["item_id", "step", "layer"])["top"]
+            keys = zip(probe["item_id"], probe["step"], probe["layer"])
+            probe = probe.drop(columns="lens_correct", errors="ignore").assign(
+                lens=lens_id, lens_correct=[float(same[key]) for key in keys]
+            )
             yield Output(unit, probe, kind_of(STEP_PROBE, lens_id), fields=fields, done=False)
             mine = steps[steps["task"] == unit.task].reset_index(drop=True)
             yield Output(unit, mine, kind_of(STEP_READOUT, lens_id), fields=fields, done=False)
@@ -275,9 +288,7 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
 
     store = Store(options.out)
     store = execute(units, options, compute, "shards")
-    lens_ids = sorted({lens_id_of(unit) for unit in units})  # a tuned lens per rung: one id per model
-    probes = pd.concat([_of(store.read(kind_of(STEP_PROBE, i)), units) for i in lens_ids], ignore_index=True)
-    return _of(store.read(), units), _step_readouts(store, units), _of(probes, units)
+    return _of(store.read(), units), _step_readouts(store, units), _probe_items(store, units)
 
 
 def stored_probe(store: Store, unit: Unit, options: ItemOptions) -> pd.DataFrame | None:
@@ -293,6 +304,14 @@ def stored_probe(store: Store, unit: Unit, options: ItemOptions) -> pd.DataFrame
     ):
         return None
     return store.read_shard(path)
+
+
+def _probe_items(store: Store, units: Sequence[Unit]) -> pd.DataFrame:
+    """The probe's per-item rows of these units under every lens the store holds them for (the
+    probe is the same under each; ``lens`` and ``lens_correct`` say which lens it is compared with)."""
+    kinds = [kind for kind in store.kinds() if kind == STEP_PROBE or kind.startswith(f"{STEP_PROBE}-")]
+    table = pd.concat([store.read(kind) for kind in kinds], ignore_index=True)
+    return _of(table, units, every_lens=True)
 
 
 def _step_readouts(store: Store, units: Sequence[Unit]) -> pd.DataFrame:
@@ -391,6 +410,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for frame, name in frames:
         frame.assign(ladder=source, toolkit_version=__version__).to_csv(out / f"{name}.csv", index=False)
 
+    # the probe is the same under every lens: its scores once (this run's lens's copy)
+    one_probe = probe_scores[probe_scores["lens"].map(lens_name) == arguments.lens]
     lens_items = lens_steps.assign(
         readout=lens_steps["lens"].map(lens_name) + " lens", correct=lens_steps["top"].astype(float)
     )
@@ -400,18 +421,31 @@ def main(argv: Sequence[str] | None = None) -> None:
                 lens_step_scores(step_readout_summary(rows).assign(readout=readout))
                 for readout, rows in lens_items.groupby("readout", sort=True)
             ),
-            probe_step_scores(probe_scores),
+            probe_step_scores(one_probe.drop(columns="lens_correct")),
         ],
         ignore_index=True,
     )
     scores.to_csv(out / "step_scores.csv", index=False)
     keys = ["model", "task", "steps", "step", "readout", "n_layers", "item_id", "layer", "correct"]
     first = first_decodable_intervals(
-        pd.concat([lens_items[keys], probe_scores[keys]], ignore_index=True),
+        pd.concat([lens_items[keys], one_probe[keys]], ignore_index=True),
         arguments.decodable_at,
         keys=("model", "task", "steps", "step"),
     )
     first.to_csv(out / "step_first_layers.csv", index=False)
+    against = probe_against_lens(
+        probe_scores.assign(lens=probe_scores["lens"].map(lens_name)),
+        arguments.decodable_at,
+        keys=("model", "task", "steps", "step", "lens"),
+    )
+    against.to_csv(out / "probe_vs_lens.csv", index=False)
+    reads = against[against["lens_reads"]]
+    print(
+        f"probe vs lens on the same held-out items: the lens reads ≥ {arguments.decodable_at:g} in "
+        f"{len(reads)} (model, k, step, layer, lens) cells; the probe is below it in "
+        f"{int((reads['probe_score'] < reads['lens_score']).sum())}, significantly (Holm, 5 %) in "
+        f"{int(reads['probe_worse'].sum())}"
+    )
 
     figures = {}
     for task in arguments.tasks:

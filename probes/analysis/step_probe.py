@@ -358,3 +358,56 @@ def first_decodable_intervals(
 def _first_reaching(scores: np.ndarray, layers: np.ndarray, threshold: float) -> float:
     hit = np.flatnonzero(scores >= threshold)
     return float(layers[hit[0]]) if len(hit) else math.nan
+
+
+def probe_against_lens(
+    per_item: pd.DataFrame,
+    threshold: float = DECODABLE_AT,
+    keys: Sequence[str] = ("model", "steps", "step", "lens"),
+    alpha: float = 0.05,
+) -> pd.DataFrame:
+    """Per ``keys`` and layer: the probe against a lens on the same held-out items.
+
+    ``per_item`` is a :func:`probe_step_items` table with ``lens_correct`` (the lens's top-option
+    credit for the same item, step and layer; above 0.5 counts as read). Columns ``n_items``,
+    ``probe_score``, ``lens_score``, ``probe_only`` / ``lens_only`` (items only the probe / only
+    the lens reads), ``p_value`` (exact two-sided McNemar test: a binomial test on the discordant
+    items), ``lens_reads`` (lens score ≥ ``threshold``), ``p_holm`` (Holm-adjusted over the cells
+    where the lens reads; NaN elsewhere) and ``probe_worse`` (adjusted p < ``alpha`` and the lens
+    ahead).
+
+    Raises:
+        InvalidItemError: the table is empty or lacks a column.
+    """
+    from scipy.stats import binomtest
+    from statsmodels.stats.multitest import multipletests
+
+    needed = [*keys, "layer", "item_id", "correct", "lens_correct"]
+    missing = [column for column in needed if column not in per_item.columns]
+    if missing or per_item.empty:
+        raise InvalidItemError(f"the probe table is empty or lacks {missing}.")
+    rows = []
+    for key, frame in per_item.groupby([*keys, "layer"], sort=True, dropna=False):
+        probe = frame["correct"].to_numpy() > 0.5
+        lens = frame["lens_correct"].to_numpy() > 0.5
+        probe_only, lens_only = int((probe & ~lens).sum()), int((lens & ~probe).sum())
+        discordant = probe_only + lens_only
+        rows.append(
+            {
+                **dict(zip([*keys, "layer"], key)),
+                "n_items": len(frame),
+                "probe_score": float(probe.mean()),
+                "lens_score": float(lens.mean()),
+                "probe_only": probe_only,
+                "lens_only": lens_only,
+                "p_value": binomtest(probe_only, discordant).pvalue if discordant else 1.0,
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["lens_reads"] = table["lens_score"] >= threshold
+    table["p_holm"] = np.nan
+    if table["lens_reads"].any():
+        reads = table["lens_reads"]
+        table.loc[reads, "p_holm"] = multipletests(table.loc[reads, "p_value"], method="holm")[1]
+    table["probe_worse"] = (table["p_holm"] < alpha) & (table["lens_only"] > table["probe_only"])
+    return table

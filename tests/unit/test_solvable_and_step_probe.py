@@ -23,6 +23,7 @@ from probes.analysis.step_probe import (
     first_decodable_layers,
     fit_probe,
     probe_accuracy,
+    probe_against_lens,
     probe_predictions,
     probe_steps,
     ridge_probes,
@@ -140,9 +141,7 @@ def test_probe_steps_reads_each_step_only_where_it_was_planted() -> None:
     residuals = torch.randn(len(items), 4, 12, generator=generator)
     for layer in range(4):  # layer j holds the value after step j (0 = start)
         residuals[:, layer] += codes[step_labels(items, layer)]
-    scores = probe_steps(residuals, items, layers=[0, 1, 2, 3]).assign(
-        model="m", n_layers=3, readout="probe"
-    )
+    scores = probe_steps(residuals, items, layers=[0, 1, 2, 3]).assign(model="m", n_layers=3, readout="probe")
     first = first_decodable_layers(scores, threshold=0.9).set_index("step")
     assert first["first_layer"].tolist() == [0.0, 1.0, 2.0, 3.0]
     assert (scores["chance"] < 0.5).all()
@@ -323,3 +322,23 @@ def test_solvable_figure_has_a_panel_per_threshold() -> None:
     }
     figure = solvable_by_depth(solved, fits, curve)
     assert len(figure.layout.annotations) == 3 and sum(t.name.startswith("linear") for t in figure.data) == 3
+
+
+def test_probe_against_lens_flags_only_a_probe_that_misses_what_the_lens_reads() -> None:
+    """Same items: a probe that misses 30 of the 60 items the lens reads is flagged (McNemar,
+    Holm); one that misses two is not; a cell the lens does not read gets
+    no adjusted p-value."""
+    items = np.arange(60)
+    lens_right = np.ones(60)
+    worse = np.where(items < 30, 0.0, 1.0)
+    close = np.where(items < 2, 0.0, 1.0)
+    frames = [
+        pd.DataFrame(
+            {"model": "m", "steps": 1, "step": 1, "lens": "logit", "layer": layer, "item_id": items}
+        ).assign(correct=probe, lens_correct=lens)
+        for layer, probe, lens in ((1, worse, lens_right), (2, close, lens_right), (0, worse, np.zeros(60)))
+    ]
+    table = probe_against_lens(pd.concat(frames)).set_index("layer")
+    assert table.loc[1, "probe_worse"] and table.loc[1, "lens_only"] == 30
+    assert not table.loc[2, "probe_worse"]
+    assert math.isnan(table.loc[0, "p_holm"]) and not table.loc[0, "probe_worse"]
