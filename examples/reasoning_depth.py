@@ -34,7 +34,9 @@ import probes
 from probes.analysis.reasoning import step_readout_summary, with_steps
 from probes.analysis.solvable import (
     SOLVED_AT,
+    SOLVED_AT_SENSITIVITY,
     accuracy_table,
+    depth_logistic,
     fit_relations,
     last_layer_items,
     relation_curve,
@@ -143,6 +145,36 @@ else:
     display(solvable_by_depth(solvable, fits, relation_curve(fits, depths)))
 
 # %% [markdown]
+# Solvable k hangs on its threshold: the same measure at several thresholds, with the depth fits'
+# Akaike weights at each. The relation is also fitted item by item, which needs no threshold: a
+# logistic regression of each item's correctness on k and depth with the training seed as a
+# factor, intervals clustered by rung, since depth varies only between training runs
+# (`depth_logistic`; `steps_per_layer` is how far the k reached at a fixed accuracy moves per layer).
+
+# %%
+seeds = {
+    f"depth:{rung['rung'].removeprefix('depth-')}": rung["seed"]
+    for rung in builtin_catalogue("depth").catalogue()["rungs"]
+}
+per_item = per_item.assign(seed=per_item["model"].map(seeds))
+by_threshold = pd.concat([solvable_steps(per_item, t) for t in SOLVED_AT_SENSITIVITY], ignore_index=True)
+display(by_threshold.pivot_table(index=["n_layers", "model"], columns="threshold", values="solvable_k"))
+weights_by_threshold = {}
+for threshold, group in by_threshold.groupby("threshold"):
+    kept = group[~group["censored"]]
+    try:
+        fit = fit_relations(kept["n_layers"], kept["solvable_k"])
+    except InvalidItemError:  # too few uncensored rungs at this threshold
+        continue
+    weights_by_threshold[threshold] = fit.set_index("relation")["akaike_weight"]
+display(pd.DataFrame(weights_by_threshold).round(3))
+try:
+    relation = depth_logistic(per_item)
+    display(relation[["model_form", "term", "estimate", "low", "high", "p_value"]].round(3))
+except InvalidItemError as error:  # too few rungs or depths
+    relation, why_no_model = pd.DataFrame(), str(error)
+
+# %% [markdown]
 # ## 4. Where does each step's value become decodable?
 #
 # For items of k steps, the value after step j (j = 0 is the start node, j = k the answer) is
@@ -237,6 +269,26 @@ elif not fits.empty:
     )
 else:
     lines.append(f"- No depth fit: {why_no_fit}")
+if weights_by_threshold:
+    constant = ", ".join(f"{w['constant']:.2g} at {t:g}" for t, w in weights_by_threshold.items())
+    lines.append(f"- Threshold sensitivity: the constant relation's Akaike weight is {constant}.")
+if relation.empty:
+    lines.append(f"- No item-level depth model: {why_no_model}")
+else:
+    additive = relation[relation["model_form"] == "additive"].set_index("term")
+    depth, per_layer = additive.loc["n_layers"], additive.loc["steps_per_layer"]
+    lines.append(
+        f"- Item-level model (correct ~ k + depth + seed, intervals clustered by rung): "
+        f"{depth['estimate']:+.2f} log-odds per layer [{depth['low']:.2f}, {depth['high']:.2f}], "
+        f"{per_layer['estimate']:.2f} steps per layer [{per_layer['low']:.2f}, {per_layer['high']:.2f}]: "
+        + (
+            "depth helps."
+            if depth["low"] > 0
+            else "depth hurts."
+            if depth["high"] < 0
+            else "the effect of depth is not determined."
+        )
+    )
 for name, frame in (("linear probe", probe_first), ("logit lens", lens_first)):
     reached = frame.dropna(subset=["first_layer"])
     lines.append(

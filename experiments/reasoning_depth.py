@@ -5,20 +5,29 @@ k = 1 … 6; elsewhere ``pointer_chase``, k = 1 … 16; ``permutation_walk``, an
 ``variable_chain``, ``multi_hop`` and ``arithmetic_steps`` also run), per model of a ladder (or the
 ``--models`` given), writes under ``--out``:
 
-- ``layers.parquet``: the per-(model, item, layer) logit-lens table (:func:`probes.analysis.metrics.layer_table`)
-  with ``steps`` (k) and provenance;
+- ``layers.parquet``: the per-(model, item, layer) logit-lens table
+  (:func:`probes.analysis.metrics.layer_table`) with ``steps`` (k) and provenance;
 - ``accuracy.csv``: per (model, task, k) last-layer accuracy with its 95% Wilson interval;
-- ``solvable.csv``: per (model, task) the largest k with accuracy ≥ ``--threshold`` at every k' ≤ k,
-  its bootstrap interval, and whether it is censored (the model solves the largest k tested);
-- ``fits.csv``: solvable k against layers under constant, logarithmic and linear relations
-  (uncensored models only), with AICc, Akaike weights and leave-one-out errors;
+- ``solvable.csv``: per (model, task, threshold) the largest k with accuracy ≥ the threshold at
+  every k' ≤ k, for each of ``--thresholds``, its bootstrap interval, and whether it is censored
+  (the model solves the largest k tested);
+- ``fits.csv``: per threshold, solvable k against layers under constant, logarithmic and linear
+  relations (uncensored models only), with AICc, Akaike weights and leave-one-out errors;
+- ``depth_model.csv``: per task, the item-level logistic regression of correctness on k and depth
+  (and their product), the training seed as a factor, intervals clustered by model
+  (:func:`probes.analysis.solvable.depth_logistic`);
+- ``probe_vs_lens.csv``: per (model, k, step, layer, lens) the probe's and the lens's share read
+  on the probe's held-out items (the same items), with an exact McNemar test, Holm-corrected over
+  the cells where the lens reads at least ``--decodable-at``: is the probe worse than the lens?
 - ``step_scores.csv`` / ``step_first_layers.csv``: per (model, k, step j, layer) how well the value
   after step j is read at the last prompt token, by the lens (``--lens logit|tuned``: share of items
   where it is the top option; every other lens already in the same ``--out`` store too) and by a
-  linear probe (held-out accuracy; separate items, seed ``--seed + 2``), and the first layer where
-  each reaches ``--decodable-at``;
-- ``figures/``: accuracy vs k, solvable k vs layers with the fits, and step decodability, as HTML
-  and (with Chromium) PNG.
+  linear probe (held-out accuracy of a ridge classifier, its penalty chosen by leave-one-out error on the
+  training items; separate
+  items, seed ``--seed + 2``), and the first layer where each reaches ``--decodable-at`` with a
+  bootstrap interval over items;
+- ``figures/``: accuracy vs k, solvable k vs layers with the fits (one panel per threshold), and
+  step decodability, as HTML and (with Chromium) PNG.
 
 Example::
 
@@ -45,8 +54,9 @@ import pandas as pd
 from probes.analysis.metrics import layer_table
 from probes.analysis.reasoning import step_readout_summary, step_readout_table, with_steps
 from probes.analysis.solvable import (
-    SOLVED_AT,
+    SOLVED_AT_SENSITIVITY,
     accuracy_table,
+    depth_logistic,
     fit_relations,
     last_layer_items,
     relation_curve,
@@ -54,13 +64,16 @@ from probes.analysis.solvable import (
 )
 from probes.analysis.step_probe import (
     DECODABLE_AT,
+    PROBE_RIDGE_GRID,
     final_residuals,
-    first_decodable_layers,
+    first_decodable_intervals,
     lens_step_scores,
-    probe_steps,
+    probe_against_lens,
+    probe_step_items,
+    probe_step_scores,
 )
 from probes.builtin.folders import builtin_catalogue
-from probes.errors import InvalidItemError
+from probes.errors import BuiltinWeightsError, InvalidItemError
 from probes.jobs.fingerprint import fingerprint, run_settings
 from probes.jobs.manifest import provenance
 from probes.jobs.options import ItemOptions
@@ -107,7 +120,13 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the items (0: the depth ladder's held-out set)"
     )
-    parser.add_argument("--threshold", type=float, default=SOLVED_AT, help="accuracy that counts as solved")
+    parser.add_argument(
+        "--thresholds",
+        nargs="+",
+        type=float,
+        default=list(SOLVED_AT_SENSITIVITY),
+        help="accuracies that count as solved: solvable k and its fits at each",
+    )
     parser.add_argument("--decodable-at", type=float, default=DECODABLE_AT, help="step score that counts")
     parser.add_argument(
         "--lens", default="logit", choices=lens_names(), help="lens of the per-layer readouts"
@@ -169,7 +188,8 @@ def probe_items(tasks: Sequence[str], steps: Sequence[int], per_k: int, seed: in
 
 
 def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The per-layer lens table, the lens step readouts and the probe step scores of every model.
+    """The per-layer lens table, the lens step readouts and the probe's per-item step readouts of
+    every model (the step tables under every lens the store holds).
 
     One unit per (model, task) runs through the shared loop into ``<out>/store``; the tables are
     then read back from it, so a re-run skips the models already measured.
@@ -198,7 +218,12 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
     by_task: dict[str, list[Item]] = {}
     for item in items:
         by_task.setdefault(item.task, []).append(item)
-    settings = {"probe_steps": list(arguments.probe_steps), "probe_items": arguments.probe_items}
+    settings = {
+        "probe_steps": list(arguments.probe_steps),
+        "probe_items": arguments.probe_items,
+        "probe": "ridge, leave-one-out penalty",
+        "probe_ridge_grid": list(PROBE_RIDGE_GRID),
+    }
     models = model_specs(options)
     choices = {model.label: choose_lens(arguments.lens, model.label, arguments.lens_dir) for model in models}
     units = [
@@ -236,11 +261,20 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
                 for k in arguments.probe_steps:
                     group = [item for item in probing[unit.task] if item.meta["steps"] == k]
                     residuals = final_residuals(model, group, layers, batch_size=options.batch_size)
-                    scores.append(probe_steps(residuals, group, layers))
+                    scores.append(probe_step_items(residuals, group, layers))
                 probe = pd.concat(scores, ignore_index=True).assign(
                     task=unit.task, readout="linear probe", **origin, n_layers=model.n_layers
                 )
-            probe = probe.assign(lens=lens_id)
+            # this unit's lens on the probe's own held-out items, for a like-for-like comparison
+            held_ids = set(probe["item_id"])
+            held = [item for item in probing[unit.task] if item.id in held_ids]
+            same = step_readout_table(
+                read_options(model, held, lens, batch_size=options.batch_size), origin, model.n_layers
+            ).set_index(["item_id", "step", "layer"])["top"]
+            keys = zip(probe["item_id"], probe["step"], probe["layer"])
+            probe = probe.drop(columns="lens_correct", errors="ignore").assign(
+                lens=lens_id, lens_correct=[float(same[key]) for key in keys]
+            )
             yield Output(unit, probe, kind_of(STEP_PROBE, lens_id), fields=fields, done=False)
             mine = steps[steps["task"] == unit.task].reset_index(drop=True)
             yield Output(unit, mine, kind_of(STEP_READOUT, lens_id), fields=fields, done=False)
@@ -249,9 +283,7 @@ def measure(arguments: argparse.Namespace) -> tuple[pd.DataFrame, pd.DataFrame, 
 
     store = Store(options.out)
     store = execute(units, options, compute, "shards")
-    lens_ids = sorted({lens_id_of(unit) for unit in units})  # a tuned lens per rung: one id per model
-    probes = pd.concat([_of(store.read(kind_of(STEP_PROBE, i)), units) for i in lens_ids], ignore_index=True)
-    return _of(store.read(), units), _step_readouts(store, units), _of(probes, units)
+    return _of(store.read(), units), _step_readouts(store, units), _probe_items(store, units)
 
 
 def stored_probe(store: Store, unit: Unit, options: ItemOptions) -> pd.DataFrame | None:
@@ -267,6 +299,14 @@ def stored_probe(store: Store, unit: Unit, options: ItemOptions) -> pd.DataFrame
     ):
         return None
     return store.read_shard(path)
+
+
+def _probe_items(store: Store, units: Sequence[Unit]) -> pd.DataFrame:
+    """The probe's per-item rows of these units under every lens the store holds them for (the
+    probe is the same under each; ``lens`` and ``lens_correct`` say which lens it is compared with)."""
+    kinds = [kind for kind in store.kinds() if kind == STEP_PROBE or kind.startswith(f"{STEP_PROBE}-")]
+    table = pd.concat([store.read(kind) for kind in kinds], ignore_index=True)
+    return _of(table, units, every_lens=True)
 
 
 def _step_readouts(store: Store, units: Sequence[Unit]) -> pd.DataFrame:
@@ -295,22 +335,44 @@ def _of(table: pd.DataFrame, units: Sequence[Unit], every_lens: bool = False) ->
 
 
 def fits_per_task(solvable: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per task: the depth fits on the uncensored models, and their curves (empty where too few)."""
+    """Per (task, threshold): the depth fits on the uncensored models, and their curves (empty
+    where too few)."""
     fits, curves = [], []
-    for task, rows in solvable.groupby("task"):
+    for (task, threshold), rows in solvable.groupby(["task", "threshold"]):
         usable = rows[~rows["censored"]]
         try:
             fit = fit_relations(usable["n_layers"], usable["solvable_k"])
         except InvalidItemError as error:
-            print(f"{task}: no depth fit ({error})")
+            print(f"{task} at {threshold:g}: no depth fit ({error})")
             continue
         layers = sorted({*rows["n_layers"], *range(1, int(rows["n_layers"].max()) + 1)})
-        fits.append(fit.assign(task=task, censored_left_out=int(rows["censored"].sum())))
-        curves.append(relation_curve(fit, layers).assign(task=task))
+        fits.append(fit.assign(task=task, threshold=threshold, censored_left_out=int(rows["censored"].sum())))
+        curves.append(relation_curve(fit, layers).assign(task=task, threshold=threshold))
     return (
         pd.concat(fits, ignore_index=True) if fits else pd.DataFrame(),
         pd.concat(curves, ignore_index=True) if curves else pd.DataFrame(),
     )
+
+
+def seeds_of(models: Sequence[str], ladder: str | None) -> dict[str, int]:
+    """Each model's training seed, where a built-in ladder's catalogue states it (else none)."""
+    try:
+        rungs = builtin_catalogue(ladder).catalogue()["rungs"] if ladder else []
+    except (KeyError, BuiltinWeightsError):  # not a built-in ladder: no seeds known
+        return {}
+    by_label = {f"{ladder}:{rung['rung'].removeprefix(f'{ladder}-')}": rung.get("seed") for rung in rungs}
+    return {model: int(by_label[model]) for model in models if by_label.get(model) is not None}
+
+
+def depth_models(per_item: pd.DataFrame) -> pd.DataFrame:
+    """Per task: :func:`depth_logistic` (empty where too few models)."""
+    frames = []
+    for task, rows in per_item.groupby("task"):
+        try:
+            frames.append(depth_logistic(rows).assign(task=task))
+        except InvalidItemError as error:
+            print(f"{task}: no item-level depth model ({error})")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -323,39 +385,68 @@ def main(argv: Sequence[str] | None = None) -> None:
     source = "models" if arguments.models else arguments.ladder
 
     per_item = last_layer_items(table)
+    seeds = seeds_of(list(per_item["model"].unique()), None if arguments.models else arguments.ladder)
+    if seeds:
+        per_item = per_item.assign(seed=per_item["model"].map(seeds))
     accuracy = pd.concat(
         [accuracy_table(rows).assign(task=task) for task, rows in per_item.groupby("task")], ignore_index=True
     )
     solvable = pd.concat(
         [
-            solvable_steps(rows, arguments.threshold).assign(task=task)
+            solvable_steps(rows, threshold).assign(task=task)
             for task, rows in per_item.groupby("task")
+            for threshold in arguments.thresholds
         ],
         ignore_index=True,
     )
     fits, curves = fits_per_task(solvable)
-    for frame, name in ((accuracy, "accuracy"), (solvable, "solvable"), (fits, "fits")):
+    relation = depth_models(per_item)
+    frames = ((accuracy, "accuracy"), (solvable, "solvable"), (fits, "fits"), (relation, "depth_model"))
+    for frame, name in frames:
         frame.assign(ladder=source, toolkit_version=__version__).to_csv(out / f"{name}.csv", index=False)
 
+    # the probe is the same under every lens: its scores once (this run's lens's copy)
+    one_probe = probe_scores[probe_scores["lens"].map(lens_name) == arguments.lens]
+    lens_items = lens_steps.assign(
+        readout=lens_steps["lens"].map(lens_name) + " lens", correct=lens_steps["top"].astype(float)
+    )
     scores = pd.concat(
         [
             *(
-                lens_step_scores(step_readout_summary(rows).assign(readout=f"{lens} lens"))
-                for lens, rows in lens_steps.groupby(lens_steps["lens"].map(lens_name), sort=True)
+                lens_step_scores(step_readout_summary(rows).assign(readout=readout))
+                for readout, rows in lens_items.groupby("readout", sort=True)
             ),
-            probe_scores,
+            probe_step_scores(one_probe.drop(columns="lens_correct")),
         ],
         ignore_index=True,
     )
     scores.to_csv(out / "step_scores.csv", index=False)
-    first = first_decodable_layers(scores, arguments.decodable_at, keys=("model", "task", "steps", "step"))
+    keys = ["model", "task", "steps", "step", "readout", "n_layers", "item_id", "layer", "correct"]
+    first = first_decodable_intervals(
+        pd.concat([lens_items[keys], one_probe[keys]], ignore_index=True),
+        arguments.decodable_at,
+        keys=("model", "task", "steps", "step"),
+    )
     first.to_csv(out / "step_first_layers.csv", index=False)
+    against = probe_against_lens(
+        probe_scores.assign(lens=probe_scores["lens"].map(lens_name)),
+        arguments.decodable_at,
+        keys=("model", "task", "steps", "step", "lens"),
+    )
+    against.to_csv(out / "probe_vs_lens.csv", index=False)
+    reads = against[against["lens_reads"]]
+    print(
+        f"probe vs lens on the same held-out items: the lens reads ≥ {arguments.decodable_at:g} in "
+        f"{len(reads)} (model, k, step, layer, lens) cells; the probe is below it in "
+        f"{int((reads['probe_score'] < reads['lens_score']).sum())}, significantly (Holm, 5 %) in "
+        f"{int(reads['probe_worse'].sum())}"
+    )
 
     figures = {}
     for task in arguments.tasks:
         chance = float(table.loc[table["task"] == task, "options"].map(lambda o: 1 / len(o)).mean())
         figures[f"accuracy_{task}"] = accuracy_by_k(
-            accuracy[accuracy["task"] == task], arguments.threshold, chance
+            accuracy[accuracy["task"] == task], arguments.thresholds, chance
         )
         if not fits.empty and task in set(fits["task"]):
             figures[f"solvable_{task}"] = solvable_by_depth(
@@ -374,11 +465,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     pd.set_option("display.width", 200)
     print(solvable.to_string(index=False))
     if not fits.empty:
-        print(
-            fits[["task", "relation", "intercept", "slope", "aicc", "akaike_weight", "loo_rmse"]].to_string(
-                index=False
-            )
-        )
+        columns = ["task", "threshold", "relation", "intercept", "slope", "aicc", "akaike_weight", "loo_rmse"]
+        print(fits[columns].to_string(index=False))
+    if not relation.empty:
+        columns = ["task", "model_form", "term", "estimate", "low", "high", "p_value"]
+        print(relation[columns].to_string(index=False))
     print(f"wrote {out}")
 
 

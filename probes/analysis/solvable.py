@@ -12,7 +12,13 @@ measures that are not capped by the design:
   (``k = a``), logarithmic (``k = a + b·log2 L``) and linear (``k = a + b·L``), least squares on the
   uncensored models; the evidence is the small-sample AIC (AICc), Akaike weights and the
   leave-one-out error of each fit. With few rungs the weights are weak evidence; they say which
-  relation the data favour, not that it is the law.
+  relation the data favour, not that it is the law. Solvable k hangs on one threshold; compute it
+  at several (:data:`SOLVED_AT_SENSITIVITY`) and report how the fits move.
+- **item-level model** (:func:`depth_logistic`): a logistic regression of each item's correctness
+  on k, depth and their product, with the training seed as a factor, fitted to every item rather
+  than to one number per model. Its depth coefficient needs no threshold. Depth varies only
+  between models (training runs), so its interval is cluster-robust by model: the items of one
+  run are not independent evidence about depth.
 
 Wei et al. (2022) argue that l sequential steps need O(l) layers (linear); pointer doubling and
 associative scans need only O(log l) (Sanford et al. 2024; Liu et al. 2023).
@@ -23,6 +29,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,6 +38,9 @@ from probes.errors import InvalidItemError
 
 #: Accuracy from which a step count counts as solved, unless stated otherwise.
 SOLVED_AT = 0.8
+
+#: Thresholds at which solvable k and its fits are reported side by side.
+SOLVED_AT_SENSITIVITY = (0.7, 0.8, 0.9)
 
 #: The fitted relations between layers L and solvable k: name -> feature of L (None: constant).
 RELATIONS: dict[str, str | None] = {"constant": None, "logarithmic": "log2", "linear": "identity"}
@@ -218,3 +228,92 @@ def last_layer_items(table: pd.DataFrame) -> pd.DataFrame:
     return last[["model", "n_layers", "task", "item_id", "steps", "correct"]].assign(
         correct=last["correct"].astype(bool)
     )
+
+
+def depth_logistic(per_item: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Logistic regressions of last-layer correctness on k and depth, one row per coefficient.
+
+    Two models are fitted to every item (``statsmodels`` GLM, binomial, logit link):
+
+    - ``additive``: ``correct ~ steps + n_layers [+ C(seed)]``;
+    - ``interaction``: ``correct ~ steps * n_layers [+ C(seed)]`` (the depth effect may change with k).
+
+    The seed factor enters when ``per_item`` has a ``seed`` column with two or more values.
+    ``per_item`` is :func:`last_layer_items` (``model``, ``n_layers``, ``steps``, ``correct``).
+    Each row: ``model_form``, ``term``, ``estimate`` (log-odds), ``low`` / ``high`` and ``p_value``
+    from standard errors clustered by model (depth varies between models only, so items of one
+    model are not independent evidence about it), ``naive_low`` / ``naive_high`` (items treated
+    as independent, for comparison), ``aic``, ``n_items``, ``n_models``. One derived row per
+    model form, term ``steps_per_layer`` = −β(n_layers) / β(steps) (the additive model; for the
+    interaction model at the mean k), is how far the k reached at any fixed accuracy moves per
+    added layer, with a delta-method interval from the clustered covariance.
+
+    Raises:
+        InvalidItemError: too few models (fewer than three, or of one depth) or one k only.
+    """
+    import statsmodels.api as sm  # imported here: a heavy import only this function needs
+    import statsmodels.formula.api as smf
+
+    _check(per_item, ["model", "n_layers", "steps", "correct"])
+    models = per_item.groupby("model")["n_layers"].first()
+    if len(models) < 3 or models.nunique() < 2 or per_item["steps"].nunique() < 2:
+        raise InvalidItemError(
+            "the item-level depth model needs items of at least three models of two depths and two k; "
+            f"got {len(models)} models of {models.nunique()} depths and {per_item['steps'].nunique()} k."
+        )
+    data = per_item.assign(correct=per_item["correct"].astype(float))
+    seeds = "seed" in data.columns and data["seed"].nunique() > 1
+    groups = pd.factorize(data["model"])[0]
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
+    rows = []
+    for form, rhs in (("additive", "steps + n_layers"), ("interaction", "steps * n_layers")):
+        formula = f"correct ~ {rhs}" + (" + C(seed)" if seeds else "")
+        model = smf.glm(formula, data, family=sm.families.Binomial())
+        naive = model.fit()
+        clustered = model.fit(cov_type="cluster", cov_kwds={"groups": groups})
+        common = {"model_form": form, "aic": float(naive.aic), "n_items": len(data), "n_models": len(models)}
+        for term in clustered.params.index:
+            estimate, error = float(clustered.params[term]), float(clustered.bse[term])
+            naive_error = float(naive.bse[term])
+            rows.append(
+                {
+                    **common,
+                    "term": term,
+                    "estimate": estimate,
+                    "low": estimate - z * error,
+                    "high": estimate + z * error,
+                    "p_value": float(clustered.pvalues[term]),
+                    "naive_low": estimate - z * naive_error,
+                    "naive_high": estimate + z * naive_error,
+                }
+            )
+        rows.append({**common, **_steps_per_layer(clustered, float(data["steps"].mean()), z)})
+    return pd.DataFrame(rows)
+
+
+def _steps_per_layer(fit: Any, mean_k: float, z: float) -> dict[str, Any]:
+    """−∂logit/∂L ÷ ∂logit/∂k at ``mean_k`` (and L at its mean, for the interaction), delta method."""
+    params, cov = fit.params, fit.cov_params()
+    names = list(params.index)
+    gradient_depth = np.zeros(len(names))  # ∂logit/∂L = β_L + β_kL·k
+    gradient_steps = np.zeros(len(names))  # ∂logit/∂k = β_k + β_kL·L
+    gradient_depth[names.index("n_layers")] = 1.0
+    gradient_steps[names.index("steps")] = 1.0
+    if "steps:n_layers" in names:
+        mean_layers = float(fit.model.data.frame["n_layers"].mean())
+        gradient_depth[names.index("steps:n_layers")] = mean_k
+        gradient_steps[names.index("steps:n_layers")] = mean_layers
+    values = params.to_numpy()
+    depth, steps = float(gradient_depth @ values), float(gradient_steps @ values)
+    ratio = -depth / steps
+    gradient = -(gradient_depth / steps) + depth * gradient_steps / steps**2
+    error = float(np.sqrt(gradient @ cov.to_numpy() @ gradient))
+    return {
+        "term": "steps_per_layer",
+        "estimate": ratio,
+        "low": ratio - z * error,
+        "high": ratio + z * error,
+        "p_value": math.nan,
+        "naive_low": math.nan,
+        "naive_high": math.nan,
+    }

@@ -1,10 +1,13 @@
 """Figures of the uncapped depth measures: accuracy by k, solvable k by depth, step decodability.
 
-Each function is pure: a table of :mod:`probes.analysis.solvable` or :mod:`probes.analysis.step_probe` in, a plotly
-Figure out. Models are ordered shallow to deep and keep one colour in every figure.
+Each function is pure: a table of :mod:`probes.analysis.solvable` or :mod:`probes.analysis.step_probe`
+in, a plotly Figure out. Models are ordered shallow to deep and keep one colour in every figure.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sequence
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -36,8 +39,11 @@ def _by_depth(table: pd.DataFrame) -> list[str]:
     return sorted(depths.index, key=lambda model: (int(depths[model]), model))
 
 
-def accuracy_by_k(accuracy: pd.DataFrame, threshold: float, chance: float | None = None) -> go.Figure:
-    """Last-layer accuracy (y, with Wilson intervals) against k (x), one line per model.
+def accuracy_by_k(
+    accuracy: pd.DataFrame, threshold: float | Sequence[float], chance: float | None = None
+) -> go.Figure:
+    """Last-layer accuracy (y, with Wilson intervals) against k (x), one line per model, with a
+    dotted line at each threshold of solvable k.
 
     Raises:
         ReportError: the table is not a :func:`probes.analysis.solvable.accuracy_table`.
@@ -65,9 +71,8 @@ def accuracy_by_k(accuracy: pd.DataFrame, threshold: float, chance: float | None
                 hovertemplate=f"{model}<br>k = %{{x}}<br>accuracy %{{y:.2f}}<extra></extra>",
             )
         )
-    fig.add_hline(
-        y=threshold, line={"dash": "dot", "color": "grey"}, annotation_text=f"solved at {threshold:g}"
-    )
+    for level in [threshold] if isinstance(threshold, (int, float)) else threshold:
+        fig.add_hline(y=level, line={"dash": "dot", "color": "grey"}, annotation_text=f"solved at {level:g}")
     if chance is not None:
         fig.add_hline(y=chance, line={"dash": "dash", "color": "lightgrey"}, annotation_text="chance")
     fig.update_xaxes(title_text="steps k", dtick=1)
@@ -78,61 +83,86 @@ def accuracy_by_k(accuracy: pd.DataFrame, threshold: float, chance: float | None
 
 
 def solvable_by_depth(solvable: pd.DataFrame, fits: pd.DataFrame, curve: pd.DataFrame) -> go.Figure:
-    """Solvable k (y, bootstrap CI) against layers (x), with the fitted relations and their weights.
+    """Solvable k (y, bootstrap CI) against layers (x), with the fitted relations and their weights,
+    one panel per threshold (the tables' ``threshold`` column; fits and curve without one belong
+    to the single threshold of ``solvable``).
 
     Censored models (they solve the largest k tested) are drawn as open triangles pointing up:
-    their solvable k is a lower bound. The legend gives each relation's Akaike weight.
+    their solvable k is a lower bound. Each fitted line's name gives its Akaike weight.
 
     Raises:
         ReportError: the tables are not :func:`probes.analysis.solvable.solvable_steps` and fits.
     """
     _check(
         solvable,
-        ["model", "n_layers", "solvable_k", "solvable_k_low", "solvable_k_high", "censored"],
+        ["model", "n_layers", "solvable_k", "solvable_k_low", "solvable_k_high", "censored", "threshold"],
         "solvable",
     )
-    fig = go.Figure()
-    for censored, symbol, label in (
-        (False, "circle", "solvable k"),
-        (True, "triangle-up-open", "≥ (censored)"),
-    ):
-        rows = solvable[solvable["censored"] == censored]
-        if rows.empty:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=rows["n_layers"],
-                y=rows["solvable_k"],
-                mode="markers",
-                name=label,
-                marker={"symbol": symbol, "size": 11, "color": "black"},
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": rows["solvable_k_high"] - rows["solvable_k"],
-                    "arrayminus": rows["solvable_k"] - rows["solvable_k_low"],
-                },
-                text=rows["model"],
-                hovertemplate="%{text}: %{x} layers<br>solvable k %{y}<extra></extra>",
+    thresholds = sorted(solvable["threshold"].unique())
+    if len(thresholds) > 1 and "threshold" not in fits.columns:
+        raise ReportError("solvable k at several thresholds needs fits with a threshold column.")
+    fig = make_subplots(
+        rows=1,
+        cols=len(thresholds),
+        shared_yaxes=True,
+        subplot_titles=[f"accuracy ≥ {threshold:g}" for threshold in thresholds],
+    )
+    for col, threshold in enumerate(thresholds, start=1):
+        points = solvable[solvable["threshold"] == threshold]
+        mine = fits if "threshold" not in fits.columns else fits[fits["threshold"] == threshold]
+        line_of = curve if "threshold" not in curve.columns else curve[curve["threshold"] == threshold]
+        for censored, symbol, label in (
+            (False, "circle", "solvable k"),
+            (True, "triangle-up-open", "≥ (censored)"),
+        ):
+            rows = points[points["censored"] == censored]
+            if rows.empty:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=rows["n_layers"],
+                    y=rows["solvable_k"],
+                    mode="markers",
+                    name=label,
+                    legendgroup=label,
+                    showlegend=col == 1,
+                    marker={"symbol": symbol, "size": 10, "color": "black"},
+                    error_y={
+                        "type": "data",
+                        "symmetric": False,
+                        "array": rows["solvable_k_high"] - rows["solvable_k"],
+                        "arrayminus": rows["solvable_k"] - rows["solvable_k_low"],
+                    },
+                    text=rows["model"],
+                    hovertemplate="%{text}: %{x} layers<br>solvable k %{y}<extra></extra>",
+                ),
+                row=1,
+                col=col,
             )
-        )
-    for index, fit in enumerate(fits.itertuples(index=False)):
-        line = curve[curve["relation"] == fit.relation].sort_values("n_layers")
-        fig.add_trace(
-            go.Scatter(
-                x=line["n_layers"],
-                y=line["solvable_k"],
-                mode="lines",
-                name=f"{fit.relation} (Akaike weight {fit.akaike_weight:.2f}, LOO RMSE {fit.loo_rmse:.2f})",
-                line={"dash": RELATION_DASH.get(fit.relation, "solid"), "color": qualitative.D3[index]},
+        for index, fit in enumerate(mine.itertuples(index=False)):
+            line = line_of[line_of["relation"] == fit.relation].sort_values("n_layers")
+            weight = "" if math.isnan(fit.akaike_weight) else f", w {fit.akaike_weight:.2f}"
+            fig.add_trace(
+                go.Scatter(
+                    x=line["n_layers"],
+                    y=line["solvable_k"],
+                    mode="lines",
+                    name=f"{fit.relation} at {threshold:g}{weight}",
+                    line={"dash": RELATION_DASH.get(fit.relation, "solid"), "color": qualitative.D3[index]},
+                ),
+                row=1,
+                col=col,
             )
-        )
-    threshold = float(solvable["threshold"].iloc[0])
     fig.update_xaxes(title_text="layers", dtick=1)
     fig.update_yaxes(
-        title_text=f"largest k with accuracy ≥ {threshold:g} for every k' ≤ k", rangemode="tozero"
+        title_text="largest k with accuracy ≥ threshold for every k' ≤ k", col=1, rangemode="tozero"
     )
-    return finish(fig, "Solvable steps vs depth, with fitted relations", height=480, width=960)
+    return finish(
+        fig,
+        "Solvable steps vs depth at each threshold, with fitted relations (w: Akaike weight)",
+        height=480,
+        width=max(760, 420 * len(thresholds)),
+    )
 
 
 def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
@@ -142,7 +172,8 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
     the steps one after another in depth, its line rises with j.
 
     Raises:
-        ReportError: no rows for that k, or not a :func:`probes.analysis.step_probe.first_decodable_layers` table.
+        ReportError: no rows for that k, or not a
+            :func:`probes.analysis.step_probe.first_decodable_layers` (or ``_intervals``) table.
     """
     _check(first, ["model", "steps", "step", "first_layer", "readout", "n_layers"], "step decodability")
     rows = first[first["steps"] == steps]
@@ -165,6 +196,7 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
                     showlegend=col == 1,
                     line={"color": colours[model]},
                     customdata=line[["peak_score"]],
+                    error_y=_interval_bars(line),
                     hovertemplate=f"{model}<br>step %{{x}}: first layer %{{y}}<br>peak score "
                     "%{customdata[0]:.2f}<extra></extra>",
                 ),
@@ -180,3 +212,19 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
         height=_legend_height(len(models), 460),
         width=max(760, 420 * len(readouts)),
     )
+
+
+def _interval_bars(line: pd.DataFrame) -> dict[str, object] | None:
+    """Error bars of first decodable layers from a table with bootstrap ends (``inf``: never,
+    drawn up to one layer past the last), or None when the table has no intervals."""
+    if not {"first_layer_low", "first_layer_high"} <= set(line.columns):
+        return None
+    ceiling = line["n_layers"] + 1
+    high = line["first_layer_high"].where(line["first_layer_high"] <= line["n_layers"], ceiling)
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": (high - line["first_layer"]).fillna(0),
+        "arrayminus": (line["first_layer"] - line["first_layer_low"]).fillna(0),
+        "thickness": 1,
+    }

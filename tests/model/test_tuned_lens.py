@@ -254,3 +254,28 @@ def test_the_fingerprint_and_shipped_lenses_do_not_depend_on_the_backend():
     assert len(list(bridge.backend.parameters())) > len(bridge.weights) == len(nnsight.weights)
     assert model_fingerprint(bridge) == model_fingerprint(nnsight)
     choose_lens("tuned", "organism:1x32").build(nnsight)  # the shipped lens: checked, accepted
+
+
+def test_read_position_kl_is_the_kl_at_each_items_last_prompt_token(neox):
+    """Zero at the last layer under both lenses; the logit lens's value at a layer is the KL of its
+    full-vocabulary readout at the last prompt token; a batch of prompts of different lengths gives
+    what one prompt at a time gives; a lens that differs from the logit lens reads differently."""
+    from probes.lenses.reading import encode_item
+    from probes.lenses.tuned.access import full_log_probs, residuals_at
+    from probes.lenses.tuned.training import read_position_kl
+
+    lens = _random_lens(neox)
+    logit = read_position_kl(neox, None, ITEMS)
+    tuned = read_position_kl(neox, lens, ITEMS)
+    assert logit.shape == tuned.shape == (len(ITEMS), neox.n_layers + 1)
+    assert torch.allclose(logit[:, -1], torch.zeros(len(ITEMS), dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(tuned[:, -1], torch.zeros(len(ITEMS), dtype=torch.float64), atol=1e-6)
+    assert not torch.allclose(logit[:, 0], tuned[:, 0])
+    for row, item in enumerate(ITEMS):
+        assert torch.allclose(read_position_kl(neox, lens, [item])[0], tuned[row], atol=1e-5)
+        ids = torch.tensor([encode_item(item, neox.tokenizer, neox.n_ctx).prompt_ids])
+        last = torch.tensor([ids.shape[1] - 1])
+        resid = residuals_at(neox, ids, torch.ones_like(ids), [1, neox.n_layers], torch.tensor([0]), last)
+        target, read = full_log_probs(neox, resid[1]), full_log_probs(neox, resid[0])
+        expected = float((target.exp() * (target - read)).sum())
+        assert logit[row, 1] == pytest.approx(expected, rel=1e-4, abs=1e-6)

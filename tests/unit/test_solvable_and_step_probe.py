@@ -11,6 +11,7 @@ import torch
 
 from probes.analysis.solvable import (
     accuracy_table,
+    depth_logistic,
     fit_relations,
     relation_curve,
     solvable_steps,
@@ -18,10 +19,14 @@ from probes.analysis.solvable import (
     wilson_interval,
 )
 from probes.analysis.step_probe import (
+    first_decodable_intervals,
     first_decodable_layers,
     fit_probe,
     probe_accuracy,
+    probe_against_lens,
+    probe_predictions,
     probe_steps,
+    ridge_probes,
     step_labels,
 )
 from probes.errors import InvalidItemError
@@ -166,3 +171,174 @@ def test_figures_draw_the_measures() -> None:
     figure = solvable_by_depth(solved, fits, relation_curve(fits, [1, 2, 3]))
     assert {trace.name.split(" ")[0] for trace in figure.data} >= {"constant", "logarithmic", "linear", "≥"}
     assert len(accuracy_by_k(accuracy_table(table), 0.8, 0.1).data) == 3
+
+
+def simulated_ladder(
+    rng: np.random.Generator, depth_effect: float, rung_sd: float, n: int = 20, depths: int = 8
+) -> pd.DataFrame:
+    """Per-item rows of a two-seed ladder: logit p = 4 − 1.5 k + depth_effect·L + a rung's own
+    offset (sd ``rung_sd``, the training-run lottery), k = 1 … 4, ``n`` items per (rung, k)."""
+    frames = []
+    for layers in range(1, depths + 1):
+        for seed in (0, 1):
+            offset = rng.normal(0, rung_sd)
+            for k in range(1, 5):
+                p = 1 / (1 + np.exp(-(4 - 1.5 * k + depth_effect * layers + offset)))
+                frames.append(
+                    pd.DataFrame(
+                        {
+                            "model": f"{layers}x-s{seed}",
+                            "n_layers": layers,
+                            "seed": seed,
+                            "steps": k,
+                            "correct": rng.random(n) < p,
+                        }
+                    )
+                )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_depth_logistic_recovers_a_planted_depth_effect() -> None:
+    table = depth_logistic(simulated_ladder(np.random.default_rng(3), depth_effect=0.4, rung_sd=0.2, n=40))
+    depth = table[(table["model_form"] == "additive") & (table["term"] == "n_layers")].iloc[0]
+    assert depth["low"] <= 0.4 <= depth["high"] and depth["low"] > 0
+    assert set(table["term"]) >= {"steps", "n_layers", "steps:n_layers", "C(seed)[T.1]", "steps_per_layer"}
+    per_layer = table[(table["model_form"] == "additive") & (table["term"] == "steps_per_layer")].iloc[0]
+    assert per_layer["low"] <= 0.4 / 1.5 <= per_layer["high"]
+    with pytest.raises(InvalidItemError, match="three models"):
+        depth_logistic(per_item_table({"a": (1, [1.0, 0.5]), "b": (2, [1.0, 0.7])}))
+
+
+@pytest.mark.slow
+def test_depth_logistic_interval_is_calibrated_when_runs_differ_but_depth_does_not_matter() -> None:
+    """No depth effect, but each training run has its own offset (sd 1 in log-odds): the clustered
+    interval excludes 0 in ≤ 12 % of 40 ladders (nominal 5 %), the naive one far more often."""
+    rng = np.random.default_rng(0)
+    clustered = naive = 0
+    for _ in range(40):
+        table = depth_logistic(simulated_ladder(rng, depth_effect=0.0, rung_sd=1.0))
+        row = table[(table["model_form"] == "additive") & (table["term"] == "n_layers")].iloc[0]
+        clustered += not row["low"] <= 0 <= row["high"]
+        naive += not row["naive_low"] <= 0 <= row["naive_high"]
+    assert clustered / 40 <= 0.12 and naive / 40 >= 0.25
+
+
+def test_first_decodable_intervals_cover_the_population_first_layer() -> None:
+    """Shares 0.2, 0.45, 0.55, 0.9 by layer (the population's first layer ≥ 0.5 is 2) on 90 items:
+    the point estimate wanders between layers 1 and 3, the bootstrap interval covers 2 in ≥ 90 %
+    of 100 draws; all-right-from-layer-1 items give [1, 1]; a value never read gives NaN and inf."""
+    rng = np.random.default_rng(0)
+    shares = np.array([0.2, 0.45, 0.55, 0.9])
+    frames = []
+    for draw in range(100):
+        correct = (rng.random((90, 4)) < shares).astype(float)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": draw,
+                    "steps": 1,
+                    "step": 1,
+                    "item_id": np.repeat(np.arange(90), 4),
+                    "layer": np.tile(np.arange(4), 90),
+                    "correct": correct.ravel(),
+                }
+            )
+        )
+    first = first_decodable_intervals(pd.concat(frames), 0.5, n_resamples=300)
+    covered = (first["first_layer_low"] <= 2) & (first["first_layer_high"] >= 2)
+    assert covered.mean() >= 0.9 and first["first_layer"].nunique() >= 2
+    sure = pd.DataFrame(
+        {"model": "m", "steps": 1, "step": 1, "item_id": np.repeat(np.arange(30), 3), "layer": [0, 1, 2] * 30}
+    )
+    row = first_decodable_intervals(sure.assign(correct=(sure["layer"] >= 1).astype(float))).iloc[0]
+    assert (row["first_layer"], row["first_layer_low"], row["first_layer_high"]) == (1.0, 1.0, 1.0)
+    never = first_decodable_intervals(sure.assign(correct=0.0)).iloc[0]
+    assert (
+        math.isnan(never["first_layer"])
+        and never["first_layer_low"] == math.inf
+        and never["never_share"] == 1
+    )
+
+
+def test_ridge_probe_penalty_is_the_brute_force_leave_one_out_choice() -> None:
+    """The closed-form leave-one-out errors choose the penalty that refitting without each item in
+    turn chooses (ridge with an unpenalised bias, features standardised on all items)."""
+    generator = torch.Generator().manual_seed(2)
+    labels = torch.randint(0, 4, (40,), generator=generator)
+    features = torch.randn(40, 6, generator=generator) + 0.8 * torch.randn(4, 6, generator=generator)[labels]
+    grid = [0.1, 1.0, 10.0, 100.0]
+    _, _, (chosen,) = ridge_probes(features[None], labels, 4, grid)
+    x = ((features - features.mean(0)) / features.std(0)).double()
+    y = torch.nn.functional.one_hot(labels, 4).double()
+    errors = []
+    for l2 in grid:
+        total = 0.0
+        for left in range(40):
+            keep = torch.arange(40) != left
+            xk, yk = x[keep] - x[keep].mean(0), y[keep] - y[keep].mean(0)
+            w = torch.linalg.solve(xk.T @ xk + l2 * torch.eye(6, dtype=torch.float64), xk.T @ yk)
+            guess = y[keep].mean(0) + (x[left] - x[keep].mean(0)) @ w
+            total += float((y[left] - guess).square().sum())
+        errors.append(total)
+    assert chosen == grid[int(np.argmin(errors))]
+
+
+def test_cross_validated_probe_shrinks_on_noise_and_not_on_signal() -> None:
+    """Few items in many dimensions: on noise the leave-one-out choice is a strong penalty; on a
+    planted code a weak one, and the chosen probe scores at least as well as a barely penalised one."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 8, (120,), generator=generator)
+    noise = torch.randn(120, 48, generator=generator)
+    assert ridge_probes(noise[None], labels, 8)[2][0] >= 100
+    planted = noise + 1.5 * torch.randn(8, 48, generator=generator)[labels]
+    weights, scale, (chosen,) = ridge_probes(planted[None, :80], labels[:80], 8)
+    assert chosen <= 10
+    tuned = float((probe_predictions(weights[0], scale[0], planted[80:]) == labels[80:]).double().mean())
+    loose_weights, loose_scale, _ = ridge_probes(planted[None, :80], labels[:80], 8, [1e-6])
+    loose = float(
+        (probe_predictions(loose_weights[0], loose_scale[0], planted[80:]) == labels[80:]).double().mean()
+    )
+    assert tuned >= loose and tuned >= 0.9
+
+
+def test_solvable_figure_has_a_panel_per_threshold() -> None:
+    table = per_item_table(
+        {"a": (1, [1.0, 0.75, 0.0]), "b": (2, [1.0, 0.85, 0.2]), "c": (3, [1.0, 1.0, 0.95])}
+    )
+    solved = pd.concat([solvable_steps(table, t, n_resamples=50) for t in (0.7, 0.8, 0.9)])
+    fits = pd.concat(
+        [
+            fit_relations(g["n_layers"], g["solvable_k"]).assign(threshold=t)
+            for t, g in solved.groupby("threshold")
+        ]
+    )
+    curve = pd.concat(
+        [relation_curve(g, [1, 2, 3]).assign(threshold=t) for t, g in fits.groupby("threshold")]
+    )
+    assert solved.groupby("threshold")["solvable_k"].apply(list).to_dict() == {
+        0.7: [2, 2, 3],
+        0.8: [1, 2, 3],
+        0.9: [1, 1, 3],
+    }
+    figure = solvable_by_depth(solved, fits, curve)
+    assert len(figure.layout.annotations) == 3 and sum(t.name.startswith("linear") for t in figure.data) == 3
+
+
+def test_probe_against_lens_flags_only_a_probe_that_misses_what_the_lens_reads() -> None:
+    """Same items: a probe that misses 30 of the 60 items the lens reads is flagged (McNemar,
+    Holm); one that misses two is not; a cell the lens does not read gets
+    no adjusted p-value."""
+    items = np.arange(60)
+    lens_right = np.ones(60)
+    worse = np.where(items < 30, 0.0, 1.0)
+    close = np.where(items < 2, 0.0, 1.0)
+    frames = [
+        pd.DataFrame(
+            {"model": "m", "steps": 1, "step": 1, "lens": "logit", "layer": layer, "item_id": items}
+        ).assign(correct=probe, lens_correct=lens)
+        for layer, probe, lens in ((1, worse, lens_right), (2, close, lens_right), (0, worse, np.zeros(60)))
+    ]
+    table = probe_against_lens(pd.concat(frames)).set_index("layer")
+    assert table.loc[1, "probe_worse"] and table.loc[1, "lens_only"] == 30
+    assert not table.loc[2, "probe_worse"]
+    assert math.isnan(table.loc[0, "p_holm"]) and not table.loc[0, "probe_worse"]

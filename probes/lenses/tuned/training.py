@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +22,13 @@ import torch
 from jaxtyping import Float, Int
 from tqdm.auto import tqdm
 
+from probes.lenses.reading import encode_item, right_padded
 from probes.lenses.tuned.access import full_log_probs, model_fingerprint, residuals_at
 from probes.lenses.tuned.lens import TunedLens
 from probes.lenses.tuned.text import TokenWindows
 from probes.lenses.tuned.translator import Translators
 from probes.model.loading import HookedModel
+from probes.tasks.items import Item
 from probes.version import __version__
 
 
@@ -105,6 +107,40 @@ def held_out_kl(
                 totals[layer] += _kl(target, log_probs).double() * resid.shape[1]
             rows += resid.shape[1]
     return [round(float(v) / rows, 6) for v in totals]
+
+
+def read_position_kl(
+    model: HookedModel, lens: TunedLens | None, items: Sequence[Item], batch_size: int = 32
+) -> Float[torch.Tensor, "item layer"]:
+    """Per item and layer ``0..n_layers``: KL (nats) from the model's final distribution at the read
+    position, the item's last prompt token (where the answer's first token is predicted).
+
+    :func:`held_out_kl` averages over every position of free text, most of them easy; a probe
+    reads one position per item, so this is the divergence that bears on what the lens shows
+    there. ``lens=None`` measures the logit lens. Prompts of different lengths are right-padded:
+    each row reads its own last token, so a batch gives what one prompt at a time would.
+    """
+    prompts = [encode_item(item, model.tokenizer, model.n_ctx).prompt_ids for item in items]
+    out = torch.empty(len(items), model.n_layers + 1, dtype=torch.float64)
+    with frozen(model), torch.no_grad():
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start : start + batch_size]
+            input_ids, mask = right_padded(chunk)
+            rows = torch.arange(len(chunk)).to(model.device)
+            positions = torch.tensor([len(ids) - 1 for ids in chunk]).to(model.device)
+            layers = range(model.n_layers + 1)
+            resid = residuals_at(
+                model, input_ids.to(model.device), mask.to(model.device), layers, rows, positions
+            )
+            target = full_log_probs(model, resid[-1]).float()
+            for layer in layers:
+                vectors = (
+                    resid[layer] if lens is None else lens.translators.transform(resid[layer].float(), layer)
+                )
+                log_probs = full_log_probs(model, vectors).float()
+                kl = (target.exp() * (target - log_probs)).sum(-1)
+                out[start : start + len(chunk), layer] = kl.double().cpu()
+    return out
 
 
 def _learning_rate(step: int, settings: TrainingSettings) -> float:
