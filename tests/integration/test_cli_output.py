@@ -171,7 +171,7 @@ def test_the_item_browser_shows_each_model_s_own_rationale():
                 {"model": model, "parameters": size, "task": "t", "variant": "cot", "item_id": "a",
                  "layer": layer, "log_odds": 0.5, "correct": True, "true_answer": " 4",
                  "distractor_answer": " 5", "prompt": f"Q: 2 + 2?{rationale}{ANSWER_CUE}",
-                 "rationale": rationale}
+                 "rationale": rationale, "option_logprobs": [[-0.5], [-1.0]]}
             )  # fmt: skip
     flips = item_flips(pd.DataFrame(rows))
     assert flips.loc[0, "prompt"] == "Q: 2 + 2?"
