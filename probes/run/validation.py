@@ -8,6 +8,8 @@ one :class:`~probes.errors.InvalidOptionError` naming the option and the fix.
 
 from __future__ import annotations
 
+import errno
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -143,6 +145,7 @@ def check_out_folder(out: Path) -> None:
     removed at once.
     """
     out = out.expanduser()
+    _refuse_symlink_loop(out)
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -157,3 +160,16 @@ def check_out_folder(out: Path) -> None:
         raise InvalidOptionError(
             f"--out {out}: cannot write in {existing} ({reason}); give a writable folder."
         ) from None
+
+
+def _refuse_symlink_loop(out: Path) -> None:
+    """Raise when ``out`` or a folder above it is a symbolic link that leads back to itself."""
+    for path in reversed((out, *out.parents)):  # the top-most link that loops
+        try:
+            os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise InvalidOptionError(
+                    f"--out {out}: {path} is a symbolic link that loops (it leads back to itself); "
+                    "remove or fix that link, or give another folder."
+                ) from None
