@@ -30,7 +30,7 @@ import probes.cli.main
 import probes.run.runner
 import probes.store.store
 from probes.cli.main import main
-from probes.errors import StoreError
+from probes.errors import CustomCodeError, StoreError
 from probes.run.sweep import SweepOptions, run_sweep
 from probes.store import claims
 from probes.store.checksums import Damaged, verify_bytes
@@ -646,3 +646,86 @@ def test_sigint_during_a_real_start_exits_130_without_a_traceback(item_file, tmp
     _, err = process.communicate(timeout=120)
     assert process.returncode == 130, err
     assert "Traceback" not in err
+
+
+# --- issue 30: model folders never run code, sizes are checked before allocation ---------------
+
+
+@pytest.mark.parametrize("file_name", ["config.json", "tokenizer_config.json"])
+def test_a_folder_that_asks_for_custom_code_is_refused_by_name(file_name, model_folders, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(model_folders[0], folder)
+    (folder / "evil.py").write_text("raise SystemExit('the folder ran its code')\n")
+    config = json.loads((folder / file_name).read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "evil.Evil", "AutoConfig": "evil.EvilConfig"}
+    (folder / file_name).write_text(json.dumps(config))
+    from probes.model.loading import load_model
+
+    with pytest.raises(CustomCodeError, match=f"{folder / file_name} asks for the model's own"):
+        load_model(str(folder))  # `yes | probes run` would have answered transformers' question
+
+
+def test_every_transformers_loader_is_told_trust_remote_code_false(model_folders, monkeypatch):
+    import probes.model.loading as loading
+
+    seen: list[dict] = []
+    for name in ("AutoTokenizer", "AutoModelForCausalLM"):
+        real = getattr(loading, name)
+
+        class Spy:
+            @staticmethod
+            def from_pretrained(*args, _real=real, **kwargs):
+                seen.append(kwargs)
+                return _real.from_pretrained(*args, **kwargs)
+
+        monkeypatch.setattr(loading, name, Spy)
+    loading.load_model(str(model_folders[0]))
+    assert len(seen) == 2 and all(kwargs.get("trust_remote_code") is False for kwargs in seen)
+
+
+def test_a_config_asking_for_more_memory_than_there_is_is_refused_before_allocation(
+    model_folders, item_file, tmp_path, capsys
+):
+    folder = tmp_path / "model"
+    shutil.copytree(model_folders[0], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vocab_size": 2_000_000_000}))
+    assert main(_argv([folder], item_file, tmp_path / "s")) == 2
+    line = _one_error(capsys.readouterr().err)
+    assert f"the model needs about 238.4 GiB (from {folder / 'config.json'})" in line
+    assert "--no-memory-check" in line
+    assert not Store(tmp_path / "s").shard_paths()
+
+
+def test_no_memory_check_overrides_a_misreported_free_memory(
+    model_folders, item_file, tmp_path, capsys, monkeypatch
+):
+    from probes.model import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
+    assert main(_argv(model_folders[:1], item_file, tmp_path / "s")) == 2
+    assert "but cpu has 0.0 GiB free" in _one_error(capsys.readouterr().err)
+    assert main(_argv(model_folders[:1], item_file, tmp_path / "s", "--no-memory-check")) == 0
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_a_pickled_tuned_lens_is_refused_with_our_error(model_folders, item_file, tmp_path, capsys):
+    import pickle
+
+    lens = tmp_path / "lenses" / model_folders[0].name
+    lens.mkdir(parents=True)
+    (lens / "config.json").write_text(json.dumps({"d_model": 32, "num_hidden_layers": 2}))
+    with (lens / "params.pt").open("wb") as handle:
+        pickle.dump({"0.weight": _Payload()}, handle)
+    argv = _argv(
+        model_folders[:1], item_file, tmp_path / "s", "--lens", "tuned", "--lens-dir", str(lens.parent)
+    )
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    line = _one_error(err)
+    assert f"{lens / 'params.pt'} is not a plain file of tensors" in line
+    assert "weights_only" not in err and "unpickled!" not in out
