@@ -230,8 +230,7 @@ def check_config(
         if data.get("auto_map"):
             raise CustomCodeError(
                 f"{path} asks for the model's own Python code (auto_map {sorted(data['auto_map'])}), "
-                "which probes never runs; use a model whose architecture transformers ships, or "
-                "convert this one to such an architecture."
+                f"which probes never runs; {_custom_code_fix(data)}"
             )
     if device is None:
         return
@@ -240,6 +239,20 @@ def check_config(
     except (OSError, ValueError, KeyError) as err:
         raise UnknownModelError(f"{config_file} is not a model config transformers reads ({err}).") from None
     check_model_memory(config, dtype, device, config_file)
+
+
+def _custom_code_fix(config: dict[str, Any]) -> str:
+    """What to do about a config that asks for custom code: depends on whether transformers ships
+    the architecture it names (its own code may then be what the weights mean, or may not)."""
+    from transformers import CONFIG_MAPPING
+
+    model_type = config.get("model_type")
+    if isinstance(model_type, str) and model_type in CONFIG_MAPPING:
+        return (
+            f"transformers ships its own {model_type!r} code: if this model is that architecture "
+            "unchanged, copy the folder without the auto_map entry and load the copy."
+        )
+    return "use a model whose architecture transformers ships, or convert this one to such an architecture."
 
 
 def _load_from_folder(
