@@ -19,6 +19,7 @@ from typing import Any
 
 from probes.errors import InvalidItemError
 from probes.tasks.items import Item
+from probes.tasks.variants import ANSWER_CUE
 
 
 def control_tokens(tokenizer: Any) -> list[str]:
@@ -60,10 +61,17 @@ def check_item_tokens(
         for name, ids in {"prompt": prompt_ids, **dict(zip(options, option_ids))}.items():
             if unknown in ids:
                 words = _unknown_words(texts[name], tokenizer, unknown)
+                fix = "use words the model knows"
+                if name == "prompt" and "rationale" in item.meta:
+                    fix = (
+                        f"this chain-of-thought item's prompt ends with the answer cue {ANSWER_CUE!r}, which "
+                        "the model's vocabulary must hold: run this model without the cot variant "
+                        "(--variants without cot)"
+                    )
                 raise InvalidItemError(
                     f"item {item.id!r} of task {item.task!r}: its {name} holds words outside this model's "
                     f"vocabulary ({words or 'some text'}), which would be read as "
-                    f"{tokenizer.unk_token!r}; use words the model knows."
+                    f"{tokenizer.unk_token!r}; {fix}."
                 )
     seen: dict[tuple[int, ...], str] = {}
     for option, ids in zip(item.options, option_ids):
