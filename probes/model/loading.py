@@ -203,7 +203,7 @@ def _check_safetensors(folder: Path) -> None:
 
 
 def check_config(
-    config_file: Path, tokenizer_config: Path | None, dtype: torch.dtype, device: str | None, name: str
+    config_file: Path, tokenizer_config: Path | None, dtype: torch.dtype, device: str | None
 ) -> None:
     """Refuse a model whose config asks for custom code, or (``device``) does not fit its free memory.
 
@@ -260,7 +260,7 @@ def _load_from_folder(
 ) -> HookedModel:
     _check_safe_folder(folder)
     device = placement.device if memory_check else None
-    check_config(folder / "config.json", folder / "tokenizer_config.json", dtype, device, spec.label)
+    check_config(folder / "config.json", folder / "tokenizer_config.json", dtype, device)
     _check_safetensors(folder)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
@@ -401,7 +401,7 @@ def _load_from_hub(
     config_file = _hub_file(spec, "config.json")
     if config_file is not None:
         device = placement.device if memory_check else None
-        check_config(config_file, _hub_file(spec, "tokenizer_config.json"), dtype, device, spec.label)
+        check_config(config_file, _hub_file(spec, "tokenizer_config.json"), dtype, device)
     try:
         # The model's own tokenizer with its own defaults, so tokens match plain transformers.
         tokenizer = AutoTokenizer.from_pretrained(spec.name, revision=spec.revision, trust_remote_code=False)

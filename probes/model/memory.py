@@ -100,6 +100,15 @@ def check_model_memory(config: Any, dtype: torch.dtype, device: str, source: Pat
     """
     try:
         n_bytes = model_bytes(config, dtype)
-    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, OverflowError) as err:
+    except (
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        RuntimeError,
+        ArithmeticError,
+        AssertionError,
+    ) as err:
         raise UnknownModelError(f"{source} describes no model transformers can build ({err}).") from None
     check_fits(n_bytes, device, "the model", source)
