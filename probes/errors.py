@@ -35,6 +35,10 @@ class UnsafeWeightsError(ProbesError):
     """Weights in a pickle-based format, which the toolkit refuses to load."""
 
 
+class CustomCodeError(ProbesError):
+    """A model folder whose config asks for its own Python code (``auto_map``), which is never run."""
+
+
 class OutOfMemoryError(ProbesError):
     """The device ran out of memory; a smaller batch size usually helps."""
 

@@ -35,7 +35,7 @@ def hooked_copy(
     with torch.random.fork_rng(devices=[]), tempfile.TemporaryDirectory() as folder:
         if not getattr(tokenizer, "name_or_path", None):  # the bridge needs a saved tokenizer
             tokenizer.save_pretrained(folder)
-            tokenizer = AutoTokenizer.from_pretrained(folder)
+            tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
         return from_hf_model(copy.deepcopy(model).eval(), tokenizer, name=name)
 
 

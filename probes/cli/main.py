@@ -191,6 +191,10 @@ def _command_verify(args: argparse.Namespace) -> int:
         raise DamagedShardError(
             f"{len(damaged)} of {len(shards)} shard(s) of {args.store} are damaged (above)."
         )
+    if not shards:
+        unfinished = " (the files above are a stopped or running run's; re-running it resumes)"
+        print(f"{args.store}: no finished shard yet{unfinished if findings else ''}.")
+        return 0
     print(f"{args.store}: {len(shards)} shard(s) verified.")
     return 0
 
@@ -331,8 +335,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `probes` command; errors of ours print as one clear line."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
-    args = build_parser({command} if command else ()).parse_args(argv)
     try:
+        # building the parser of a model-loading command imports torch: a Ctrl-C there is a
+        # Ctrl-C like any other (exit 130, no traceback)
+        args = build_parser({command} if command else ()).parse_args(argv)
         return int(args.handler(args))
     except ProbesError as err:
         print(f"probes: error: {err}", file=sys.stderr)

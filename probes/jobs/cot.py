@@ -102,7 +102,10 @@ def generate_greedy(
         new = [token for token in row if token != pad_id]
         prompt_text = tokenizer.decode(ids, skip_special_tokens=True)
         full_text = tokenizer.decode(ids + new, skip_special_tokens=True)
-        text = full_text[len(prompt_text) :] if full_text.startswith(prompt_text) else tokenizer.decode(new)
+        # control tokens (an EOS) are never spelled into the rationale's text: the item's prompt
+        # would carry them as text, which encode_item refuses
+        alone = tokenizer.decode(new, skip_special_tokens=True)
+        text = full_text[len(prompt_text) :] if full_text.startswith(prompt_text) else alone
         texts.append(cut_rationale(text))
     return texts
 

@@ -96,6 +96,13 @@ class LoadOptions:
             "{module: device}; overrides --device."
         },
     )
+    memory_check: bool = field(
+        default=True,
+        metadata={
+            "help": "Refuse a model (or tuned lens) whose config asks for more memory than the device has "
+            "free, before allocating it; --no-memory-check loads it anyway."
+        },
+    )
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from probes.analysis.metrics import layer_table
-from probes.errors import ProbesError
+from probes.errors import InvalidOptionError, ProbesError
 from probes.jobs.cot import GENERATION_VERSION, MAX_NEW_TOKENS, write_rationales
 from probes.jobs.manifest import provenance
 from probes.jobs.options import ItemOptions
@@ -117,9 +117,40 @@ def _choice(options: SweepOptions, label: str, lens: Lens | None) -> LensChoice:
 def run_sweep(options: SweepOptions, lens: Lens | None = None) -> tuple[Store, list[Unit]]:
     """Run (or resume) a sweep through ``lens`` (by default ``options.lens``); the store and its units."""
     check_options(options)  # before any item is built or model loaded
+    check_sweep_lists(options)
     units = plan(options, lens)
     store = execute(units, options, sweep_compute(options, lens), "shards")
     return store, units
+
+
+def check_sweep_lists(options: SweepOptions) -> None:
+    """Refuse list options of the wrong shape (Python callers can pass anything).
+
+    Raises:
+        InvalidOptionError: ``models``, ``tasks`` or ``variants`` is not a list of names (``tasks``
+            also empty), or ``layers`` is not a list of whole numbers.
+    """
+    for name in ("models", "tasks", "variants"):
+        value = getattr(options, name)
+        if value is None and name == "variants":
+            continue
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise InvalidOptionError(f"{name}={value!r:.80} must be a list of names, e.g. {name}=['...'].")
+        if not all(isinstance(v, str) and v for v in value):
+            raise InvalidOptionError(f"{name}={list(value)!r:.80} must hold non-empty names (strings).")
+        if not value and name != "models":
+            raise InvalidOptionError(f"{name}=[] names nothing to run; give at least one, or leave it out.")
+    layers = options.layers
+    if layers is not None and (
+        isinstance(layers, str)
+        or not isinstance(layers, (list, tuple))
+        or not layers
+        or not all(isinstance(x, int) and not isinstance(x, bool) for x in layers)
+    ):
+        raise InvalidOptionError(
+            f"layers={layers!r:.80} must be a non-empty list of whole layer numbers (0 = embeddings, "
+            "-1 = last), or None for every layer."
+        )
 
 
 def sweep_compute(options: SweepOptions, lens: Lens | None = None) -> Compute:
@@ -168,5 +199,8 @@ def run(**options: Any) -> pd.DataFrame:
         raise ProbesError(f"unknown sweep option(s) {unknown}; known: {sorted(known)}.")
     if "out" in options:
         options["out"] = Path(options["out"])
+    for name in ("models", "tasks", "variants"):  # one name is a list of one
+        if isinstance(options.get(name), str):
+            options[name] = [options[name]]
     store, units = run_sweep(SweepOptions(**options))
     return results_of(store, units)

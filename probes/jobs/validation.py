@@ -8,7 +8,9 @@ one :class:`~probes.errors.InvalidOptionError` naming the option and the fix.
 
 from __future__ import annotations
 
+import errno
 import importlib.util
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,7 @@ def check_out_folder(out: Path) -> None:
     removed at once.
     """
     out = out.expanduser()
+    _refuse_symlink_loop(out)
     existing = out
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
@@ -176,3 +179,16 @@ def import_ray() -> Any:
             "--executor ray needs Ray: pip install 'probes[ray]' (or pip install 'ray[default]')."
         ) from None
     return ray
+
+
+def _refuse_symlink_loop(out: Path) -> None:
+    """Raise when ``out`` or a folder above it is a symbolic link that leads back to itself."""
+    for path in reversed((out, *out.parents)):  # the top-most link that loops
+        try:
+            os.stat(path)
+        except OSError as err:
+            if err.errno == errno.ELOOP:
+                raise InvalidOptionError(
+                    f"--out {out}: {path} is a symbolic link that loops (it leads back to itself); "
+                    "remove or fix that link, or give another folder."
+                ) from None

@@ -31,6 +31,7 @@ from probes.lenses.logit import LogitLens
 from probes.lenses.passes import Read
 from probes.model.loading import HookedModel
 from probes.tasks.items import Item
+from probes.tasks.tokens import check_item_tokens
 from probes.tasks.variants import needs_rationale
 
 
@@ -70,12 +71,7 @@ def encode_item(item: Item, tokenizer: Any, n_ctx: int) -> EncodedItem:
     for option, ids in zip(item.options, option_ids):
         if not ids:
             raise InvalidItemError(f"item {item.id!r}: option {option!r} tokenizes to nothing.")
-    if option_ids[item.true_index] == option_ids[item.distractor_index]:
-        raise InvalidItemError(
-            f"item {item.id!r}: true answer {item.true_answer!r} and distractor "
-            f"{item.distractor_answer!r} tokenize identically ({option_ids[item.true_index]}) "
-            "under this model's tokenizer, so no readout can tell them apart; reword one of them."
-        )
+    check_item_tokens(item, tokenizer, prompt_ids, option_ids)  # control tokens, <unk>, equal options
     longest = len(prompt_ids) + max(len(ids) for ids in option_ids) - 1
     if longest > n_ctx:
         raise InvalidItemError(

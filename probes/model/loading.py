@@ -10,12 +10,16 @@ Specs a user may give are described in :mod:`probes.model.specs` (hub ids, folde
 in-memory transformers models are wrapped with :func:`from_hf_model`.
 
 Weights in pickle-based formats (``.bin``, ``.pt``, ``.ckpt``) in a folder the user
-points at are refused: unpickling a file runs arbitrary code.
+points at are refused: unpickling a file runs arbitrary code. So is a config that asks for the
+model's own Python code (``auto_map``); ``trust_remote_code=False`` is passed to every
+transformers loader. The config's sizes are checked against the device's free memory before
+anything is allocated (:mod:`probes.model.memory`).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import socket
@@ -27,9 +31,10 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from probes.errors import DamagedWeightsError, UnknownModelError, UnsafeWeightsError
+from probes.errors import CustomCodeError, DamagedWeightsError, UnknownModelError, UnsafeWeightsError
 from probes.model.backend import get_backend
 from probes.model.hooked import HookedModel
+from probes.model.memory import check_model_memory
 from probes.model.placement import Placement, device_map_of
 from probes.model.specs import PICKLE_SUFFIXES, ModelSpec, model_source, model_sources, parse_spec
 
@@ -58,6 +63,7 @@ def load_model(
     backend: str = "bridge",
     device_map: str | dict[str, Any] | None = None,
     remote: bool | str = False,
+    memory_check: bool = True,
 ) -> HookedModel:
     """Load the model a spec names and wrap it in the standard hooked view.
 
@@ -72,6 +78,12 @@ def load_model(
             ``{module: device}`` map (``"disk"`` offloads to a temporary folder).
         remote: Run the nnsight backend's traces on NDIF (``True``) or nnsight's local
             simulation of a remote request (``"local"``); hub models only.
+        memory_check: Refuse, before anything is allocated, a model whose config asks for more
+            memory than ``device`` has free (:mod:`probes.model.memory`; skipped with a device map).
+
+    Raises:
+        CustomCodeError: The model's config or tokenizer config asks for its own code (``auto_map``).
+        MemoryCheckError: The config's sizes do not fit the device's free memory.
     """
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     torch_dtype = resolve_dtype(dtype)
@@ -83,12 +95,13 @@ def load_model(
             raise UnknownModelError(
                 f"--remote needs a hub id that NDIF hosts (meta-llama/Llama-3.1-70B ...), not {spec.label!r}."
             )
+    check = memory_check and placement.device_map is None
     if spec.source == "hub":
-        model = _load_from_hub(spec, placement, torch_dtype, backend, remote)
+        model = _load_from_hub(spec, placement, torch_dtype, backend, remote, check)
     elif spec.source in {source.name for source in model_sources().values()}:
-        model = _load_from_folder(spec, _built_in_folder(spec), placement, torch_dtype, backend)
+        model = _load_from_folder(spec, _built_in_folder(spec), placement, torch_dtype, backend, check)
     elif spec.source == "folder":
-        model = _load_from_folder(spec, Path(spec.path or spec.name), placement, torch_dtype, backend)
+        model = _load_from_folder(spec, Path(spec.path or spec.name), placement, torch_dtype, backend, check)
     elif spec.source == "gguf":
         model = _load_from_gguf(spec, placement, torch_dtype, backend)
     else:
@@ -158,15 +171,74 @@ def _check_safetensors(folder: Path) -> None:
             ) from None
 
 
+def check_config(
+    config_file: Path, tokenizer_config: Path | None, dtype: torch.dtype, device: str | None
+) -> None:
+    """Refuse a model whose config asks for custom code, or (``device``) does not fit its free memory.
+
+    Both checks read only the small JSON files, before any weight is read or memory allocated.
+
+    Raises:
+        CustomCodeError: ``config.json`` or ``tokenizer_config.json`` has an ``auto_map``.
+        MemoryCheckError: The config's sizes do not fit ``device``'s free memory.
+        UnknownModelError: A file is not a JSON object, or no model transformers can build.
+    """
+    from transformers import AutoConfig
+
+    for path in (config_file, tokenizer_config):
+        if path is None or not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise UnknownModelError(
+                f"{path} is not readable JSON ({err}); copy or download it again."
+            ) from None
+        if not isinstance(data, dict):
+            raise UnknownModelError(f"{path} is not a JSON object; copy or download it again.")
+        if data.get("auto_map"):
+            raise CustomCodeError(
+                f"{path} asks for the model's own Python code (auto_map {sorted(data['auto_map'])}), "
+                f"which probes never runs; {_custom_code_fix(data)}"
+            )
+    if device is None:
+        return
+    try:
+        config = AutoConfig.from_pretrained(str(config_file), trust_remote_code=False)
+    except (OSError, ValueError, KeyError) as err:
+        raise UnknownModelError(f"{config_file} is not a model config transformers reads ({err}).") from None
+    check_model_memory(config, dtype, device, config_file)
+
+
+def _custom_code_fix(config: dict[str, Any]) -> str:
+    """What to do about a config that asks for custom code: depends on whether transformers ships
+    the architecture it names (its own code may then be what the weights mean, or may not)."""
+    from transformers import CONFIG_MAPPING
+
+    model_type = config.get("model_type")
+    if isinstance(model_type, str) and model_type in CONFIG_MAPPING:
+        return (
+            f"transformers ships its own {model_type!r} code: if this model is that architecture "
+            "unchanged, copy the folder without the auto_map entry and load the copy."
+        )
+    return "use a model whose architecture transformers ships, or convert this one to such an architecture."
+
+
 def _load_from_folder(
-    spec: ModelSpec, folder: Path, placement: Placement, dtype: torch.dtype, backend: str
+    spec: ModelSpec, folder: Path, placement: Placement, dtype: torch.dtype, backend: str, memory_check: bool
 ) -> HookedModel:
     _check_safe_folder(folder)
+    device = placement.device if memory_check else None
+    check_config(folder / "config.json", folder / "tokenizer_config.json", dtype, device)
     _check_safetensors(folder)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+        tokenizer = AutoTokenizer.from_pretrained(str(folder), trust_remote_code=False)
         hf_model = AutoModelForCausalLM.from_pretrained(
-            str(folder), dtype=dtype, use_safetensors=True, **placement.load_options()
+            str(folder),
+            dtype=dtype,
+            use_safetensors=True,
+            trust_remote_code=False,
+            **placement.load_options(),
         )
     except (OSError, ValueError) as err:
         raise UnknownModelError(f"could not load the model in {folder}: {err}") from err
@@ -208,9 +280,15 @@ def _load_from_gguf(spec: ModelSpec, placement: Placement, dtype: torch.dtype, b
     path = Path(spec.path or spec.name)
     check_gguf(path, full=False)  # the header only: a whole parse costs ~25 s on a 100 MB file
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(path.parent), gguf_file=path.name, trust_remote_code=False
+        )
         hf_model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=dtype, **placement.load_options()
+            str(path.parent),
+            gguf_file=path.name,
+            dtype=dtype,
+            trust_remote_code=False,
+            **placement.load_options(),
         )
     except ImportError as err:
         raise UnknownModelError(
@@ -263,19 +341,45 @@ def _unreachable(endpoint: str) -> str | None:
     return None
 
 
+def _hub_file(spec: ModelSpec, name: str) -> Path | None:
+    """A file of a hub model, from the cache or downloaded (None when the model has none)."""
+    from transformers.utils import cached_file
+
+    try:
+        found = cached_file(
+            spec.name, name, revision=spec.revision, _raise_exceptions_for_missing_entries=False
+        )
+    except (OSError, ValueError):
+        return None
+    return Path(found) if found else None
+
+
 def _load_from_hub(
-    spec: ModelSpec, placement: Placement, dtype: torch.dtype, backend: str, remote: bool | str
+    spec: ModelSpec,
+    placement: Placement,
+    dtype: torch.dtype,
+    backend: str,
+    remote: bool | str,
+    memory_check: bool = True,
 ) -> HookedModel:
     if remote is True:
         load_remote = get_backend(backend).load_remote
         assert load_remote is not None  # checked by load_model
         return load_remote(spec, dtype)
     check_hub_model(spec)
+    config_file = _hub_file(spec, "config.json")
+    if config_file is not None:
+        device = placement.device if memory_check else None
+        check_config(config_file, _hub_file(spec, "tokenizer_config.json"), dtype, device)
     try:
         # The model's own tokenizer with its own defaults, so tokens match plain transformers.
-        tokenizer = AutoTokenizer.from_pretrained(spec.name, revision=spec.revision)
+        tokenizer = AutoTokenizer.from_pretrained(spec.name, revision=spec.revision, trust_remote_code=False)
         hf_model = AutoModelForCausalLM.from_pretrained(
-            spec.name, revision=spec.revision, dtype=dtype, **placement.load_options()
+            spec.name,
+            revision=spec.revision,
+            dtype=dtype,
+            trust_remote_code=False,
+            **placement.load_options(),
         )
     except (OSError, ValueError) as err:
         raise UnknownModelError(

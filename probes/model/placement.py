@@ -70,10 +70,11 @@ class Placement:
 
 
 def backend_options(options: Any) -> dict[str, Any]:
-    """The :func:`~probes.model.loading.load_model` arguments of a run's ``--backend``, ``--device-map``
-    and ``--remote``."""
+    """The :func:`~probes.model.loading.load_model` arguments of a run's ``--backend``, ``--device-map``,
+    ``--remote`` and ``--no-memory-check``."""
     return {
         "backend": getattr(options, "backend", "bridge"),
         "device_map": getattr(options, "device_map", None),
         "remote": getattr(options, "remote", False),
+        "memory_check": getattr(options, "memory_check", True),
     }

@@ -41,11 +41,15 @@ class ModelSource:
         prefix: Specs that start with this name this source (``"organism:"``).
         name: The source's name, stored in :attr:`ModelSpec.source` (``"organism"``).
         folder: The verified Hugging Face folder of a spec of this source.
+        check: Raises :class:`~probes.errors.UnknownModelError` for a spec that names no rung of
+            this source, without reading any weights (so :func:`parse_spec` refuses an unknown
+            rung before any work starts); None: unknown rungs fail when loaded.
     """
 
     prefix: str
     name: str
     folder: Callable[[str], Path]
+    check: Callable[[str], object] | None = None
 
 
 _SOURCES: dict[str, ModelSource] = {}
@@ -73,7 +77,7 @@ def model_sources() -> dict[str, ModelSource]:
     for catalogue in builtin_catalogues():
         if catalogue.model_prefix not in _SOURCES:
             _SOURCES[catalogue.model_prefix] = ModelSource(
-                catalogue.model_prefix, catalogue.name, catalogue.rung_path
+                catalogue.model_prefix, catalogue.name, catalogue.rung_path, catalogue.catalogue_name
             )
     return dict(_SOURCES)
 
@@ -139,7 +143,8 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
     A :class:`ModelSpec` is returned as it is.
 
     Raises:
-        UnknownModelError: the string is empty, a missing path, or an unknown ``<prefix>:`` spec.
+        UnknownModelError: the string is empty, a missing path, or an unknown ``<prefix>:`` spec or
+            rung.
     """
     if isinstance(spec, ModelSpec):
         return spec
@@ -149,6 +154,8 @@ def parse_spec(spec: str | ModelSpec) -> ModelSpec:
     sources = model_sources()
     for prefix, source in sources.items():
         if spec.startswith(prefix):
+            if source.check is not None:
+                source.check(spec.partition("@")[0])  # an unknown rung fails here, before any work
             return ModelSpec(name=spec, source=source.name)
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):

@@ -66,6 +66,31 @@ def lock_path(shard: Path) -> Path:
     return shard.with_name(f".{shard.name}.lock")
 
 
+def is_our_lock(path: Path) -> bool:
+    """Whether ``path`` is a claim this toolkit made: named ``.<shard>.parquet.lock`` and holding a
+    lock record (host, pid, claimed), or empty (its writer was killed between creating and
+    filling it). A file of another program that merely ends in ``.lock`` is not ours."""
+    # the record's keys: host and pid, with the pid's start time and the claim's time
+    name = path.name
+    if not (name.startswith(".") and name.endswith(".parquet.lock") and len(name) > len("..parquet.lock")):
+        return False
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError):
+        return False
+    if not text:
+        return True
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return False
+    return (
+        isinstance(data, dict)
+        and {"host", "pid"} <= set(data) <= {"host", "pid", "started", "claimed"}
+        and isinstance(data["pid"], int)
+    )
+
+
 def owner_of(lock: Path) -> Owner | None:
     """Who holds a lock (None when the file is gone or unreadable: a writer in mid-creation)."""
     try:

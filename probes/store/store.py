@@ -31,6 +31,7 @@ refused with a message that says to compute it again into a new folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -54,6 +55,12 @@ METADATA_KEY = b"probes"
 STORE_FORMAT = 2
 #: Where the lens shards of a store of :data:`STORE_FORMAT` live.
 LAYOUT = "shards/<lens>/<model>/<task>/<variant>.parquet"
+#: How to repair a damaged ``store.json``.
+_MARKER_FIX = (
+    f'a store written by this toolkit holds {{"format": {STORE_FORMAT}, '
+    f'"layout": "{LAYOUT}"}} there; restore that (or the file from a backup), '
+    "or give another --out folder"
+)
 #: The kind of the lens sweep's per-layer tables (stored under ``shards/``).
 LENS = "lens"
 
@@ -102,14 +109,16 @@ def fsync_folder(folder: Path) -> None:
         os.close(descriptor)
 
 
+#: Our temporary files: ``.<stem>~<host>~<pid>~<uuid4 hex>.tmp`` (:func:`write_atomically`) and the
+#: older ``.<stem>.<pid>.<uuid4 hex>.tmp``; nothing else is taken for ours.
+_TEMPORARY = re.compile(r"\.(?P<stem>.+)~(?P<host>[^~/]+)~(?P<pid>[0-9]+)~[0-9a-f]{32}\.tmp")
+
+
 def temporary_owner(path: Path) -> claims.Owner | None:
     """The writer of a temporary file ``.<stem>~<host>~<pid>~<hex>.tmp``; None for another kind of file."""
-    if not (path.name.startswith(".") and path.name.endswith(".tmp")):
-        return None
-    body = path.name[: -len(".tmp")]
-    parts = body.rsplit("~", 3)
-    if len(parts) == 4 and parts[2].isdigit():
-        return claims.Owner(parts[1], int(parts[2]))
+    match = _TEMPORARY.fullmatch(path.name)
+    if match:
+        return claims.Owner(match["host"], int(match["pid"]))
     return None
 
 
@@ -135,7 +144,14 @@ class Store:
         marker = self.root / "store.json"
         if not marker.exists():
             return STORE_FORMAT
-        return int(json.loads(marker.read_text()).get("format", 1))
+        try:
+            data = json.loads(marker.read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as err:
+            raise StoreError(f"{marker} cannot be read as JSON ({err}); {_MARKER_FIX}") from None
+        found = data.get("format", 1) if isinstance(data, dict) else None
+        if isinstance(found, bool) or not isinstance(found, int) or found < 1:
+            raise StoreError(f"{marker} names no known store format (it holds {data!r:.80}); {_MARKER_FIX}")
+        return int(found)
 
     def folder(self, kind: str = LENS) -> Path:
         """The folder of one kind of table (``shards`` for the lens sweep)."""
@@ -191,12 +207,50 @@ class Store:
             DamagedShardError: The shard is truncated, damaged or not ours.
         """
         try:
-            _, record, _ = read_verified(path)
+            _, record, checked = read_verified(path)
         except (Damaged, OSError) as err:
             raise DamagedShardError(f"{path} is damaged ({err})") from None
         if record is None:
             raise DamagedShardError(f"{path} has no probes manifest; it was not written by this toolkit")
+        problem = self.problem(path, record, checked)
+        if problem:
+            raise DamagedShardError(f"{path} is damaged ({problem})")
         return record
+
+    def problem(self, path: Path, record: dict[str, Any] | None, checked: bool) -> str | None:
+        """Why a shard that decodes is still not to be trusted (None when it is).
+
+        A shard must carry its checksum (one without was stripped or predates checksums: its
+        bytes cannot be vouched for) and lie where its manifest's model, task, variant (and
+        lens) put it: a shard copied over another's path would otherwise be read as that one.
+        """
+        if not checked:
+            return "it carries no checksum (stripped, or written before checksums): its bytes are unchecked"
+        if record is None:
+            return "it has no probes manifest; it was not written by this toolkit"
+        try:
+            relative = path.relative_to(self.root)
+        except ValueError:
+            return None
+        try:
+            model, task, variant = (str(record[key]) for key in ("model", "task", "variant"))
+        except KeyError:
+            return "its manifest names no model, task and variant"
+        if relative.parts[0] == "analyses" and len(relative.parts) > 1:
+            expected = {self.shard_path(model, task, variant, relative.parts[1])}
+        elif self.format < 2:
+            expected = {self.folder() / slug(model) / slug(task) / f"{slug(variant)}.parquet"}
+        else:
+            lens = str(record.get("lens", "logit"))
+            ids = {lens, str(record.get("lens_id") or lens_store_name(lens, record.get("lens_weights")))}
+            expected = {self.shard_path(model, task, variant, LENS, name) for name in ids}
+        if path in expected:
+            return None
+        place = min(expected).relative_to(self.root)
+        return (
+            f"its manifest is of model {model}, task {task}, variant {variant}, whose shard lies at "
+            f"{place}: it was copied or moved here"
+        )
 
     @contextlib.contextmanager
     def claim(self, path: Path) -> Iterator[bool]:
@@ -233,24 +287,59 @@ class Store:
                         f"{path} was written meanwhile by another run with other settings; "
                         "write this sweep to a new --out folder, or pass --overwrite to replace it."
                     )
-        self._write_store_file()
+        if path.is_dir() or path.is_symlink():
+            raise StoreError(
+                f"{path} is a {'folder' if path.is_dir() else 'symbolic link'} where a shard belongs; "
+                "move it out of the store (the toolkit removes only files it made), then re-run."
+            )
         arrow = pa.Table.from_pandas(table, preserve_index=False)
         metadata = dict(arrow.schema.metadata or {})
         record = {**record, "checksum": "sha256 of the file with this digest zeroed"}
         metadata[METADATA_KEY] = json.dumps(record, sort_keys=True, default=str).encode()
         data = parquet_bytes(arrow, metadata)
-        return write_atomically(path, lambda handle: handle.write(data))
+        try:
+            self._write_store_file()
+            return write_atomically(path, lambda handle: handle.write(data))
+        except OSError as err:
+            raise StoreError(
+                f"cannot write {path} ({err.strerror or err}); "
+                + ("free some disk space, " if err.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that, ")
+                + "then re-run the same command: the shards already written are kept."
+            ) from None
+
+    def leftovers(self) -> list[tuple[Path, claims.Owner | None]]:
+        """Temporary files and locks of this toolkit's writers in the store, with their owners.
+
+        Only files the toolkit makes are listed: in the folders it writes (``shards/``,
+        ``analyses/``, ``report/`` and the store's own folder, not below it), named as it names
+        them (:func:`temporary_owner`; locks ``.<shard>.parquet.lock``), and for a lock, holding
+        a lock's record (:func:`probes.store.claims.is_our_lock`). A user's ``notes/.editor.lock``
+        or ``.x~host~1~*.tmp`` elsewhere under ``--out`` is never listed, so never removed.
+        """
+        folders = [self.root / name for name in ("shards", "analyses", "report")]
+        candidates = list(self.root.glob(".*")) if self.root.is_dir() else []
+        for folder in folders:
+            if folder.is_dir() and not folder.is_symlink():
+                candidates += folder.glob("**/.*")
+        found = []
+        for path in sorted(set(candidates)):
+            if not path.is_file() or path.is_symlink():
+                continue
+            owner = temporary_owner(path)
+            if owner is not None:
+                found.append((path, owner))
+            elif claims.is_our_lock(path):
+                found.append((path, claims.owner_of(path)))
+        return found
 
     def clean_temporary(self) -> list[Path]:
-        """Remove temporary files and locks that dead writers on this host left; the paths removed."""
+        """Remove temporary files and locks that dead writers on this host left; the paths removed.
+
+        Only what :meth:`leftovers` lists (files this toolkit made) is ever removed.
+        """
         removed = []
-        for path in sorted(self.root.glob("**/.*")):
-            if path.name.endswith(".tmp"):
-                dead = claims.dead_writer(temporary_owner(path))
-            elif path.name.endswith(".lock"):
-                dead = claims.stale(path)
-            else:
-                continue
+        for path, owner in self.leftovers():
+            dead = claims.stale(path) if path.name.endswith(".lock") else claims.dead_writer(owner)
             if dead:
                 path.unlink(missing_ok=True)
                 removed.append(path)
@@ -306,11 +395,14 @@ class Store:
         return pd.concat([self.read_shard(p) for p in paths], ignore_index=True)
 
     def read_shard(self, path: Path) -> pd.DataFrame:
-        """The rows of one shard, verified against its checksum (shards older than checksums: read as is)."""
+        """The rows of one shard, verified against its checksum and its place (:meth:`problem`)."""
         try:
-            table, _, _ = read_verified(path)
+            table, record, checked = read_verified(path)
         except (Damaged, OSError) as err:
             raise DamagedShardError(f"{path} is damaged ({err}); {self.fix(path)}") from None
+        problem = self.problem(path, record, checked)
+        if problem:
+            raise DamagedShardError(f"{path} is damaged ({problem}); {self.fix(path)}")
         return table.to_pandas()
 
     def fix(self, path: Path) -> str:

@@ -1,9 +1,11 @@
 """``probes verify STORE``: check every shard of a store against its checksum.
 
-Each shard is read whole and hashed (:mod:`probes.store.checksums`); the check also lists temporary
-files and locks that writers left (those of dead writers on this host are what
-:meth:`probes.store.store.Store.clean_temporary` removes) and shards written before checksums, which
-can only be decoded, not verified.
+Each shard is read whole and hashed (:mod:`probes.store.checksums`), and its manifest checked
+against its place (:meth:`probes.store.store.Store.problem`): a shard without a checksum, or one
+copied over another's path, is damaged. The check also lists temporary files and locks that
+writers left (those of dead writers on this host are what
+:meth:`probes.store.store.Store.clean_temporary` removes), also in a store whose run was stopped
+before its first shard.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 from probes.errors import StoreError
 from probes.store import claims
 from probes.store.checksums import Damaged, read_verified
-from probes.store.store import Store, temporary_owner
+from probes.store.store import Store
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ class Finding:
     """One file of a store and what the check found."""
 
     path: Path
-    status: str  # "ok", "unverified", "damaged", "leftover"
+    status: str  # "ok", "damaged", "leftover"
     detail: str = ""
 
 
@@ -33,8 +35,11 @@ def verify_store(root: str | Path) -> list[Finding]:
         StoreError: ``root`` is no result store.
     """
     store = Store(root)
-    if not store.root.is_dir() or not (store.root / "store.json").exists() and not store.kinds():
+    if not store.root.is_dir():
+        raise StoreError(f"{root} is not a folder; give the folder of a result store.")
+    if not (store.root / "store.json").exists() and not store.kinds() and not store.leftovers():
         raise StoreError(f"{root} is not a result store (no store.json, no shards); check the path.")
+    store.format  # noqa: B018 - a malformed store.json is named here, before any shard is read
     findings = []
     paths = store.shard_paths() + [
         p for folder in sorted((store.root / "analyses").glob("*")) for p in store.shard_paths(folder.name)
@@ -45,18 +50,12 @@ def verify_store(root: str | Path) -> list[Finding]:
         except (Damaged, OSError) as err:
             findings.append(Finding(path, "damaged", f"{err}; {store.fix(path)}"))
             continue
-        if record is None:
-            findings.append(Finding(path, "damaged", "no probes manifest; not written by this toolkit"))
-        elif not checked:
-            findings.append(Finding(path, "unverified", "written before checksums; decodes whole"))
+        problem = store.problem(path, record, checked)
+        if problem:
+            findings.append(Finding(path, "damaged", f"{problem}; {store.fix(path)}"))
         else:
             findings.append(Finding(path, "ok"))
-    for path in sorted(store.root.glob("**/.*")):
-        owner = temporary_owner(path) if path.name.endswith(".tmp") else None
-        if path.name.endswith(".lock"):
-            owner = claims.owner_of(path)
-        elif owner is None:
-            continue
+    for path, owner in store.leftovers():
         state = "dead" if claims.dead_writer(owner) else "running or on another host"
         findings.append(Finding(path, "leftover", f"left by {owner or 'an unknown writer'} ({state})"))
     return findings

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from probes.errors import UnknownTaskError
 from probes.tasks import organism_negation
-from probes.tasks.items import Item, check_unique_ids, read_items, write_items
+from probes.tasks.files import read_items
+from probes.tasks.items import Item, check_unique_ids, write_items
 from probes.tasks.prize import read_prize_file
 
 __all__ = [
@@ -78,32 +79,50 @@ def load_items(
 ) -> list[Item]:
     """Items of the named tasks (or item files) in the given variants (default: every variant).
 
-    An item file contributes its items as they are; ``variants`` then filters them.
+    An item file contributes its items as they are; ``variants`` then filters them, and
+    ``n_items`` keeps the first ``n_items`` of each (task, variant) it holds, in file order, as
+    for a generated task. Ids are namespaced by task: two files may both number items from 0.
+
+    Raises:
+        UnknownTaskError: ``tasks`` is empty or not a list of names, a name is unknown, or a file
+            has no items of the variants asked for.
     """
+    if isinstance(tasks, str) or not tasks or not all(isinstance(name, str) and name for name in tasks):
+        raise UnknownTaskError(
+            f"tasks must be a non-empty list of task names or item files, got {tasks!r:.80}; "
+            "e.g. tasks=['organism_negation'] (`probes tasks` lists them)."
+        )
     items: list[Item] = []
+    sources: list[str] = []
     for name in tasks:
         if name.endswith((".jsonl", ".csv")) or Path(name).is_file():
-            loaded = read_item_file(name)
+            loaded = read_items(name)
             chosen = [i for i in loaded if variants is None or i.variant in variants]
             if not chosen:
                 raise UnknownTaskError(f"item file {name} has no items of variants {list(variants or [])}.")
-            items.extend(chosen[:n_items] if n_items else chosen)
+            if n_items:
+                counts: dict[tuple[str, str], int] = {}
+                kept = []
+                for item in chosen:
+                    key = (item.task, item.variant)
+                    counts[key] = counts.get(key, 0) + 1
+                    if counts[key] <= n_items:
+                        kept.append(item)
+                chosen = kept
+            items.extend(chosen)
+            sources.extend([name] * len(chosen))
             continue
         task = get_task(name)
         for variant in variants or task.variants:
-            items.extend(task.items(variant, n_items, seed))
-    check_unique_ids(items)
+            built = task.items(variant, n_items, seed)
+            items.extend(built)
+            sources.extend([f"task {name}"] * len(built))
+    check_unique_ids(items, sources)
     return items
 
 
 def read_item_file(path: str | Path) -> list[Item]:
-    """Items from a file in our item schema or in the Inverse Scaling Prize's format."""
-    path = Path(path)
-    if path.is_file():
-        with path.open(encoding="utf-8", errors="replace") as handle:
-            head = handle.readline()
-        if "answer_index" in head and "classes" in head:
-            return read_prize_file(path)
+    """Items from a file in our item schema or in the Inverse Scaling Prize's format (:func:`read_items`)."""
     return read_items(path)
 
 

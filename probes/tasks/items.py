@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +16,37 @@ from probes.errors import InvalidItemError, ItemFileError
 
 #: Columns every item file must have; the others are optional.
 REQUIRED_COLUMNS = ("id", "task", "prompt", "true_answer", "distractor_answer")
+
+#: Task and variant names name a shard's folder and file: letters, digits, ``.``, ``_``, ``-`` and
+#: ``+``, starting with a letter or digit (so never ``.``, ``..``, a hidden name or a path).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
+def check_name(name: object, field_name: str) -> str:
+    """``name`` if it is a path-safe task or variant name (:data:`SAFE_NAME`).
+
+    Raises:
+        InvalidItemError: The name is no string, is empty, or could escape or share a folder of
+            the store (``.``, ``..``, ``a/b``, ``a b``).
+    """
+    if not isinstance(name, str) or not SAFE_NAME.fullmatch(name) or len(name) > 200:
+        raise InvalidItemError(
+            f"{field_name} name {name!r} is not path-safe (it names a folder of the result store); use "
+            "letters, digits, '.', '_', '-' or '+', starting with a letter or digit."
+        )
+    return name
+
+
+def _check_text(value: object, field_name: str, where: str) -> None:
+    """Refuse a prompt or answer that is not a non-empty string (NaN, a number, a bool, a list)."""
+    if not isinstance(value, str):
+        shown = "NaN" if isinstance(value, float) and math.isnan(value) else repr(value)
+        raise InvalidItemError(
+            f"{where}: {field_name} is {type(value).__name__} {shown:.60}, not text; give it as a "
+            "string (quote it in JSON)."
+        )
+    if not value:
+        raise InvalidItemError(f"{where}: {field_name} is empty; give it the text it stands for.")
 
 
 @dataclass(frozen=True)
@@ -36,15 +69,24 @@ class Item:
     meta: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     def __post_init__(self) -> None:
+        where = f"item {self.id!r} of task {self.task!r}"
+        if not isinstance(self.id, str) or not self.id:
+            raise InvalidItemError(f"{where}: its id must be a non-empty string.")
+        check_name(self.task, "task")
+        check_name(self.variant, "variant")
+        if not self.prompt:
+            raise InvalidItemError(f"{where} has an empty prompt; give it the text the model reads.")
+        _check_text(self.prompt, "prompt", where)
+        for name in ("true_answer", "distractor_answer"):
+            _check_text(getattr(self, name), name, where)
+        if isinstance(self.options, (str, bytes)):
+            raise InvalidItemError(f"{where}: options must be a list of answers, not one string.")
         if not self.options:
             object.__setattr__(self, "options", (self.true_answer, self.distractor_answer))
         else:
             object.__setattr__(self, "options", tuple(self.options))
-        where = f"item {self.id!r} of task {self.task!r}"
-        if not self.prompt:
-            raise InvalidItemError(f"{where} has an empty prompt; give it the text the model reads.")
-        if not self.true_answer or not self.distractor_answer:
-            raise InvalidItemError(f"{where} has an empty answer; both answers must be non-empty.")
+        for number, option in enumerate(self.options):
+            _check_text(option, f"option {number}", where)
         if self.true_answer == self.distractor_answer:
             raise InvalidItemError(
                 f"{where}: true and distractor answers are both {self.true_answer!r}; "
@@ -94,15 +136,28 @@ class Item:
         meta.update({k: v for k, v in row.items() if k not in known})
         options = _json_field(row.get("options") or [], "options", list, "a list of answers")
         return cls(
-            id=str(row["id"]),
-            task=str(row["task"]),
-            prompt=str(row["prompt"]),
-            true_answer=str(row["true_answer"]),
-            distractor_answer=str(row["distractor_answer"]),
-            options=tuple(str(option) for option in options),
-            variant=str(row.get("variant") or "prize"),
+            id=item_id(row["id"]),
+            task=row["task"],
+            prompt=row["prompt"],
+            true_answer=row["true_answer"],
+            distractor_answer=row["distractor_answer"],
+            options=tuple(options),
+            variant=row.get("variant") or "prize",
             meta=meta,
         )
+
+
+def item_id(value: object) -> str:
+    """An item id as text: a string, or a whole number (JSON files often number their items).
+
+    Raises:
+        ItemFileError: The id is a bool, a fraction, NaN, a list ...
+    """
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ItemFileError(f'"id" is {type(value).__name__} {value!r:.60}; give a string or a whole number')
 
 
 def _json_field(value: Any, name: str, kind: type, described: str) -> Any:
@@ -136,31 +191,32 @@ def write_items(items: Iterable[Item], path: str | Path) -> Path:
     return path
 
 
-def read_items(path: str | Path) -> list[Item]:
-    """Read items from a JSONL or CSV file in the item schema.
+def read_rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, row)`` of every row of a JSONL or CSV file (blank JSONL lines skipped).
+
+    A byte-order mark is ignored. Every JSONL line must be a JSON object.
 
     Raises:
-        ItemFileError: The file is missing or of another type, or a line is not an item; the
-            message names the file and the line (JSONL: its line number; CSV: counting the header).
+        ItemFileError: The file is missing, not ``.jsonl``/``.csv``, not UTF-8, malformed, or a
+            JSONL line is no object; the message names the file and line.
     """
-    path = Path(path)
     if not path.is_file():
         raise ItemFileError(f"item file {path} does not exist; check the path.")
     if path.suffix not in (".jsonl", ".csv"):
         raise ItemFileError(f"item file {path} is neither .jsonl nor .csv; rename or convert it.")
     try:
-        text = path.read_text("utf-8")
+        text = path.read_text("utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise ItemFileError(f"item file {path} cannot be read as UTF-8 text ({err}).") from err
-    items = []
+    rows = []
     for number, row in _rows(path, text):
-        try:
-            items.append(Item.from_dict(row))
-        except (ItemFileError, InvalidItemError) as err:
-            raise type(err)(f"{path} line {number}: {str(err).rstrip('.')}; fix that line.") from None
-    if not items:
-        raise ItemFileError(f"item file {path} holds no items.")
-    return items
+        if not isinstance(row, dict):
+            raise ItemFileError(
+                f"{path} line {number}: expected an object with {list(REQUIRED_COLUMNS)} (or the prize "
+                f"format's prompt, classes, answer_index), got {type(row).__name__} {row!r:.60}; fix it."
+            )
+        rows.append((number, row))
+    return rows
 
 
 def _rows(path: Path, text: str) -> Iterable[tuple[int, Any]]:
@@ -179,16 +235,31 @@ def _rows(path: Path, text: str) -> Iterable[tuple[int, Any]]:
     try:
         reader = csv.DictReader(io.StringIO(text, newline=""))
         for row in reader:
+            if None in row:
+                raise ItemFileError(
+                    f"{path} line {reader.line_num}: more fields than the header has columns; fix that line."
+                )
             yield reader.line_num, row
     except csv.Error as err:
         raise ItemFileError(f"{path}: malformed CSV ({err}); fix that line.") from None
 
 
-def check_unique_ids(items: Sequence[Item]) -> None:
-    """Raise when two items share an (id, variant): results are keyed by that pair."""
-    seen: set[tuple[str, str]] = set()
-    for item in items:
-        key = (item.id, item.variant)
+def check_unique_ids(items: Sequence[Item], sources: Sequence[str] | None = None) -> None:
+    """Raise when two items share a (task, id, variant): results are keyed by those three.
+
+    Ids are namespaced by task, so two files (or tasks) may both number their items from 0.
+    ``sources`` (one per item) names where each item came from, for the message.
+    """
+    seen: dict[tuple[str, str, str], int] = {}
+    for index, item in enumerate(items):
+        key = (item.task, item.id, item.variant)
         if key in seen:
-            raise InvalidItemError(f"two items share id {item.id!r} and variant {item.variant!r}.")
-        seen.add(key)
+            where = ""
+            if sources is not None:
+                where = f" ({sources[seen[key]]} and {sources[index]})"
+            raise InvalidItemError(
+                f"two items of task {item.task!r} share id {item.id!r} and variant {item.variant!r}{where}; "
+                "give them distinct ids, or give one file another task name (its task column, or its "
+                "file name for a prize file)."
+            )
+        seen[key] = index

@@ -16,14 +16,12 @@ import json
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from probes.errors import ItemFileError
-from probes.tasks.items import Item
+from probes.errors import InvalidItemError, ItemFileError
+from probes.tasks import items as items_module
+from probes.tasks.items import Item, read_rows
 from probes.tasks.variants import needs_rationale
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 PRIZE_COLUMNS = ("prompt", "classes", "answer_index")
 
@@ -32,28 +30,24 @@ def _classes(value: Any, where: str) -> list[str]:
     if isinstance(value, str):
         try:
             value = ast.literal_eval(value)
-        except (ValueError, SyntaxError) as err:
-            raise ItemFileError(f"{where}: classes {value!r} is not a list literal.") from err
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            raise ItemFileError(f"{where}: classes {value!r:.80} is not a list literal.") from None
     if not isinstance(value, (list, tuple)) or not all(isinstance(c, str) for c in value):
-        raise ItemFileError(f"{where}: classes must be a list of strings, got {value!r}.")
+        raise ItemFileError(f"{where}: classes must be a list of strings, got {value!r:.80}.")
     return list(value)
 
 
-def _read_table(path: Path) -> pd.DataFrame:
-    import pandas as pd  # here, not at the top: `probes tasks` lists generated items without it
-
-    if not path.is_file():
-        raise ItemFileError(f"prize file {path} does not exist; check the path.")
-    try:
-        if path.suffix == ".jsonl":
-            return pd.DataFrame(
-                [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
-            )
-        if path.suffix == ".csv":
-            return pd.read_csv(path, keep_default_na=False)
-    except (json.JSONDecodeError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise ItemFileError(f"prize file {path} is malformed ({err}).") from err
-    raise ItemFileError(f"prize file {path} is neither .csv nor .jsonl.")
+def _index(value: Any, name: str, where: str) -> int:
+    """A class index: a whole number (JSON ``1`` or ``1.0``, CSV text ``"1"``), never a bool or fraction."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lstrip("-").isdigit():
+            return int(text)
+    elif isinstance(value, float) and value.is_integer():
+        return int(value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ItemFileError(f"{where}: {name} {value!r:.60} is not a whole-number index into classes.")
 
 
 def read_prize_file(
@@ -66,62 +60,103 @@ def read_prize_file(
 
     Args:
         path: A ``.csv`` or ``.jsonl`` file with ``prompt``, ``classes``, ``answer_index``.
-        task: Task name of the items (default: the file's stem).
-        variant: Prompt variant the file's prompts are in.
+        task: Task name of the items when the file has no ``task`` column (default: the file's stem).
+        variant: Prompt variant of the file's prompts when it has no ``variant`` column.
         distractor_index: For files of more than two classes without a
             ``distractor_index`` column: the distractor class of a row.
     """
     path = Path(path)
-    table = _read_table(path)
-    missing = [c for c in PRIZE_COLUMNS if c not in table.columns]
+    rows = read_rows(path)
+    if not rows:
+        raise ItemFileError(f"prize file {path} holds no rows.")
+    return prize_items(path, rows, task, variant, distractor_index)
+
+
+def prize_items(
+    path: Path,
+    rows: Sequence[tuple[int, dict[str, Any]]],
+    task: str | None = None,
+    variant: str = "prize",
+    distractor_index: Callable[[dict[str, Any]], int] | None = None,
+) -> list[Item]:
+    """Items from the rows (with their line numbers) of a prize-format file (see :func:`read_prize_file`).
+
+    Without an ``id`` column an item's id is its row number (from 0); ids are namespaced by task,
+    so two prize files of different names give two tasks whose ids may coincide.
+    """
+    missing = [c for c in PRIZE_COLUMNS if c not in rows[0][1]]
     if missing:
         raise ItemFileError(
             f"prize file {path} lacks column(s) {missing}; the prize format needs {list(PRIZE_COLUMNS)}."
         )
-    if table.empty:
-        raise ItemFileError(f"prize file {path} holds no rows.")
-    id_column = next((c for c in ("id", "Unnamed: 0") if c in table.columns), None)
+    id_column = next((c for c in ("id", "Unnamed: 0", "") if c in rows[0][1]), None)
     items = []
-    for number, row in enumerate(table.to_dict("records")):
-        item_id = str(row[id_column]) if id_column else str(number)
-        where = f"{path} row {item_id}"
-        classes = _classes(row["classes"], where)
-        if len(classes) < 2:
-            raise ItemFileError(f"{where} has {len(classes)} class(es); an item needs at least two.")
+    for number, (line, row) in enumerate(rows):
+        where = f"{path} line {line}"
         try:
-            answer = int(row["answer_index"])
-        except (TypeError, ValueError) as err:
-            raise ItemFileError(f"{where}: answer_index {row['answer_index']!r} is not an integer.") from err
-        if not 0 <= answer < len(classes):
-            raise ItemFileError(f"{where}: answer_index {answer} is out of range for {len(classes)} classes.")
-        if len(classes) == 2:
-            distractor = 1 - answer
-        elif "distractor_index" in row and str(row["distractor_index"]) != "":
-            distractor = int(row["distractor_index"])
-        elif distractor_index is not None:
-            distractor = distractor_index(row)
-        else:
-            raise ItemFileError(
-                f"{where} has {len(classes)} classes and no distractor rule; add a distractor_index "
-                "column or pass distractor_index= to read_prize_file."
-            )
-        if not 0 <= distractor < len(classes) or distractor == answer:
-            raise ItemFileError(f"{where}: distractor index {distractor} is not another class.")
-        ours = (*PRIZE_COLUMNS, id_column, "distractor_index", "task", "variant")
-        meta = {k: v for k, v in row.items() if k not in ours}
-        items.append(
-            Item(
-                id=item_id,
-                task=str(row.get("task") or task or path.stem),
-                prompt=str(row["prompt"]),
-                true_answer=classes[answer],
-                distractor_answer=classes[distractor],
-                options=tuple(classes),
-                variant=str(row.get("variant") or variant),
-                meta=meta,
-            )
-        )
+            items.append(_prize_item(row, number, id_column, where, path, task, variant, distractor_index))
+        except InvalidItemError as err:
+            raise InvalidItemError(f"{where}: {str(err).rstrip('.')}; fix that line.") from None
     return items
+
+
+def _prize_item(
+    row: dict[str, Any],
+    number: int,
+    id_column: str | None,
+    where: str,
+    path: Path,
+    task: str | None,
+    variant: str,
+    distractor_index: Callable[[dict[str, Any]], int] | None,
+) -> Item:
+    """One prize row as an item (``where`` names its file and line in messages)."""
+    missing = [c for c in PRIZE_COLUMNS if c not in row]
+    if missing:
+        raise ItemFileError(f"{where} lacks {missing}; every row needs {list(PRIZE_COLUMNS)}.")
+    item_id = str(number)
+    if id_column and row.get(id_column) not in (None, ""):
+        try:
+            item_id = items_module.item_id(row[id_column])
+        except ItemFileError as err:
+            raise ItemFileError(f"{where}: {err}.") from None
+    classes = _classes(row["classes"], where)
+    if len(classes) < 2:
+        raise ItemFileError(f"{where} has {len(classes)} class(es); an item needs at least two.")
+    answer = _index(row["answer_index"], "answer_index", where)
+    if not 0 <= answer < len(classes):
+        raise ItemFileError(f"{where}: answer_index {answer} is out of range for {len(classes)} classes.")
+    if len(classes) == 2:
+        distractor = 1 - answer
+    elif row.get("distractor_index") not in (None, ""):
+        distractor = _index(row["distractor_index"], "distractor_index", where)
+    elif distractor_index is not None:
+        distractor = distractor_index(row)
+    else:
+        raise ItemFileError(
+            f"{where} has {len(classes)} classes and no distractor rule; add a distractor_index "
+            "column or pass distractor_index= to read_prize_file."
+        )
+    if not 0 <= distractor < len(classes) or distractor == answer:
+        raise ItemFileError(f"{where}: distractor index {distractor} is not another class.")
+    ours = (*PRIZE_COLUMNS, id_column, "distractor_index", "task", "variant")
+    meta = {k: v for k, v in row.items() if k not in ours}
+    name = row.get("task") or task or path.stem
+    if row.get("task") in (None, "") and not items_module.SAFE_NAME.fullmatch(str(name)):
+        raise ItemFileError(
+            f"{where}: the task is named after the file, and {name!r} is not a path-safe task name "
+            "(letters, digits, '.', '_', '-', '+'); rename the file or add a task column."
+        )
+    return Item(
+        id=item_id,
+        task=name,
+        prompt=row["prompt"],
+        true_answer=classes[answer],
+        distractor_answer=classes[distractor],
+        options=tuple(classes),
+        variant=row.get("variant") or variant,
+        meta=meta,
+    )
 
 
 def read_prize_dataset(name: str, split: str = "train", **kwargs: Any) -> list[Item]:

@@ -26,9 +26,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
+import probes.cli.main
 import probes.jobs.units
+import probes.store.store
 from probes.cli.main import main
-from probes.errors import StoreError
+from probes.errors import CustomCodeError, StoreError
 from probes.jobs.sweep import SweepOptions, run_sweep
 from probes.store import claims
 from probes.store.checksums import Damaged, verify_bytes
@@ -472,3 +474,254 @@ def test_kills_at_random_moments_leave_a_store_that_resumes_to_the_right_numbers
     assert main(_argv(model_folders, item_file, store)) == 0
     _assert_correct(store, reference)
     assert not [p for p in store.rglob(".*") if p.suffix in (".tmp", ".lock")]
+
+
+# --- issue 30: nothing removed that is not ours, nothing trusted that is misplaced ------------
+
+
+def test_files_the_toolkit_did_not_make_survive_a_run(model_folders, item_file, reference, tmp_path):
+    """Old hidden locks and temporary-looking files of other programs are never removed."""
+    store = _copy(reference, tmp_path)
+    dead = _dead_pid()
+    host = socket.gethostname()
+    foreign = [
+        store / "notes" / ".editor.lock",  # a user's editor, 2 hours old
+        store / "notes" / f".x~{host}~{dead}~{'0' * 32}.tmp",  # our naming, but not where we write
+        store / "shards" / ".editor.lock",  # where we write, but not our naming
+        store / "shards" / "logit" / ".notes.parquet.lock",  # our naming, but not a lock's record
+        store / ".swap.tmp",
+    ]
+    for path in foreign:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+        old = time.time() - 7200
+        os.utime(path, (old, old))
+    assert main(_argv(model_folders, item_file, store)) == 0
+    assert all(path.read_text() == "x" for path in foreign)
+    assert [f.status for f in verify_store(store)].count("leftover") == 0  # none of them is ours
+
+
+def _copy_shard(source: Path, target: Path) -> None:
+    target.write_bytes(source.read_bytes())
+
+
+def test_a_shard_copied_over_another_is_damaged_for_verify_show_and_run(
+    model_folders, item_file, reference, tmp_path, capsys
+):
+    store = _copy(reference, tmp_path)
+    first, second = Store(store).shard_paths()
+    _copy_shard(first, second)  # the gpt2's numbers at the llama's path
+    assert main(["verify", str(store)]) == 2
+    out, err = capsys.readouterr()
+    assert f"damaged: {second}: its manifest is of model {model_folders[0].name}" in out
+    assert "1 of 2 shard(s)" in _one_error(err)
+    assert main(["show", str(store)]) == 2
+    assert f"{second} is damaged (its manifest is of model" in _one_error(capsys.readouterr().err)
+    assert main(_argv(model_folders, item_file, store)) == 0
+    assert f"probes: warning: {second} is damaged" in capsys.readouterr().err
+    _assert_correct(store, reference)
+
+
+def test_a_shard_without_its_checksum_is_damaged_and_recomputed(
+    model_folders, item_file, reference, tmp_path, capsys
+):
+    from probes.store.checksums import CHECKSUM_KEY
+    from probes.store.store import METADATA_KEY
+
+    store = _copy(reference, tmp_path)
+    shard = Store(store).shard_paths()[0]
+    table = pq.read_table(shard)
+    metadata = dict(table.schema.metadata)
+    record = json.loads(metadata[METADATA_KEY])
+    del record["checksum"], metadata[CHECKSUM_KEY]
+    metadata[METADATA_KEY] = json.dumps(record).encode()
+    pq.write_table(table.replace_schema_metadata(metadata), shard)
+    assert main(["verify", str(store)]) == 2
+    assert f"damaged: {shard}: it carries no checksum" in capsys.readouterr().out
+    assert main(_argv(model_folders, item_file, store)) == 0
+    assert f"probes: warning: {shard} is damaged (it carries no checksum" in capsys.readouterr().err
+    _assert_correct(store, reference)
+
+
+@pytest.mark.parametrize("text", ["{not json", "[1, 2]", '{"format": 99}', '{"format": "2"}'])
+def test_a_malformed_store_json_is_one_error_line(
+    text, model_folders, item_file, reference, tmp_path, capsys
+):
+    store = _copy(reference, tmp_path)
+    (store / "store.json").write_text(text)
+    before = _snapshot(store)
+    for argv in (["verify", str(store)], _argv(model_folders, item_file, store), ["show", str(store)]):
+        assert main(argv) == 2
+        assert f"{store / 'store.json'}" in _one_error(capsys.readouterr().err)
+    assert _snapshot(store) == before
+
+
+def test_verify_of_a_missing_path_exits_2(tmp_path, capsys):
+    assert main(["verify", str(tmp_path / "nowhere")]) == 2
+    assert "is not a folder" in _one_error(capsys.readouterr().err)
+
+
+def test_verify_of_a_store_stopped_before_its_first_shard_says_so(model_folders, tmp_path, capsys):
+    store = tmp_path / "store"
+    lock = _lock_for(Store(store).shard_path(model_folders[0].name, "toy", "prize"), _dead_pid())
+    assert main(["verify", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert f"leftover: {lock}: left by pid" in out and "(dead)" in out
+    assert "no finished shard yet (the files above are a stopped or running run's" in out
+
+
+def test_a_full_disk_while_writing_a_shard_is_one_error_line(
+    model_folders, item_file, reference, tmp_path, capsys, monkeypatch
+):
+    import errno
+
+    store = tmp_path / "store"
+    real = probes.store.store.write_atomically
+    written: list[Path] = []
+
+    def full_after_one(path, write):
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        written.append(real(path, write))
+        return written[-1]
+
+    monkeypatch.setattr(probes.store.store, "write_atomically", full_after_one)
+    assert main(_argv(model_folders, item_file, store)) == 2
+    line = _one_error(capsys.readouterr().err)
+    assert "No space left on device); free some disk space, then re-run the same command" in line
+    assert Store(store).shard_paths() == written  # the first shard is kept, nothing torn
+    monkeypatch.undo()
+    assert main(_argv(model_folders, item_file, store)) == 0
+    _assert_correct(store, reference)
+
+
+def test_a_folder_where_a_shard_belongs_is_one_error_line(
+    model_folders, item_file, reference, tmp_path, capsys
+):
+    store = _copy(reference, tmp_path)
+    shard = Store(store).shard_paths()[0]
+    shard.unlink()
+    shard.mkdir()
+    (shard / "mine.txt").write_text("x")
+    assert main(_argv(model_folders, item_file, store)) == 2
+    assert f"{shard} is a folder where a shard belongs" in _one_error(capsys.readouterr().err)
+    assert (shard / "mine.txt").read_text() == "x"
+
+
+def test_out_a_symlink_loop_is_one_error_line(model_folders, item_file, tmp_path, capsys, no_model_loads):
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    for out in (tmp_path / "a", tmp_path / "a" / "store"):
+        assert main(_argv(model_folders, item_file, out)) == 2
+        assert f"{tmp_path / 'a'} is a symbolic link that loops" in _one_error(capsys.readouterr().err)
+
+
+def test_an_unknown_rung_fails_before_any_model_or_claim(item_file, tmp_path, capsys, no_model_loads):
+    out = tmp_path / "store"
+    argv = ["run", "--models", "organism:1x4", "organism:9x9", "--tasks", str(item_file), "--out", str(out)]
+    assert main(argv) == 2
+    assert "organism rung 'organism-9x9' is unknown" in _one_error(capsys.readouterr().err)
+    assert not out.exists()
+
+
+def test_ctrl_c_while_the_cli_imports_exits_130(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(probes.cli.main, "build_parser", interrupted)
+    assert main(["run", "--out", str(tmp_path / "s")]) == 130
+    assert "probes: interrupted" in capsys.readouterr().err
+
+
+def test_sigint_during_a_real_start_exits_130_without_a_traceback(item_file, tmp_path):
+    argv = [sys.executable, "-m", "probes.cli.main", "run", "--models", "organism:1x4"]
+    argv += ["--tasks", str(item_file), "--out", str(tmp_path / "s"), "--no-progress"]
+    process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)  # importing torch and the model libraries takes longer than this
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+
+
+# --- issue 30: model folders never run code, sizes are checked before allocation ---------------
+
+
+@pytest.mark.parametrize("file_name", ["config.json", "tokenizer_config.json"])
+def test_a_folder_that_asks_for_custom_code_is_refused_by_name(file_name, model_folders, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(model_folders[0], folder)
+    (folder / "evil.py").write_text("raise SystemExit('the folder ran its code')\n")
+    config = json.loads((folder / file_name).read_text())
+    config["auto_map"] = {"AutoModelForCausalLM": "evil.Evil", "AutoConfig": "evil.EvilConfig"}
+    (folder / file_name).write_text(json.dumps(config))
+    from probes.model.loading import load_model
+
+    with pytest.raises(CustomCodeError, match=f"{folder / file_name} asks for the model's own"):
+        load_model(str(folder))  # `yes | probes run` would have answered transformers' question
+
+
+def test_every_transformers_loader_is_told_trust_remote_code_false(model_folders, monkeypatch):
+    import probes.model.loading as loading
+
+    seen: list[dict] = []
+    for name in ("AutoTokenizer", "AutoModelForCausalLM"):
+        real = getattr(loading, name)
+
+        class Spy:
+            @staticmethod
+            def from_pretrained(*args, _real=real, **kwargs):
+                seen.append(kwargs)
+                return _real.from_pretrained(*args, **kwargs)
+
+        monkeypatch.setattr(loading, name, Spy)
+    loading.load_model(str(model_folders[0]))
+    assert len(seen) == 2 and all(kwargs.get("trust_remote_code") is False for kwargs in seen)
+
+
+def test_a_config_asking_for_more_memory_than_there_is_is_refused_before_allocation(
+    model_folders, item_file, tmp_path, capsys
+):
+    folder = tmp_path / "model"
+    shutil.copytree(model_folders[0], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "vocab_size": 2_000_000_000}))
+    assert main(_argv([folder], item_file, tmp_path / "s")) == 2
+    line = _one_error(capsys.readouterr().err)
+    assert f"the model needs about 238.4 GiB (from {folder / 'config.json'})" in line
+    assert "--no-memory-check" in line
+    assert not Store(tmp_path / "s").shard_paths()
+
+
+def test_no_memory_check_overrides_a_misreported_free_memory(
+    model_folders, item_file, tmp_path, capsys, monkeypatch
+):
+    from probes.model import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
+    assert main(_argv(model_folders[:1], item_file, tmp_path / "s")) == 2
+    assert "but cpu has 0.0 GiB free" in _one_error(capsys.readouterr().err)
+    assert main(_argv(model_folders[:1], item_file, tmp_path / "s", "--no-memory-check")) == 0
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("unpickled!",))
+
+
+def test_a_pickled_tuned_lens_is_refused_with_our_error(model_folders, item_file, tmp_path, capsys):
+    import pickle
+
+    lens = tmp_path / "lenses" / model_folders[0].name
+    lens.mkdir(parents=True)
+    (lens / "config.json").write_text(json.dumps({"d_model": 32, "num_hidden_layers": 2}))
+    with (lens / "params.pt").open("wb") as handle:
+        pickle.dump({"0.weight": _Payload()}, handle)
+    argv = _argv(
+        model_folders[:1], item_file, tmp_path / "s", "--lens", "tuned", "--lens-dir", str(lens.parent)
+    )
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    line = _one_error(err)
+    assert f"{lens / 'params.pt'} is not a plain file of tensors" in line
+    assert "weights_only" not in err and "unpickled!" not in out

@@ -92,9 +92,11 @@ def test_layer_selection():
 
 
 def test_items_that_cannot_be_scored(tiny_model):
-    with pytest.raises(InvalidItemError, match="tokenize identically"):
-        # the word-level tokenizer maps both unknown words to [UNK]
+    with pytest.raises(InvalidItemError, match=r"words outside this model's vocabulary \(\['apple'\]\)"):
+        # the word-level tokenizer would read both unknown words as [UNK]
         read_options(tiny_model, [Item("x", "t", "w1", " apple", " pear")])
+    with pytest.raises(InvalidItemError, match="' w2' and ' w2 ' tokenize identically"):
+        read_options(tiny_model, [Item("x", "t", "w1", " w2", " w3", options=(" w2", " w3", " w2 "))])
     with pytest.raises(InvalidItemError, match="longer than the model's context"):
         read_options(tiny_model, [Item("x", "t", " ".join(["w1"] * 80), " w2", " w3")])
     with pytest.raises(InvalidItemError, match="empty prompt"):

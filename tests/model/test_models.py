@@ -14,7 +14,9 @@ def test_parse_spec():
     assert parse_spec("EleutherAI/pythia-160m@step3000").revision == "step3000"
     assert parse_spec("EleutherAI/pythia-160m@step3000").label == "EleutherAI/pythia-160m@step3000"
     assert parse_spec("gpt2").source == "hub"
-    assert parse_spec("organism:small").source == "organism"
+    assert parse_spec("organism:1x4").source == "organism"
+    with pytest.raises(UnknownModelError, match="organism rung 'organism-small' is unknown"):
+        parse_spec("organism:small")  # when parsed: before any claim is taken or model computed
     for missing in ("./no/such/folder", "/no/such/model.gguf", "weights.safetensors"):
         with pytest.raises(UnknownModelError, match="check the path"):
             parse_spec(missing)

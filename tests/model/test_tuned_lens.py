@@ -184,8 +184,47 @@ def test_tuned_lens_library_format_never_unpickles_objects(neox, tmp_path):
     folder = save_tuned_lens_format(_random_lens(neox), tmp_path / "tl", neox)
     with (folder / "params.pt").open("wb") as handle:
         pickle.dump({"0.weight": _Payload()}, handle)
-    with pytest.raises(LensFileError, match="weights_only"):
+    with pytest.raises(LensFileError, match="holds pickled objects") as caught:
         load_tuned_lens_format(folder, neox)
+    assert "weights_only" not in str(caught.value)  # no hint at a way around the refusal
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"d_model": 60000}, "describes 3 translators of width 60000"),
+        ({"n_layers": 10**6}, "describes 1000000 translators"),
+        ({"d_model": 32.5}, "d_model 32.5 is not a positive whole number"),
+        ({"n_layers": True}, "n_layers True is not a positive whole number"),
+    ],
+)
+def test_lens_json_sizes_are_checked_before_anything_is_allocated(
+    change, message, trained, tmp_path, monkeypatch
+):
+    """A lens.json asking for 14 GB of translators is refused from the weights file's header."""
+    import probes.lenses.tuned.artifacts as artifacts
+
+    folder = save_lens(trained, tmp_path / "lens")
+    info = json.loads((folder / "lens.json").read_text())
+    (folder / "lens.json").write_text(json.dumps({**info, **change}))
+
+    def no_allocation(*args, **kwargs):
+        raise AssertionError("translators were allocated before the sizes were checked")
+
+    monkeypatch.setattr(artifacts, "Translators", no_allocation)
+    with pytest.raises(LensFileError, match=message):
+        load_lens(folder)
+
+
+def test_a_lens_larger_than_the_free_memory_is_refused(trained, tmp_path, monkeypatch):
+    from probes.model import memory
+
+    folder = save_lens(trained, tmp_path / "lens")
+    monkeypatch.setattr(memory, "available_bytes", lambda device: 1000)
+    with pytest.raises(
+        memory.MemoryCheckError, match=r"lens.json\), but cpu has 0.0 GiB free; check that file's sizes"
+    ):
+        load_lens(folder)
 
 
 def test_text_windows_hold_out_and_need_enough_text(neox):

@@ -10,6 +10,7 @@ refuses a model with another fingerprint.
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 from pathlib import Path
@@ -99,15 +100,57 @@ def load_lens(folder: str | Path, model: HookedModel | None = None) -> TunedLens
     weights = folder / WEIGHTS_FILE
     if not weights.is_file():
         raise LensFileError(f"{weights} is missing; the lens folder is incomplete: train or copy it again.")
+    n_layers, d_model, bias = _shape(info, folder)
     state = load_file(str(weights))
     if weights_sha256(state) != info["weights_sha256"]:
         raise LensFileError(
             f"{weights} does not match the weights_sha256 in {INFO_FILE}: the file was changed or "
             "corrupted; train or copy the lens again."
         )
-    translators = Translators(int(info["n_layers"]), int(info["d_model"]), bias=bool(info.get("bias", True)))
+    translators = Translators(n_layers, d_model, bias=bias)
     translators.load_state(state)
     lens = TunedLens(translators=translators, info={**info, "path": str(folder)})
     if model is not None:
         lens.check(model)
     return lens
+
+
+def _shape(info: dict[str, Any], folder: Path) -> tuple[int, int, bool]:
+    """The lens's ``(n_layers, d_model, bias)`` from ``lens.json``, checked before anything is allocated.
+
+    The translators take ``n_layers * d_model * (d_model + bias)`` floats: the sizes must be whole
+    numbers, agree with the weights file's own tensor shapes (read from its header, not its data)
+    and fit the free memory; :meth:`TunedLens.check` then compares them with the model's.
+
+    Raises:
+        LensFileError: The sizes are not whole numbers or disagree with the weights file.
+        MemoryCheckError: The lens does not fit the free memory (a ``lens.json`` can ask for any size).
+    """
+    from safetensors import SafetensorError, safe_open
+
+    from probes.model.memory import check_fits
+
+    path = folder / INFO_FILE
+    n_layers, d_model, bias = info.get("n_layers"), info.get("d_model"), info.get("bias", True)
+    for name, value in (("n_layers", n_layers), ("d_model", d_model)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LensFileError(
+                f"{path}: {name} {value!r} is not a positive whole number; train the lens again."
+            )
+    bias = bool(bias)
+    weights = folder / WEIGHTS_FILE
+    try:
+        with safe_open(str(weights), "pt") as handle:
+            stored = sum(math.prod(handle.get_slice(key).get_shape()) for key in handle.keys())  # noqa: SIM118 - a safe_open handle
+    except (SafetensorError, OSError) as err:
+        raise LensFileError(
+            f"{weights} is damaged or truncated ({err}); train or copy the lens again."
+        ) from None
+    needed = n_layers * d_model * (d_model + int(bias))
+    if stored != needed:
+        raise LensFileError(
+            f"{path} describes {n_layers} translators of width {d_model} ({needed} numbers), but {weights} "
+            f"holds {stored}; the two files do not belong together: train or copy the lens again."
+        )
+    check_fits(2 * 4 * needed, "cpu", "the tuned lens", path, override=False)  # file tensors, translators
+    return n_layers, d_model, bias

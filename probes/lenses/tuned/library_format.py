@@ -44,6 +44,29 @@ def unembed_hash(model: HookedModel) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def load_params(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a ``params.pt``, read with ``torch.load(weights_only=True)``.
+
+    A file that holds anything but tensors in plain containers (a pickled object, whose loading
+    could run code) is refused with our own message: probes never loads such a file, and the
+    message suggests no way around that.
+
+    Raises:
+        LensFileError: The file is not a plain mapping of names to tensors, or is damaged.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError):
+        raise LensFileError(
+            f"{path} is not a plain file of tensors (it is damaged, or holds pickled objects, whose "
+            "loading could run code, which probes never does); use the lens published for the model, "
+            "or train one: `probes lens train`."
+        ) from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LensFileError(f"{path} holds {type(state).__name__}, not a mapping of names to tensors.")
+    return state
+
+
 def load_tuned_lens_format(folder: str | Path, model: HookedModel) -> TunedLens:
     """A lens in the ``tuned-lens`` library's format, checked against ``model`` and bound to it.
 
@@ -78,13 +101,7 @@ def load_tuned_lens_format(folder: str | Path, model: HookedModel) -> TunedLens:
             f"{folder} is a tuned lens for {base}, trained with another unembedding than {model.name}'s "
             "(unembed_hash differs); use the lens published for it, or train one: `probes lens train`."
         )
-    try:
-        state = torch.load(params_path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as err:
-        raise LensFileError(
-            f"{params_path} is no plain tensor state_dict (torch.load(weights_only=True) refused: {err}); "
-            "probes never unpickles arbitrary objects."
-        ) from err
+    state = load_params(params_path)
     translators = Translators(n_layers, d_model, bias=bool(config.get("bias", True)))
     try:
         translators.load_state({k: v.float() for k, v in state.items()})

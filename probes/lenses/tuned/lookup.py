@@ -11,12 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from probes.lenses.base import Lens, LensChoice, LensKind, UnknownLensError
 from probes.lenses.tuned.artifacts import INFO_FILE, load_lens, read_info
 from probes.lenses.tuned.lens import weights_sha256
-from probes.lenses.tuned.library_format import CONFIG_FILE, PARAMS_FILE, load_tuned_lens_format
+from probes.lenses.tuned.library_format import CONFIG_FILE, PARAMS_FILE, load_params, load_tuned_lens_format
 from probes.lenses.tuned.shipped import shipped_lens
 from probes.model.hooked import HookedModel
 from probes.store.store import slug
@@ -33,7 +31,7 @@ def choose_tuned_lens(model_label: str, lens_dir: Path | None = None) -> LensCho
         if (folder / INFO_FILE).is_file():
             return LensChoice("tuned", read_info(folder)["weights_sha256"], folder)
         if (folder / CONFIG_FILE).is_file() and (folder / PARAMS_FILE).is_file():
-            state = torch.load(folder / PARAMS_FILE, map_location="cpu", weights_only=True)
+            state = load_params(folder / PARAMS_FILE)  # a pickled file is refused with our own error
             return LensChoice("tuned", weights_sha256(state), folder)
     shipped = shipped_lens(model_label)
     if shipped is not None:
