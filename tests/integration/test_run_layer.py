@@ -113,5 +113,5 @@ def test_a_store_of_another_format_is_refused_with_the_fix(model_folders, item_f
     store, _ = run_sweep(options)
     (store.root / "store.json").write_text(json.dumps({"format": 1}))
     for action in (lambda: Store(store.root).read(), lambda: run_sweep(options)):
-        with pytest.raises(StoreError, match="format-1 store.*new --out folder"):
+        with pytest.raises(StoreError, match="says format 1: .*new --out folder"):
             action()

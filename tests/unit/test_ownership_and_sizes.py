@@ -21,7 +21,7 @@ HEX = "0123456789abcdef" * 2
     ("name", "ours"),
     [
         (f".prize~host-1~123~{HEX}.tmp", True),
-        (f".prize.123.{HEX}.tmp", True),
+        (f".prize.123.{HEX}.tmp", False),  # the naming before this version: no longer ours
         (".swap.tmp", False),
         (f".prize~host~x~{HEX}.tmp", False),
         (f".prize~host~123~{HEX[:31]}.tmp", False),
