@@ -22,6 +22,7 @@ import logging
 import os
 import socket
 import struct
+import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,13 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from probes.errors import DamagedWeightsError, UnknownModelError, UnsafeWeightsError
+from probes.errors import (
+    DamagedWeightsError,
+    ProbesError,
+    UnknownModelError,
+    UnsafeWeightsError,
+    UnsupportedModelError,
+)
 from probes.model.bridge.backend import BridgeBackend
 from probes.model.hooked import HookedModel
 from probes.model.placement import Placement, device_map_of
@@ -40,8 +47,9 @@ __all__ = ["HookedModel", "ModelSpec", "from_hf_model", "load_model", "parse_spe
 #: dtypes accepted on the command line.
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
-#: Ways of running a model: TransformerLens's bridge (the default) or nnsight's tracing.
-BACKENDS = ("bridge", "nnsight")
+#: Ways of running a model: ``auto`` (the default: the bridge where it takes the model, else nnsight,
+#: :func:`_wrap_with_fallback`), TransformerLens's bridge, or nnsight's tracing.
+BACKENDS = ("auto", "bridge", "nnsight")
 
 
 logger = logging.getLogger(__name__)
@@ -60,7 +68,7 @@ def load_model(
     spec: str | ModelSpec,
     device: str = "cpu",
     dtype: str | torch.dtype = "float32",
-    backend: str = "bridge",
+    backend: str = "auto",
     device_map: str | dict[str, Any] | None = None,
     remote: bool | str = False,
 ) -> HookedModel:
@@ -70,7 +78,8 @@ def load_model(
         spec: What to load (see :mod:`probes.model.specs`).
         device: Torch device of the whole model (ignored with a ``device_map``).
         dtype: Model dtype.
-        backend: ``"bridge"`` (TransformerLens) or ``"nnsight"`` (:mod:`probes.model.nnsight.backend`).
+        backend: ``"auto"`` (the bridge, else nnsight where the bridge cannot take the model),
+            ``"bridge"`` (TransformerLens) or ``"nnsight"`` (:mod:`probes.model.nnsight.backend`).
         device_map: Accelerate's placement of the model's modules: ``"auto"`` spreads a model
             too large for one GPU over the GPUs (then CPU, then disk), or an explicit
             ``{module: device}`` map (``"disk"`` offloads to a temporary folder).
@@ -112,7 +121,7 @@ def from_hf_model(
     tokenizer: Any,
     name: str = "in-memory",
     revision: str | None = None,
-    backend: str = "bridge",
+    backend: str = "auto",
 ) -> HookedModel:
     """Wrap an already loaded transformers model and its tokenizer (nothing is downloaded)."""
     if not getattr(tokenizer, "name_or_path", None):
@@ -132,11 +141,64 @@ def _bridge(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_na
     # so a caller's tokenizer (saved or reused later) is never changed behind its back.
     tokenizer = copy.deepcopy(tokenizer)
     loaded = _as_loaded(hf_model)  # before the bridge adds its split copies of fused weights
-    bridge = TransformerBridge.boot_transformers(
-        model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
-    )
-    bridge.eval()
-    return HookedModel(spec=spec, backend=BridgeBackend(bridge), tokenizer=tokenizer, **loaded)
+    name_architecture(hf_model)
+    architecture = type(hf_model).__name__
+    try:
+        bridge = TransformerBridge.boot_transformers(
+            model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
+        )
+        bridge.eval()
+        backend = BridgeBackend(bridge)
+        _try_bridge(backend)
+    except UnsupportedModelError as err:
+        raise UnsupportedModelError(f"{err} Try --backend nnsight.") from None
+    except (ValueError, AttributeError, KeyError, TypeError, NotImplementedError, RuntimeError) as err:
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "Could not determine supported architecture" in first_line:
+            first_line = "TransformerLens has no adapter for it"
+        raise UnsupportedModelError(
+            f"TransformerLens's bridge cannot run {architecture} ({first_line[:200]}); use --backend "
+            "nnsight, or leave --backend out (auto: the bridge where it can, else nnsight)."
+        ) from None
+    return HookedModel(spec=spec, backend=backend, tokenizer=tokenizer, **loaded)
+
+
+def _try_bridge(backend: BridgeBackend) -> None:
+    """One token through the bridge's hooked forward and its readout: a family whose adapter
+    wraps the model but cannot run it (CodeGen's under transformers 5.x) fails here, at load."""
+    ids = torch.zeros(1, 1, dtype=torch.long, device=backend.unembedding_device)
+    with torch.inference_mode():
+        backend.run_with_hooks(ids, torch.ones_like(ids), ())
+        backend.log_probs(torch.zeros(1, backend.d_model, device=ids.device), ids[0], 1)
+
+
+def unbridge(hf_model: PreTrainedModel) -> None:
+    """Put back, for good, every Hugging Face module a bridge replaced by its component (after a
+    bridge that failed half way), so another backend gets the model transformers built."""
+    from probes.model.bridge.plain_modules import plain
+
+    def visit(parent: torch.nn.Module) -> None:
+        for name, child in list(parent._modules.items()):
+            if child is None:
+                continue
+            module = plain(child)
+            parent._modules[name] = module
+            visit(module)
+
+    visit(hf_model)
+
+
+def name_architecture(hf_model: PreTrainedModel) -> None:
+    """Name the model's class in its config's ``architectures`` where the config names none.
+
+    TransformerLens picks its adapter from ``config.architectures``, else from a table of
+    ``model_type``s that lacks many families it has adapters for (Falcon, OLMo, Granite, Cohere
+    ...). A config built in memory or read from a GGUF file names no architecture; the loaded
+    class (``FalconForCausalLM``) is the one the config would name, so the bridge is told that.
+    """
+    config = hf_model.config
+    if not getattr(config, "architectures", None):
+        config.architectures = [type(hf_model).__name__]
 
 
 def _as_loaded(hf_model: PreTrainedModel) -> dict[str, Any]:
@@ -150,6 +212,8 @@ def _wrap(
     spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str, backend: str
 ) -> HookedModel:
     """The loaded model behind the backend asked for."""
+    if backend == "auto":
+        return _wrap_with_fallback(spec, hf_model, tokenizer, model_name)
     if backend == "bridge":
         return _bridge(spec, hf_model, tokenizer, model_name)
     if backend == "nnsight":
@@ -159,6 +223,30 @@ def _wrap(
         wrapped = NNsightBackend(nnsight_model(hf_model, tokenizer))
         return HookedModel(spec=spec, backend=wrapped, tokenizer=tokenizer, **loaded)
     raise UnknownModelError(f"unknown backend {backend!r}; use one of {list(BACKENDS)}.")
+
+
+def _wrap_with_fallback(
+    spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str
+) -> HookedModel:
+    """The ``auto`` backend: the bridge where it takes the model, else the nnsight backend, and one
+    line on stderr that says so (with the bridge's reason); neither: one error naming both reasons."""
+    try:
+        return _bridge(spec, hf_model, tokenizer, model_name)
+    except UnsupportedModelError as err:
+        reason = str(err)
+    unbridge(hf_model)
+    try:
+        model = _wrap(spec, hf_model, tokenizer, model_name, "nnsight")
+    except ProbesError as err:
+        raise UnsupportedModelError(
+            f"neither backend can run {spec.label} ({type(hf_model).__name__}): {reason} And nnsight: {err}"
+        ) from None
+    print(
+        f"probes: {spec.label} ({type(hf_model).__name__}) runs with the nnsight backend: the bridge "
+        f"cannot take it ({reason.split(';')[0].split(' (')[0]}).",
+        file=sys.stderr,
+    )
+    return model
 
 
 def _check_safe_folder(folder: Path) -> None:

@@ -73,7 +73,7 @@ def backend_options(options: Any) -> dict[str, Any]:
     """The :func:`~probes.model.loading.load_model` arguments of a run's ``--backend``, ``--device-map``
     and ``--remote``."""
     return {
-        "backend": getattr(options, "backend", "bridge"),
+        "backend": getattr(options, "backend", "auto"),
         "device_map": getattr(options, "device_map", None),
         "remote": getattr(options, "remote", False),
     }
@@ -81,8 +81,9 @@ def backend_options(options: Any) -> dict[str, Any]:
 
 def backend_setting(options: Any) -> dict[str, str]:
     """The backend, for a run's fingerprint: another way of running a model rounds differently.
-    Named only when not the default bridge, so the fingerprints of earlier stores stand."""
-    backend = getattr(options, "backend", "bridge")
-    if backend == "bridge":
+    Named only when not the default (auto, or the bridge it was before), so the fingerprints of
+    earlier stores stand; a model auto runs through nnsight says so in its manifest's ``backend``."""
+    backend = getattr(options, "backend", "auto")
+    if backend in ("auto", "bridge"):
         return {}
     return {"backend": backend + (" remote" if getattr(options, "remote", False) else "")}

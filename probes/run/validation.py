@@ -20,7 +20,7 @@ from probes.errors import InvalidOptionError
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 #: Backends accepted on the command line (mirrors :data:`probes.model.loading.BACKENDS`).
-BACKEND_NAMES = ("bridge", "nnsight")
+BACKEND_NAMES = ("auto", "bridge", "nnsight")
 
 
 def check_options(options: Any) -> None:

@@ -1,0 +1,240 @@
+"""The architecture matrix as data: one tiny random config per decoder-only family.
+
+Each entry names the transformers classes, the config fields that make the family differ (what
+the matrix is there to cover: embedding scales, tied or untied unembedding, final-norm variants,
+parallel attention, partial rotary, ALiBi, sliding windows, post-norms, ``project_out``, logit
+soft caps and scales), and the backends that take it. Every model has 2 layers, width 32, the
+test vocabulary of :mod:`conftest` and float32 weights, seeded.
+
+``backends`` lists the backends expected to wrap the family; a family one backend refuses says
+why in ``refused`` (the matrix checks the refusal is the clear error it should be).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import transformers
+
+#: Words w0 ... w199 plus [UNK] and [PAD] (conftest.VOCAB).
+VOCAB_SIZE = 202
+PAD = 1
+
+LLAMA_LIKE = {
+    "hidden_size": 32,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 64,
+    "num_hidden_layers": 2,
+    "max_position_embeddings": 64,
+}
+GPT2_LIKE = {"n_layer": 2, "n_embd": 32, "n_head": 4, "n_positions": 64}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family of the matrix: how to build a tiny model of it and what it exercises."""
+
+    name: str
+    model_class: str
+    config_class: str
+    fields: dict[str, Any]
+    covers: str
+    backends: tuple[str, ...] = ("bridge", "nnsight")
+    #: backend -> why it refuses the family
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def build(self, seed: int = 0) -> torch.nn.Module:
+        """The tiny random model, in float32 and eval mode."""
+        config = getattr(transformers, self.config_class)(
+            vocab_size=VOCAB_SIZE, pad_token_id=PAD, bos_token_id=None, eos_token_id=None, **self.fields
+        )
+        torch.manual_seed(seed)
+        return getattr(transformers, self.model_class)(config).float().eval()
+
+
+NNSIGHT_NO_ATTENTION = "the nnsight layout finds no attention by the names it knows (self_attention)"
+
+FAMILIES = [
+    Family("gpt2", "GPT2LMHeadModel", "GPT2Config", GPT2_LIKE, "LayerNorm, learned positions, tied, Conv1D"),
+    Family(
+        "gpt_neox",
+        "GPTNeoXForCausalLM",
+        "GPTNeoXConfig",
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 32,
+            "num_attention_heads": 4,
+            "intermediate_size": 64,
+            "max_position_embeddings": 64,
+        },
+        "Pythia: parallel attention, partial rotary (0.25), untied",
+    ),
+    Family(
+        "opt",
+        "OPTForCausalLM",
+        "OPTConfig",
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 32,
+            "num_attention_heads": 4,
+            "ffn_dim": 64,
+            "word_embed_proj_dim": 16,
+            "do_layer_norm_before": False,
+            "max_position_embeddings": 64,
+        },
+        "OPT-350m's shape: post-norms, no final norm, project_out before the unembedding",
+        refused={"nnsight": "it has no final norm and the readout would miss its project_out"},
+    ),
+    Family("llama", "LlamaForCausalLM", "LlamaConfig", LLAMA_LIKE, "RMSNorm, rotary, grouped-query, untied"),
+    Family("qwen2", "Qwen2ForCausalLM", "Qwen2Config", LLAMA_LIKE, "qkv biases"),
+    Family("qwen3", "Qwen3ForCausalLM", "Qwen3Config", {**LLAMA_LIKE, "head_dim": 8}, "q/k norms"),
+    Family(
+        "gemma",
+        "GemmaForCausalLM",
+        "GemmaConfig",
+        {**LLAMA_LIKE, "head_dim": 8},
+        "embeddings times sqrt(d_model), RMSNorm (1 + w), tied",
+    ),
+    Family(
+        "gemma2",
+        "Gemma2ForCausalLM",
+        "Gemma2Config",
+        {
+            **LLAMA_LIKE,
+            "head_dim": 8,
+            "sliding_window": 4,
+            "final_logit_softcapping": 3.0,
+            "attn_logit_softcapping": 5.0,
+        },
+        "logit and attention soft caps, post-norms, sliding window",
+    ),
+    Family(
+        "gemma3",
+        "Gemma3ForCausalLM",
+        "Gemma3TextConfig",
+        {**LLAMA_LIKE, "head_dim": 8, "sliding_window": 4},
+        "q/k norms, post-norms, local and global rotary, sliding window",
+    ),
+    Family(
+        "phi",
+        "PhiForCausalLM",
+        "PhiConfig",
+        {**LLAMA_LIKE, "partial_rotary_factor": 0.5},
+        "parallel attention, partial rotary, LayerNorm, unembedding bias",
+    ),
+    Family("phi3", "Phi3ForCausalLM", "Phi3Config", LLAMA_LIKE, "fused qkv and gate-up projections"),
+    Family(
+        "mistral",
+        "MistralForCausalLM",
+        "MistralConfig",
+        {**LLAMA_LIKE, "sliding_window": 4},
+        "sliding window",
+    ),
+    Family("olmo", "OlmoForCausalLM", "OlmoConfig", LLAMA_LIKE, "LayerNorm without weights"),
+    Family("olmo2", "Olmo2ForCausalLM", "Olmo2Config", LLAMA_LIKE, "post-norms only, q/k norms"),
+    Family(
+        "falcon",
+        "FalconForCausalLM",
+        "FalconConfig",
+        {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "parallel_attn": True},
+        "parallel attention, multi-query, rotary",
+        refused={"nnsight": NNSIGHT_NO_ATTENTION},
+    ),
+    Family(
+        "falcon_alibi",
+        "FalconForCausalLM",
+        "FalconConfig",
+        {
+            "num_hidden_layers": 2,
+            "hidden_size": 32,
+            "num_attention_heads": 4,
+            "parallel_attn": True,
+            "alibi": True,
+        },
+        "Falcon's ALiBi variant",
+        refused={"nnsight": NNSIGHT_NO_ATTENTION},
+    ),
+    Family(
+        "gptj",
+        "GPTJForCausalLM",
+        "GPTJConfig",
+        {**GPT2_LIKE, "rotary_dim": 4},
+        "parallel attention, partial rotary (interleaved), unembedding bias",
+    ),
+    Family(
+        "bloom",
+        "BloomForCausalLM",
+        "BloomConfig",
+        {"n_layer": 2, "hidden_size": 32, "n_head": 4},
+        "ALiBi, embedding LayerNorm",
+        refused={"nnsight": NNSIGHT_NO_ATTENTION},
+    ),
+    Family("smollm3", "SmolLM3ForCausalLM", "SmolLM3Config", LLAMA_LIKE, "layers without rotary (NoPE)"),
+    Family("stablelm", "StableLmForCausalLM", "StableLmConfig", LLAMA_LIKE, "LayerNorm, partial rotary"),
+    Family(
+        "gpt_neo",
+        "GPTNeoForCausalLM",
+        "GPTNeoConfig",
+        {
+            "num_layers": 2,
+            "hidden_size": 32,
+            "num_heads": 4,
+            "attention_types": [[["global", "local"], 1]],
+            "window_size": 4,
+            "max_position_embeddings": 64,
+            "intermediate_size": 64,
+        },
+        "local attention layers (a window of 4)",
+        refused={"nnsight": "its attention nests the output projection one module deeper"},
+    ),
+    Family(
+        "granite",
+        "GraniteForCausalLM",
+        "GraniteConfig",
+        {
+            **LLAMA_LIKE,
+            "logits_scaling": 4.0,
+            "embedding_multiplier": 3.0,
+            "residual_multiplier": 0.5,
+            "attention_multiplier": 0.3,
+        },
+        "logits divided by logits_scaling, embedding and residual multipliers",
+    ),
+    Family(
+        "cohere",
+        "CohereForCausalLM",
+        "CohereConfig",
+        {**LLAMA_LIKE, "logit_scale": 0.5},
+        "logits times logit_scale, parallel attention, LayerNorm without bias",
+    ),
+    Family("starcoder2", "Starcoder2ForCausalLM", "Starcoder2Config", LLAMA_LIKE, "LayerNorm, biases, GQA"),
+    Family("gpt_bigcode", "GPTBigCodeForCausalLM", "GPTBigCodeConfig", GPT2_LIKE, "multi-query attention"),
+    Family(
+        "codegen",
+        "CodeGenForCausalLM",
+        "CodeGenConfig",
+        {**GPT2_LIKE, "rotary_dim": 4, "n_ctx": 64},
+        "parallel attention, fused qkv, partial rotary",
+    ),
+    Family(
+        "mpt",
+        "MptForCausalLM",
+        "MptConfig",
+        {"n_layers": 2, "d_model": 32, "n_heads": 4, "max_seq_len": 64},
+        "ALiBi, LayerNorm without bias",
+        refused={"nnsight": "its MLP is named ffn"},
+    ),
+    Family("olmo3", "Olmo3ForCausalLM", "Olmo3Config", LLAMA_LIKE, "post-norms, sliding window"),
+    Family(
+        "mixtral",
+        "MixtralForCausalLM",
+        "MixtralConfig",
+        {**LLAMA_LIKE, "num_local_experts": 4},
+        "mixture of experts (top-2 of 4)",
+    ),
+]
+
+BY_NAME = {family.name: family for family in FAMILIES}
