@@ -218,6 +218,7 @@ FAMILIES = [
         "CodeGenConfig",
         {**GPT2_LIKE, "rotary_dim": 4, "n_ctx": 64},
         "parallel attention, fused qkv, partial rotary",
+        refused={"bridge": "TransformerLens 4.3's adapter reads a rotary table transformers 5.x moved"},
     ),
     Family(
         "mpt",

@@ -1,0 +1,66 @@
+"""The architecture matrix: every family of tests/model/families.py through every backend that takes
+it reads per-layer log-probs equal to plain transformers (hidden state, the family's own final
+norm, project_out, unembedding and output transform; the last layer its own logits) to 1e-4,
+batched with padding and one item at a time, with the prompt-cache path equal to whole rows; a
+head ablation and a tuned lens too. A backend that refuses a family refuses it with one clear
+error, and the default backend (auto) then runs it with the other one."""
+
+from __future__ import annotations
+
+import pytest
+from families import FAMILIES, Family
+
+from probes.errors import UnsupportedModelError
+from probes.model.check import TOLERANCE, check_model
+from probes.model.loading import from_hf_model
+from probes.tasks.items import Item
+
+pytest.importorskip("nnsight")
+
+
+def _items() -> list[Item]:
+    """Prompts of 1 to 6 words; options of 1 to 3 tokens that share starts (packed continuations)."""
+    prompts = ["w3 w4 w5 w6 w7 w8", "w9", "w10 w11 w12", "w13 w14 w15 w16"]
+    options = (" w1 w5", " w2", " w1 w5 w6", " w7 w8 w9")
+    return [Item(f"i{n}", "toy", prompt, options[0], options[1], options) for n, prompt in enumerate(prompts)]
+
+
+CASES = [
+    pytest.param(family, backend, id=f"{family.name}-{backend}")
+    for family in FAMILIES
+    for backend in ("bridge", "nnsight")
+]
+
+
+@pytest.mark.parametrize(("family", "backend"), CASES)
+def test_family_reads_exactly(family: Family, backend: str, tokenizer):
+    if backend in family.refused:
+        with pytest.raises(UnsupportedModelError, match=family.model_class):
+            from_hf_model(family.build(), tokenizer, name=family.name, backend=backend)
+        return
+    result = check_model(family.build(), tokenizer, backend, name=family.name, items=_items())
+    assert result.reference_difference <= TOLERANCE  # the reference readout is the model's own
+    assert len(result.layer_differences) == 3
+    assert result.lens_difference is not None and result.lens_difference <= TOLERANCE, result.line()
+    assert result.cache_difference is None or result.cache_difference <= TOLERANCE, result.line()
+    assert result.ablation_difference is not None and result.ablation_difference <= TOLERANCE, result.line()
+    assert result.tuned_difference is not None and result.tuned_difference <= TOLERANCE, result.line()
+    assert result.exact
+
+
+def test_the_matrix_covers_what_makes_families_differ():
+    """At least 15 families each backend reads, and the bridge continues prompt caches on most."""
+    for backend in ("bridge", "nnsight"):
+        assert sum(backend not in family.refused for family in FAMILIES) >= 15
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f.refused], ids=lambda f: f.name)
+def test_the_default_runs_a_family_one_backend_refuses_with_the_other(family: Family, tokenizer, capsys):
+    model = from_hf_model(family.build(), tokenizer, name=family.name)  # backend "auto"
+    (other,) = {"bridge", "nnsight"} - set(family.refused)
+    assert model.describe()["backend"] == other
+    said = capsys.readouterr().err
+    if other == "nnsight":  # the fallback says so, in one line naming the model and the reason
+        assert said.count("\n") == 1 and "runs with the nnsight backend" in said and family.name in said
+    else:
+        assert said == ""
