@@ -32,7 +32,7 @@ from jaxtyping import Float
 
 from probes.model.output_transform import output_transform
 
-__all__ = ["CheckResult", "check_model", "plain_parts", "sample_items"]
+__all__ = ["CheckResult", "check_loaded", "check_model", "plain_model", "plain_parts", "sample_items"]
 
 #: The bar of an exact readout: float32 log-probs agree to this many nats.
 TOLERANCE = 1e-4
@@ -258,28 +258,41 @@ def check_model(
 ) -> CheckResult:
     """Check one backend's readings of a plain Hugging Face model against plain transformers.
 
-    The reference is computed first on ``hf_model`` as it is; a copy is then wrapped in the
-    backend (the bridge rewires the model it wraps), so ``hf_model`` is left as it was.
+    A copy of ``hf_model`` is wrapped in the backend (the bridge rewires the model it wraps), so
+    ``hf_model`` stays plain: it is the reference (:func:`check_loaded`).
     """
-    from probes.lenses.reading import encode_item, read_options
     from probes.model.loading import from_hf_model
 
     hf_model = hf_model.eval()
-    parts = plain_parts(hf_model)
-    n_layers = len(parts.blocks)
-    items = list(items) if items is not None else sample_items(tokenizer)
-    n_ctx = int(getattr(hf_model.config, "max_position_embeddings", None) or 2048)
-    encoded = [encode_item(item, tokenizer, n_ctx) for item in items]
-    reference, reference_gap = _reference(hf_model, parts, encoded)
-    translators = _random_translators(n_layers, int(hf_model.config.hidden_size))
-    tuned_reference = _reference(hf_model, parts, encoded, translators.transform)[0] if tuned else None
-    ablated = _ablated_reference(hf_model, parts, encoded) if ablations else None
-
     model = from_hf_model(copy.deepcopy(hf_model), tokenizer, name=name, backend=backend)
+    return check_loaded(model, hf_model, items, tuned=tuned, ablations=ablations)
+
+
+def check_loaded(
+    model: Any,
+    plain: torch.nn.Module,
+    items: Sequence[Any] | None = None,
+    tuned: bool = True,
+    ablations: bool = True,
+) -> CheckResult:
+    """Check a loaded :class:`~probes.model.hooked.HookedModel` against ``plain``, the same weights
+    loaded by plain transformers and wrapped by nothing (a second load, or a copy made before
+    wrapping), on ``items`` (:func:`sample_items` of the model's tokenizer by default)."""
+    from probes.lenses.reading import encode_item, read_options
+
+    plain = plain.eval()
+    parts = plain_parts(plain)
+    n_layers = len(parts.blocks)
+    items = list(items) if items is not None else sample_items(model.tokenizer)
+    encoded = [encode_item(item, model.tokenizer, model.n_ctx) for item in items]
+    reference, reference_gap = _reference(plain, parts, encoded)
+    translators = _random_translators(n_layers, model.d_model)
+    tuned_reference = _reference(plain, parts, encoded, translators.transform)[0] if tuned else None
+    ablated = _ablated_reference(plain, parts, encoded) if ablations else None
     result = CheckResult(
-        model=name,
+        model=model.name,
         architecture=model.backend.architecture,
-        backend=getattr(model.backend, "kind", backend),
+        backend=getattr(model.backend, "kind", "bridge"),
         n_layers=n_layers,
         reference_difference=reference_gap,
     )
@@ -305,6 +318,27 @@ def check_model(
     if ablated is not None:
         result.ablation_difference = _ablation_difference(model, encoded, ablated)
     return result
+
+
+def plain_model(spec: Any, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """The model a spec names, loaded by plain transformers as the loader loads it (hub id, folder
+    or GGUF file), wrapped by nothing: the reference of :func:`check_loaded`."""
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    if spec.source == "gguf":
+        path = Path(spec.path or spec.name)
+        options: dict[str, Any] = {"gguf_file": path.name}
+        where = str(path.parent)
+    elif spec.source == "hub":
+        options, where = {"revision": spec.revision}, spec.name
+    else:
+        from probes.model.loading import _built_in_folder
+
+        folder = spec.path or spec.name if spec.source == "folder" else _built_in_folder(spec)
+        options, where = {"use_safetensors": True}, str(folder)
+    return AutoModelForCausalLM.from_pretrained(where, dtype=dtype, **options).eval()
 
 
 def _random_translators(n_layers: int, d_model: int) -> Any:

@@ -1,0 +1,101 @@
+"""Tiny GGUF files written in the tests: a family's tiny random model (tests/model/families.py) under
+GGUF tensor names, its config under the GGUF keys transformers reads back, and a small byte-pair
+tokenizer in the metadata. Values need not survive the round trip (transformers permutes or
+splits some tensors on load): the lens is compared with plain transformers reading the same file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+#: A GGUF file's name -> (the family of tests/model/families.py whose shape it stores, its GGUF
+#: architecture, config fields changed where transformers reads the GGUF keys otherwise: GPT-2's
+#: position table is sized by n_positions, and Qwen3's head width is not read back, so it keeps
+#: transformers' default of 128). Mistral is left out: llama.cpp stores it as a llama file, and
+#: transformers reads it back as LlamaForCausalLM.
+GGUF_FAMILIES: dict[str, tuple[str, str, dict[str, int]]] = {
+    "llama": ("llama", "llama", {}),
+    "qwen2": ("qwen2", "qwen2", {}),
+    "qwen3": ("qwen3", "qwen3", {"head_dim": 128}),
+    "phi3": ("phi3", "phi3", {}),
+    "gpt2": ("gpt2", "gpt2", {"n_positions": 1024, "n_ctx": 1024}),
+    "bloom": ("bloom", "bloom", {}),
+    "falcon": ("falcon", "falcon", {}),
+    "stablelm": ("stablelm", "stablelm", {}),
+    "starcoder2": ("starcoder2", "starcoder2", {}),
+    "gemma2": ("gemma2", "gemma2", {}),
+    "gemma3": ("gemma3", "gemma3", {}),
+}
+
+#: The tokenizer: characters of the test words, a space, and merges up to whole short words.
+CHARACTERS = ["w", *"0123456789"]
+SPACE = "\u0120"  # byte-level BPE's space
+MERGES = [f"{SPACE} w", *(f"{SPACE}w {digit}" for digit in "0123456789")]
+TOKENS = ["<|endoftext|>", *CHARACTERS, SPACE, *(merge.replace(" ", "") for merge in MERGES)]
+
+#: HF weights stored transposed in GGUF (GPT-2's Conv1D is in x out; llama.cpp stores out x in).
+TRANSPOSED = {"gpt2": ("c_attn", "c_proj", "c_fc")}
+
+
+def tiny_gguf(folder: Path, name: str, seed: int = 0) -> Path:
+    """A tiny random model of ``GGUF_FAMILIES[name]`` written to ``folder/<name>.gguf``."""
+    import transformers
+    from families import BY_NAME
+
+    family_name, architecture, changes = GGUF_FAMILIES[name]
+    family = BY_NAME[family_name]
+    config = getattr(transformers, family.config_class)(
+        vocab_size=len(TOKENS), bos_token_id=0, eos_token_id=0, pad_token_id=0, **{**family.fields, **changes}
+    )
+    torch.manual_seed(seed)
+    hf_model = getattr(transformers, family.model_class)(config).float().eval()
+    return write_gguf(folder / f"{name}.gguf", architecture, hf_model, f"tiny-{name}")
+
+
+def write_gguf(path: Path, architecture: str, hf_model: torch.nn.Module, name: str) -> Path:
+    """Write ``hf_model`` (its vocabulary the size of :data:`TOKENS`) as a float32 GGUF file of
+    ``architecture`` named ``name``."""
+    import gguf
+    from transformers.integrations.ggml import GGUF_CONFIG_MAPPING
+
+    config = hf_model.config
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_name(name)
+    for key, field in GGUF_CONFIG_MAPPING[architecture].items():
+        value = getattr(config, field, None) if field else None
+        if value is None or isinstance(value, (list, dict)):
+            continue
+        name = f"{architecture}.{key}"
+        if isinstance(value, float):
+            writer.add_float32(name, value)
+        else:
+            writer.add_uint32(name, int(value))
+    if getattr(config, "final_logit_softcapping", None):
+        writer.add_float32(f"{architecture}.final_logit_softcapping", float(config.final_logit_softcapping))
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list(TOKENS)
+    writer.add_token_types([gguf.TokenType.CONTROL] + [gguf.TokenType.NORMAL] * (len(TOKENS) - 1))
+    writer.add_token_merges(MERGES)
+    writer.add_bos_token_id(0)
+    writer.add_eos_token_id(0)
+    writer.add_pad_token_id(0)
+    arch = next(key for key, value in gguf.MODEL_ARCH_NAMES.items() if value == architecture)
+    names = gguf.get_tensor_name_map(arch, config.num_hidden_layers)
+    tied = getattr(config, "tie_word_embeddings", False)
+    for hf_name, tensor in hf_model.state_dict().items():
+        if tied and hf_name.endswith("lm_head.weight"):
+            continue
+        name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
+        if name is None:
+            continue  # buffers (rotary tables, masks) are rebuilt from the config
+        values = tensor.float()
+        if any(part in hf_name for part in TRANSPOSED.get(architecture, ())) and values.ndim == 2:
+            values = values.T
+        writer.add_tensor(name, values.contiguous().numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
