@@ -390,3 +390,19 @@ def _ablation_difference(model: Any, encoded: Sequence[Any], ablated: Any) -> fl
             )
         gap = max(gap, float((logits[0, -1].float().log_softmax(-1) - expected).abs().max()))
     return gap
+
+
+def check_spec(spec: str, backend: str = "auto", device: str = "cpu", dtype: str = "float32") -> CheckResult:
+    """``probes models check``: load the model a spec names as a run loads it, load it again with
+    plain transformers, and check the first against the second (:func:`check_loaded`)."""
+    from probes.errors import UnknownModelError
+    from probes.model.loading import load_model, resolve_dtype
+    from probes.model.specs import parse_spec
+
+    parsed = parse_spec(spec)
+    model = load_model(parsed, device=device, dtype=dtype, backend=backend)
+    try:
+        plain = plain_model(parsed, resolve_dtype(dtype)).to(device)
+    except (OSError, ValueError) as err:
+        raise UnknownModelError(f"plain transformers could not load {parsed.label} ({err}).") from None
+    return check_loaded(model, plain)
