@@ -62,5 +62,7 @@ def test_the_default_runs_a_family_one_backend_refuses_with_the_other(family: Fa
     said = capsys.readouterr().err
     if other == "nnsight":  # the fallback says so, in one line naming the model and the reason
         assert said.count("\n") == 1 and "runs with the nnsight backend" in said and family.name in said
+        with pytest.raises(UnsupportedModelError, match="backend='bridge'"):
+            _ = model.bridge  # what needs the bridge says which backend it needs
     else:
         assert said == ""
