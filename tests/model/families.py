@@ -55,8 +55,6 @@ class Family:
         return getattr(transformers, self.model_class)(config).float().eval()
 
 
-NNSIGHT_NO_ATTENTION = "the nnsight layout finds no attention by the names it knows (self_attention)"
-
 FAMILIES = [
     Family("gpt2", "GPT2LMHeadModel", "GPT2Config", GPT2_LIKE, "LayerNorm, learned positions, tied, Conv1D"),
     Family(
@@ -141,7 +139,6 @@ FAMILIES = [
         "FalconConfig",
         {"num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4, "parallel_attn": True},
         "parallel attention, multi-query, rotary",
-        refused={"nnsight": NNSIGHT_NO_ATTENTION},
     ),
     Family(
         "falcon_alibi",
@@ -155,7 +152,6 @@ FAMILIES = [
             "alibi": True,
         },
         "Falcon's ALiBi variant",
-        refused={"nnsight": NNSIGHT_NO_ATTENTION},
     ),
     Family(
         "gptj",
@@ -170,7 +166,7 @@ FAMILIES = [
         "BloomConfig",
         {"n_layer": 2, "hidden_size": 32, "n_head": 4},
         "ALiBi, embedding LayerNorm",
-        refused={"nnsight": NNSIGHT_NO_ATTENTION},
+        refused={"nnsight": "its attention and MLP add the residual stream to their own output"},
     ),
     Family("smollm3", "SmolLM3ForCausalLM", "SmolLM3Config", LLAMA_LIKE, "layers without rotary (NoPE)"),
     Family("stablelm", "StableLmForCausalLM", "StableLmConfig", LLAMA_LIKE, "LayerNorm, partial rotary"),
@@ -187,8 +183,7 @@ FAMILIES = [
             "max_position_embeddings": 64,
             "intermediate_size": 64,
         },
-        "local attention layers (a window of 4)",
-        refused={"nnsight": "its attention nests the output projection one module deeper"},
+        "local attention layers (a window of 4), attention nested one module deeper",
     ),
     Family(
         "granite",
@@ -226,7 +221,7 @@ FAMILIES = [
         "MptConfig",
         {"n_layers": 2, "d_model": 32, "n_heads": 4, "max_seq_len": 64},
         "ALiBi, LayerNorm without bias",
-        refused={"nnsight": "its MLP is named ffn"},
+        refused={"nnsight": "its MLP adds the residual stream to its own output"},
     ),
     Family("olmo3", "Olmo3ForCausalLM", "Olmo3Config", LLAMA_LIKE, "post-norms, sliding window"),
     Family(

@@ -66,3 +66,36 @@ def test_the_default_runs_a_family_one_backend_refuses_with_the_other(family: Fa
             _ = model.bridge  # what needs the bridge says which backend it needs
     else:
         assert said == ""
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if not f.refused], ids=lambda f: f.name)
+def test_both_backends_read_and_replace_every_hook_point_alike(family: Family, tokenizer):
+    """Attention, MLP, head and residual hook points: the nnsight backend's values are the bridge's
+    (a module that adds the residual inside would differ here), and replacements act alike."""
+    import copy
+
+    import torch
+
+    from probes.lenses.reading import right_padded
+
+    hf_model = family.build()
+    pair = [
+        from_hf_model(copy.deepcopy(hf_model), tokenizer, name=family.name, backend=backend)
+        for backend in ("bridge", "nnsight")
+    ]
+    names = sorted(pair[0].hook_points() & pair[1].hook_points())
+    assert pair[1].hook_points() <= pair[0].hook_points()
+    input_ids, attention_mask = right_padded([[3, 7, 9, 11, 4], [5, 6, 2]])
+    caches: list[dict[str, torch.Tensor]] = [{}, {}]
+    hooks = [
+        (pair[0].head_hook(1), lambda a, hook: a * 0.5),
+        (pair[0].mlp_out_hook(0), lambda a, hook: a * 0),
+    ]
+    with torch.inference_mode():
+        for model, cache in zip(pair, caches):
+            keep = [(n, lambda a, hook, n=n, cache=cache: cache.__setitem__(n, a.clone())) for n in names]
+            model.run_with_hooks(input_ids, attention_mask, keep)
+        replaced = [model.run_with_hooks(input_ids, attention_mask, hooks) for model in pair]
+    for name in names:
+        torch.testing.assert_close(caches[1][name].float(), caches[0][name].float(), atol=TOLERANCE, rtol=0)
+    torch.testing.assert_close(replaced[1], replaced[0], atol=TOLERANCE, rtol=0)

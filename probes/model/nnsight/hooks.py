@@ -5,8 +5,10 @@ the values (nnsight serves them in that order only); :func:`apply_hooks`, called
 ``model.trace(...)``, reads a point's value, runs its functions (each may return a replacement)
 and writes the last replacement back. The points (:mod:`probes.model.bridge.backend` names them) are the
 blocks' inputs (``hook_resid_pre``), the input of the attention output projection split per
-head (``hook_z``), the attention and MLP outputs, the last block's output (``hook_resid_post``)
-and the final norm's scale (computed from its input; read-only).
+head (``hook_z``), the attention and MLP outputs as they join the residual stream (after a
+post-norm, times a residual multiplier: :class:`~probes.model.nnsight.layout.Layout`), the last
+block's output (``hook_resid_post``) and the final norm's scale (computed from its input;
+read-only).
 """
 
 from __future__ import annotations
@@ -82,12 +84,20 @@ def apply_hooks(
         value = flat.reshape(*flat.shape[:-1], n_heads, -1)
         write = lambda new: setattr(projection, "input", new.reshape(flat.shape))  # noqa: E731
     else:
-        paths = {STEPS["attn_out"]: layout.attention_path, STEPS["mlp_out"]: layout.mlp_path}
+        # attn_out, mlp_out: what joins the residual stream (after any post-norm, times any scale)
+        paths = {
+            STEPS["attn_out"]: layout.attention_output_path or layout.attention_path,
+            STEPS["mlp_out"]: layout.mlp_output_path or layout.mlp_path,
+        }
+        scale = layout.residual_scale if step in paths else 1.0
         envoy = layout.envoy(block, paths.get(step, ""))  # resid_post: the block itself
         output = envoy.output
         value = output[0] if isinstance(output, tuple) else output
+        if scale != 1.0:
+            value = value * scale
 
         def write(new: torch.Tensor) -> None:
+            new = new / scale if scale != 1.0 else new
             envoy.output = (new, *output[1:]) if isinstance(output, tuple) else new
 
     changed = False

@@ -18,9 +18,16 @@ from jaxtyping import Float
 
 from probes.errors import UnsupportedModelError
 
-ATTENTION_NAMES = ("self_attn", "attention", "attn")
+ATTENTION_NAMES = ("self_attn", "attention", "attn", "self_attention")
 PROJECTION_NAMES = ("o_proj", "dense", "c_proj", "out_proj")
 MLP_NAMES = ("mlp", "feed_forward")
+
+#: Families whose attention or MLP module adds the residual stream to its own output (the module's
+#: output is not the hook point's value): the nnsight backend refuses them, the bridge takes them.
+RESIDUAL_INSIDE = {
+    "bloom": "Bloom's attention and MLP",
+    "mpt": "MPT's MLP",
+}
 
 
 def _child_named(module: torch.nn.Module, names: tuple[str, ...], what: str, where: str) -> str:
@@ -52,12 +59,26 @@ class Layout:
     attention_path: str
     output_projection_path: str
     mlp_path: str
+    #: The modules whose outputs join the residual stream (``hook_attn_out``, ``hook_mlp_out``): the
+    #: attention and the MLP, or their post-norms where each sublayer's output is normed first
+    #: (Gemma-2/3, OLMo-2/3); empty: the attention and MLP themselves.
+    attention_output_path: str = ""
+    mlp_output_path: str = ""
+    #: What the block multiplies each sublayer's output by before adding it (Granite's
+    #: ``residual_multiplier``): the hook points hold the contribution, as the bridge's do.
+    residual_scale: float = 1.0
 
     @classmethod
     def of(cls, hf_model: torch.nn.Module) -> Layout:
         """Find the layout of a Hugging Face causal LM (see the module docstring)."""
         config = hf_model.config
         name = type(hf_model).__name__
+        inside = RESIDUAL_INSIDE.get(getattr(config, "model_type", ""))
+        if inside:
+            raise UnsupportedModelError(
+                f"{name}: {inside} add the residual stream to their output, which the nnsight backend "
+                "would read as theirs; use --backend bridge (or the default, auto)."
+            )
         n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
         paths = {path: module for path, module in hf_model.named_modules()}
         blocks_path = next(
@@ -80,16 +101,25 @@ class Layout:
             raise UnsupportedModelError(f"{name}: no output embeddings; use --backend bridge.")
         block = paths[f"{blocks_path}.0"]
         attention = _child_named(block, ATTENTION_NAMES, "attention", f"{name}'s blocks")
-        projection = _child_named(
-            getattr(block, attention), PROJECTION_NAMES, "output projection", f"{name}'s attention"
-        )
+        inner = getattr(block, attention)
+        if not any(hasattr(inner, projection) for projection in PROJECTION_NAMES) and hasattr(
+            inner, "attention"
+        ):
+            attention, inner = f"{attention}.attention", inner.attention  # GPT-Neo nests its attention
+        projection = _child_named(inner, PROJECTION_NAMES, "output projection", f"{name}'s attention")
+        mlp = _child_named(block, MLP_NAMES, "MLP", f"{name}'s blocks")
+        children = dict(block.named_children())
+        post_norms = "post_attention_layernorm" in children and "post_feedforward_layernorm" in children
         return cls(
             blocks_path=blocks_path,
             final_norm_path=f"{parent_path}.{norm_name}".lstrip("."),
             unembedding_path=unembedding_path,
             attention_path=attention,
             output_projection_path=f"{attention}.{projection}",
-            mlp_path=_child_named(block, MLP_NAMES, "MLP", f"{name}'s blocks"),
+            mlp_path=mlp,
+            attention_output_path="post_attention_layernorm" if post_norms else attention,
+            mlp_output_path="post_feedforward_layernorm" if post_norms else mlp,
+            residual_scale=float(getattr(config, "residual_multiplier", None) or 1.0),
         )
 
     def envoy(self, root: Any, path: str) -> Any:
