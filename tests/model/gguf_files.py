@@ -29,11 +29,12 @@ GGUF_FAMILIES: dict[str, tuple[str, str, dict[str, int]]] = {
     "gemma3": ("gemma3", "gemma3", {}),
 }
 
-#: The tokenizer: characters of the test words, a space, and merges up to whole short words.
-CHARACTERS = ["w", *"0123456789"]
-SPACE = "\u0120"  # byte-level BPE's space
+#: The tokenizer: byte-level BPE over printable ASCII (so any English prompt tokenizes, a
+#: character or so a token), a space and a newline, and merges of the test words' starts.
+CHARACTERS = [chr(code) for code in range(33, 127)]
+SPACE, NEWLINE = "\u0120", "\u010a"  # byte-level BPE's space and newline
 MERGES = [f"{SPACE} w", *(f"{SPACE}w {digit}" for digit in "0123456789")]
-TOKENS = ["<|endoftext|>", *CHARACTERS, SPACE, *(merge.replace(" ", "") for merge in MERGES)]
+TOKENS = ["<|endoftext|>", *CHARACTERS, SPACE, NEWLINE, *(merge.replace(" ", "") for merge in MERGES)]
 
 #: HF weights stored transposed in GGUF (GPT-2's Conv1D is in x out; llama.cpp stores out x in).
 TRANSPOSED = {"gpt2": ("c_attn", "c_proj", "c_fc")}

@@ -34,3 +34,16 @@ def test_a_gguf_file_reads_as_plain_transformers_by_default(name, gguf_folder, c
     assert max(result.layer_differences) <= TOLERANCE, result.line()
     assert result.cache_difference is None or result.cache_difference <= TOLERANCE, result.line()
     assert result.ablation_difference is None or result.ablation_difference <= TOLERANCE, result.line()
+
+
+def test_probes_run_takes_a_gguf_file_with_no_backend_flag(gguf_folder, capsys):
+    """The command a new user types (a family TransformerLens's bridge refused from GGUF before)."""
+    from probes.cli.main import main
+    from probes.store.store import Store
+
+    path = tiny_gguf(gguf_folder, "falcon")
+    out = gguf_folder / "run"
+    assert main(["run", "--models", str(path), "--out", str(out), "--n-items", "2", "--no-report"]) == 0
+    assert "probes: error" not in capsys.readouterr().err
+    table = Store(out).read()
+    assert len(table) > 0 and sorted(table["layer"].unique()) == [0, 1, 2]
