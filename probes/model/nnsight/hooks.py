@@ -63,11 +63,23 @@ def plan_hooks(
 
 
 def apply_hooks(
-    model: Any, layout: Layout, layer: int, step: int, name: str, functions: list[Any], n_heads: int
+    model: Any,
+    layout: Layout,
+    layer: int,
+    step: int,
+    name: str,
+    functions: list[Any],
+    n_heads: int,
+    leading: tuple[int, ...] = (),
 ) -> None:
-    """Inside a trace: read one point's value, run its hooks, write a replacement back."""
+    """Inside a trace: read one point's value, run its hooks, write a replacement back.
+
+    ``leading`` is the input's ``(batch, pos)``: a module that works on the flattened positions
+    (OPT's ``fc2``) has its output shown to the hooks as ``batch pos d_model``."""
     point = HookPoint(name)
     if name == FINAL_NORM_SCALE_HOOK:
+        if not layout.final_norm_path:
+            raise ProbesError(f"{name}: this model has no final norm (post-LN OPT).")
         norm = layout.envoy(model, layout.final_norm_path)
         hidden = norm.input
         scale = layout.scale(norm._module, hidden)
@@ -93,11 +105,15 @@ def apply_hooks(
         envoy = layout.envoy(block, paths.get(step, ""))  # resid_post: the block itself
         output = envoy.output
         value = output[0] if isinstance(output, tuple) else output
+        flat = value.ndim == 2 and len(leading) == 2
+        if flat:
+            value = value.reshape(*leading, -1)
         if scale != 1.0:
             value = value * scale
 
         def write(new: torch.Tensor) -> None:
             new = new / scale if scale != 1.0 else new
+            new = new.reshape(-1, new.shape[-1]) if flat else new
             envoy.output = (new, *output[1:]) if isinstance(output, tuple) else new
 
     changed = False

@@ -20,7 +20,7 @@ from probes.errors import UnsupportedModelError
 
 ATTENTION_NAMES = ("self_attn", "attention", "attn", "self_attention")
 PROJECTION_NAMES = ("o_proj", "dense", "c_proj", "out_proj")
-MLP_NAMES = ("mlp", "feed_forward")
+MLP_NAMES = ("mlp", "feed_forward", "fc2")  # OPT: the MLP is fc1, activation, fc2 in the block
 
 #: Families whose attention or MLP module adds the residual stream to its own output (the module's
 #: output is not the hook point's value): the nnsight backend refuses them, the bridge takes them.
@@ -64,6 +64,8 @@ class Layout:
     #: (Gemma-2/3, OLMo-2/3); empty: the attention and MLP themselves.
     attention_output_path: str = ""
     mlp_output_path: str = ""
+    #: A projection between the final norm and the unembedding (OPT-350m's ``project_out``), if any.
+    project_out_path: str = ""
     #: What the block multiplies each sublayer's output by before adding it (Granite's
     #: ``residual_multiplier``): the hook points hold the contribution, as the bridge's do.
     residual_scale: float = 1.0
@@ -88,13 +90,21 @@ class Layout:
             raise UnsupportedModelError(f"{name}: no list of {n_layers} blocks; use --backend bridge.")
         parent_path, _, blocks_name = blocks_path.rpartition(".")
         siblings = list(resolve(hf_model, parent_path).named_children())
-        after = [n for n, _ in siblings[[n for n, _ in siblings].index(blocks_name) + 1 :]]
-        norm_name = next(
-            (n for n in after if "norm" in type(paths[f"{parent_path}.{n}".lstrip(".")]).__name__.lower()),
-            None,
-        )
-        if norm_name is None:
-            raise UnsupportedModelError(f"{name}: no final norm after the blocks; use --backend bridge.")
+        where = [n for n, _ in siblings].index(blocks_name)
+        # The final norm: a norm beside the blocks, after them if one is (OPT declares it before
+        # them; Bloom's norm before them is of the embeddings).
+        norms = [
+            n
+            for n, module in siblings[where + 1 :] + siblings[:where][::-1]
+            if "norm" in type(module).__name__.lower() and "embed" not in n
+        ]
+        project_out = dict(siblings).get("project_out")
+        if norms:
+            norm_path = f"{parent_path}.{norms[0]}".lstrip(".")
+        elif getattr(config, "do_layer_norm_before", True) is False:
+            norm_path = ""  # post-LN OPT (OPT-350m): the last block's output goes to project_out
+        else:
+            raise UnsupportedModelError(f"{name}: no final norm beside the blocks; use --backend bridge.")
         unembedding = hf_model.get_output_embeddings()
         unembedding_path = next((p for p, m in paths.items() if m is unembedding), None)
         if unembedding_path is None:
@@ -112,7 +122,8 @@ class Layout:
         post_norms = "post_attention_layernorm" in children and "post_feedforward_layernorm" in children
         return cls(
             blocks_path=blocks_path,
-            final_norm_path=f"{parent_path}.{norm_name}".lstrip("."),
+            final_norm_path=norm_path,
+            project_out_path=f"{parent_path}.project_out".lstrip(".") if project_out is not None else "",
             unembedding_path=unembedding_path,
             attention_path=attention,
             output_projection_path=f"{attention}.{projection}",
@@ -131,8 +142,8 @@ class Layout:
         return resolve(root, self.blocks_path)
 
     def final_norm(self, root: Any) -> Any:
-        """The final norm."""
-        return resolve(root, self.final_norm_path)
+        """The final norm (``None`` for a model without one: post-LN OPT)."""
+        return resolve(root, self.final_norm_path) if self.final_norm_path else None
 
     def unembedding(self, root: Any) -> Any:
         """The unembedding (``lm_head``, ``embed_out`` ...)."""
@@ -140,7 +151,7 @@ class Layout:
 
     def centres(self, root: Any) -> bool:
         """Whether the final norm subtracts the mean (LayerNorm) or not (RMSNorm)."""
-        return "rms" not in type(self.final_norm(root)).__name__.lower()
+        return "rms" not in type(self.final_norm(root) or torch.nn.LayerNorm).__name__.lower()
 
     def output_matrix(self, projection: torch.nn.Module) -> Float[torch.Tensor, "heads_d_head d_model"]:
         """An attention output projection's matrix as ``(n_heads * d_head) x d_model``."""
