@@ -99,3 +99,22 @@ def test_both_backends_read_and_replace_every_hook_point_alike(family: Family, t
     for name in names:
         torch.testing.assert_close(caches[1][name].float(), caches[0][name].float(), atol=TOLERANCE, rtol=0)
     torch.testing.assert_close(replaced[1], replaced[0], atol=TOLERANCE, rtol=0)
+
+
+@pytest.mark.parametrize(("family", "backend"), [c for c in CASES if c.values[1] not in c.values[0].refused])
+def test_final_norm_and_unembedding_rebuild_the_logits(family: Family, backend: str, tokenizer):
+    """What attribution reads: ``unembed(apply_final_norm(last residual))`` is the model's output
+    (through any project_out and output transform), and ``W_U`` is as wide as the residual stream."""
+    import torch
+
+    from probes.lenses.reading import right_padded
+
+    model = from_hf_model(family.build(), tokenizer, name=family.name, backend=backend)
+    input_ids, attention_mask = right_padded([[3, 7, 9, 11, 4], [5, 6, 2]])
+    rows, positions = torch.tensor([0, 1]), torch.tensor([4, 2])
+    with torch.inference_mode():
+        logits = model.logits(input_ids, attention_mask)[rows, positions]
+        last = model.residuals_at(input_ids, attention_mask, [model.n_layers], rows, positions)[0]
+        rebuilt = model.unembed(model.apply_final_norm(last))
+    torch.testing.assert_close(rebuilt.float(), logits.float(), atol=TOLERANCE, rtol=0)
+    assert model.unembedding_weights.shape == (model.d_model, logits.shape[-1])

@@ -293,8 +293,8 @@ class BridgeBackend:
         return norm(flat).reshape(resid.shape)
 
     def unembed(self, normed: Float[torch.Tensor, "*shape d_model"]) -> Float[torch.Tensor, "*shape vocab"]:
-        """``normed @ W_U + b_U``, then the adapter's output transform, if it has one."""
-        logits = normed @ self.bridge.W_U
+        """``normed @ W_U + b_U`` (any ``project_out`` folded in), then the adapter's output transform."""
+        logits = normed @ self.unembedding_weights.to(normed.dtype)
         if self.unembedding_bias is not None:
             logits = logits + self.unembedding_bias
         transform = getattr(getattr(self.bridge, "adapter", None), "apply_output_logits_transform", None)
@@ -332,10 +332,19 @@ class BridgeBackend:
 
     @property
     def unembedding_weights(self) -> Float[torch.Tensor, "d_model vocab"]:
-        """The bridge's ``W_U``."""
+        """The bridge's ``W_U``; with a ``project_out`` (OPT-350m), ``P^T W_U`` in float32, as wide as
+        the residual stream (:mod:`probes.model.bridge.readout`)."""
+        if "project_out" in self.bridge._modules:
+            from probes.model.bridge.readout import readout_view
+
+            return readout_view(self.bridge).W_U
         return self.bridge.W_U
 
     @property
     def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:
-        """The bridge's ``b_U``, if it has one."""
+        """The bridge's ``b_U``, if it has one (with a ``project_out``'s bias folded in)."""
+        if "project_out" in self.bridge._modules:
+            from probes.model.bridge.readout import readout_view
+
+            return readout_view(self.bridge).b_U
         return getattr(self.bridge, "b_U", None)
