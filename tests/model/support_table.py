@@ -89,8 +89,9 @@ join the residual stream, per-head `z`) reads and replaces alike in the two (the
 A `refused` cell is the clear error that backend gives (`probes: error: ...`, naming the
 architecture and the other backend). The default backend, `auto`, runs a model with the bridge
 where TransformerLens can, else with the nnsight backend, and says so in one line; features that
-need the TransformerLens bridge object itself (`model.bridge`) say which backend they need. `probes models check PATH_OR_ID` runs the same
-checks on your own model (a hub id, a folder or a `.gguf` file) and prints its row.
+need the TransformerLens bridge object itself (`model.bridge`) say which backend they need.
+`probes models check PATH_OR_ID` runs the same checks on your own model (a hub id, a folder or a
+`.gguf` file) and prints its row.
 
 ## Families
 
