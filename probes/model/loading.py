@@ -151,7 +151,7 @@ def _bridge(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_na
         backend = BridgeBackend(bridge)
         _try_bridge(backend)
     except UnsupportedModelError as err:
-        raise UnsupportedModelError(f"{err} Try --backend nnsight.") from None
+        raise UnsupportedModelError(f"{architecture}: {err} Try --backend nnsight.") from None
     except (ValueError, AttributeError, KeyError, TypeError, NotImplementedError, RuntimeError) as err:
         first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
         if "Could not determine supported architecture" in first_line:
@@ -241,11 +241,8 @@ def _wrap_with_fallback(
         raise UnsupportedModelError(
             f"neither backend can run {spec.label} ({type(hf_model).__name__}): {reason} And nnsight: {err}"
         ) from None
-    print(
-        f"probes: {spec.label} ({type(hf_model).__name__}) runs with the nnsight backend: the bridge "
-        f"cannot take it ({reason.split(';')[0].split(' (')[0]}).",
-        file=sys.stderr,
-    )
+    why = reason.split("; use --backend")[0].split(" Try --backend")[0].rstrip(".")
+    print(f"probes: {spec.label} runs with the nnsight backend: {why}.", file=sys.stderr)
     return model
 
 
