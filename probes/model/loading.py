@@ -2,9 +2,11 @@
 
 Every model, whatever its family or source, is loaded into a
 :class:`~probes.model.hooked.HookedModel` (re-exported here), the one door every analysis
-goes through, backed by a :class:`~probes.model.bridge.backend.BridgeBackend`: a TransformerLens
-``TransformerBridge`` around the Hugging Face model. Nothing here branches on the
-architecture.
+goes through, backed by a :class:`~probes.model.bridge.backend.BridgeBackend` (a TransformerLens
+``TransformerBridge`` around the Hugging Face model) or the nnsight backend. The default,
+``auto``, takes the bridge where TransformerLens can run the model and else the nnsight backend,
+saying so in one line (:func:`_wrap_with_fallback`; which families each takes: docs/models.md).
+Nothing here branches on the architecture.
 
 Specs a user may give are described in :mod:`probes.model.specs` (hub ids, folders, GGUF files,
 ``<prefix><rung>`` of a built-in ladder, resolved through the registry of model sources there);
