@@ -260,4 +260,23 @@ FAMILIES = [
     ),
 ]
 
-BY_NAME = {family.name: family for family in FAMILIES}
+#: Families only the GGUF tests build (tests/model/gguf_files.py): mixtures of experts that
+#: transformers reads from GGUF.
+GGUF_ONLY = [
+    Family(
+        "qwen3_moe",
+        "Qwen3MoeForCausalLM",
+        "Qwen3MoeConfig",
+        {**LLAMA_LIKE, "num_experts": 4, "num_experts_per_tok": 2},
+        "mixture of experts (transformers' default expert width: GGUF does not carry it back)",
+    ),
+    Family(
+        "qwen2_moe",
+        "Qwen2MoeForCausalLM",
+        "Qwen2MoeConfig",
+        {**LLAMA_LIKE, "num_experts": 4, "num_experts_per_tok": 2},
+        "mixture of experts with a shared expert (default widths, as above)",
+    ),
+]
+
+BY_NAME = {family.name: family for family in FAMILIES + GGUF_ONLY}

@@ -27,6 +27,8 @@ GGUF_FAMILIES: dict[str, tuple[str, str, dict[str, int]]] = {
     "starcoder2": ("starcoder2", "starcoder2", {}),
     "gemma2": ("gemma2", "gemma2", {}),
     "gemma3": ("gemma3", "gemma3", {}),
+    "qwen3_moe": ("qwen3_moe", "qwen3moe", {"head_dim": 128}),
+    "qwen2_moe": ("qwen2_moe", "qwen2moe", {}),
 }
 
 #: The tokenizer: byte-level BPE over printable ASCII (so any English prompt tokenizes, a
@@ -64,7 +66,11 @@ def write_gguf(path: Path, architecture: str, hf_model: torch.nn.Module, name: s
     config = hf_model.config
     writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_name(name)
-    for key, field in GGUF_CONFIG_MAPPING[architecture].items():
+    # transformers keys the config fields of GGUF's "qwen3moe" as "qwen3_moe"
+    mapping = (
+        GGUF_CONFIG_MAPPING.get(architecture) or GGUF_CONFIG_MAPPING[architecture.replace("moe", "_moe")]
+    )
+    for key, field in mapping.items():
         value = getattr(config, field, None) if field else None
         if value is None or isinstance(value, (list, dict)):
             continue
@@ -88,12 +94,22 @@ def write_gguf(path: Path, architecture: str, hf_model: torch.nn.Module, name: s
     for hf_name, tensor in hf_model.state_dict().items():
         if tied and hf_name.endswith("lm_head.weight"):
             continue
+        values = tensor.float()
+        if hf_name.endswith("experts.gate_up_proj"):  # stored as two: experts x d_ff x d_model each
+            block = hf_name.split(".layers.")[1].split(".")[0]
+            gate, up = values.chunk(2, dim=1)
+            writer.add_tensor(f"blk.{block}.ffn_gate_exps.weight", gate.contiguous().numpy())
+            writer.add_tensor(f"blk.{block}.ffn_up_exps.weight", up.contiguous().numpy())
+            continue
         name = names.get_name(hf_name, try_suffixes=(".weight", ".bias"))
         if name is None:
             continue  # buffers (rotary tables, masks) are rebuilt from the config
-        values = tensor.float()
+        if not name.endswith((".weight", ".bias")):
+            name += ".weight"  # fused expert tensors are parameters without a suffix in transformers
         if any(part in hf_name for part in TRANSPOSED.get(architecture, ())) and values.ndim == 2:
             values = values.T
+        if name.endswith("ffn_gate_inp_shexp.weight"):
+            values = values.reshape(-1)  # llama.cpp stores the shared expert's gate as a vector
         writer.add_tensor(name, values.contiguous().numpy())
     writer.write_header_to_file()
     writer.write_kv_data_to_file()

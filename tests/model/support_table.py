@@ -104,9 +104,10 @@ need the TransformerLens bridge object itself (`model.bridge`) say which backend
 Every decoder-only family transformers reads from GGUF (`transformers.modeling_gguf_pytorch_utils`),
 written as a tiny GGUF file (`tests/model/gguf_files.py`) and loaded with the default backend, as
 `probes run --models file.gguf` loads it; compared with plain transformers reading the same file
-(bar: 2e-4). Left out: Mistral (transformers reads a llama.cpp Mistral file as Llama), the
-mixture-of-experts, Mamba, T5, Nemotron, LFM2, Deci, GPT-OSS, MiniMax and Gemma-4 entries (no
-tiny decoder-only test model here yet).
+(bar: 2e-4). Left out of transformers' GGUF list: Mistral (transformers reads a llama.cpp
+Mistral file as Llama, which is covered), T5 and UMT5 (encoder-decoders), Mamba and LFM2 (not
+attention-only decoders), and Nemotron, Deci, GPT-OSS, MiniMax-M2 and Gemma-4 (no tiny GGUF writer
+here yet: their tensors need family-specific layouts).
 
 | GGUF architecture | loaded as | backend | lens | prompt cache |
 |---|---|---|---|---|
