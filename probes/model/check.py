@@ -61,6 +61,9 @@ class CheckResult:
     ablation_difference: float | None = None
     #: a tuned lens through the backend vs the reference readout of the translated stream
     tuned_difference: float | None = None
+    #: the smallest spread (standard deviation over the vocabulary) of the model's own next-token
+    #: log-probs after an item's prompt: near 0, every readout is near uniform and agrees vacuously
+    output_spread: float = 0.0
     tolerance: float = TOLERANCE
     notes: list[str] = field(default_factory=list)
 
@@ -298,6 +301,12 @@ def check_loaded(
     )
     if reference_gap > TOLERANCE:
         result.notes.append("the plain readout misses what the forward does after the final norm")
+    result.output_spread = min(
+        float(_plain_hidden(plain, parts, item.prompt_ids)[2][-1].float().log_softmax(-1).std())
+        for item in encoded
+    )
+    if result.output_spread < 1e-3:
+        result.notes.append("the model's own log-probs are nearly uniform: the check says little")
     readings = {
         (batch, reuse): read_options(model, items, batch_size=batch, reuse_prompts=reuse).token_logprobs
         for batch in (len(items), 1)

@@ -4,7 +4,8 @@ Each entry names the transformers classes, the config fields that make the famil
 the matrix is there to cover: embedding scales, tied or untied unembedding, final-norm variants,
 parallel attention, partial rotary, ALiBi, sliding windows, post-norms, ``project_out``, logit
 soft caps and scales), and the backends that take it. Every model has 2 layers, width 32, the
-test vocabulary of :mod:`conftest` and float32 weights, seeded.
+test vocabulary of :mod:`conftest` and float32 weights, seeded (OPT's with project_out at a
+wider initial spread, so their outputs are far from uniform).
 
 ``backends`` lists the backends expected to wrap the family; a family one backend refuses says
 why in ``refused`` (the matrix checks the refusal is the clear error it should be).
@@ -93,6 +94,7 @@ FAMILIES = [
             "num_attention_heads": 4,
             "ffn_dim": 64,
             "word_embed_proj_dim": 16,
+            "init_std": 0.2,
             "do_layer_norm_before": False,
             "max_position_embeddings": 64,
         },
@@ -108,6 +110,7 @@ FAMILIES = [
             "num_attention_heads": 4,
             "ffn_dim": 64,
             "word_embed_proj_dim": 16,
+            "init_std": 0.2,
             "max_position_embeddings": 64,
         },
         "pre-norm OPT with project_out after the final norm (no released checkpoint has it)",

@@ -54,6 +54,10 @@ def tiny_gguf(folder: Path, name: str, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     hf_model = getattr(transformers, family.model_class)(config).float().eval()
+    with torch.no_grad():  # norms start as constants (Gemma's at 0, read back as -1): make them vary
+        for parameter in hf_model.parameters():
+            if parameter.ndim == 1:
+                parameter.uniform_(0.5, 1.5)
     return write_gguf(folder / f"{name}.gguf", architecture, hf_model, f"tiny-{name}")
 
 

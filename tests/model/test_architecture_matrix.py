@@ -40,6 +40,7 @@ def test_family_reads_exactly(family: Family, backend: str, tokenizer):
         return
     result = check_model(family.build(), tokenizer, backend, name=family.name, items=_items())
     assert result.reference_difference <= TOLERANCE  # the reference readout is the model's own
+    assert result.output_spread > 0.01  # not a model whose every readout is uniform
     assert len(result.layer_differences) == 3
     assert result.lens_difference is not None and result.lens_difference <= TOLERANCE, result.line()
     assert result.cache_difference is None or result.cache_difference <= TOLERANCE, result.line()
