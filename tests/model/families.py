@@ -3,12 +3,12 @@
 Each entry names the transformers classes, the config fields that make the family differ (what
 the matrix is there to cover: embedding scales, tied or untied unembedding, final-norm variants,
 parallel attention, partial rotary, ALiBi, sliding windows, post-norms, ``project_out``, logit
-soft caps and scales), and the backends that take it. Every model has 2 layers, width 32, the
-test vocabulary of :mod:`conftest` and float32 weights, seeded (OPT's with project_out at a
-wider initial spread, so their outputs are far from uniform).
+soft caps and scales). Every model has 2 layers, width 32, the test vocabulary of :mod:`conftest`
+and float32 weights, seeded (OPT's with project_out at a wider initial spread, so that their
+outputs are far from uniform).
 
-``backends`` lists the backends expected to wrap the family; a family one backend refuses says
-why in ``refused`` (the matrix checks the refusal is the clear error it should be).
+Both backends are expected to take a family unless ``refused`` names one and says why (the
+matrix checks the refusal is the clear error it should be).
 """
 
 from __future__ import annotations
@@ -43,7 +43,6 @@ class Family:
     config_class: str
     fields: dict[str, Any]
     covers: str
-    backends: tuple[str, ...] = ("bridge", "nnsight")
     #: backend -> why it refuses the family
     refused: dict[str, str] = field(default_factory=dict)
 
