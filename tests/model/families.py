@@ -47,12 +47,17 @@ class Family:
     refused: dict[str, str] = field(default_factory=dict)
 
     def build(self, seed: int = 0) -> torch.nn.Module:
-        """The tiny random model, in float32 and eval mode."""
+        """The tiny random model, in float32 and eval mode, its vectors (norms, biases) random too."""
         config = getattr(transformers, self.config_class)(
             vocab_size=VOCAB_SIZE, pad_token_id=PAD, bos_token_id=None, eos_token_id=None, **self.fields
         )
         torch.manual_seed(seed)
-        return getattr(transformers, self.model_class)(config).float().eval()
+        model = getattr(transformers, self.model_class)(config).float().eval()
+        with torch.no_grad():  # norms and biases start as constants (weights 1, biases 0): make them
+            for parameter in model.parameters():  # vary, so a readout that skipped one would show
+                if parameter.ndim == 1:
+                    parameter.uniform_(0.5, 1.5)
+        return model
 
 
 FAMILIES = [
