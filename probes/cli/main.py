@@ -207,6 +207,14 @@ def _command_lens_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_models_check(args: argparse.Namespace) -> int:
+    from probes.model.check import check_spec
+
+    result = check_spec(args.model, args.backend, args.device, args.dtype)
+    print(result.line())
+    return 0 if result.exact else 1
+
+
 def _command_ladders(args: argparse.Namespace) -> int:
     from probes.cli.listings import ladders_output
 
@@ -307,6 +315,15 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         from probes.jobs.lens_training import LensTrainOptions
 
         add_dataclass_options(lens_train, LensTrainOptions)
+    models = subcommands.add_parser("models", help="Check how exactly probes reads a model (docs/models.md).")
+    check = models.add_subparsers(dest="models_command", required=True).add_parser(
+        "check", help="Per-layer log-probs, prompt cache, ablation, tuned lens vs plain transformers."
+    )
+    check.add_argument("model", help="Hub id, model folder or .gguf file.")
+    check.add_argument("--backend", default="auto", help="auto (default), bridge or nnsight.")
+    check.add_argument("--device", default="cpu", help="Torch device.")
+    check.add_argument("--dtype", default="float32", help="float32 (the 1e-4 bar assumes it), bfloat16 ...")
+    check.set_defaults(handler=_command_models_check)
     ladders = subcommands.add_parser("ladders", help="List the known ladders and their rungs.")
     ladders.add_argument("ladder", nargs="?", help="Only this ladder.")
     _add_format(ladders)

@@ -66,9 +66,10 @@ def run_settings(options: RunOptions) -> dict[str, Any]:
 
 def backend_setting(options: Any) -> dict[str, str]:
     """The backend, for a run's fingerprint: another way of running a model rounds differently.
-    Named only when it is not the default bridge (a bridge run's fingerprint has no backend)."""
-    backend = getattr(options, "backend", "bridge")
-    if backend == "bridge":
+    Named only when it is not the default (``auto``, which runs the bridge wherever the bridge
+    can take the model, or the bridge itself; the manifest's ``backend`` says which ran)."""
+    backend = getattr(options, "backend", "auto")
+    if backend in ("auto", "bridge"):
         return {}
     return {"backend": backend + (" remote" if getattr(options, "remote", False) else "")}
 

@@ -83,10 +83,11 @@ class LoadOptions:
     device: str = field(default="cpu", metadata={"help": "Torch device, e.g. cpu, cuda, cuda:1, mps."})
     dtype: str = field(default="float32", metadata={"help": "Model dtype: float32, bfloat16 or float16."})
     backend: str = field(
-        default="bridge",
+        default="auto",
         metadata={
-            "help": "How models are run and read: bridge (TransformerLens) or nnsight (pip install "
-            "'probes[nnsight]'); the numbers agree to float rounding."
+            "help": "How models are run and read: auto (the bridge where TransformerLens can run the "
+            "model, else nnsight, said in one line), bridge (TransformerLens) or nnsight (pip install "
+            "'probes[nnsight]'); the numbers agree to float rounding (docs/models.md)."
         },
     )
     device_map: str | None = field(

@@ -172,6 +172,7 @@ class BackendKind:
         install: How to install it, for the message when it is missing.
         load_remote: Loads a hub model that runs elsewhere (``--remote``); None where the
             backend runs models only here.
+        auto_rank: Where ``--backend auto`` tries it (lowest first); None: never tried by auto.
     """
 
     name: str
@@ -180,12 +181,16 @@ class BackendKind:
     requires: str | None = None
     install: str = ""
     load_remote: Callable[[ModelSpec, torch.dtype], HookedModel] | None = None
+    auto_rank: int | None = None
 
     def check_installed(self) -> None:
         """Raise :class:`~probes.errors.UnknownModelError` saying how to install what is missing."""
         if self.requires and importlib.util.find_spec(self.requires) is None:
             raise UnknownModelError(f"--backend {self.name} needs {self.requires}: {self.install}.")
 
+
+#: ``--backend auto``: the first of :func:`auto_backends` that can run the model.
+AUTO = "auto"
 
 _REGISTERED: dict[str, BackendKind] = {}
 
@@ -206,6 +211,13 @@ def backends() -> dict[str, BackendKind]:
         if isinstance(kind, BackendKind):
             found[kind.name] = kind
     return {**found, **_REGISTERED}
+
+
+def auto_backends() -> list[BackendKind]:
+    """The installed backends ``--backend auto`` tries, in order (their ``auto_rank``)."""
+    ranked = [kind for kind in backends().values() if kind.auto_rank is not None]
+    installed = [kind for kind in ranked if not kind.requires or importlib.util.find_spec(kind.requires)]
+    return sorted(installed, key=lambda kind: (kind.auto_rank, kind.name))
 
 
 def get_backend(name: str) -> BackendKind:

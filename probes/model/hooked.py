@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from jaxtyping import Float, Int
 
-from probes.errors import InvalidItemError
+from probes.errors import InvalidItemError, UnsupportedModelError
 from probes.model import backend as backend_module
 from probes.model.backend import Backend, HookFunction
 from probes.model.readers import ResidualReader
@@ -57,8 +57,20 @@ class HookedModel:
 
     @property
     def bridge(self) -> Any:
-        """The TransformerLens bridge, for users' own experiments (the toolkit never uses it)."""
-        return self.backend.bridge
+        """The TransformerLens bridge, for users' own experiments (the toolkit never uses it).
+
+        Raises:
+            UnsupportedModelError: The model runs with another backend (``--backend auto`` falls
+                back to nnsight where the bridge cannot take a model).
+        """
+        bridge = getattr(self.backend, "bridge", None)
+        if bridge is None:
+            raise UnsupportedModelError(
+                f"{self.name} runs with the {getattr(self.backend, 'kind', 'nnsight')} backend, which has no "
+                "TransformerLens bridge; load it with backend='bridge' (--backend bridge) where the bridge "
+                "can take the model (docs/models.md)."
+            )
+        return bridge
 
     @property
     def hf_model(self) -> PreTrainedModel:

@@ -2,8 +2,11 @@
 
 Every model, whatever its family or source, is loaded into a
 :class:`~probes.model.hooked.HookedModel` (re-exported here), the one door every analysis
-goes through, behind the backend asked for (:mod:`probes.model.backend`; TransformerLens's
-``TransformerBridge`` by default). Nothing here branches on the architecture.
+goes through, behind the backend asked for (:mod:`probes.model.backend`). The default,
+``auto``, takes the first backend (in their ``auto_rank`` order: TransformerLens's bridge, then
+nnsight) that can run the model, saying so in one line when it is not the first
+(:func:`_wrap_automatically`; which families each takes: docs/models.md). Nothing here branches
+on the architecture.
 
 Specs a user may give are described in :mod:`probes.model.specs` (hub ids, folders, GGUF files,
 ``<prefix><rung>`` of a built-in ladder, resolved through the registry of model sources there);
@@ -24,6 +27,7 @@ import logging
 import os
 import socket
 import struct
+import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -31,8 +35,14 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from probes.errors import CustomCodeError, DamagedWeightsError, UnknownModelError, UnsafeWeightsError
-from probes.model.backend import get_backend
+from probes.errors import (
+    CustomCodeError,
+    DamagedWeightsError,
+    UnknownModelError,
+    UnsafeWeightsError,
+    UnsupportedModelError,
+)
+from probes.model.backend import AUTO, auto_backends, get_backend
 from probes.model.hooked import HookedModel
 from probes.model.memory import check_model_memory
 from probes.model.placement import Placement, device_map_of
@@ -60,7 +70,7 @@ def load_model(
     spec: str | ModelSpec,
     device: str = "cpu",
     dtype: str | torch.dtype = "float32",
-    backend: str = "bridge",
+    backend: str = "auto",
     device_map: str | dict[str, Any] | None = None,
     remote: bool | str = False,
     memory_check: bool = True,
@@ -71,7 +81,8 @@ def load_model(
         spec: What to load (see :mod:`probes.model.specs`).
         device: Torch device of the whole model (ignored with a ``device_map``).
         dtype: Model dtype.
-        backend: A registered backend (:func:`probes.model.backend.backends`): ``"bridge"``
+        backend: ``"auto"`` (the first registered backend that can run the model) or a
+            registered backend (:func:`probes.model.backend.backends`): ``"bridge"``
             (TransformerLens) or ``"nnsight"``.
         device_map: Accelerate's placement of the model's modules: ``"auto"`` spreads a model
             too large for one GPU over the GPUs (then CPU, then disk), or an explicit
@@ -121,7 +132,7 @@ def from_hf_model(
     tokenizer: Any,
     name: str = "in-memory",
     revision: str | None = None,
-    backend: str = "bridge",
+    backend: str = "auto",
 ) -> HookedModel:
     """Wrap an already loaded transformers model and its tokenizer (nothing is downloaded)."""
     if not getattr(tokenizer, "name_or_path", None):
@@ -138,9 +149,34 @@ def _wrap(
     spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str, backend: str
 ) -> HookedModel:
     """The loaded model behind the backend asked for (:func:`probes.model.backend.get_backend`)."""
+    if backend == AUTO:
+        return _wrap_automatically(spec, hf_model, tokenizer, model_name)
     kind = get_backend(backend)
     kind.check_installed()
     return kind.wrap(spec, hf_model, tokenizer, model_name)
+
+
+def _wrap_automatically(
+    spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str
+) -> HookedModel:
+    """The ``auto`` backend: the first installed backend (:func:`probes.model.backend.auto_backends`)
+    that can run the model, with one line on stderr when it is not the first (naming why the
+    others could not); none: one error naming every reason. A backend that cannot run a model
+    raises :class:`~probes.errors.UnsupportedModelError` and leaves the model as it was."""
+    reasons: list[str] = []
+    for kind in auto_backends():
+        try:
+            model = kind.wrap(spec, hf_model, tokenizer, model_name)
+        except UnsupportedModelError as err:
+            reasons.append(str(err))
+            continue
+        if reasons:
+            why = "; ".join(r.split("; use --backend")[0].split(" Try --backend")[0].rstrip(".") for r in reasons)
+            print(f"probes: {spec.label} runs with the {kind.name} backend: {why}.", file=sys.stderr)
+        return model
+    raise UnsupportedModelError(
+        f"no backend can run {spec.label} ({type(hf_model).__name__}): " + " And: ".join(reasons)
+    )
 
 
 def _check_safe_folder(folder: Path) -> None:

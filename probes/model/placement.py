@@ -73,7 +73,7 @@ def backend_options(options: Any) -> dict[str, Any]:
     """The :func:`~probes.model.loading.load_model` arguments of a run's ``--backend``, ``--device-map``,
     ``--remote`` and ``--no-memory-check``."""
     return {
-        "backend": getattr(options, "backend", "bridge"),
+        "backend": getattr(options, "backend", "auto"),
         "device_map": getattr(options, "device_map", None),
         "remote": getattr(options, "remote", False),
         "memory_check": getattr(options, "memory_check", True),

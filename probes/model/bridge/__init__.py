@@ -31,4 +31,5 @@ BACKEND = BackendKind(
     wrap=_wrap,
     requires="transformer_lens",
     install="pip install transformer-lens",
+    auto_rank=0,
 )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from jaxtyping import Float, Int
 
+from probes.errors import UnsupportedModelError
 from probes.model.backend import HookFunction
 from probes.model.bridge.plain_modules import cache_by_old_name, plain, plain_modules
 from probes.model.bridge.residual_catcher import ResidualCatcher
@@ -169,8 +170,8 @@ class BridgeBackend:
         return norm(flat).reshape(resid.shape)
 
     def unembed(self, normed: Float[torch.Tensor, "*shape d_model"]) -> Float[torch.Tensor, "*shape vocab"]:
-        """``normed @ W_U + b_U``, then the adapter's output transform, if it has one."""
-        logits = normed @ self.bridge.W_U
+        """``normed @ W_U + b_U`` (any ``project_out`` folded in), then the adapter's output transform."""
+        logits = normed @ self.unembedding_weights.to(normed.dtype)
         if self.unembedding_bias is not None:
             logits = logits + self.unembedding_bias
         transform = getattr(getattr(self.bridge, "adapter", None), "apply_output_logits_transform", None)
@@ -208,26 +209,94 @@ class BridgeBackend:
 
     @property
     def unembedding_weights(self) -> Float[torch.Tensor, "d_model vocab"]:
-        """The bridge's ``W_U``."""
+        """The bridge's ``W_U``; with a ``project_out`` (OPT-350m), ``P^T W_U`` in float32, as wide as
+        the residual stream (:mod:`probes.model.bridge.readout`)."""
+        if "project_out" in self.bridge._modules:
+            from probes.model.bridge.readout import readout_view
+
+            return readout_view(self.bridge).W_U
         return self.bridge.W_U
 
     @property
     def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:
-        """The bridge's ``b_U``, if it has one."""
+        """The bridge's ``b_U``, if it has one (with a ``project_out``'s bias folded in)."""
+        if "project_out" in self.bridge._modules:
+            from probes.model.bridge.readout import readout_view
+
+            return readout_view(self.bridge).b_U
         return getattr(self.bridge, "b_U", None)
 
 
 def wrap(spec: ModelSpec, hf_model: PreTrainedModel, tokenizer: Any, model_name: str) -> HookedModel:
     """A loaded transformers model behind a ``TransformerBridge`` (``model_name``: a hub id, or a
-    name that resolves to nothing on the hub, so TransformerLens looks nothing up)."""
+    name that resolves to nothing on the hub, so TransformerLens looks nothing up).
+
+    Raises:
+        UnsupportedModelError: TransformerLens has no adapter for the model's family, or its
+            adapter cannot run it (one token through the hooked forward and the readout is tried
+            here); the model is left as transformers built it.
+    """
     from transformer_lens.model_bridge import TransformerBridge
 
     # The bridge sets missing special tokens on the tokenizer it is given: give it our own copy,
     # so a caller's tokenizer (saved or reused later) is never changed behind its back.
     tokenizer = copy.deepcopy(tokenizer)
     loaded = loaded_weights(hf_model)  # before the bridge adds its split copies of fused weights
-    bridge = TransformerBridge.boot_transformers(
-        model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
-    )
-    bridge.eval()
-    return HookedModel(spec=spec, backend=BridgeBackend(bridge), tokenizer=tokenizer, **loaded)
+    name_architecture(hf_model)
+    architecture = type(hf_model).__name__
+    try:
+        bridge = TransformerBridge.boot_transformers(
+            model_name, hf_model=hf_model, tokenizer=tokenizer, device=str(next(hf_model.parameters()).device)
+        )
+        bridge.eval()
+        backend = BridgeBackend(bridge)
+        _try_bridge(backend)
+    except UnsupportedModelError as err:
+        unbridge(hf_model)
+        raise UnsupportedModelError(f"{architecture}: {err} Try --backend nnsight.") from None
+    except (ValueError, AttributeError, KeyError, TypeError, NotImplementedError, RuntimeError) as err:
+        unbridge(hf_model)
+        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        if "Could not determine supported architecture" in first_line:
+            first_line = "TransformerLens has no adapter for it"
+        raise UnsupportedModelError(
+            f"TransformerLens's bridge cannot run {architecture} ({first_line[:200]}); use --backend "
+            "nnsight, or leave --backend out (auto: the bridge where it can, else nnsight)."
+        ) from None
+    return HookedModel(spec=spec, backend=backend, tokenizer=tokenizer, **loaded)
+
+
+def _try_bridge(backend: BridgeBackend) -> None:
+    """One token through the bridge's hooked forward and its readout: a family whose adapter
+    wraps the model but cannot run it (CodeGen's under transformers 5.x) fails here, at load."""
+    ids = torch.zeros(1, 1, dtype=torch.long, device=backend.unembedding_device)
+    with torch.inference_mode():
+        backend.run_with_hooks(ids, torch.ones_like(ids), ())
+        backend.log_probs(torch.zeros(1, backend.d_model, device=ids.device), ids[0], 1)
+
+
+def unbridge(hf_model: PreTrainedModel) -> None:
+    """Put back, for good, every Hugging Face module a bridge replaced by its component (after a
+    bridge that failed half way), so another backend gets the model transformers built."""
+    def visit(parent: torch.nn.Module) -> None:
+        for name, child in list(parent._modules.items()):
+            if child is None:
+                continue
+            module = plain(child)
+            parent._modules[name] = module
+            visit(module)
+
+    visit(hf_model)
+
+
+def name_architecture(hf_model: PreTrainedModel) -> None:
+    """Name the model's class in its config's ``architectures`` where the config names none.
+
+    TransformerLens picks its adapter from ``config.architectures``, else from a table of
+    ``model_type``s that lacks many families it has adapters for (Falcon, OLMo, Granite, Cohere
+    ...). A config built in memory or read from a GGUF file names no architecture; the loaded
+    class (``FalconForCausalLM``) is the one the config would name, so the bridge is told that.
+    """
+    config = hf_model.config
+    if not getattr(config, "architectures", None):
+        config.architectures = [type(hf_model).__name__]

@@ -43,4 +43,5 @@ BACKEND = BackendKind(
     requires="nnsight",
     install="pip install 'probes[nnsight]'",
     load_remote=_load_remote,
+    auto_rank=1,
 )

@@ -179,10 +179,12 @@ class NNsightBackend:
         return self.hf_model.parameters()
 
     def hook_points(self) -> set[str]:
-        """The TransformerLens names of the points :meth:`run_with_hooks` can reach."""
+        """The TransformerLens names of the points :meth:`run_with_hooks` can reach (the final norm's
+        scale only where the model has a final norm)."""
         n = self.n_layers
         per_layer = {hook(layer) for layer in range(n) for hook in (head_hook, attn_out_hook, mlp_out_hook)}
-        return per_layer | {resid_hook(layer, n) for layer in range(n + 1)} | {FINAL_NORM_SCALE_HOOK}
+        scale = {FINAL_NORM_SCALE_HOOK} if self.layout.final_norm_path else set()
+        return per_layer | {resid_hook(layer, n) for layer in range(n + 1)} | scale
 
     def residual_reader(self, layers: Sequence[int]) -> NNsightReader:
         """A reader that stops each trace after the last of ``layers``."""
@@ -213,7 +215,7 @@ class NNsightBackend:
             inputs["attention_mask"] = attention_mask
         with model.trace(inputs, use_cache=False, **self.trace_options):
             for (layer, step), name, functions in plan:
-                apply_hooks(model, layout, layer, step, name, functions, n_heads)
+                apply_hooks(model, layout, layer, step, name, functions, n_heads, tuple(input_ids.shape))
             logits = model.output.logits.save()
         return logits
 
@@ -235,10 +237,17 @@ class NNsightBackend:
 
     @property
     def _readout(self) -> tuple[torch.nn.Module, torch.nn.Module]:
-        """float32 copies of the final norm and the unembedding (the model's forward is untouched)."""
+        """float32 copies of the final norm (the identity where there is none) and the unembedding,
+        after any ``project_out`` (the model's forward is untouched)."""
         if "readout" not in self._fetched:
-            norm, unembed = self._part(self.layout.final_norm_path), self._part(self.layout.unembedding_path)
-            self._fetched["readout"] = (copy.deepcopy(norm).float(), copy.deepcopy(unembed).float())
+            layout = self.layout
+            norm = self._part(layout.final_norm_path) if layout.final_norm_path else torch.nn.Identity()
+            unembed = copy.deepcopy(self._part(layout.unembedding_path)).float()
+            if layout.project_out_path:
+                unembed = torch.nn.Sequential(
+                    copy.deepcopy(self._part(layout.project_out_path)).float(), unembed
+                )
+            self._fetched["readout"] = (copy.deepcopy(norm).float(), unembed)
         return self._fetched["readout"]  # type: ignore[return-value]
 
     @property
@@ -273,12 +282,14 @@ class NNsightBackend:
     def apply_final_norm(
         self, resid: Float[torch.Tensor, "*shape d_model"]
     ) -> Float[torch.Tensor, "*shape d_model"]:
-        """The model's final norm (statistics per vector)."""
-        return self._part(self.layout.final_norm_path)(resid)
+        """The model's final norm (statistics per vector; the identity where there is none)."""
+        return self._part(self.layout.final_norm_path)(resid) if self.layout.final_norm_path else resid
 
     def unembed(self, normed: Float[torch.Tensor, "*shape d_model"]) -> Float[torch.Tensor, "*shape vocab"]:
         """The model's unembedding and what its forward does to the logits after it (a scale, a
         soft cap: :mod:`probes.model.output_transform`)."""
+        if self.layout.project_out_path:
+            normed = self._part(self.layout.project_out_path)(normed)
         return self._transformed(self._part(self.layout.unembedding_path)(normed))
 
     def _transformed(
@@ -291,6 +302,8 @@ class NNsightBackend:
         self, vectors: Float[torch.Tensor, "*shape d_model"], scale: Float[torch.Tensor, "*shape 1"]
     ) -> Float[torch.Tensor, "*shape d_model"]:
         """Centred (LayerNorm) or not (RMSNorm), divided by ``scale``, times the norm's weight."""
+        if not self.layout.final_norm_path:
+            raise ProbesError(f"{self.architecture} has no final norm; a frozen final norm needs one.")
         norm = self._part(self.layout.final_norm_path)
         normed = vectors - vectors.mean(-1, keepdim=True) if self.layout.centres(self.hf_model) else vectors
         weight = getattr(norm, "weight", None)
@@ -300,7 +313,9 @@ class NNsightBackend:
 
     @property
     def final_norm_bias(self) -> Float[torch.Tensor, " d_model"] | None:
-        """The final norm's bias (``None`` for RMSNorm)."""
+        """The final norm's bias (``None`` for RMSNorm or no final norm)."""
+        if not self.layout.final_norm_path:
+            return None
         return getattr(self._part(self.layout.final_norm_path), "bias", None)
 
     @property
@@ -316,8 +331,11 @@ class NNsightBackend:
 
     @property
     def unembedding_weights(self) -> Float[torch.Tensor, "d_model vocab"]:
-        """The unembedding matrix, ``d_model x vocab``."""
-        return self._part(self.layout.unembedding_path).weight.T
+        """The unembedding matrix, ``d_model x vocab`` (a ``project_out`` folded in: ``P^T W_U``)."""
+        weight = self._part(self.layout.unembedding_path).weight.T
+        if self.layout.project_out_path:
+            weight = self._part(self.layout.project_out_path).weight.T @ weight
+        return weight
 
     @property
     def unembedding_bias(self) -> Float[torch.Tensor, " vocab"] | None:

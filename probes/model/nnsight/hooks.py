@@ -5,8 +5,10 @@ the values (nnsight serves them in that order only); :func:`apply_hooks`, called
 ``model.trace(...)``, reads a point's value, runs its functions (each may return a replacement)
 and writes the last replacement back. The points (:mod:`probes.model.bridge.backend` names them) are the
 blocks' inputs (``hook_resid_pre``), the input of the attention output projection split per
-head (``hook_z``), the attention and MLP outputs, the last block's output (``hook_resid_post``)
-and the final norm's scale (computed from its input; read-only).
+head (``hook_z``), the attention and MLP outputs as they join the residual stream (after a
+post-norm, times a residual multiplier: :class:`~probes.model.nnsight.layout.Layout`), the last
+block's output (``hook_resid_post``) and the final norm's scale (computed from its input;
+read-only).
 """
 
 from __future__ import annotations
@@ -61,11 +63,23 @@ def plan_hooks(
 
 
 def apply_hooks(
-    model: Any, layout: Layout, layer: int, step: int, name: str, functions: list[Any], n_heads: int
+    model: Any,
+    layout: Layout,
+    layer: int,
+    step: int,
+    name: str,
+    functions: list[Any],
+    n_heads: int,
+    leading: tuple[int, ...] = (),
 ) -> None:
-    """Inside a trace: read one point's value, run its hooks, write a replacement back."""
+    """Inside a trace: read one point's value, run its hooks, write a replacement back.
+
+    ``leading`` is the input's ``(batch, pos)``: a module that works on the flattened positions
+    (OPT's ``fc2``) has its output shown to the hooks as ``batch pos d_model``."""
     point = HookPoint(name)
     if name == FINAL_NORM_SCALE_HOOK:
+        if not layout.final_norm_path:
+            raise ProbesError(f"{name}: this model has no final norm (post-LN OPT).")
         norm = layout.envoy(model, layout.final_norm_path)
         hidden = norm.input
         scale = layout.scale(norm._module, hidden)
@@ -82,12 +96,24 @@ def apply_hooks(
         value = flat.reshape(*flat.shape[:-1], n_heads, -1)
         write = lambda new: setattr(projection, "input", new.reshape(flat.shape))  # noqa: E731
     else:
-        paths = {STEPS["attn_out"]: layout.attention_path, STEPS["mlp_out"]: layout.mlp_path}
+        # attn_out, mlp_out: what joins the residual stream (after any post-norm, times any scale)
+        paths = {
+            STEPS["attn_out"]: layout.attention_output_path or layout.attention_path,
+            STEPS["mlp_out"]: layout.mlp_output_path or layout.mlp_path,
+        }
+        scale = layout.residual_scale if step in paths else 1.0
         envoy = layout.envoy(block, paths.get(step, ""))  # resid_post: the block itself
         output = envoy.output
         value = output[0] if isinstance(output, tuple) else output
+        flat = value.ndim == 2 and len(leading) == 2
+        if flat:
+            value = value.reshape(*leading, -1)
+        if scale != 1.0:
+            value = value * scale
 
         def write(new: torch.Tensor) -> None:
+            new = new / scale if scale != 1.0 else new
+            new = new.reshape(-1, new.shape[-1]) if flat else new
             envoy.output = (new, *output[1:]) if isinstance(output, tuple) else new
 
     changed = False
