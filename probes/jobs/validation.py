@@ -84,16 +84,18 @@ def check_executor(options: Any) -> None:
 def check_backend(options: Any) -> None:
     """``--backend`` one the toolkit has (and installed), ``--remote`` only through nnsight,
     ``--device-map`` a named placement or a JSON map."""
-    from probes.model.backend import backends
+    from probes.model.backend import AUTO, backends
     from probes.model.placement import device_map_of
 
     known = backends()
-    if options.backend not in known:
-        raise InvalidOptionError(f"--backend {options.backend!r} is unknown; use one of {sorted(known)}.")
-    kind = known[options.backend]
-    if kind.requires and importlib.util.find_spec(kind.requires) is None:
+    if options.backend != AUTO and options.backend not in known:
+        raise InvalidOptionError(
+            f"--backend {options.backend!r} is unknown; use {AUTO} or one of {sorted(known)}."
+        )
+    kind = known.get(options.backend)
+    if kind is not None and kind.requires and importlib.util.find_spec(kind.requires) is None:
         raise InvalidOptionError(f"--backend {kind.name} needs {kind.requires}: {kind.install}.")
-    if getattr(options, "remote", False) and kind.load_remote is None:
+    if getattr(options, "remote", False) and (kind is None or kind.load_remote is None):
         remote = [name for name, other in known.items() if other.load_remote is not None]
         raise InvalidOptionError(f"--remote runs models on NDIF: add --backend {' or '.join(remote)}.")
     device_map_of(getattr(options, "device_map", None))

@@ -100,7 +100,7 @@ def load_model(
     torch_dtype = resolve_dtype(dtype)
     placement = Placement(device, device_map_of(device_map))
     if remote:
-        if get_backend(backend).load_remote is None:
+        if backend == AUTO or get_backend(backend).load_remote is None:
             raise UnknownModelError("--remote runs models on NDIF through nnsight: add --backend nnsight.")
         if spec.source != "hub":
             raise UnknownModelError(

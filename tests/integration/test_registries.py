@@ -58,5 +58,5 @@ def test_a_dropped_backend_loads_models_and_gives_the_bridge_s_numbers(dropped, 
 def test_an_unknown_lens_or_backend_names_the_known_ones(tmp_path):
     with pytest.raises(probes.ProbesError, match=r"unknown lens 'half'.*logit"):
         probes.run(models=["organism:1x8"], n_items=2, lens="half", out=tmp_path / "a", progress=False)
-    with pytest.raises(probes.ProbesError, match=r"--backend 'echo' is unknown.*bridge"):
+    with pytest.raises(probes.ProbesError, match=r"--backend .echo. is unknown.*bridge"):
         probes.run(models=["organism:1x8"], n_items=2, backend="echo", out=tmp_path / "b", progress=False)

@@ -14,8 +14,14 @@ PROMPTS = [[3, 7, 9, 11, 4], [5, 6, 2], [8, 8, 8, 8]]
 
 #: The modules that may reach the model behind HookedModel's back: loading, the view, the backends.
 #: The model package's modules that may reach the wrapped model: the loader, the standard view,
-#: the protocol, and the backends' own packages.
-BACKEND_MODULES = ("model/__init__.py", "model/loading.py", "model/hooked.py", "model/backend.py")
+#: the protocol, the exactness check against plain transformers, and the backends' own packages.
+BACKEND_MODULES = (
+    "model/__init__.py",
+    "model/loading.py",
+    "model/hooked.py",
+    "model/backend.py",
+    "model/check.py",
+)
 BACKEND_PACKAGES = ("model/bridge", "model/nnsight")
 
 
