@@ -8,12 +8,12 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from tiny_models import VOCAB, tiny_hf_model
 from transformers import Gemma2Config, Gemma2ForCausalLM, GraniteConfig, GraniteForCausalLM
 
 from probes.errors import InvalidItemError
 from probes.model.bridge import readout
 from probes.model.loading import from_hf_model
-from tests.conftest import VOCAB, tiny_hf_model
 
 
 @pytest.mark.parametrize("block", [7, 64, 202, 1024])
