@@ -29,6 +29,7 @@ import math
 import pandas as pd
 import plotly.io as pio
 from IPython.display import display
+from tqdm import tqdm
 
 import probes
 from probes.analysis.reasoning import step_readout_summary, with_steps
@@ -52,7 +53,6 @@ from probes.errors import InvalidItemError
 from probes.ladders import get_ladder
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
 from probes.run.model_rows import readout_rows, step_rows
-from probes.run.progress import quiet_libraries
 from probes.tasks import load_items
 
 pio.renderers.default = "notebook"
@@ -65,22 +65,30 @@ print("probes", probes.__version__)
 # number of every k. The evaluation items (seed 0: the ladder's held-out set) are read through
 # the logit lens at every layer; the linear probes train and test on separate items (another
 # seed), 70% / 30%.
+#
+# By default the notebook runs a quick version of the study (a few minutes on 2 CPU cores): the
+# first training seed of depths 1, 2, 4 and 8. Set `FULL_STUDY = True` for every rung of the
+# ladder (both seeds of every depth, 1 to 8: four times the work); the conclusion below is written
+# from whichever rungs ran.
 
 # %%
+FULL_STUDY = False  # True: every rung of the ladder (about four times as long)
 (TASK,) = builtin_catalogue("depth").catalogue()["tasks"]  # the ladder's training task
 N_ITEMS, MAX_K = 192, 8  # evaluation items (k cycles over them), largest k tested
 PROBED_K, PROBE_ITEMS = [2], 600  # k whose steps are probed (k = 2: one intermediate); items drawn
 items = [i for i in load_items([TASK], ["prize"], N_ITEMS, seed=0) if i.meta["steps"] <= MAX_K]
 probing = [i for i in load_items([TASK], ["prize"], PROBE_ITEMS, seed=2) if i.meta["steps"] in PROBED_K]
 specs = get_ladder("depth").model_specs()
+if not FULL_STUDY:  # rung names are depth:<layers>x<width>, "-s1" for the second seed
+    quick = {f"depth:{layers}x64" for layers in (1, 2, 4, 8)}
+    specs = [spec for spec in specs if spec.name in quick]
 ks = sorted({i.meta["steps"] for i in items})
 print(f"{TASK}: {len(items)} items (k = {ks[0]}..{ks[-1]}), {len(specs)} rungs; e.g. {items[0].prompt!r}")
 
 # %%
 rows, steps, probes_scores = [], [], []
-for spec in specs:
-    with quiet_libraries():  # no loading bars
-        model = probes.load_model(spec)  # once per rung: lens, step readouts and probes share it
+for spec in tqdm(specs, desc="rungs (lens, step readouts, probes)", unit="rung"):
+    model = probes.load_model(spec)  # once per rung: lens, step readouts and probes share it
     readout = probes.read_options(model, items, batch_size=32)
     rows.append(with_steps(readout_rows(model, readout), items))
     steps.append(step_rows(model, readout))

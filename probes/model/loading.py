@@ -63,8 +63,12 @@ def load_model(
     backend: str = "bridge",
     device_map: str | dict[str, Any] | None = None,
     remote: bool | str = False,
+    verbose: bool = False,
 ) -> HookedModel:
     """Load the model a spec names and wrap it in the standard hooked view.
+
+    The model libraries' loading bars, info logs and warnings are hidden while it loads
+    (:func:`probes.run.progress.quiet_libraries`) unless ``verbose``; errors still show.
 
     Args:
         spec: What to load (see :mod:`probes.model.specs`).
@@ -76,7 +80,23 @@ def load_model(
             ``{module: device}`` map (``"disk"`` offloads to a temporary folder).
         remote: Run the nnsight backend's traces on NDIF (``True``) or nnsight's local
             simulation of a remote request (``"local"``); hub models only.
+        verbose: Show the model libraries' own loading bars and messages.
     """
+    from probes.run.progress import quiet_libraries  # tqdm only; the run layer's one switch
+
+    with quiet_libraries(not verbose):
+        return _load(spec, device, dtype, backend, device_map, remote)
+
+
+def _load(
+    spec: str | ModelSpec,
+    device: str,
+    dtype: str | torch.dtype,
+    backend: str,
+    device_map: str | dict[str, Any] | None,
+    remote: bool | str,
+) -> HookedModel:
+    """:func:`load_model` without the quiet switch."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     torch_dtype = resolve_dtype(dtype)
     placement = Placement(device, device_map_of(device_map))

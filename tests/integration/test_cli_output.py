@@ -182,3 +182,17 @@ def test_quiet_libraries_silences_and_restores():
     assert [str(w.message) for w in caught] == ["ours"]
     assert transformers_logging.is_progress_bar_enabled() == bars_before
     assert logging.getLogger("transformer_lens").level == before
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_load_model_is_quiet_unless_asked(verbose, capfd):
+    """`probes.load_model` hides transformers' "Loading weights" bar and its logs (``verbose`` shows them)."""
+    import probes
+
+    capfd.readouterr()
+    probes.load_model("organism:1x4", verbose=verbose)
+    printed = capfd.readouterr()
+    if verbose:
+        assert "Loading" in printed.out + printed.err  # the test can fail: the bar is there to hide
+    else:
+        assert printed.out == "" and printed.err == ""
