@@ -11,12 +11,12 @@ per-layer tables behind it.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from probes.cli.display import wrapped
+from probes.cli.display import MISSING, WIDTH, records_text, text_table, wrapped
 
 #: Tasks the closing summary names before it points to ``probes show`` for the rest.
 MAX_TASKS = 6
@@ -107,90 +107,211 @@ def print_closing_summary(
     print(f"results: {out} (every table: probes show {out})")
 
 
-def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[str] = ()) -> None:
-    """Print accuracy and log-odds per layer and model, decision and divergence layers (``probes show``)."""
+def show_tables(table: pd.DataFrame, order: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """The tables behind ``probes show``, rows in reading order (task, variant as in
+    :data:`probes.tasks.variants.VARIANTS`, model smallest first, layer).
+
+    ``layers``: per (task, variant, model, layer) accuracy (a tie is half right, Wilson 95%
+    interval) and mean log-odds (bootstrap 95% interval), :func:`probes.analysis.metrics.aggregate`;
+    ``decision`` and ``divergence``: :mod:`probes.analysis.decision`'s per-model layers.
+    """
+    from probes.analysis.decision import decision_summary, divergence_summary
     from probes.analysis.metrics import aggregate
+    from probes.analysis.scoring import per_layer_score
+    from probes.report.tables import task_order, variant_order
+
+    models = _ordered(set(table["model"]), order)
+    ranks = {
+        "task": {task: i for i, task in enumerate(task_order(table))},
+        "variant": {variant: i for i, variant in enumerate(variant_order(table))},
+        "model": {model: i for i, model in enumerate(models)},
+    }
+
+    def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        key = lambda column: column.map(ranks[column.name]) if column.name in ranks else column  # noqa: E731
+        return frame.sort_values(keys, key=key, kind="stable").reset_index(drop=True)
+
+    return {
+        "layers": ranked(
+            aggregate(table, n_resamples=200, score=per_layer_score(table)),
+            ["task", "variant", "model", "layer"],
+        ),
+        "decision": ranked(decision_summary(table, n_resamples=200), ["task", "variant", "model"]),
+        "divergence": ranked(divergence_summary(table, n_resamples=200), ["task", "model"]),
+    }
+
+
+def show_records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """A table's rows as records for CSV or JSON: missing figures as None (empty, ``null``)."""
+    return [
+        {key: None if _missing(value) else value for key, value in row.items()}
+        for row in frame.astype(object).to_dict("records")
+    ]
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array: present
+        return False
+
+
+def print_tables(
+    table: pd.DataFrame,
+    out: Path | None = None,
+    order: Sequence[str] = (),
+    form: str = "text",
+    which: str = "layers",
+) -> None:
+    """Print accuracy and log-odds per layer and model, decision and divergence layers (``probes show``).
+
+    Text is for people: every line fits :data:`~probes.cli.display.WIDTH` columns (a table of
+    more models than fit continues below), a layer past a model's depth shows ``–``. ``form``
+    ``"csv"`` or ``"json"`` prints the one table ``which`` names
+    (:data:`~probes.cli.display.SHOW_TABLES`) for scripts.
+    """
     from probes.analysis.scoring import SCORES, length_warnings, per_layer_score
     from probes.report.tables import lenses, one_lens
 
     present = lenses(table)
+    lens_note = None
     if len(present) > 1:  # one lens at a time; the default one first
         table = one_lens(table)
-        print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
-    score = per_layer_score(table)
-    summary = aggregate(table, n_resamples=200, score=score)
-    present = set(table["model"])
-    order = [m for m in order if m in present] + sorted(present - set(order))
+        lens_note = f"lens {present[0]} (the store also holds {', '.join(present[1:])})"
+    tables = show_tables(table, order)
+    if form != "text":
+        print(records_text(show_records(tables[which]), form))
+        return
+    if lens_note:
+        print(lens_note)
+    score = SCORES[per_layer_score(table)]
+    summary = tables["layers"]
     for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
-        print(f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns); a tie is half right")
-        accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[
-            [m for m in order if m in set(group["model"])]
-        ]
-        print(accuracy.to_string(float_format=lambda v: f"{v:.2f}"))
-        print(f"-- {task} / {variant}: mean log-odds true − distractor, {SCORES[score]}")
-        odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[accuracy.columns]
-        print(odds.to_string(float_format=lambda v: f"{v:+.2f}"))
-    _print_layers(table, order)
+        columns = list(dict.fromkeys(group["model"]))
+        print()
+        for line in wrapped(
+            f"== {task} / {variant}: accuracy by layer (rows) and model (columns); a tie is half right",
+            indent=0,
+        ):
+            print(line)
+        accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[columns]
+        for line in layer_grid(accuracy, lambda v: f"{v:.2f}"):
+            print(line)
+        for line in wrapped(f"-- {task} / {variant}: mean log-odds true − distractor, {score}", indent=0):
+            print(line)
+        odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[columns]
+        for line in layer_grid(odds, lambda v: f"{v:+.2f}"):
+            print(line)
+    _print_layers(tables["decision"], tables["divergence"])
     for line in length_warnings(table):
-        print(f"\nwarning: {line}")
+        print()
+        for part in wrapped(line, indent=0, first="warning: "):
+            print(part)
     if out is not None:
         print(f"\nresults: {out}")
 
 
-def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
-    """The decision and divergence layers (probes.analysis.decision) with their 95% intervals."""
-    from probes.analysis.decision import decision_summary, divergence_summary
+def layer_grid(pivot: pd.DataFrame, number: Callable[[float], str], width: int = WIDTH) -> list[str]:
+    """A layer × model table as text lines no wider than ``width``.
 
-    rank = {model: i for i, model in enumerate(order)}
-
-    def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-        return frame.sort_values(keys, key=lambda c: c.map(rank) if c.name == "model" else c)
-
-    decision = ranked(decision_summary(table, n_resamples=200), ["model", "task", "variant"])
-    print(
-        "\n== decision layer: first block from which the true answer wins through the last; median "
-        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance"
-    )
+    Cells absent from ``pivot`` (layers past a smaller model's depth) print as ``–``; models
+    that do not fit beside the others continue in a further block below, the layer column
+    repeated.
+    """
     rows = [
-        {
-            "model": row.model,
-            "task": row.task,
-            "variant": row.variant,
-            "blocks": row.n_layers,
-            "accuracy": f"{row.accuracy:.2f} [{row.accuracy_low:.2f}, {row.accuracy_high:.2f}]",
-            "chance": f"{row.chance:.2f}",
-            "items with one": f"{row.share_with_decision_layer:.0%}",
-            "decision layer": _layer_cell(row.decision_layer, row.decision_layer_low, row.decision_layer_high)
-            if row.above_chance
-            else "– (not above chance)",
-        }
-        for row in decision.itertuples()
+        {"layer": str(layer), **{m: None if pd.isna(v) else number(v) for m, v in values.items()}}
+        for layer, values in pivot.iterrows()
     ]
-    print(pd.DataFrame(rows).to_string(index=False))
-    divergence = divergence_summary(table, n_resamples=200)
+    layer_width = max([len("layer")] + [len(row["layer"]) for row in rows])
+    blocks: list[list[str]] = [[]]
+    used = 2 + layer_width
+    for model in pivot.columns:
+        cell = max([len(str(model))] + [len(row[model] or MISSING) for row in rows])
+        if blocks[-1] and used + 2 + cell > width:
+            blocks.append([])
+            used = 2 + layer_width
+        blocks[-1].append(model)
+        used += 2 + cell
+    lines: list[str] = []
+    for index, block in enumerate(blocks):
+        if index:
+            lines.append("")
+        columns = {"layer": "layer", **{m: str(m) for m in block}}
+        lines += text_table(rows, columns, right=list(columns), width=width, shrink=block[0])
+    return lines
+
+
+def _print_layers(decision: pd.DataFrame, divergence: pd.DataFrame) -> None:
+    """The decision and divergence layers (probes.analysis.decision) with their 95% intervals."""
+    print()
+    for line in wrapped(
+        "== decision layer: first block from which the true answer wins through the last; median "
+        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance",
+        indent=0,
+    ):
+        print(line)
+    columns = {
+        "model": "model",
+        "blocks": "blocks",
+        "variant": "variant",
+        "accuracy": "accuracy [95% CI]",
+        "chance": "chance",
+        "share": "with one",
+        "layer": "decision layer",
+    }
+    for task, group in decision.groupby("task", sort=False):
+        rows = [
+            {
+                "model": row.model,
+                "blocks": row.n_layers,
+                "variant": row.variant,
+                "accuracy": f"{row.accuracy:.2f} [{row.accuracy_low:.2f}, {row.accuracy_high:.2f}]",
+                "chance": f"{row.chance:.2f}",
+                "share": None
+                if _missing(row.share_with_decision_layer)
+                else f"{row.share_with_decision_layer:.0%}",
+                "layer": _layer_cell(row.decision_layer, row.decision_layer_low, row.decision_layer_high)
+                if row.above_chance
+                else "– (not above chance)",
+            }
+            for row in group.itertuples()
+        ]
+        print(f"{task}:")
+        for line in text_table(rows, columns, right=["blocks", "chance", "share"], shrink="model"):
+            print(line)
     if divergence.empty:
         print("\n(no divergence layer: it needs both the prize and the no_distractor variant)")
         return
-    divergence = ranked(divergence, ["model", "task"])
-    print(
-        "\n== divergence layer: first block where prize log-odds fall significantly below the "
-        "no_distractor twin's (paired over items) [95% CI]"
-    )
+    print()
+    for line in wrapped(
+        "== divergence layer: first block where prize log-odds fall significantly below the "
+        "no_distractor twin's (paired over items) [95% CI]",
+        indent=0,
+    ):
+        print(line)
     rows = [
         {
             "model": row.model,
             "task": row.task,
             "blocks": row.n_layers,
             "pairs": row.n_pairs,
-            "divergence layer": _layer_cell(
-                row.divergence_layer, row.divergence_layer_low, row.divergence_layer_high
-            )
+            "layer": _layer_cell(row.divergence_layer, row.divergence_layer_low, row.divergence_layer_high)
             if pd.notna(row.divergence_layer)
             else "– (none)",
         }
         for row in divergence.itertuples()
     ]
-    print(pd.DataFrame(rows).to_string(index=False))
+    columns = {
+        "model": "model",
+        "task": "task",
+        "blocks": "blocks",
+        "pairs": "pairs",
+        "layer": "divergence layer",
+    }
+    for line in text_table(rows, columns, right=["blocks", "pairs"], shrink="task"):
+        print(line)
 
 
 def _layer_cell(layer: float, low: float, high: float) -> str:

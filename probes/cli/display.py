@@ -24,6 +24,9 @@ MISSING = "–"
 #: Output formats of the listing commands (``--format``).
 FORMATS = ("text", "csv", "json")
 
+#: The tables ``probes show`` prints; with ``--format csv|json`` it prints the one ``--table`` names.
+SHOW_TABLES = ("layers", "decision", "divergence")
+
 #: Default width of text tables: they fit a 100-column terminal.
 WIDTH = 100
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from probes.cli.display import FORMATS
+from probes.cli.display import FORMATS, SHOW_TABLES
 from probes.cli.flags import HEAVY_OPTIONS, add_dataclass_options, options_from
 from probes.errors import ProbesError
 
@@ -100,7 +100,7 @@ def _command_show(args: argparse.Namespace) -> int:
     from probes.store.store import Store
 
     store = Store(args.store)
-    print_tables(store.read(), Path(args.store), _size_order(store))
+    print_tables(store.read(), Path(args.store), _size_order(store), args.format, args.table)
     return 0
 
 
@@ -267,6 +267,14 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         chosen[name] = subcommands.add_parser(name, help=helps[name])
     show = subcommands.add_parser("show", help="Print accuracy and log-odds per layer and size of a store.")
     show.add_argument("store", help="Folder of a result store (the --out of `probes run`).")
+    _add_format(show)
+    show.add_argument(
+        "--table",
+        choices=SHOW_TABLES,
+        default="layers",
+        help="With --format csv or json: the table to print (per-layer scores, decision or divergence "
+        "layers; default: %(default)s).",
+    )
     show.set_defaults(handler=_command_show)
     report = subcommands.add_parser(
         "report", help="Write a store's standalone HTML report, a PNG per figure and a Markdown summary."

@@ -45,7 +45,8 @@ from probes.errors import InvalidOptionError, ProbesError
 from probes.model.loading import HookedModel, ModelSpec, check_hub_model, load_model, parse_spec
 from probes.model.placement import backend_options, backend_setting
 from probes.run.options import DEFAULT_LADDER, LadderOptions, LoadOptions, RunOptions
-from probes.run.progress import Progress, RunProgress, quiet_libraries
+from probes.run.progress import Progress, RunProgress, items_of, quiet_libraries
+from probes.run.resources import set_torch_threads
 from probes.run.resume import finished_or_damaged, wait_for
 from probes.run.validation import check_options, device_kind
 from probes.store.store import LENS, Store
@@ -279,7 +280,14 @@ def catalogue_layers(model: PlannedModel) -> int | None:
     return None
 
 
-def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, description: str) -> Store:
+def execute(
+    units: Sequence[Unit],
+    options: RunOptions,
+    compute: Compute,
+    description: str,
+    work: Callable[[Unit], float] = items_of,
+    unit_name: str = "item",
+) -> Store:
     """Check → skip finished → claim → load each model once → compute → write each shard atomically.
 
     Args:
@@ -287,6 +295,8 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
         options: The run's options (store folder, device, dtype, overwrite, progress ...).
         compute: Given a loaded model and its pending units, yields their tables.
         description: The progress bar's label.
+        work: A unit's share of the bar (:class:`~probes.run.progress.RunProgress`); its items by default.
+        unit_name: What ``work`` counts.
 
     Returns:
         The store the shards were written to.
@@ -304,7 +314,8 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
         from probes.run.ray_executor import execute_on_ray
 
         return execute_on_ray(store, units, options, compute, description)
-    progress = RunProgress(units, description, enabled=options.progress)
+    set_torch_threads()  # the CPUs other work leaves free (probes.run.resources)
+    progress = RunProgress(units, description, enabled=options.progress, work=work, unit_name=unit_name)
     held, first = list(units), True
     with quiet_libraries(not options.verbose):
         while held:  # after the first pass: the units other processes held, once they let go
@@ -360,7 +371,7 @@ def execute_model(
         if model is None:
             progress.model(planned_model.label, "loading")
             model = load(planned_model, options)
-        progress.model(planned_model.label, f"{mine[0].task}/{mine[0].variant}")
+        progress.model(planned_model.label, unit_state(mine[0]))
         following = {id(unit): after for unit, after in zip(mine, mine[1:])}
         for output in compute(model, mine):
             unit = output.unit
@@ -376,9 +387,15 @@ def execute_model(
                 progress.done(unit)
                 if id(unit) in following:
                     after = following[id(unit)]
-                    progress.model(planned_model.label, f"{after.task}/{after.variant}")
+                    progress.model(planned_model.label, unit_state(after))
         del model
     return held
+
+
+def unit_state(unit: Unit) -> str:
+    """What the bar says a unit computes: ``task/variant``, after its kind when that is not the lens."""
+    where = f"{unit.task}/{unit.variant}"
+    return where if unit.kind == LENS else f"{unit.kind} {where}"
 
 
 def _prints(unit: Unit, options: RunOptions, n_layers: int | None) -> tuple[str, str]:
