@@ -320,3 +320,164 @@ def _layer_cell(layer: float, low: float, high: float) -> str:
         return "–"
     interval = f" [{low:g}, {high:g}]" if pd.notna(low) else ""
     return f"{layer:g}{interval}"
+
+
+#: Kinds of the ablation study's tables (:mod:`probes.ablate.study`).
+ABLATION_KINDS = ("attribution", "ablation", "patching", "patching_unpaired")
+
+
+def ablation_show_tables(
+    tables: dict[str, pd.DataFrame], order: Sequence[str] = ()
+) -> dict[str, pd.DataFrame]:
+    """The ablation study's aggregates ``probes show`` prints, models smallest first.
+
+    ``pushers``: per model the five heads and MLPs of most negative mean direct logit attribution;
+    ``effects``: per ablated set and method the accuracy and log-odds change
+    (:func:`probes.ablate.summary.ablation_effects`); ``patching``: per model, positions mode
+    and site the share of the item→twin gap restored (missing where the gap is under
+    :data:`probes.ablate.summary.MIN_GAP`); ``unpaired``: items patching could not pair, by reason.
+    """
+    from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
+
+    def by_size(frame: pd.DataFrame) -> pd.DataFrame:
+        models = _ordered(set(frame["model"]), order)
+        rank = {model: i for i, model in enumerate(models)}
+        return frame.sort_values("model", key=lambda c: c.map(rank), kind="stable").reset_index(drop=True)
+
+    found: dict[str, pd.DataFrame] = {}
+    if len(tables.get("attribution", ())):
+        found["pushers"] = by_size(distractor_pushers(tables["attribution"]))
+    if len(tables.get("ablation", ())):
+        found["effects"] = by_size(ablation_effects(tables["ablation"]))
+    if len(tables.get("patching", ())):
+        found["patching"] = by_size(patching_curve(tables["patching"]))
+    unpaired = tables.get("patching_unpaired")
+    if unpaired is not None and len(unpaired):
+        found["unpaired"] = by_size(unpaired.groupby(["model", "task", "reason"], as_index=False).size())
+    return found
+
+
+def print_ablation_tables(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) -> None:
+    """Print the ablation study's tables for people (``probes show``), every line ≤ 100 columns."""
+    from probes.ablate.summary import MIN_GAP
+
+    found = ablation_show_tables(tables, order)
+    if "pushers" in found:
+        _heading("== parts that push the distractor most: mean direct logit attribution (log-odds)")
+        for task, group in found["pushers"].groupby("task", sort=False):
+            rows = [
+                {"model": r.model, "component": r.component, "attribution": f"{r.attribution:+.3f}"}
+                for r in group.itertuples()
+            ]
+            print(f"{task}:")
+            _print(text_table(rows, {"model": "model", "component": "part", "attribution": "attribution"},
+                              right=["attribution"]))  # fmt: skip
+    if "effects" in found:
+        _heading(
+            "== ablation: accuracy before and after (a tie is half right) and the mean log-odds change; "
+            "random sets pooled over their draws (± the draws' spread)"
+        )
+        for task, group in found["effects"].groupby("task", sort=False):
+            rows = [
+                {
+                    "model": r.model,
+                    "set": r.selection if r.selection != "single" else r.components,
+                    "method": r.method,
+                    "k": r.k,
+                    "clean": f"{r.accuracy_clean:.2f}",
+                    "ablated": f"{r.accuracy_ablated:.2f}",
+                    "change": f"{r.delta:+.2f}" + ("" if _missing(r.delta_std) else f" ± {r.delta_std:.2f}"),
+                }
+                for r in group.itertuples()
+            ]
+            columns = {"model": "model", "set": "ablated", "method": "method", "k": "k", "clean": "acc clean",
+                       "ablated": "acc ablated", "change": "Δ log-odds"}  # fmt: skip
+            print(f"{task}:")
+            _print(text_table(rows, columns, right=["k", "clean", "ablated", "change"], shrink="set"))
+    if "patching" in found:
+        resid = found["patching"][found["patching"]["site"] == "resid"]
+        _heading(
+            "== residual patching from the no_distractor twin: share of the item→twin log-odds gap "
+            f"restored, by layer (rows) and model (columns); – where the gap is under {MIN_GAP:g} nats"
+        )
+        for (task, mode), group in resid.groupby(["task", "positions"], sort=False):
+            print(f"{task}, positions {mode}:")
+            models = list(dict.fromkeys(group["model"]))
+            grid = group.pivot_table(index="layer", columns="model", values="restored", dropna=False)
+            _print(layer_grid(grid.reindex(columns=models), lambda v: f"{v:.2f}"))
+    if "unpaired" in found:
+        _heading("== items without a usable twin (not patched)")
+        rows = found["unpaired"].to_dict("records")
+        _print(text_table(rows, {"model": "model", "task": "task", "size": "items", "reason": "reason"},
+                          right=["size"], shrink="reason"))  # fmt: skip
+
+
+def ablation_closing_lines(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) -> list[str]:
+    """A few lines per task of what an ablation study found in its largest model, and where the rest is.
+
+    Descriptive figures, no test: the parts that push the distractor most, what ablating the
+    top-k distractor heads does next to random k, and the first layer whose residual patch
+    restores half the gap.
+    """
+    found = ablation_show_tables(tables, order)
+    lines = []
+    tasks = list(dict.fromkeys(pd.concat([t[["task"]] for t in tables.values() if len(t)])["task"]))
+    for task in tasks[:MAX_TASKS]:
+        models = _ordered(
+            {m for t in tables.values() if len(t) for m in t.loc[t["task"] == task, "model"]}, order
+        )
+        largest = models[-1]
+        size_note = f"{len(models)} sizes, {models[0]}…{largest}" if len(models) > 1 else largest
+        lines.append(
+            f"{task} ({size_note}); largest model {largest}:" if len(models) > 1 else f"{task} ({largest}):"
+        )
+        pushers = found.get("pushers")
+        if pushers is not None:
+            mine = pushers[(pushers["task"] == task) & (pushers["model"] == largest)].head(3)
+            named = ", ".join(f"{r.component} {r.attribution:+.2f}" for r in mine.itertuples())
+            lines += _wrapped(f"pushes the distractor most (mean direct logit attribution): {named}")
+        effects = found.get("effects")
+        if effects is not None:
+            mine = effects[(effects["task"] == task) & (effects["model"] == largest)]
+            top, random = mine[mine["selection"] == "top"], mine[mine["selection"] == "random"]
+            if len(top):
+                parts = []
+                for r in top.itertuples():
+                    same = random[random["k"] == r.k]
+                    versus = f" (random {same['delta'].iloc[0]:+.2f})" if len(same) else ""
+                    parts.append(f"k={r.k} {r.delta:+.2f}{versus}")
+                method = top["method"].iloc[0]
+                lines += _wrapped(
+                    f"{method}-ablating its top-k distractor heads, Δ log-odds: {', '.join(parts)}"
+                )
+        patching = found.get("patching")
+        if patching is not None:
+            mine = patching[
+                (patching["task"] == task) & (patching["model"] == largest) & (patching["site"] == "resid")
+            ]
+            parts = []
+            for mode, group in mine.groupby("positions", sort=False):
+                half = group[group["restored"] >= 0.5]
+                if group["restored"].isna().all():
+                    parts.append(f"{mode}: gap too small to normalise")
+                else:
+                    parts.append(
+                        f"{mode}: from layer {int(half['layer'].min())}" if len(half) else f"{mode}: none"
+                    )
+            if parts:
+                lines += _wrapped(
+                    f"residual patch from the no_distractor twin restores half the gap: {'; '.join(parts)}"
+                )
+    if len(tasks) > MAX_TASKS:
+        lines.append(f"… and {len(tasks) - MAX_TASKS} more task(s): see `probes show`.")
+    return lines
+
+
+def _heading(text: str) -> None:
+    print()
+    _print(wrapped(text, indent=0))
+
+
+def _print(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line)

@@ -27,6 +27,9 @@ FORMATS = ("text", "csv", "json")
 #: The tables ``probes show`` prints; with ``--format csv|json`` it prints the one ``--table`` names.
 SHOW_TABLES = ("layers", "decision", "divergence")
 
+#: The ablation study's tables ``probes show --format csv|json --table`` prints.
+ABLATION_TABLES = ("pushers", "effects", "patching", "unpaired")
+
 #: Default width of text tables: they fit a 100-column terminal.
 WIDTH = 100
 

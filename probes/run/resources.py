@@ -14,6 +14,7 @@ No scheduler is imported here.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,8 +111,6 @@ def set_torch_threads() -> int:
     Returns:
         The number of threads set.
     """
-    import os
-
     import torch
 
     if not _TORCH_DEFAULT:

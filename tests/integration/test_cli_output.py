@@ -196,3 +196,22 @@ def test_load_model_is_quiet_unless_asked(verbose, capfd):
         assert "Loading" in printed.out + printed.err  # the test can fail: the bar is there to hide
     else:
         assert printed.out == "" and printed.err == ""
+
+
+def test_the_run_bar_counts_work_and_never_shows_an_empty_model_name():
+    from types import SimpleNamespace as Unit
+
+    from probes.run.progress import RunProgress
+
+    units = [Unit(model=Unit(label="m"), items=(1, 2), kind=kind) for kind in ("attribution", "ablation")]
+    passes = {"attribution": 1, "ablation": 10}
+    bar = RunProgress(units, "ablations", work=lambda u: len(u.items) * passes[u.kind])
+    try:
+        assert bar.bar.total == 22 and "starting" in bar.bar.postfix and "model 0" not in bar.bar.postfix
+        bar.skip(units[:1])  # found in the store: it leaves the total
+        assert bar.bar.total == 20
+        bar.model("m", "ablation t/prize")
+        bar.done(units[1])
+        assert bar.bar.n == 20 and "model 1/1 m ablation t/prize · units 2/2" in bar.bar.postfix
+    finally:
+        bar.close()

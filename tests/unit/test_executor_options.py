@@ -83,3 +83,24 @@ def test_probes_run_with_executor_ray_but_no_ray_is_one_error_line(tmp_path, mon
     assert code == 2
     assert "pip install 'probes[ray]'" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_torch_threads_leave_the_busy_cpus_to_their_work(monkeypatch):
+    """Threads = the CPUs the load leaves free (at least 1, at most torch's default); a user's
+    PROBES_THREADS or OMP_NUM_THREADS wins."""
+    import torch
+
+    from probes.run import resources
+
+    free = resources.free_cpus
+    assert [free(16, 0.3), free(2, 7.9), free(8, 3.4)] == [16, 1, 5]
+    before = torch.get_num_threads()
+    try:
+        for name in resources.THREAD_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setattr(resources.os, "getloadavg", lambda: (1e6, 0.0, 0.0), raising=False)
+        assert resources.set_torch_threads() == 1 == torch.get_num_threads()  # a saturated machine
+        monkeypatch.setenv("PROBES_THREADS", "2")
+        assert resources.set_torch_threads() == 2 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
