@@ -144,3 +144,22 @@ def test_the_bar_counts_forward_passes_per_analysis():
     # ablation: clean + reference, 12 single parts × 3 methods, top and 5 random sets of k < 16, top 16
     assert passes == {"attribution": 1, "ablation": 2 + 36 + 4 * 6 + 1, "patching": 2 * (2 + 5 + 16)}
     assert forward_passes("patching", 4, 4, AblateOptions(patch_heads=False, positions=["answer"])) == 7
+
+
+def test_patching_leaves_gaps_too_small_to_normalise_missing():
+    """A twin 1e-6 nats from its item would make any rounding 'restored = 1': below MIN_GAP, no share."""
+    import pandas as pd
+
+    from probes.ablate.summary import MIN_GAP, patching_curve
+
+    rows = pd.DataFrame(
+        [
+            {"model": m, "task": "t", "variant": "prize", "positions": "answer", "site": "resid",
+             "component": "L0", "layer": 0, "head": None, "item_id": f"i{i}", "log_odds_clean": 0.0,
+             "log_odds_twin": gap, "log_odds_patched": gap}
+            for m, gap in (("wide", 2.0), ("narrow", MIN_GAP / 10))
+            for i in range(3)
+        ]
+    )  # fmt: skip
+    restored = patching_curve(rows).set_index("model")["restored"]
+    assert restored["wide"] == 1.0 and pd.isna(restored["narrow"])
