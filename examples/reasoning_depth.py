@@ -49,6 +49,7 @@ from probes.analysis.step_probe import (
     probe_steps,
 )
 from probes.builtin.folders import builtin_catalogue
+from probes.cli.display import plural
 from probes.errors import InvalidItemError
 from probes.ladders import get_ladder
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
@@ -181,7 +182,7 @@ lines = [
     "- Solvable k (accuracy ≥ "
     + f"{SOLVED_AT:g} at every k' ≤ k) by rung: "
     + ", ".join(
-        f"{r.model} ({r.n_layers} layers) {r.solvable_k}"
+        f"{r.model} ({plural(r.n_layers, 'layer')}) {r.solvable_k}"
         + (f"+ (censored at k = {r.max_k_tested})" if r.censored else "")
         + f" [95% {r.solvable_k_low:g}-{r.solvable_k_high:g}]"
         for r in solvable.itertuples()
@@ -196,9 +197,9 @@ if not brackets:
 else:
     a, b, k = (separated or brackets)[0]  # an example that holds beyond item noise, if any does
     lines.append(
-        f"- {len(brackets)} bracket(s), e.g. {a} ({by_model.at[a, 'n_layers']} layers) fails k = {k}, "
-        f"which {b} ({by_model.at[b, 'n_layers']} layers) solves; {len(separated)} of them hold with "
-        "non-overlapping bootstrap intervals"
+        f"- {len(brackets)} bracket(s), e.g. {a} ({plural(by_model.at[a, 'n_layers'], 'layer')}) fails "
+        f"k = {k}, which {b} ({plural(by_model.at[b, 'n_layers'], 'layer')}) solves; {len(separated)} of "
+        "them hold with non-overlapping bootstrap intervals"
         + ("." if separated else ", so the ordering is not established beyond item noise.")
     )
 for k in range(2, int(solvable["solvable_k"].max()) + 2):  # which depths solve k: every rung, some, none
@@ -219,7 +220,7 @@ split = {depth: ks for depth, ks in spread.items() if len(ks) > 1}
 if split:  # rungs of one depth (other seeds) that solve different k
     lines.append(
         "- Rungs of the same depth disagree (solvable k by depth: "
-        + "; ".join(f"{depth} layers: {ks}" for depth, ks in split.items())
+        + "; ".join(f"{plural(depth, 'layer')}: {ks}" for depth, ks in split.items())
         + "): whatever depth buys here, not every training seed gets it."
     )
 if not fits.empty and fits["akaike_weight"].isna().all():  # too few points for any AICc

@@ -1,4 +1,4 @@
-"""Aggregates of the ablation study's tables: what the figures plot and the note reports.
+"""Aggregates of the ablation study's tables: what the figures plot and the summaries report.
 
 Every function takes the per-item table of one kind (as :meth:`probes.store.store.Store.read`
 returns it, several models at once) and returns one row per model and whatever it groups

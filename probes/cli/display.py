@@ -42,6 +42,12 @@ def _two_digits(value: float) -> str:
     return f"{value:.1f}" if value < 9.95 else f"{value:.0f}"
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``"1 layer"``, ``"4 layers"``: a count with its noun in the right number (``many``: an
+    irregular plural)."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 def human_count(value: float | None) -> str:
     """A count of parameters or tokens in K/M/B/T units: ``1.4B``, ``300B``, ``18T``; ``–`` if None."""
     if value is None or (isinstance(value, float) and math.isnan(value)):

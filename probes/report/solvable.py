@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from probes.cli.display import plural
 from probes.report.style import finish, model_colours
 from probes.report.tables import ReportError
 
@@ -53,7 +54,7 @@ def accuracy_by_k(accuracy: pd.DataFrame, threshold: float, chance: float | None
                 x=rows["steps"],
                 y=rows["accuracy"],
                 mode="lines+markers",
-                name=f"{model} ({int(rows['n_layers'].iloc[0])} layers)",
+                name=f"{model} ({plural(int(rows['n_layers'].iloc[0]), 'layer')})",
                 line={"color": colours[model]},
                 error_y={
                     "type": "data",
@@ -160,7 +161,9 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
                     x=line["step"],
                     y=line["first_layer"],
                     mode="lines+markers",
-                    name=f"{model} ({int(line['n_layers'].iloc[0])} layers)" if len(line) else model,
+                    name=f"{model} ({plural(int(line['n_layers'].iloc[0]), 'layer')})"
+                    if len(line)
+                    else model,
                     legendgroup=model,
                     showlegend=col == 1,
                     line={"color": colours[model]},

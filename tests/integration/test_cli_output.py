@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.cli.display import human_count, human_flops, text_table
+from probes.cli.display import human_count, human_flops, plural, text_table
 from probes.cli.main import main
 from probes.tasks import Item, write_items
 
@@ -56,6 +56,9 @@ def test_human_units():
     ]  # fmt: skip
     assert human_flops(2.2e21) == "2.2 ZFLOP" and human_flops(1.53e20) == "153 EFLOP"
     assert human_flops(float("nan")) == "–" and human_flops(9.58e9) == "9.6 GFLOP"
+    assert [plural(1, "layer"), plural(4, "layer"), plural(2, "query", "queries")] == [
+        "1 layer", "4 layers", "2 queries",
+    ]  # fmt: skip
 
 
 def test_text_table_cuts_the_long_column_to_the_width():

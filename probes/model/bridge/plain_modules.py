@@ -5,7 +5,7 @@ components (each keeps the module it wraps as ``original_component``): after bri
 ``hf_model.gpt_neox.layers[0]`` is a ``ParallelBlockBridge``, its attention re-implements the
 attention (eager, with hook points on scores and pattern) and its linear layers are
 ``LinearBridge``\\ s. That is what makes the bridge's hook points work, and it costs time (the
-lens through the components against the plain modules: benchmarks/README.md, issue 19).
+lens through the components against the plain modules: benchmarks/README.md).
 
 The lens needs no bridge hook point: it reads the residual stream with plain forward hooks on
 the blocks (:mod:`probes.model.bridge.residual_catcher`). :func:`plain_modules` puts the wrapped modules back
