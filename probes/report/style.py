@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 
+from probes.cli import display
 from probes.report.tables import SIZE_AXES, available_axes, check_axis, model_sizes
 
 #: Template of every figure (white background, prints well).
@@ -38,16 +39,21 @@ def model_colours(models: Sequence[str]) -> dict[str, str]:
 
 
 def human_count(value: float) -> str:
-    """``123456789`` as ``"123M"``: parameters and FLOPs in three significant digits."""
+    """A parameter or token count as the listings print it (``1.1K``, ``162M``, ``1.4B``):
+    :func:`probes.cli.display.human_count`, one formatter for the listings and the report."""
+    return display.human_count(value if pd.notna(value) else None)
+
+
+def human_size(axis: str, value: float) -> str:
+    """A value of a size axis as the listings print it: FLOPs with an SI prefix (``9.6 GFLOP``),
+    counts in K/M/B/T, perplexity to two decimals; ``–`` when unknown."""
     if not pd.notna(value):
-        return "?"
-    for threshold, suffix in ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "B")):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.3g}{suffix}"
-    for threshold, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.3g}{suffix}"
-    return f"{value:.3g}"
+        return display.MISSING
+    if axis.startswith("training_flops"):
+        return display.human_flops(float(value))
+    if axis == "perplexity":
+        return f"{float(value):.2f}"
+    return display.human_count(float(value))
 
 
 def model_labels(results: pd.DataFrame) -> dict[str, str]:
@@ -72,11 +78,15 @@ def size_values(sizes: pd.DataFrame, axis: str, models: Sequence[str]) -> list[f
 
 def size_axis_layout(axis: str) -> dict[str, Any]:
     """Layout of an x axis showing ``axis``: log scale; perplexity reversed (better to the right)."""
-    return {
+    layout: dict[str, Any] = {
         "type": "log",
         "title": {"text": SIZE_AXES[axis]},
         "autorange": "reversed" if axis == "perplexity" else True,
     }
+    if axis != "perplexity":  # decades labelled as the listings print them (1K, 10M, 9.6 GFLOP)
+        decades = [10.0**power for power in range(28)]
+        layout.update(tickmode="array", tickvals=decades, ticktext=[human_size(axis, v) for v in decades])
+    return layout
 
 
 def use_size_axis(fig: go.Figure, results: pd.DataFrame, axis: str) -> None:

@@ -218,3 +218,13 @@ def test_the_run_bar_counts_work_and_never_shows_an_empty_model_name():
         assert bar.bar.n == 20 and "model 1/1 m ablation t/prize · units 2/2" in bar.bar.postfix
     finally:
         bar.close()
+
+
+def test_built_in_ladders_list_their_held_out_perplexity(capsys):
+    """A column only where the catalogue has the figure (the built-in ladders measure it)."""
+    assert main(["ladders", "organism"]) == 0
+    printed = capsys.readouterr().out
+    header = next(line for line in printed.splitlines() if line.strip().startswith("model"))
+    assert header.rstrip().endswith("perplexity") and "held-out perplexity: per token" in printed
+    assert main(["ladders", "gpt2"]) == 0
+    assert "perplexity" not in capsys.readouterr().out
