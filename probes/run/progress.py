@@ -81,6 +81,9 @@ class RunProgress:
         self.model_label = ""
         self.state = ""
         self.work = work
+        self.description = description
+        self.enabled = enabled
+        self.computed = 0
         self.bar = tqdm(
             total=sum(work(unit) for unit in units),
             desc=description,
@@ -114,11 +117,23 @@ class RunProgress:
     def done(self, unit: Any) -> None:
         """A unit is computed and written: its items count as done."""
         self.units_done += 1
+        self.computed += 1
         self.bar.update(self.work(unit))
         self._show()
 
     def close(self) -> None:
-        """Close the bar (leaving its last line on screen)."""
+        """Close the bar (leaving its last line on screen); a run that found every unit in the
+        store says so in one line instead."""
+        if self.n_units and not self.computed and self.units_done == self.n_units:
+            self.bar.leave = False
+            self.bar.close()
+            if self.enabled:
+                print(
+                    f"{self.description}: all {self.n_units} unit(s) are already in the store; nothing to "
+                    "compute (--overwrite recomputes them).",
+                    file=sys.stderr,
+                )
+            return
         self.bar.close()
 
 

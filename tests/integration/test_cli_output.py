@@ -228,3 +228,16 @@ def test_built_in_ladders_list_their_held_out_perplexity(capsys):
     assert header.rstrip().endswith("perplexity") and "held-out perplexity: per token" in printed
     assert main(["ladders", "gpt2"]) == 0
     assert "perplexity" not in capsys.readouterr().out
+
+
+def test_a_run_with_nothing_left_to_do_says_so_in_one_line(capsys):
+    from types import SimpleNamespace as Unit
+
+    from probes.run.progress import RunProgress
+
+    units = [Unit(model=Unit(label="m"), items=(1, 2)) for _ in range(3)]
+    bar = RunProgress(units, "shards")
+    bar.skip(units)
+    bar.close()
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    assert said.startswith("shards: all 3 unit(s) are already in the store; nothing to compute")
