@@ -38,8 +38,9 @@ _SI_PREFIXES = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"),
 
 
 def _two_digits(value: float) -> str:
-    """``value`` with two significant digits for values under 10, else none after the point."""
-    return f"{value:.1f}" if value < 9.95 else f"{value:.0f}"
+    """``value`` with two significant digits for values under 10 (``1.4``; ``1``, not ``1.0``),
+    else none after the point."""
+    return f"{value:.1f}".removesuffix(".0") if value < 9.95 else f"{value:.0f}"
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

@@ -1,7 +1,8 @@
 """Figures of the uncapped depth measures: accuracy by k, solvable k by depth, step decodability.
 
-Each function is pure: a table of :mod:`probes.analysis.solvable` or :mod:`probes.analysis.step_probe` in, a plotly
-Figure out. Models are ordered shallow to deep and keep one colour in every figure.
+Each function is pure: a table of :mod:`probes.analysis.solvable` or
+:mod:`probes.analysis.step_probe` in, a plotly Figure out. Models are ordered shallow to deep
+and keep one colour in every figure.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
     the steps one after another in depth, its line rises with j.
 
     Raises:
-        ReportError: no rows for that k, or not a :func:`probes.analysis.step_probe.first_decodable_layers` table.
+        ReportError: no rows for that k, or not a
+            :func:`probes.analysis.step_probe.first_decodable_layers` table.
     """
     _check(first, ["model", "steps", "step", "first_layer", "readout", "n_layers"], "step decodability")
     rows = first[first["steps"] == steps]

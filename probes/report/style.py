@@ -25,9 +25,49 @@ SIZE_SCALE = "Viridis"
 LOG_ODDS_SCALE = "RdBu"
 
 
+#: Dash and marker of each variant, so that series that coincide (prize and one_shot often do)
+#: stay distinguishable in grey print and for colour-blind readers: (dash, marker symbol, size).
+#: The solid line and filled circle lie underneath; the others are open markers drawn on top.
+VARIANT_MARKS: dict[str, tuple[str, str, int]] = {
+    "prize": ("solid", "circle", 10),
+    "one_shot": ("dash", "square-open", 9),
+    "cot": ("dot", "diamond-open", 10),
+    "no_distractor": ("dashdot", "triangle-up-open", 10),
+}
+#: Fill pattern of each variant's bars (the same role as its dash), then the others in turn.
+VARIANT_PATTERNS = {"prize": "", "one_shot": "/", "cot": ".", "no_distractor": "x"}
+_OTHER_PATTERNS = ["\\", "-", "|", "+"]
+#: Marks of variants beyond :data:`VARIANT_MARKS`, in turn.
+_OTHER_MARKS = [("longdash", "x-thin-open", 9), ("longdashdot", "star-open", 10), ("solid", "cross-open", 9)]
+
+
 def variant_colours(variants: Sequence[str]) -> dict[str, str]:
     """A colour per variant, in order."""
     return {v: VARIANT_COLOURS[i % len(VARIANT_COLOURS)] for i, v in enumerate(variants)}
+
+
+def variant_styles(variants: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per variant, the ``line``, ``marker`` and ``bar`` (marker of a bar trace) of its series: a
+    colour *and* a dash, a marker symbol and a fill pattern."""
+    colours = variant_colours(variants)
+    others = iter(_OTHER_MARKS * (1 + len(variants)))
+    patterns = iter(_OTHER_PATTERNS * (1 + len(variants)))
+    styles = {}
+    for variant in variants:
+        dash, symbol, size = VARIANT_MARKS.get(variant) or next(others)
+        colour = colours[variant]
+        pattern = VARIANT_PATTERNS[variant] if variant in VARIANT_PATTERNS else next(patterns)
+        styles[variant] = {
+            "bar": {"color": colour, "pattern": {"shape": pattern, "fgcolor": "white", "solidity": 0.3}},
+            "line": {"color": colour, "dash": dash, "width": 2},
+            "marker": {
+                "color": colour,
+                "symbol": symbol,
+                "size": size,
+                "line": {"color": colour, "width": 2},
+            },
+        }
+    return styles
 
 
 def model_colours(models: Sequence[str]) -> dict[str, str]:

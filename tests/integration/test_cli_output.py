@@ -56,6 +56,7 @@ def test_human_units():
     ]  # fmt: skip
     assert human_flops(2.2e21) == "2.2 ZFLOP" and human_flops(1.53e20) == "153 EFLOP"
     assert human_flops(float("nan")) == "–" and human_flops(9.58e9) == "9.6 GFLOP"
+    assert human_count(1_000_000) == "1M" and human_flops(1e21) == "1 ZFLOP"
     assert [plural(1, "layer"), plural(4, "layer"), plural(2, "query", "queries")] == [
         "1 layer", "4 layers", "2 queries",
     ]  # fmt: skip
