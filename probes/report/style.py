@@ -162,14 +162,15 @@ def use_size_axis(fig: go.Figure, results: pd.DataFrame, axis: str) -> None:
 
 
 def menu(buttons: list[dict[str, Any]], active: int = 0) -> dict[str, Any]:
-    """A dropdown in the figure's top right corner, above the plots."""
+    """A dropdown at the plots' top left, between the figure's title (the line above it, see
+    :func:`finish`) and the plots, so that it never covers the title however long."""
     return {
         "buttons": buttons,
         "active": active,
         "direction": "down",
         "showactive": True,
-        "x": 1.0,
-        "xanchor": "right",
+        "x": 0.0,
+        "xanchor": "left",
         "y": 1.0,
         "yanchor": "bottom",
         "pad": {"b": 36},
@@ -209,7 +210,17 @@ def finish(fig: go.Figure, title: str, height: int, width: int | None = None) ->
     """The report's common layout: template, title, legend at the right, fixed size for PNG export."""
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": title, "x": 0.0, "xanchor": "left"},
+        # the title on the top line, over the plot's left edge; the menu (if any) below it
+        title={
+            "text": title,
+            "x": 0.0,
+            "xref": "paper",
+            "xanchor": "left",
+            "y": 1.0,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 18},
+        },
         height=height,
         width=width,
         margin={"t": 110, "l": 70, "r": 40, "b": 60},
