@@ -109,3 +109,14 @@ def test_importing_the_models_module_loads_no_task_generator_and_no_built_in_lad
     assert not [
         m for m in loaded if m.startswith(("probes.organism", "probes.depth_ladder", "probes.ladders"))
     ]
+
+
+def test_probes_run_stays_the_sweep_once_a_run_module_is_imported(monkeypatch):
+    """`probes.run` names the package probes/run/ and the function `probes.run(...)`: importing
+    any probes.run.* module binds the package over the function, which must still run the sweep."""
+    import probes
+    import probes.run.progress  # noqa: F401  (what probes.load_model and the studies import)
+    import probes.run.sweep
+
+    monkeypatch.setattr(probes.run.sweep, "run", lambda *args, **kwargs: ("swept", args, kwargs))
+    assert probes.run(ladder="organism") == ("swept", (), {"ladder": "organism"})
