@@ -40,7 +40,7 @@ from probes.ablate.ablation import ablate
 from probes.ablate.components import parse_component
 from probes.ablate.prompts import encode_prompts
 from probes.ablate.study import AblateOptions, analyse_model, run_ablation_study
-from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
+from probes.ablate.summary import MIN_GAP, ablation_effects, distractor_pushers, patching_curve
 from probes.analysis.decision import decision_summary, divergence_summary
 from probes.report import ablations as ablation_report
 from probes.report import lenses as lens_report
@@ -176,7 +176,9 @@ ablation_report.ablation_figure(tables["ablation"], ablation_order)
 # %%
 curve = patching_curve(tables["patching"])
 resid = curve[(curve["site"] == "resid") & (curve["positions"] == "suffix")]
-restored = resid.pivot_table(index="model", columns="layer", values="restored").loc[ablation_order]
+# NaN where the item-to-twin gap is under MIN_GAP nats: a model at chance reads both alike
+restored = resid.pivot_table(index="model", columns="layer", values="restored").reindex(ablation_order)
+print(f"share of the gap restored (NaN: mean gap under {MIN_GAP:g} nats, too small to divide by)")
 restored.round(2)
 
 # %%
