@@ -22,12 +22,12 @@ from typing import Any, Protocol
 
 import torch
 from jaxtyping import Float, Int
-from tqdm.auto import tqdm
 
 from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
 from probes.lenses import passes as continuation
 from probes.lenses.passes import Read
 from probes.model.loading import HookedModel
+from probes.progress_bar import tqdm
 from probes.tasks.items import Item
 from probes.tasks.variants import needs_rationale
 

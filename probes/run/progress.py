@@ -17,17 +17,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import importlib.util
 import logging
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-if importlib.util.find_spec("ipywidgets") is not None:  # a notebook bar in Jupyter, text elsewhere
-    from tqdm.auto import tqdm
-else:  # tqdm.auto would warn in Jupyter ("IProgress not found") and fall back to text anyway
-    from tqdm.std import tqdm
+from probes.progress_bar import tqdm
 
 #: Loggers of the libraries a run loads models with; ERROR and above still show.
 LIBRARY_LOGGERS = ("transformers", "transformer_lens", "huggingface_hub", "accelerate", "torch")

@@ -36,9 +36,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
-
 from probes.errors import ProbesError
+from probes.progress_bar import tqdm
 from probes.run.progress import RunProgress, quiet_libraries
 from probes.run.resources import catalogue_parameters, gpu_memory_gib, unit_resources
 from probes.run.runner import Compute, PlannedModel, Unit, execute_model, load_planned, shard_path

@@ -20,13 +20,13 @@ from typing import Any
 
 import torch
 from jaxtyping import Float, Int
-from tqdm.auto import tqdm
 
 from probes.lenses.tuned.access import full_log_probs, model_fingerprint, residuals_at
 from probes.lenses.tuned.lens import TunedLens
 from probes.lenses.tuned.text import TokenWindows
 from probes.lenses.tuned.translator import Translators
 from probes.model.loading import HookedModel
+from probes.progress_bar import tqdm
 from probes.version import __version__
 
 
