@@ -242,3 +242,18 @@ def test_a_run_with_nothing_left_to_do_says_so_in_one_line(capsys):
     bar.close()
     said = capsys.readouterr().err.strip().splitlines()[-1]
     assert said.startswith("shards: all 3 unit(s) are already in the store; nothing to compute")
+
+
+def test_tqdm_s_missing_widgets_notice_is_the_one_warning_hidden():
+    """Importing probes hides tqdm's "IProgress not found" (its text bar works), nothing else."""
+    code = (
+        "import warnings\n"
+        "import probes\n"
+        "from tqdm.std import TqdmWarning\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    for text in ('IProgress not found. Please update jupyter', 'another notice'):\n"
+        "        warnings.warn_explicit(text, TqdmWarning, 'auto.py', 21, module='tqdm.auto')\n"
+        "print([str(w.message) for w in caught])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "['another notice']"
