@@ -434,7 +434,9 @@ def ablation_closing_lines(tables: dict[str, pd.DataFrame], order: Sequence[str]
         pushers = found.get("pushers")
         if pushers is not None:
             mine = pushers[(pushers["task"] == task) & (pushers["model"] == largest)].head(3)
-            named = ", ".join(f"{r.component} {r.attribution:+.2f}" for r in mine.itertuples())
+            named = ", ".join(
+                f"{r.component}\u00a0{r.attribution:+.2f}" for r in mine.itertuples()
+            )  # kept together
             lines += _wrapped(f"pushes the distractor most (mean direct logit attribution): {named}")
         effects = found.get("effects")
         if effects is not None:
@@ -445,7 +447,9 @@ def ablation_closing_lines(tables: dict[str, pd.DataFrame], order: Sequence[str]
                 for r in top.itertuples():
                     same = random[random["k"] == r.k]
                     versus = f" (random {same['delta'].iloc[0]:+.2f})" if len(same) else ""
-                    parts.append(f"k={r.k} {r.delta:+.2f}{versus}")
+                    parts.append(
+                        f"k={r.k}\u00a0{r.delta:+.2f}{versus}".replace(" (random ", "\u00a0(random\u00a0")
+                    )
                 method = top["method"].iloc[0]
                 lines += _wrapped(
                     f"{method}-ablating its top-k distractor heads, Δ log-odds: {', '.join(parts)}"

@@ -76,10 +76,16 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     shown = f"{len(flips)} items" + (f" (of {len(item_flips(results))})" if len(flips) == max_rows else "")
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": f"Items, those that flip between sizes first: {shown}", "x": 0.0, "xanchor": "left"},
+        title={
+            "text": f"Items, those that flip between sizes first: {shown}<br><sup>a model's cell: last-layer "
+            "log-odds true − distractor | log-odds at every layer read, embeddings first; green right, "
+            "red wrong</sup>",
+            "x": 0.0,
+            "xanchor": "left",
+        },
         height=min(2000, 160 + 26 * max(len(flips), 4)),
         width=max(1000, 240 * len(models) + 700),
-        margin={"t": 60, "l": 20, "r": 20, "b": 20},
+        margin={"t": 80, "l": 20, "r": 20, "b": 20},
     )
     return fig
 
