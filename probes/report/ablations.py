@@ -24,7 +24,7 @@ from probes.ablate.summary import (
     mean_attribution,
     patching_curve,
 )
-from probes.report.style import LOG_ODDS_SCALE, finish, model_colours
+from probes.report.style import LOG_ODDS_SCALE, MAX_WIDTH, finish, model_colours
 from probes.report.summary import markdown_table
 
 #: The tables the page draws from, by kind.
@@ -38,8 +38,8 @@ def _ordered(models: Sequence[str], order: Sequence[str]) -> list[str]:
 
 #: Most model panels side by side in a heat-map figure; more continue on a further row.
 PANELS_PER_ROW = 4
-#: Widest figure on the page, legend and colour bar included: it fits a 1400 px window.
-PAGE_WIDTH = 1300
+#: Widest figure on the page (:data:`probes.report.style.MAX_WIDTH`).
+PAGE_WIDTH = MAX_WIDTH
 
 
 def _first_panel(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:

@@ -206,8 +206,14 @@ def error_bars(centre: pd.Series, low: pd.Series, high: pd.Series) -> dict[str, 
     }
 
 
+#: Widest figure, legend and colour bar included: a 1400 px window shows all of it.
+MAX_WIDTH = 1300
+
+
 def finish(fig: go.Figure, title: str, height: int, width: int | None = None) -> go.Figure:
-    """The report's common layout: template, title, legend at the right, fixed size for PNG export."""
+    """The report's common layout: template, title, legend at the right, fixed size for PNG export
+    (at most :data:`MAX_WIDTH` wide: figures of many panels narrow them rather than clip)."""
+    width = min(width, MAX_WIDTH) if width else width
     fig.update_layout(
         template=TEMPLATE,
         # the title on the top line, over the plot's left edge; the menu (if any) below it
