@@ -5,6 +5,7 @@ the minimum of each is kept (the least disturbed run on a shared machine) and di
 bare interpreter's minimum. Run it from the checkout to measure::
 
     python -m benchmarks.bench_cli_startup --repeats 5
+    python -m benchmarks.bench_cli_startup --store probes-results   # and `probes show` of a store
 
 A ratio near 1 means the command costs little more than starting Python; the model libraries
 (torch, transformers, TransformerLens) alone cost 10-30 bare starts.
@@ -37,10 +38,16 @@ def seconds(arguments: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--store", default=None, help="A result store: also time `probes show STORE` (no model library)."
+    )
     args = parser.parse_args()
-    best = {name: float("inf") for name in COMMANDS}
+    commands = dict(COMMANDS)
+    if args.store:
+        commands["probes show STORE"] = ["-m", "probes.cli.main", "show", args.store]
+    best = {name: float("inf") for name in commands}
     for _ in range(args.repeats):
-        for name, arguments in COMMANDS.items():
+        for name, arguments in commands.items():
             best[name] = min(best[name], seconds(arguments))
     bare = best["python -c pass"]
     for name, value in best.items():

@@ -197,7 +197,16 @@ def _start(group: str, args: argparse.Namespace, log: Path, memory: bool) -> sub
         )
         subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
         env["PYTHONPATH"] = f"{folder}{os.pathsep}{ROOT}"  # that commit's probes, this checkout's benchmarks
-    command = [sys.executable, "-P", "-m", "benchmarks.bench_lens", "--worker", group, "--batch", str(args.batch)]
+    command = [
+        sys.executable,
+        "-P",
+        "-m",
+        "benchmarks.bench_lens",
+        "--worker",
+        group,
+        "--batch",
+        str(args.batch),
+    ]
     command += ["--length", str(args.length), "--task-items", str(args.task_items), "--before", args.before]
     command += ["--items", str(args.items or log.parent / "prize_items.json")]
     command += ["--shared-tasks", args.shared_tasks, "--shared-items", str(args.shared_items)]

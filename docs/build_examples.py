@@ -29,7 +29,11 @@ def execute(source: Path, timeout: int = 900):
 
     notebook = jupytext.read(source)
     client = NotebookClient(
-        notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        notebook,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT)}},
+        coalesce_streams=True,  # a progress bar's updates (\r) end as its last state, as in Jupyter
     )
     client.execute()
     return notebook

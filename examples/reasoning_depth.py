@@ -29,6 +29,7 @@ import math
 import pandas as pd
 import plotly.io as pio
 from IPython.display import display
+from tqdm import tqdm
 
 import probes
 from probes.analysis.reasoning import step_readout_summary, with_steps
@@ -50,9 +51,9 @@ from probes.analysis.step_probe import (
     probe_steps,
 )
 from probes.builtin.folders import builtin_catalogue
+from probes.cli.display import plural
 from probes.errors import InvalidItemError
 from probes.jobs.model_rows import readout_rows, step_rows
-from probes.jobs.progress import quiet_libraries
 from probes.ladders import get_ladder
 from probes.report.solvable import accuracy_by_k, solvable_by_depth, step_decodability
 from probes.tasks import load_items
@@ -67,22 +68,29 @@ print("probes", probes.__version__)
 # number of every k. The evaluation items (seed 0: the ladder's held-out set) are read through
 # the logit lens at every layer; the linear probes train and test on separate items (another
 # seed), 70% / 30%.
+#
+# By default the notebook runs a quick version of the study (a few minutes on 2 CPU cores): one
+# training seed of every depth, 1 to 8 layers. Set `FULL_STUDY = True` for every rung of the
+# ladder (both seeds of every depth: twice the work, and the check that seeds of one depth agree);
+# the conclusion below is written from whichever rungs ran.
 
 # %%
+FULL_STUDY = False  # True: both training seeds of every depth (twice as long)
 (TASK,) = builtin_catalogue("depth").catalogue()["tasks"]  # the ladder's training task
 N_ITEMS, MAX_K = 192, 8  # evaluation items (k cycles over them), largest k tested
 PROBED_K, PROBE_ITEMS = [2], 600  # k whose steps are probed (k = 2: one intermediate); items drawn
 items = [i for i in load_items([TASK], ["prize"], N_ITEMS, seed=0) if i.meta["steps"] <= MAX_K]
 probing = [i for i in load_items([TASK], ["prize"], PROBE_ITEMS, seed=2) if i.meta["steps"] in PROBED_K]
 specs = get_ladder("depth").model_specs()
+if not FULL_STUDY:  # rung names are depth:<layers>x<width>, "-s1" for the second seed
+    specs = [spec for spec in specs if not spec.name.endswith("-s1")]
 ks = sorted({i.meta["steps"] for i in items})
 print(f"{TASK}: {len(items)} items (k = {ks[0]}..{ks[-1]}), {len(specs)} rungs; e.g. {items[0].prompt!r}")
 
 # %%
 rows, steps, probes_scores = [], [], []
-for spec in specs:
-    with quiet_libraries():  # no loading bars
-        model = probes.load_model(spec)  # once per rung: lens, step readouts and probes share it
+for spec in tqdm(specs, desc="rungs (lens, step readouts, probes)", unit="rung"):
+    model = probes.load_model(spec)  # once per rung: lens, step readouts and probes share it
     readout = probes.read_options(model, items, batch_size=32)
     rows.append(with_steps(readout_rows(model, readout), items))
     steps.append(step_rows(model, readout))
@@ -206,7 +214,7 @@ lines = [
     "- Solvable k (accuracy ≥ "
     + f"{SOLVED_AT:g} at every k' ≤ k) by rung: "
     + ", ".join(
-        f"{r.model} ({r.n_layers} layers) {r.solvable_k}"
+        f"{r.model} ({plural(r.n_layers, 'layer')}) {r.solvable_k}"
         + (f"+ (censored at k = {r.max_k_tested})" if r.censored else "")
         + f" [95% {r.solvable_k_low:g}-{r.solvable_k_high:g}]"
         for r in solvable.itertuples()
@@ -221,9 +229,9 @@ if not brackets:
 else:
     a, b, k = (separated or brackets)[0]  # an example that holds beyond item noise, if any does
     lines.append(
-        f"- {len(brackets)} bracket(s), e.g. {a} ({by_model.at[a, 'n_layers']} layers) fails k = {k}, "
-        f"which {b} ({by_model.at[b, 'n_layers']} layers) solves; {len(separated)} of them hold with "
-        "non-overlapping bootstrap intervals"
+        f"- {len(brackets)} bracket(s), e.g. {a} ({plural(by_model.at[a, 'n_layers'], 'layer')}) fails "
+        f"k = {k}, which {b} ({plural(by_model.at[b, 'n_layers'], 'layer')}) solves; {len(separated)} of "
+        "them hold with non-overlapping bootstrap intervals"
         + ("." if separated else ", so the ordering is not established beyond item noise.")
     )
 for k in range(2, int(solvable["solvable_k"].max()) + 2):  # which depths solve k: every rung, some, none
@@ -244,7 +252,7 @@ split = {depth: ks for depth, ks in spread.items() if len(ks) > 1}
 if split:  # rungs of one depth (other seeds) that solve different k
     lines.append(
         "- Rungs of the same depth disagree (solvable k by depth: "
-        + "; ".join(f"{depth} layers: {ks}" for depth, ks in split.items())
+        + "; ".join(f"{plural(depth, 'layer')}: {ks}" for depth, ks in split.items())
         + "): whatever depth buys here, not every training seed gets it."
     )
 if not fits.empty and fits["akaike_weight"].isna().all():  # too few points for any AICc

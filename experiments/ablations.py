@@ -67,7 +67,8 @@ def headline(tables: dict[str, pd.DataFrame], order: list[str]) -> str:
                 )
             lines.append(text)
         for mode, group in curve[(curve["model"] == model) & (curve["site"] == "resid")].groupby("positions"):
-            values = " ".join(f"{v:.2f}" for v in group.sort_values("layer")["restored"])
+            shares = group.sort_values("layer")["restored"]  # missing where the gap is under MIN_GAP
+            values = " ".join(f"{v:.2f}" if pd.notna(v) else "–" for v in shares)
             lines.append(f"  patching ({mode}) restored by layer: {values}")
     return "\n".join(lines)
 

@@ -12,11 +12,17 @@ package (``probes.model.loading``, ``probes.ladders``) loads only what that modu
 
 from __future__ import annotations
 
+import warnings
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from probes.errors import ProbesError
 from probes.version import __version__
+
+# huggingface_hub and transformers import tqdm.auto, which in a notebook without ipywidgets warns
+# "IProgress not found" and falls back to text bars; the text bars work (probes/progress_bar.py
+# draws them there on purpose), so that one message is noise. Nothing else is hidden.
+warnings.filterwarnings("ignore", message="IProgress not found", module="tqdm")
 
 if TYPE_CHECKING:
     from probes.analysis.shape import ScalingShape, scaling_shape

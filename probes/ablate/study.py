@@ -220,6 +220,43 @@ def plan(options: AblateOptions) -> list[Unit]:
     return my_slice(units, options.shard)
 
 
+#: Layers and heads assumed for the progress estimate of a model no ladder catalogue describes.
+UNKNOWN_SHAPE = (12, 12)
+
+
+def _shape(unit: Unit) -> tuple[int, int]:
+    """A unit's model's layers and heads as its ladder's catalogue gives them (else :data:`UNKNOWN_SHAPE`)."""
+    from probes.ladders import get_ladder, ladder_names
+
+    for name in ladder_names():
+        rung = get_ladder(name).rung_for(unit.model.text)
+        if rung is not None and rung.layers and rung.heads:
+            return int(rung.layers), int(rung.heads)
+    return UNKNOWN_SHAPE
+
+
+def forward_passes(kind: str, n_layers: int, n_heads: int, options: AblateOptions) -> int:
+    """Forward passes per item one analysis takes (what the progress bar counts).
+
+    Attribution: one cached pass. Ablation: the clean and reference passes, one per single
+    component (block, attention, MLP of every layer) and chosen set per method, then the
+    top-k set and the random draws of every k that fits the heads (plus the attribution it
+    ranks heads by, when this run does not compute it). Patching, per positions mode: the
+    twin's cached pass, the clean pass, one per residual site (every layer and the embedding)
+    and one per head when heads are patched.
+    """
+    if kind == "attribution":
+        return 1
+    if kind == "ablation":
+        pool = n_layers * n_heads
+        sets = 3 * n_layers + (1 if options.components else 0)
+        search = sum(1 + (options.draws if k < pool else 0) for k in options.ks if 0 < k <= pool)
+        ranking = 0 if "attribution" in options.analyses else 1
+        return 2 + sets * len(options.methods) + search + ranking
+    sites = (n_layers + 1) + (n_layers * n_heads if options.patch_heads else 0)
+    return len(options.positions) * (2 + sites)
+
+
 def run_ablation_study(options: AblateOptions) -> Store:
     """Run (or resume) the study; returns the store it wrote to."""
     options.check()
@@ -241,7 +278,10 @@ def run_ablation_study(options: AblateOptions) -> Store:
                 yield _output(model, unit, UNPAIRED, unpaired, done=False)
             yield _output(model, unit, unit.kind, table)
 
-    return execute(units, options, compute, "ablations")
+    def work(unit: Unit) -> float:  # item-passes: the analyses differ by ~100× per item
+        return len(unit.items) * forward_passes(unit.kind, *_shape(unit), options)
+
+    return execute(units, options, compute, "ablations", work=work, unit_name="pass")
 
 
 def analyse_model(

@@ -1,4 +1,4 @@
-"""Aggregates of the ablation study's tables: what the figures plot and the note reports.
+"""Aggregates of the ablation study's tables: what the figures plot and the summaries report.
 
 Every function takes the per-item table of one kind (as :meth:`probes.store.store.Store.read`
 returns it, several models at once) and returns one row per model and whatever it groups
@@ -11,6 +11,11 @@ import numpy as np
 import pandas as pd
 
 _KEYS = ["model", "task", "variant"]
+
+#: Smallest mean item-to-twin log-odds gap (nats) the share restored is divided by. Below it the
+#: twin and the item barely differ: the ratio would amplify noise (a gap of 1e-6 turns any
+#: rounding into "restored = 1"), so ``restored`` is left missing and figures mask the cell.
+MIN_GAP = 0.1
 
 
 def mean_attribution(attribution: pd.DataFrame) -> pd.DataFrame:
@@ -67,7 +72,7 @@ def patching_curve(patching: pd.DataFrame) -> pd.DataFrame:
     """Per model, positions mode and site, the share of the item-to-twin log-odds gap the patch restores.
 
     ``restored = mean(patched - clean) / mean(twin - clean)`` over items (``gap`` is the mean
-    ``twin - clean``); ``relative_depth`` is
+    ``twin - clean``), missing where ``|gap|`` is below :data:`MIN_GAP`; ``relative_depth`` is
     the layer over the model's number of blocks (residual sites; heads sit at their block's
     input, ``layer / n_layers``).
     """
@@ -79,7 +84,7 @@ def patching_curve(patching: pd.DataFrame) -> pd.DataFrame:
     curve = table.groupby(keys, as_index=False, dropna=False, sort=False).agg(
         moved=("moved", "mean"), gap=("gap", "mean"), n_items=("item_id", "nunique")
     )
-    curve["restored"] = curve["moved"] / curve["gap"].where(curve["gap"] != 0)
+    curve["restored"] = curve["moved"] / curve["gap"].where(curve["gap"].abs() >= MIN_GAP)
     blocks = table[table["site"] == "resid"].groupby("model")["layer"].max()
     curve["relative_depth"] = curve["layer"].astype(float) / curve["model"].map(blocks).astype(float)
     return curve.drop(columns=["moved"])

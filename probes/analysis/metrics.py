@@ -12,15 +12,18 @@ of ``correct``) treats a tie the same way and never gives it to option 0.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-import torch
 from jaxtyping import Float, Int
 
 from probes.analysis.scoring import fair_credit, fair_log_odds, per_layer_credit, per_layer_score
-from probes.lenses.reading import OptionReadout
+
+if TYPE_CHECKING:  # the table statistics below run without torch (``probes show`` stays light)
+    import torch
+
+    from probes.lenses.reading import OptionReadout
 
 #: Two-sided confidence of every interval the toolkit reports.
 CONFIDENCE = 0.95
@@ -52,6 +55,8 @@ def layer_table(readout: OptionReadout, provenance: dict[str, Any], n_layers: in
     item's ``prompt`` (as scored: with a chain-of-thought rationale, if any),
     ``options`` and ``rationale`` (empty unless the model wrote one) ride along.
     """
+    import torch
+
     last = n_layers
     frames = []
     for index, (item, logprobs, counts) in enumerate(
@@ -110,6 +115,8 @@ def _token_scores(
     token, so both fair values are the summed ones; with longer answers and no per-token values
     they are NaN.
     """
+    import torch
+
     item = readout.items[index]
     true, distractor = item.true_index, item.distractor_index
     if readout.token_logprobs:
@@ -140,6 +147,8 @@ def option_credit(
 ) -> Float[torch.Tensor, " layer"]:
     """Per layer, how right the options' scores are: 1 if the true answer alone scores highest,
     ``1/k`` if it ties with ``k - 1`` others for the highest, 0 otherwise (NaN scores lose)."""
+    import torch
+
     scores = torch.nan_to_num(scores.double(), nan=-torch.inf)
     top = scores == scores.max(dim=-1, keepdim=True).values
     return top[:, true_index].double() / top.sum(dim=-1).clamp(min=1)
@@ -147,6 +156,8 @@ def option_credit(
 
 def chosen_options(scores: Float[torch.Tensor, "layer option"]) -> Int[torch.Tensor, " layer"]:
     """Per layer, the index of the highest-scoring option, or -1 where several tie for it."""
+    import torch
+
     scores = torch.nan_to_num(scores.double(), nan=-torch.inf)
     top = scores == scores.max(dim=-1, keepdim=True).values
     return torch.where(top.sum(dim=-1) == 1, scores.argmax(dim=-1), -1)

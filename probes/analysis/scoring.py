@@ -55,11 +55,14 @@ layer), and −0.3 with the decisive token alone.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import torch
 from jaxtyping import Float
+
+if TYPE_CHECKING:
+    import torch
 
 #: Score columns of the per-layer table -> what they are, for figure axes and summaries.
 SCORES: dict[str, str] = {

@@ -13,13 +13,13 @@ per-layer tables behind it.
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from probes.cli.display import wrapped
+from probes.cli.display import MISSING, WIDTH, records_text, text_table, wrapped
 
 #: Tasks the closing summary names before it points to ``probes show`` for the rest.
 MAX_TASKS = 6
@@ -146,9 +146,71 @@ def print_closing_summary(
     print(f"results: {out} (every table: probes show {out})")
 
 
-def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[str] = ()) -> None:
-    """Print accuracy and log-odds per layer and model, decision and divergence layers (``probes show``)."""
+def show_tables(table: pd.DataFrame, order: Sequence[str] = ()) -> dict[str, pd.DataFrame]:
+    """The tables behind ``probes show``, rows in reading order (task, variant as in
+    :data:`probes.tasks.variants.VARIANTS`, model smallest first, layer).
+
+    ``layers``: per (task, variant, model, layer) accuracy (a tie is half right, Wilson 95%
+    interval) and mean log-odds (bootstrap 95% interval), :func:`probes.analysis.metrics.aggregate`;
+    ``decision`` and ``divergence``: :mod:`probes.analysis.decision`'s per-model layers.
+    """
+    from probes.analysis.decision import decision_summary, divergence_summary
     from probes.analysis.metrics import aggregate
+    from probes.analysis.scoring import per_layer_score
+    from probes.report.tables import task_order, variant_order
+
+    models = _ordered(set(table["model"]), order)
+    ranks = {
+        "task": {task: i for i, task in enumerate(task_order(table))},
+        "variant": {variant: i for i, variant in enumerate(variant_order(table))},
+        "model": {model: i for i, model in enumerate(models)},
+    }
+
+    def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+        if frame.empty:
+            return frame
+        key = lambda column: column.map(ranks[column.name]) if column.name in ranks else column  # noqa: E731
+        return frame.sort_values(keys, key=key, kind="stable").reset_index(drop=True)
+
+    return {
+        "layers": ranked(
+            aggregate(table, score=per_layer_score(table)),  # 1000 resamples per layer
+            ["task", "variant", "model", "layer"],
+        ),
+        "decision": ranked(decision_summary(table), ["task", "variant", "model"]),
+        "divergence": ranked(divergence_summary(table), ["task", "model"]),
+    }
+
+
+def show_records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """A table's rows as records for CSV or JSON: missing figures as None (empty, ``null``)."""
+    return [
+        {key: None if _missing(value) else value for key, value in row.items()}
+        for row in frame.astype(object).to_dict("records")
+    ]
+
+
+def _missing(value: object) -> bool:
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # a list or an array: present
+        return False
+
+
+def print_tables(
+    table: pd.DataFrame,
+    out: Path | None = None,
+    order: Sequence[str] = (),
+    form: str = "text",
+    which: str = "layers",
+) -> None:
+    """Print accuracy and log-odds per layer and model, decision and divergence layers (``probes show``).
+
+    Text is for people: every line fits :data:`~probes.cli.display.WIDTH` columns (a table of
+    more models than fit continues below), a layer past a model's depth shows ``–``. ``form``
+    ``"csv"`` or ``"json"`` prints the one table ``which`` names
+    (:data:`~probes.cli.display.SHOW_TABLES`) for scripts.
+    """
     from probes.analysis.scoring import (
         CREDITS,
         SCORE_NAMES,
@@ -161,79 +223,134 @@ def print_tables(table: pd.DataFrame, out: Path | None = None, order: Sequence[s
     from probes.report.tables import last_layer, lenses, one_lens
 
     present = lenses(table)
+    lens_note = None
     if len(present) > 1:  # one lens at a time; the default one first
         table = one_lens(table)
-        print(f"lens {present[0]} (the store also holds {', '.join(present[1:])})")
-    score = per_layer_score(table)
-    summary = aggregate(table, score=score)  # 1000 resamples per layer
+        lens_note = f"lens {present[0]} (the store also holds {', '.join(present[1:])})"
+    tables = show_tables(table, order)
+    if form != "text":
+        print(records_text(show_records(tables[which]), form))
+        return
+    if lens_note:
+        print(lens_note)
+    score_name = SCORE_NAMES[per_layer_score(table)]
+    score = SCORES[per_layer_score(table)]
     credit = SCORE_NAMES[CREDITS[per_layer_credit(table)]]
     final = last_layer(table).groupby(["task", "variant", "model"])["correct"].mean()
-    present = set(table["model"])
-    order = [m for m in order if m in present] + sorted(present - set(order))
+    summary = tables["layers"]
     for (task, variant), group in summary.groupby(["task", "variant"], sort=False):
-        print(
-            f"\n== {task} / {variant}: accuracy by layer (rows) and model (columns), {credit} score; "
-            "a tie is half right"
-        )
-        accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[
-            [m for m in order if m in set(group["model"])]
-        ]
-        print(accuracy.to_string(float_format=lambda v: f"{v:.2f}"))
-        prize = ", ".join(f"{m} {final[(task, variant, m)]:.2f}" for m in accuracy.columns)
-        print(f"-- last-layer accuracy, prize metric (summed log-probs, as lm-evaluation-harness): {prize}")
-        print(f"-- {task} / {variant}: mean log-odds true − distractor, {SCORES[score]}")
-        odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[accuracy.columns]
-        print(odds.to_string(float_format=lambda v: f"{v:+.2f}"))
-    _print_layers(table, order)
+        columns = list(dict.fromkeys(group["model"]))
+        print()
+        for line in wrapped(
+            f"== {task} / {variant}: accuracy by layer (rows) and model (columns), {credit} score; "
+            "a tie is half right",
+            indent=0,
+        ):
+            print(line)
+        accuracy = group.pivot_table(index="layer", columns="model", values="accuracy")[columns]
+        for line in layer_grid(accuracy, lambda v: f"{v:.2f}"):
+            print(line)
+        prize = ", ".join(f"{m} {final[(task, variant, m)]:.2f}" for m in columns)
+        for line in wrapped(
+            f"-- last-layer accuracy, prize metric (summed log-probs, as lm-evaluation-harness): {prize}",
+            indent=0,
+        ):
+            print(line)
+        for line in wrapped(f"-- {task} / {variant}: mean log-odds true − distractor, {score}", indent=0):
+            print(line)
+        odds = group.pivot_table(index="layer", columns="model", values="mean_log_odds")[columns]
+        for line in layer_grid(odds, lambda v: f"{v:+.2f}"):
+            print(line)
+    _print_layers(tables["decision"], tables["divergence"], score_name)
     for line in [*scoring_warnings(table), *length_warnings(table)]:
-        print(f"\nwarning: {line}")
+        print()
+        for part in wrapped(line, indent=0, first="warning: "):
+            print(part)
     if out is not None:
         print(f"\nresults: {out}")
 
 
-def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
-    """The decision and divergence layers (probes.analysis.decision) with their 95% intervals."""
-    from probes.analysis.decision import decision_summary, divergence_summary
-    from probes.analysis.scoring import SCORE_NAMES, per_layer_score
+def layer_grid(pivot: pd.DataFrame, number: Callable[[float], str], width: int = WIDTH) -> list[str]:
+    """A layer × model table as text lines no wider than ``width``.
 
-    rank = {model: i for i, model in enumerate(order)}
-
-    def ranked(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-        return frame.sort_values(keys, key=lambda c: c.map(rank) if c.name == "model" else c)
-
-    decision = ranked(decision_summary(table), ["model", "task", "variant"])
-    print(
-        "\n== decision layer: first block from which the true answer wins through the last; median "
-        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance; "
-        f"both by the {SCORE_NAMES[per_layer_score(table)]} score"
-    )
+    Cells absent from ``pivot`` (layers past a smaller model's depth) print as ``–``; models
+    that do not fit beside the others continue in a further block below, the layer column
+    repeated.
+    """
     rows = [
-        {
-            "model": row.model,
-            "task": row.task,
-            "variant": row.variant,
-            "blocks": row.n_layers,
-            "accuracy": f"{row.accuracy:.2f} [{row.accuracy_low:.2f}, {row.accuracy_high:.2f}]",
-            "chance": f"{row.chance:.2f}",
-            "items with one": f"{row.share_with_decision_layer:.0%}",
-            "decision layer": _layer_cell(row.decision_layer, row.decision_layer_low, row.decision_layer_high)
-            if row.above_chance
-            else "– (not above chance)",
-        }
-        for row in decision.itertuples()
+        {"layer": str(layer), **{m: None if pd.isna(v) else number(v) for m, v in values.items()}}
+        for layer, values in pivot.iterrows()
     ]
-    print(pd.DataFrame(rows).to_string(index=False))
-    divergence = divergence_summary(table)
+    layer_width = max([len("layer")] + [len(row["layer"]) for row in rows])
+    blocks: list[list[str]] = [[]]
+    used = 2 + layer_width
+    for model in pivot.columns:
+        cell = max([len(str(model))] + [len(row[model] or MISSING) for row in rows])
+        if blocks[-1] and used + 2 + cell > width:
+            blocks.append([])
+            used = 2 + layer_width
+        blocks[-1].append(model)
+        used += 2 + cell
+    lines: list[str] = []
+    for index, block in enumerate(blocks):
+        if index:
+            lines.append("")
+        columns = {"layer": "layer", **{m: str(m) for m in block}}
+        lines += text_table(rows, columns, right=list(columns), width=width, shrink=block[0])
+    return lines
+
+
+def _print_layers(decision: pd.DataFrame, divergence: pd.DataFrame, score_name: str) -> None:
+    """The decision and divergence layers (probes.analysis.decision) with their 95% intervals."""
+    print()
+    for line in wrapped(
+        "== decision layer: first block from which the true answer wins through the last; median "
+        "over items [95% CI], only where last-layer accuracy (a tie is half right) is above chance; "
+        f"{score_name} score",
+        indent=0,
+    ):
+        print(line)
+    columns = {
+        "model": "model",
+        "blocks": "blocks",
+        "variant": "variant",
+        "accuracy": "accuracy [95% CI]",
+        "chance": "chance",
+        "share": "with one",
+        "layer": "decision layer",
+    }
+    for task, group in decision.groupby("task", sort=False):
+        rows = [
+            {
+                "model": row.model,
+                "blocks": row.n_layers,
+                "variant": row.variant,
+                "accuracy": f"{row.accuracy:.2f} [{row.accuracy_low:.2f}, {row.accuracy_high:.2f}]",
+                "chance": f"{row.chance:.2f}",
+                "share": None
+                if _missing(row.share_with_decision_layer)
+                else f"{row.share_with_decision_layer:.0%}",
+                "layer": _layer_cell(row.decision_layer, row.decision_layer_low, row.decision_layer_high)
+                if row.above_chance
+                else "– (not above chance)",
+            }
+            for row in group.itertuples()
+        ]
+        print(f"{task}:")
+        for line in text_table(rows, columns, right=["blocks", "chance", "share"], shrink="model"):
+            print(line)
     if divergence.empty:
         print("\n(no divergence layer: it needs both the prize and the no_distractor variant)")
         return
-    divergence = ranked(divergence, ["model", "task"])
-    print(
-        "\n== divergence layer: first block where the prize prompt pulls the prize's answer pair toward "
-        "its distractor, against the no_distractor prompt on the same pair (paired over items); separation "
-        "layer: first block where the two prompts move the pair apart either way; effect there "
-        f"[simultaneous 95% CI, family-wise over blocks]; {SCORE_NAMES[per_layer_score(table)]} score"
-    )
+    print()
+    for line in wrapped(
+        "== divergence layer: first block where the prize prompt pulls the prize's answer pair toward "
+        "its distractor, against the no_distractor prompt on the same pair (paired over items); "
+        "separation layer: first block where the two prompts move the pair apart either way; effect "
+        f"there [simultaneous 95% CI, family-wise over blocks]; {score_name} score",
+        indent=0,
+    ):
+        print(line)
     rows = [
         {
             "model": row.model,
@@ -241,12 +358,22 @@ def _print_layers(table: pd.DataFrame, order: Sequence[str]) -> None:
             "blocks": row.n_layers,
             "pairs": row.n_pairs,
             "unpaired": row.n_unpaired,
-            "divergence layer": _effect_cell(row, "divergence"),
-            "separation layer": _effect_cell(row, "separation"),
+            "divergence": _effect_cell(row, "divergence"),
+            "separation": _effect_cell(row, "separation"),
         }
         for row in divergence.itertuples()
     ]
-    print(pd.DataFrame(rows).to_string(index=False))
+    columns = {
+        "model": "model",
+        "task": "task",
+        "blocks": "blocks",
+        "pairs": "pairs",
+        "unpaired": "unpaired",
+        "divergence": "divergence layer",
+        "separation": "separation layer",
+    }
+    for line in text_table(rows, columns, right=["blocks", "pairs", "unpaired"], shrink="task"):
+        print(line)
 
 
 def _effect_cell(row: Any, kind: str) -> str:
@@ -266,3 +393,168 @@ def _layer_cell(layer: float, low: float, high: float) -> str:
         return "–"
     interval = f" [{low:g}, {high:g}]" if pd.notna(low) else ""
     return f"{layer:g}{interval}"
+
+
+#: Kinds of the ablation study's tables (:mod:`probes.ablate.study`).
+ABLATION_KINDS = ("attribution", "ablation", "patching", "patching_unpaired")
+
+
+def ablation_show_tables(
+    tables: dict[str, pd.DataFrame], order: Sequence[str] = ()
+) -> dict[str, pd.DataFrame]:
+    """The ablation study's aggregates ``probes show`` prints, models smallest first.
+
+    ``pushers``: per model the five heads and MLPs of most negative mean direct logit attribution;
+    ``effects``: per ablated set and method the accuracy and log-odds change
+    (:func:`probes.ablate.summary.ablation_effects`); ``patching``: per model, positions mode
+    and site the share of the item→twin gap restored (missing where the gap is under
+    :data:`probes.ablate.summary.MIN_GAP`); ``unpaired``: items patching could not pair, by reason.
+    """
+    from probes.ablate.summary import ablation_effects, distractor_pushers, patching_curve
+
+    def by_size(frame: pd.DataFrame) -> pd.DataFrame:
+        models = _ordered(set(frame["model"]), order)
+        rank = {model: i for i, model in enumerate(models)}
+        return frame.sort_values("model", key=lambda c: c.map(rank), kind="stable").reset_index(drop=True)
+
+    found: dict[str, pd.DataFrame] = {}
+    if len(tables.get("attribution", ())):
+        found["pushers"] = by_size(distractor_pushers(tables["attribution"]))
+    if len(tables.get("ablation", ())):
+        found["effects"] = by_size(ablation_effects(tables["ablation"]))
+    if len(tables.get("patching", ())):
+        found["patching"] = by_size(patching_curve(tables["patching"]))
+    unpaired = tables.get("patching_unpaired")
+    if unpaired is not None and len(unpaired):
+        found["unpaired"] = by_size(unpaired.groupby(["model", "task", "reason"], as_index=False).size())
+    return found
+
+
+def print_ablation_tables(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) -> None:
+    """Print the ablation study's tables for people (``probes show``), every line ≤ 100 columns."""
+    from probes.ablate.summary import MIN_GAP
+
+    found = ablation_show_tables(tables, order)
+    if "pushers" in found:
+        _heading("== parts that push the distractor most: mean direct logit attribution (log-odds)")
+        for task, group in found["pushers"].groupby("task", sort=False):
+            rows = [
+                {"model": r.model, "component": r.component, "attribution": f"{r.attribution:+.3f}"}
+                for r in group.itertuples()
+            ]
+            print(f"{task}:")
+            _print(text_table(rows, {"model": "model", "component": "part", "attribution": "attribution"},
+                              right=["attribution"]))  # fmt: skip
+    if "effects" in found:
+        _heading(
+            "== ablation: accuracy before and after (a tie is half right) and the mean log-odds change; "
+            "random sets pooled over their draws (± the draws' spread)"
+        )
+        for task, group in found["effects"].groupby("task", sort=False):
+            rows = [
+                {
+                    "model": r.model,
+                    "set": r.selection if r.selection != "single" else r.components,
+                    "method": r.method,
+                    "k": r.k,
+                    "clean": f"{r.accuracy_clean:.2f}",
+                    "ablated": f"{r.accuracy_ablated:.2f}",
+                    "change": f"{r.delta:+.2f}" + ("" if _missing(r.delta_std) else f" ± {r.delta_std:.2f}"),
+                }
+                for r in group.itertuples()
+            ]
+            columns = {"model": "model", "set": "ablated", "method": "method", "k": "k", "clean": "acc clean",
+                       "ablated": "acc ablated", "change": "Δ log-odds"}  # fmt: skip
+            print(f"{task}:")
+            _print(text_table(rows, columns, right=["k", "clean", "ablated", "change"], shrink="set"))
+    if "patching" in found:
+        resid = found["patching"][found["patching"]["site"] == "resid"]
+        _heading(
+            "== residual patching from the no_distractor twin: share of the item→twin log-odds gap "
+            f"restored, by layer (rows) and model (columns); – where the gap is under {MIN_GAP:g} nats"
+        )
+        for (task, mode), group in resid.groupby(["task", "positions"], sort=False):
+            print(f"{task}, positions {mode}:")
+            models = list(dict.fromkeys(group["model"]))
+            grid = group.pivot_table(index="layer", columns="model", values="restored", dropna=False)
+            _print(layer_grid(grid.reindex(columns=models), lambda v: f"{v:.2f}"))
+    if "unpaired" in found:
+        _heading("== items without a usable twin (not patched)")
+        rows = found["unpaired"].to_dict("records")
+        _print(text_table(rows, {"model": "model", "task": "task", "size": "items", "reason": "reason"},
+                          right=["size"], shrink="reason"))  # fmt: skip
+
+
+def ablation_closing_lines(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) -> list[str]:
+    """A few lines per task of what an ablation study found in its largest model, and where the rest is.
+
+    Descriptive figures, no test: the parts that push the distractor most, what ablating the
+    top-k distractor heads does next to random k, and the first layer whose residual patch
+    restores half the gap.
+    """
+    found = ablation_show_tables(tables, order)
+    lines = []
+    tasks = list(dict.fromkeys(pd.concat([t[["task"]] for t in tables.values() if len(t)])["task"]))
+    for task in tasks[:MAX_TASKS]:
+        models = _ordered(
+            {m for t in tables.values() if len(t) for m in t.loc[t["task"] == task, "model"]}, order
+        )
+        largest = models[-1]
+        size_note = f"{len(models)} sizes, {models[0]}…{largest}" if len(models) > 1 else largest
+        lines.append(
+            f"{task} ({size_note}); largest model {largest}:" if len(models) > 1 else f"{task} ({largest}):"
+        )
+        pushers = found.get("pushers")
+        if pushers is not None:
+            mine = pushers[(pushers["task"] == task) & (pushers["model"] == largest)].head(3)
+            named = ", ".join(
+                f"{r.component}\u00a0{r.attribution:+.2f}" for r in mine.itertuples()
+            )  # kept together
+            lines += _wrapped(f"pushes the distractor most (mean direct logit attribution): {named}")
+        effects = found.get("effects")
+        if effects is not None:
+            mine = effects[(effects["task"] == task) & (effects["model"] == largest)]
+            top, random = mine[mine["selection"] == "top"], mine[mine["selection"] == "random"]
+            if len(top):
+                parts = []
+                for r in top.itertuples():
+                    same = random[random["k"] == r.k]
+                    versus = f" (random {same['delta'].iloc[0]:+.2f})" if len(same) else ""
+                    parts.append(
+                        f"k={r.k}\u00a0{r.delta:+.2f}{versus}".replace(" (random ", "\u00a0(random\u00a0")
+                    )
+                method = top["method"].iloc[0]
+                lines += _wrapped(
+                    f"{method}-ablating its top-k distractor heads, Δ log-odds: {', '.join(parts)}"
+                )
+        patching = found.get("patching")
+        if patching is not None:
+            mine = patching[
+                (patching["task"] == task) & (patching["model"] == largest) & (patching["site"] == "resid")
+            ]
+            parts = []
+            for mode, group in mine.groupby("positions", sort=False):
+                half = group[group["restored"] >= 0.5]
+                if group["restored"].isna().all():
+                    parts.append(f"{mode}: gap too small to normalise")
+                else:
+                    parts.append(
+                        f"{mode}: from layer {int(half['layer'].min())}" if len(half) else f"{mode}: none"
+                    )
+            if parts:
+                lines += _wrapped(
+                    f"residual patch from the no_distractor twin restores half the gap: {'; '.join(parts)}"
+                )
+    if len(tasks) > MAX_TASKS:
+        lines.append(f"… and {len(tasks) - MAX_TASKS} more task(s): see `probes show`.")
+    return lines
+
+
+def _heading(text: str) -> None:
+    print()
+    _print(wrapped(text, indent=0))
+
+
+def _print(lines: Sequence[str]) -> None:
+    for line in lines:
+        print(line)

@@ -24,6 +24,12 @@ MISSING = "–"
 #: Output formats of the listing commands (``--format``).
 FORMATS = ("text", "csv", "json")
 
+#: The tables ``probes show`` prints; with ``--format csv|json`` it prints the one ``--table`` names.
+SHOW_TABLES = ("layers", "decision", "divergence")
+
+#: The ablation study's tables ``probes show --format csv|json --table`` prints.
+ABLATION_TABLES = ("pushers", "effects", "patching", "unpaired")
+
 #: Default width of text tables: they fit a 100-column terminal.
 WIDTH = 100
 
@@ -32,8 +38,15 @@ _SI_PREFIXES = ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"),
 
 
 def _two_digits(value: float) -> str:
-    """``value`` with two significant digits for values under 10, else none after the point."""
-    return f"{value:.1f}" if value < 9.95 else f"{value:.0f}"
+    """``value`` with two significant digits for values under 10 (``1.4``; ``1``, not ``1.0``),
+    else none after the point."""
+    return f"{value:.1f}".removesuffix(".0") if value < 9.95 else f"{value:.0f}"
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """``"1 layer"``, ``"4 layers"``: a count with its noun in the right number (``many``: an
+    irregular plural)."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
 
 
 def human_count(value: float | None) -> str:

@@ -23,13 +23,18 @@ LADDER_COLUMNS = {
     "context_length": "context",
     "training_tokens": "tokens",
     "training_flops": "FLOPs",
+    "held_out_perplexity": "perplexity",
 }
+
+#: Columns shown only when some rung of the ladder has the figure (built-in ladders measure it).
+_OPTIONAL_COLUMNS = ("held_out_perplexity",)
 
 _FIELD_WORDS = {
     "parameters": "parameters",
     "non_embedding_parameters": "non-embedding parameters",
     "training_tokens": "training tokens",
     "training_flops": "training FLOPs",
+    "held_out_perplexity": "held-out perplexity",
 }
 
 
@@ -51,9 +56,14 @@ def ladders_text(names: Sequence[str] | None = None) -> str:
         if ladder.checkpoint_steps:
             lines.append(f"  {len(ladder.checkpoint_steps)} checkpoints per rung (choose with --steps)")
         rows, gaps = [], {}
+        columns = {
+            field: header
+            for field, header in LADDER_COLUMNS.items()
+            if field not in _OPTIONAL_COLUMNS or any(getattr(r, field) is not None for r in ladder.rungs)
+        }
         for rung in ladder.rungs:
             row: dict[str, Any] = {"model": rung.spec}
-            for field in LADDER_COLUMNS:
+            for field in columns:
                 if field == "model":
                     continue
                 value = getattr(rung, field)
@@ -64,9 +74,13 @@ def ladders_text(names: Sequence[str] | None = None) -> str:
                     value = human_count(value)
                 elif field == "training_flops":
                     value = human_flops(value)
+                elif field == "held_out_perplexity":
+                    value = f"{value:.2f}"
                 row[field] = value
             rows.append(row)
-        lines += text_table(rows, LADDER_COLUMNS, right=list(LADDER_COLUMNS)[1:], shrink="model")
+        lines += text_table(rows, columns, right=list(columns)[1:], shrink="model")
+        if "held_out_perplexity" in columns:
+            lines += wrapped("held-out perplexity: per token, on the rung's own held-out text", indent=2)
         for (words, reason), labels in gaps.items():
             who = "" if len(labels) == len(ladder.rungs) else f" ({', '.join(labels)})"
             lines += wrapped(reason, indent=2, first=f"{MISSING} {words}{who}: ")

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from probes.cli.display import FORMATS
+from probes.cli.display import ABLATION_TABLES, FORMATS, SHOW_TABLES
 from probes.cli.flags import HEAVY_OPTIONS, add_dataclass_options, options_from
 from probes.errors import ProbesError
 
@@ -62,16 +62,19 @@ def _last_process(store: Path, args: argparse.Namespace) -> bool:
 
 def _command_ablate(args: argparse.Namespace) -> int:
     from probes.ablate.study import AblateOptions, run_ablation_study
-    from probes.report.ablations import ablation_markdown, load_ablation_tables
+    from probes.cli.closing import ablation_closing_lines
+    from probes.report.ablations import load_ablation_tables
 
     store = run_ablation_study(options_from(args, AblateOptions))
     tables, order = load_ablation_tables(store.root)
-    print(ablation_markdown(tables, order))
-    print(f"results: {store.root} (tables: {', '.join(sorted(tables))})")
+    print()
+    for line in ablation_closing_lines(tables, order):
+        print(line)
     if args.report:
         _write_ablation_page(store.root, store.root / "report", png=args.png, strict=False)
         if (store.root / "report" / "report.html").is_file():  # now with a link to the ablation page
             _write_report(store.root, store.root / "report", x="parameters", png=False, strict=False)
+    print(f"results: {store.root} (every table: probes show {store.root})")
     return 0
 
 
@@ -96,11 +99,38 @@ def _write_ablation_page(store: Path, folder: Path, png: bool, strict: bool) -> 
 
 
 def _command_show(args: argparse.Namespace) -> int:
-    from probes.cli.closing import print_tables
-    from probes.store.store import Store
+    import pandas as pd
+
+    from probes.cli.closing import (
+        ABLATION_KINDS,
+        ablation_show_tables,
+        print_ablation_tables,
+        print_tables,
+        show_records,
+    )
+    from probes.cli.display import records_text
+    from probes.report.tables import model_order
+    from probes.store.store import LENS, Store
 
     store = Store(args.store)
-    print_tables(store.read(), Path(args.store), _size_order(store))
+    kinds = store.kinds()
+    ablation = {kind: store.read(kind) for kind in kinds if kind in ABLATION_KINDS}
+    manifests = [store.manifest(kind) for kind in kinds if kind in ABLATION_KINDS]
+    ablation_order = model_order(pd.concat(manifests, ignore_index=True)) if manifests else []
+    if args.format != "text" and args.table in ABLATION_TABLES:
+        found = ablation_show_tables(ablation, ablation_order)
+        if args.table not in found:
+            raise ProbesError(
+                f"{args.store} holds no {args.table} table; run `probes ablate --out {args.store}` first."
+            )
+        print(records_text(show_records(found[args.table]), args.format))
+        return 0
+    if LENS in kinds or not ablation:  # an empty store: read() says what to run
+        out = None if ablation else Path(args.store)  # else said once, after the ablation tables
+        print_tables(store.read(), out, _size_order(store), args.format, args.table)
+    if ablation and args.format == "text":
+        print_ablation_tables(ablation, ablation_order)
+        print(f"\nresults: {args.store}")
     return 0
 
 
@@ -271,6 +301,15 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         chosen[name] = subcommands.add_parser(name, help=helps[name])
     show = subcommands.add_parser("show", help="Print accuracy and log-odds per layer and size of a store.")
     show.add_argument("store", help="Folder of a result store (the --out of `probes run`).")
+    _add_format(show)
+    show.add_argument(
+        "--table",
+        choices=SHOW_TABLES + ABLATION_TABLES,
+        default="layers",
+        help="With --format csv or json: the table to print (a sweep's per-layer scores, decision or "
+        "divergence layers; an ablation study's pushers, effects, patching or unpaired; "
+        "default: %(default)s).",
+    )
     show.set_defaults(handler=_command_show)
     report = subcommands.add_parser(
         "report", help="Write a store's standalone HTML report, a PNG per figure and a Markdown summary."

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from probes.errors import OutOfMemoryError
 from probes.model.loading import HookedModel
+from probes.progress_bar import tqdm
 from probes.tasks.items import Item
 from probes.tasks.variants import ANSWER_CUE, NEEDS_RATIONALE, SEPARATOR, needs_rationale
 

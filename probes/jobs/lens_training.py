@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from probes.jobs.options import ExecutorOptions, LadderOptions, LoadOptions
+from probes.jobs.resources import set_torch_threads
 from probes.jobs.units import PlannedModel, load_planned, model_specs
 from probes.lenses.tuned.artifacts import save_lens
 from probes.lenses.tuned.text import training_windows
@@ -37,7 +38,10 @@ class LensTrainOptions(TrainingSettings, LoadOptions, ExecutorOptions, LadderOpt
     )
     train_sequences: int = field(default=256, metadata={"help": "Windows to train on."})
     held_out_sequences: int = field(default=32, metadata={"help": "Windows to measure held-out KL on."})
-    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (all by default)."})
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads (default: the CPUs the load leaves free, docs/cpu-threads.md)."},
+    )
     progress: bool = field(default=True, metadata={"help": "Show progress bars."})
 
 
@@ -74,6 +78,8 @@ class _TrainOne:
         options = self.options
         if options.threads:
             torch.set_num_threads(options.threads)
+        else:  # the CPUs other work leaves free, as every computing command (probes.jobs.resources)
+            set_torch_threads()
         settings = TrainingSettings(**{k: getattr(options, k) for k in TrainingSettings.__dataclass_fields__})
         model = load_planned(planned, options)
         windows = training_windows(

@@ -1,8 +1,10 @@
 """One progress display per run, and the model libraries kept quiet behind it.
 
 A run shows one bar: items done of the run's items (so tqdm's rate is items/s and its ETA covers
-the whole run), with the model being loaded or computed (``model 2/6``) and the units finished
-(``units 5/30``) beside it. Units already in the store leave the total instead of counting as
+the whole run), with the model being loaded or computed (``model 2/6``), what it computes and the
+units finished (``units 5/30``) beside it. Commands whose units cost different amounts per item
+(``probes ablate``: attribution, ablation, patching) count estimated forward passes instead.
+Units already in the store leave the total instead of counting as
 instant work, so a resumed run's ETA is honest.
 
 transformers' own "Loading weights" and GGUF de-quantization bars, its info logs, TransformerLens'
@@ -18,10 +20,10 @@ import importlib
 import logging
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
-from tqdm.auto import tqdm
+from probes.progress_bar import tqdm
 
 #: Loggers of the libraries a run loads models with; ERROR and above still show.
 LIBRARY_LOGGERS = ("transformers", "transformer_lens", "huggingface_hub", "accelerate", "torch")
@@ -46,33 +48,57 @@ class Progress(Protocol):
         """A unit computed and written."""
 
 
+def items_of(unit: Any) -> float:
+    """A unit's work for the bar by default: its items (each read once per layer pass)."""
+    return len(unit.items)
+
+
 class RunProgress:
-    """The one bar of a run: items done, items/s, ETA, the current model and the units done.
+    """The one bar of a run: work done, its rate, ETA, the current model and the units done.
 
     Args:
         units: Every unit of this process (anything with ``model.label`` and ``items``).
         description: The bar's label (e.g. ``"shards"``).
         enabled: Draw the bar at all (``--progress``).
+        work: A unit's share of the work in the bar's ``unit_name``; by default its items. Units
+            whose cost differs by kind (an ablation study's three analyses) give an estimate in
+            forward passes, so that the rate and the ETA hold across kinds.
+        unit_name: What ``work`` counts (tqdm shows its rate per second).
     """
 
-    def __init__(self, units: Sequence[Any], description: str, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        units: Sequence[Any],
+        description: str,
+        enabled: bool = True,
+        work: Callable[[Any], float] = items_of,
+        unit_name: str = "item",
+    ) -> None:
         self.models = list(dict.fromkeys(unit.model.label for unit in units))
         self.n_units = len(units)
         self.units_done = 0
         self.model_index = 0
         self.model_label = ""
         self.state = ""
+        self.work = work
+        self.description = description
+        self.enabled = enabled
+        self.computed = 0
         self.bar = tqdm(
-            total=sum(len(unit.items) for unit in units),
+            total=sum(work(unit) for unit in units),
             desc=description,
-            unit="item",
+            unit=unit_name,
             disable=not enabled,
             dynamic_ncols=True,
         )
+        self._show()
 
     def _show(self) -> None:
-        model = f"model {self.model_index}/{len(self.models)} {self.model_label}"
-        state = f" {self.state}" if self.state else ""
+        if self.model_index:
+            model = f"model {self.model_index}/{len(self.models)} {self.model_label}"
+            state = f" {self.state}" if self.state else ""
+        else:  # nothing loaded yet: no empty model name
+            model, state = f"{len(self.models)} model(s)", " starting"
         self.bar.set_postfix_str(f"{model}{state} · units {self.units_done}/{self.n_units}")
 
     def model(self, label: str, state: str = "") -> None:
@@ -84,18 +110,30 @@ class RunProgress:
     def skip(self, units: Sequence[Any]) -> None:
         """Units already in the store: done, but not work of this run (they leave the total)."""
         self.units_done += len(units)
-        self.bar.total -= sum(len(unit.items) for unit in units)
+        self.bar.total -= sum(self.work(unit) for unit in units)
         self._show()
         self.bar.refresh()
 
     def done(self, unit: Any) -> None:
         """A unit is computed and written: its items count as done."""
         self.units_done += 1
-        self.bar.update(len(unit.items))
+        self.computed += 1
+        self.bar.update(self.work(unit))
         self._show()
 
     def close(self) -> None:
-        """Close the bar (leaving its last line on screen)."""
+        """Close the bar (leaving its last line on screen); a run that found every unit in the
+        store says so in one line instead."""
+        if self.n_units and not self.computed and self.units_done == self.n_units:
+            self.bar.leave = False
+            self.bar.close()
+            if self.enabled:
+                print(
+                    f"{self.description}: all {self.n_units} unit(s) are already in the store; nothing to "
+                    "compute (--overwrite recomputes them).",
+                    file=sys.stderr,
+                )
+            return
         self.bar.close()
 
 

@@ -36,14 +36,13 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tqdm.auto import tqdm
-
 from probes.errors import ProbesError
 from probes.jobs.progress import RunProgress, quiet_libraries
 from probes.jobs.resources import catalogue_parameters, gpu_memory_gib, unit_resources
 from probes.jobs.units import Compute, PlannedModel, Unit, load_planned, shard_path
 from probes.jobs.validation import check_device, device_kind, import_ray
 from probes.jobs.worker import execute_model
+from probes.progress_bar import tqdm
 from probes.store import claims
 from probes.store.store import Store
 

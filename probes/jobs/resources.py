@@ -14,6 +14,7 @@ No scheduler is imported here.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,3 +81,48 @@ def gpu_memory_gib(option: float | None) -> float:
     if torch.cuda.is_available():
         return torch.cuda.get_device_properties(0).total_memory / 2**30
     return DEFAULT_GPU_MEMORY_GIB
+
+
+#: Environment variables by which a user fixes torch's CPU threads; the toolkit then leaves them.
+THREAD_VARIABLES = ("PROBES_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+#: torch's own thread count, read before the first change (a later call may raise it back).
+_TORCH_DEFAULT: list[int] = []
+
+
+def free_cpus(cpus: int, load: float) -> int:
+    """The CPUs a new computation can have to itself: ``cpus`` less the machine's run queue
+    (``load``, the 1-minute load average), at least 1."""
+    return max(1, cpus - round(load))
+
+
+def set_torch_threads() -> int:
+    """Set torch's CPU threads to the CPUs this process may use that other work leaves free.
+
+    torch starts one intra-op thread per core it sees, whatever else runs; every parallel
+    region then waits for its slowest thread, so on a machine whose cores are already busy
+    each operation waits for the scheduler to give every thread a turn, and the work slows
+    by several times rather than sharing the CPUs. Here the count is the CPUs of this
+    process's affinity less the 1-minute load average (rounded), at least 1 and at most
+    torch's own default: a quiet machine keeps torch's default, a busy one gets fewer threads.
+    A user's ``PROBES_THREADS`` (or ``OMP_NUM_THREADS``/``MKL_NUM_THREADS``, which torch reads
+    itself) wins. The manifest records the count each shard was computed with.
+
+    Returns:
+        The number of threads set.
+    """
+    import torch
+
+    if not _TORCH_DEFAULT:
+        _TORCH_DEFAULT.append(torch.get_num_threads())
+    for name in THREAD_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            threads = int(value) if name == "PROBES_THREADS" else _TORCH_DEFAULT[0]
+            torch.set_num_threads(threads)
+            return threads
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+    threads = min(_TORCH_DEFAULT[0], free_cpus(cpus, load))
+    torch.set_num_threads(threads)
+    return threads

@@ -22,10 +22,11 @@ one unit each on the cluster's workers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from probes.jobs.options import RunOptions
-from probes.jobs.progress import RunProgress, quiet_libraries
+from probes.jobs.progress import RunProgress, items_of, quiet_libraries
+from probes.jobs.resources import set_torch_threads
 from probes.jobs.resume import wait_for
 from probes.jobs.units import Compute, Unit, shard_path
 from probes.jobs.validation import check_options
@@ -34,7 +35,14 @@ from probes.model.loading import check_hub_model
 from probes.store.store import Store
 
 
-def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, description: str) -> Store:
+def execute(
+    units: Sequence[Unit],
+    options: RunOptions,
+    compute: Compute,
+    description: str,
+    work: Callable[[Unit], float] = items_of,
+    unit_name: str = "item",
+) -> Store:
     """Check → skip finished → claim → load each model once → compute → write each shard atomically.
 
     Args:
@@ -42,6 +50,8 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
         options: The run's options (store folder, device, dtype, overwrite, progress ...).
         compute: Given a loaded model and its pending units, yields their tables.
         description: The progress bar's label.
+        work: A unit's share of the bar (:class:`~probes.jobs.progress.RunProgress`); its items by default.
+        unit_name: What ``work`` counts.
 
     Returns:
         The store the shards were written to.
@@ -59,7 +69,8 @@ def execute(units: Sequence[Unit], options: RunOptions, compute: Compute, descri
         from probes.jobs.ray_executor import execute_on_ray
 
         return execute_on_ray(store, units, options, compute, description)
-    progress = RunProgress(units, description, enabled=options.progress)
+    set_torch_threads()  # the CPUs other work leaves free (probes.jobs.resources)
+    progress = RunProgress(units, description, enabled=options.progress, work=work, unit_name=unit_name)
     held, first = list(units), True
     with quiet_libraries(not options.verbose):
         while held:  # after the first pass: the units other processes held, once they let go

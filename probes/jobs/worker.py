@@ -22,7 +22,7 @@ from probes.jobs.units import (
     shard_path,
 )
 from probes.model.hooked import HookedModel
-from probes.store.store import Store
+from probes.store.store import LENS, Store
 
 
 def execute_model(
@@ -62,7 +62,7 @@ def execute_model(
         if model is None:
             progress.model(planned_model.label, "loading")
             model = load(planned_model, options)
-        progress.model(planned_model.label, f"{mine[0].task}/{mine[0].variant}")
+        progress.model(planned_model.label, unit_state(mine[0]))
         following = {id(unit): after for unit, after in zip(mine, mine[1:])}
         for output in compute(model, mine):
             unit = output.unit
@@ -83,6 +83,12 @@ def execute_model(
                 progress.done(unit)
                 if id(unit) in following:
                     after = following[id(unit)]
-                    progress.model(planned_model.label, f"{after.task}/{after.variant}")
+                    progress.model(planned_model.label, unit_state(after))
         del model
     return held
+
+
+def unit_state(unit: Unit) -> str:
+    """What the bar says a unit computes: ``task/variant``, after its kind when that is not the lens."""
+    where = f"{unit.task}/{unit.variant}"
+    return where if unit.kind == LENS else f"{unit.kind} {where}"

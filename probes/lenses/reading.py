@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 from jaxtyping import Float, Int
-from tqdm.auto import tqdm
 
 from probes.errors import InvalidItemError, LayerError, OutOfMemoryError
 from probes.lenses import passes as continuation
@@ -30,6 +29,7 @@ from probes.lenses.base import Lens
 from probes.lenses.logit import LogitLens
 from probes.lenses.passes import Read
 from probes.model.loading import HookedModel
+from probes.progress_bar import tqdm
 from probes.tasks.items import Item
 from probes.tasks.tokens import check_item_tokens
 from probes.tasks.variants import needs_rationale

@@ -74,8 +74,12 @@ def load_model(
     device_map: str | dict[str, Any] | None = None,
     remote: bool | str = False,
     memory_check: bool = True,
+    verbose: bool = False,
 ) -> HookedModel:
     """Load the model a spec names and wrap it in the standard hooked view.
+
+    The model libraries' loading bars, info logs and warnings are hidden while it loads
+    (:func:`probes.jobs.progress.quiet_libraries`) unless ``verbose``; errors still show.
 
     Args:
         spec: What to load (see :mod:`probes.model.specs`).
@@ -89,6 +93,7 @@ def load_model(
             ``{module: device}`` map (``"disk"`` offloads to a temporary folder).
         remote: Run the nnsight backend's traces on NDIF (``True``) or nnsight's local
             simulation of a remote request (``"local"``); hub models only.
+        verbose: Show the model libraries' own loading bars and messages.
         memory_check: Refuse, before anything is allocated, a model whose config asks for more
             memory than ``device`` has free (:mod:`probes.model.memory`; skipped with a device map).
 
@@ -96,6 +101,22 @@ def load_model(
         CustomCodeError: The model's config or tokenizer config asks for its own code (``auto_map``).
         MemoryCheckError: The config's sizes do not fit the device's free memory.
     """
+    from probes.jobs.progress import quiet_libraries  # tqdm only; the run layer's one switch
+
+    with quiet_libraries(not verbose):
+        return _load(spec, device, dtype, backend, device_map, remote, memory_check)
+
+
+def _load(
+    spec: str | ModelSpec,
+    device: str,
+    dtype: str | torch.dtype,
+    backend: str,
+    device_map: str | dict[str, Any] | None,
+    remote: bool | str,
+    memory_check: bool,
+) -> HookedModel:
+    """:func:`load_model` without the quiet switch."""
     spec = parse_spec(spec) if isinstance(spec, str) else spec
     torch_dtype = resolve_dtype(dtype)
     placement = Placement(device, device_map_of(device_map))
@@ -171,7 +192,9 @@ def _wrap_automatically(
             reasons.append(str(err))
             continue
         if reasons:
-            why = "; ".join(r.split("; use --backend")[0].split(" Try --backend")[0].rstrip(".") for r in reasons)
+            why = "; ".join(
+                r.split("; use --backend")[0].split(" Try --backend")[0].rstrip(".") for r in reasons
+            )
             print(f"probes: {spec.label} runs with the {kind.name} backend: {why}.", file=sys.stderr)
         return model
     raise UnsupportedModelError(

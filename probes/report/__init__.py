@@ -13,24 +13,55 @@ Modules: :mod:`~probes.report.tables` (what the figures plot), :mod:`~probes.rep
 (against size), :mod:`~probes.report.depth` (along depth), :mod:`~probes.report.items` (the
 item browser), :mod:`~probes.report.summary` (Markdown key numbers),
 :mod:`~probes.report.document` (writing HTML and PNG).
+
+The names below are imported on first use (PEP 562): ``probes.report.tables`` alone (what
+``probes show`` needs) loads no plotting library.
 """
 
-from probes.report.depth import depth_heatmap, layer_trajectories
-from probes.report.document import (
-    BrowserNotFoundError,
-    PngExportError,
-    ReportFiles,
-    load_results,
-    png_figures,
-    render_html,
-    report_figures,
-    write_pngs,
-    write_report,
-)
-from probes.report.items import item_browser
-from probes.report.scaling import decision_layer_scaling, scaling_curve, scaling_measures, variant_comparison
-from probes.report.summary import summary_markdown
-from probes.report.tables import SIZE_AXES, ReportError, attach_sizes, scaling_table
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from probes.report.depth import depth_heatmap, layer_trajectories
+    from probes.report.document import (
+        BrowserNotFoundError,
+        PngExportError,
+        ReportFiles,
+        load_results,
+        png_figures,
+        render_html,
+        report_figures,
+        write_pngs,
+        write_report,
+    )
+    from probes.report.items import item_browser
+    from probes.report.scaling import (
+        decision_layer_scaling,
+        scaling_curve,
+        scaling_measures,
+        variant_comparison,
+    )
+    from probes.report.summary import summary_markdown
+    from probes.report.tables import SIZE_AXES, ReportError, attach_sizes, scaling_table
+
+#: Public name -> the module that defines it.
+_LAZY = {
+    **dict.fromkeys(["depth_heatmap", "layer_trajectories"], "probes.report.depth"),
+    **dict.fromkeys(
+        ["BrowserNotFoundError", "PngExportError", "ReportFiles", "load_results", "png_figures",
+         "render_html", "report_figures", "write_pngs", "write_report"],
+        "probes.report.document",
+    ),
+    "item_browser": "probes.report.items",
+    **dict.fromkeys(
+        ["decision_layer_scaling", "scaling_curve", "scaling_measures", "variant_comparison"],
+        "probes.report.scaling",
+    ),
+    "summary_markdown": "probes.report.summary",
+    **dict.fromkeys(["SIZE_AXES", "ReportError", "attach_sizes", "scaling_table"], "probes.report.tables"),
+}  # fmt: skip
 
 __all__ = [
     "SIZE_AXES",
@@ -55,3 +86,16 @@ __all__ = [
     "write_pngs",
     "write_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use."""
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'probes.report' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -17,8 +17,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from probes.ablate.patching import POSITIONS
-from probes.ablate.summary import ablation_effects, distractor_pushers, mean_attribution, patching_curve
-from probes.report.style import LOG_ODDS_SCALE, finish, model_colours
+from probes.ablate.summary import (
+    MIN_GAP,
+    ablation_effects,
+    distractor_pushers,
+    mean_attribution,
+    patching_curve,
+)
+from probes.report.style import LOG_ODDS_SCALE, MAX_WIDTH, finish, model_colours
 from probes.report.summary import markdown_table
 
 #: The tables the page draws from, by kind.
@@ -28,6 +34,12 @@ KINDS = ("attribution", "ablation", "patching", "patching_unpaired")
 def _ordered(models: Sequence[str], order: Sequence[str]) -> list[str]:
     present = list(dict.fromkeys(models))
     return [m for m in order if m in present] + [m for m in present if m not in order]
+
+
+#: Most model panels side by side in a heat-map figure; more continue on a further row.
+PANELS_PER_ROW = 4
+#: Widest figure on the page (:data:`probes.report.style.MAX_WIDTH`).
+PAGE_WIDTH = MAX_WIDTH
 
 
 def _first_panel(table: pd.DataFrame) -> tuple[pd.DataFrame, str]:
@@ -45,10 +57,17 @@ def head_heatmap(
     ``head``) or ``mlp`` (``layer``), e.g. :func:`probes.ablate.summary.mean_attribution`.
     """
     models = _ordered(values["model"], order)
-    fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, horizontal_spacing=0.04)
+    columns = min(len(models), PANELS_PER_ROW)
+    n_rows = -(-len(models) // columns)
+    fig = make_subplots(
+        rows=n_rows, cols=columns, subplot_titles=models, horizontal_spacing=0.05, vertical_spacing=0.12
+    )
     cells = values[values["kind"].isin(["head", "mlp"])]
     limit = float(cells[value].abs().max()) if len(cells) else 1.0
-    for column, model in enumerate(models, start=1):
+    drawn = cells[cells[value].notna()]["model"]
+    scaled = next((m for m in reversed(models) if (drawn == m).any()), models[-1])
+    for index, model in enumerate(models):
+        place = {"row": 1 + index // columns, "col": 1 + index % columns}
         rows = cells[cells["model"] == model]
         heads = int(rows["head"].max()) + 1 if rows["head"].notna().any() else 0
         labels = [f"H{h}" for h in range(heads)] + (["MLP"] if (rows["kind"] == "mlp").any() else [])
@@ -67,15 +86,20 @@ def head_heatmap(
                 zmin=-limit,
                 zmax=limit,
                 colorscale=LOG_ODDS_SCALE,
-                showscale=column == 1,
-                colorbar={"title": {"text": colour_title}},
+                showscale=model == scaled,  # one colour bar, on a panel with values to draw
+                colorbar={
+                    "title": {"text": colour_title},
+                    "len": min(1.0, 1.1 / n_rows),
+                    "y": 1.0,
+                    "yanchor": "top",
+                },
                 hovertemplate=f"{model}<br>%{{y}} %{{x}}<br>{value} %{{z:.3f}}<extra></extra>",
             ),
-            row=1,
-            col=column,
+            **place,
         )
-        fig.update_yaxes(autorange="reversed", row=1, col=column)
-    return finish(fig, title, height=420, width=max(700, 260 * len(models)))
+        fig.update_yaxes(autorange="reversed", **place)
+    # at most PANELS_PER_ROW panels side by side: the figure (and its colour bar) fits a 1400 px page
+    return finish(fig, title, height=120 + 320 * n_rows, width=min(PAGE_WIDTH, max(700, 280 * columns + 160)))
 
 
 def attribution_heatmap(attribution: pd.DataFrame, order: Sequence[str] = ()) -> go.Figure:
@@ -181,7 +205,7 @@ def ablation_figure(ablation: pd.DataFrame, order: Sequence[str] = ()) -> go.Fig
     fig.update_yaxes(title="Δ log-odds", row=2, col=1)
     method = ", ".join(sorted(set(rows["method"][rows["selection"].isin(["top", "random"])])))
     title = f"Ablating k heads ({method} ablation; bars: s.d. over random draws; {panel})"
-    return finish(fig, title, height=620, width=max(800, 260 * len(models)))
+    return finish(fig, title, height=620, width=min(PAGE_WIDTH, max(800, 200 * len(models) + 200)))
 
 
 @dataclass(frozen=True)
@@ -216,13 +240,15 @@ PANELS: tuple[Panel, ...] = (
         "Residual-stream patching from the no-distractor twin",
         "Share of the log-odds gap between an item and its no-distractor twin that patching the "
         "residual stream from the twin restores, by relative depth: at the answer position only, "
-        "and at every position the two prompts share counted back from it (suffix).",
+        "and at every position the two prompts share counted back from it (suffix). No point "
+        f"where the mean gap is under {MIN_GAP:g} nats (too small to divide by).",
     ),
     *(
         Panel(
             f"patching-heads-{mode}",
             f"Patching each head from the twin ({mode} positions)",
-            "Share of the same gap restored by patching one head's output from the twin.",
+            "Share of the same gap restored by patching one head's output from the twin; blank "
+            f"where the mean item-to-twin gap is under {MIN_GAP:g} nats (too small to divide by).",
         )
         for mode in POSITIONS
     ),

@@ -26,7 +26,7 @@ from plotly.offline import get_plotlyjs
 
 from probes.errors import ProbesError
 from probes.report.depth import depth_heatmap, layer_trajectories
-from probes.report.items import item_browser
+from probes.report.items import item_table_html
 from probes.report.scaling import decision_layer_scaling, scaling_curve, scaling_measures, variant_comparison
 from probes.report.summary import summary_markdown
 from probes.report.tables import (
@@ -40,8 +40,8 @@ from probes.report.tables import (
 )
 from probes.version import __version__
 
-#: Items the PNG of the item browser shows (the full list is in the HTML).
-PNG_ITEM_ROWS = 30
+#: Pixels per layout pixel of the exported PNGs (2: sharp in print and on high-density screens).
+PNG_SCALE = 2
 
 
 class PngExportError(ProbesError):
@@ -59,7 +59,7 @@ class Section:
     name: str
     title: str
     caption: str
-    draw: Callable[[pd.DataFrame, str], go.Figure]
+    draw: Callable[[pd.DataFrame, str], go.Figure | str]  # a figure, or an HTML table
 
 
 #: The report's figures, in reading order.
@@ -113,7 +113,7 @@ SECTIONS: tuple[Section, ...] = (
         "Item browser",
         "Every item with its answers, its last-layer verdict at each size and its per-layer "
         "log-odds per model; items whose verdict flips between sizes come first.",
-        lambda results, x: item_browser(results),
+        lambda results, x: item_table_html(results),
     ),
 )
 
@@ -155,8 +155,8 @@ def png_figures(
 
     A static image shows one state, so the figures with a menu are drawn once per state:
     the scaling curve against every known size axis (``scaling-<axis>``), the trajectories
-    per task and variant (``trajectories-<task>-<variant>``); the item browser shows its
-    first :data:`PNG_ITEM_ROWS` items.
+    per task and variant (``trajectories-<task>-<variant>``). The item browser is a table: it
+    stays in the HTML (and the store), not an image.
 
     Args:
         results: The results table.
@@ -165,7 +165,7 @@ def png_figures(
     """
     drawn = report_figures(results, x) if figures is None else figures
     kept = ("measures", "depth", "decision", "variants")
-    pngs = {name: go.Figure(drawn[name]) for name in kept}
+    pngs = {name: go.Figure(drawn[name]) for name in kept if isinstance(drawn[name], go.Figure)}
     for axis in available_axes(results):
         pngs[f"scaling-{axis}"] = go.Figure(drawn["scaling"]) if axis == x else scaling_curve(results, axis)
     present = set(zip(results["task"], results["variant"]))
@@ -174,7 +174,6 @@ def png_figures(
             if (task, variant) in present:
                 stem = f"trajectories-{_stem(task)}-{_stem(variant)}"
                 pngs[stem] = layer_trajectories(results, task, variant)
-    pngs["items"] = item_browser(results, max_rows=PNG_ITEM_ROWS)
     for figure in pngs.values():
         figure.layout.updatemenus = ()
     return pngs
@@ -230,7 +229,7 @@ def write_report(
 
 
 def render_html(
-    figures: dict[str, go.Figure],
+    figures: dict[str, go.Figure | str],
     summary: str,
     title: str = "probes report",
     sections: Sequence[Section] = SECTIONS,
@@ -239,7 +238,7 @@ def render_html(
     """One standalone HTML page: plotly.js inlined, each figure with its caption, then the key numbers.
 
     Args:
-        figures: Figures by section name (``sections`` give headings and captions).
+        figures: Figures (or HTML tables) by section name (``sections`` give headings and captions).
         summary: The Markdown of :func:`probes.report.summary.summary_markdown`.
         title: The page's title.
         sections: Headings and captions of the figures (the lens report's by default).
@@ -257,12 +256,16 @@ def render_html(
     for name, figure in figures.items():
         heading = by_name[name].title if name in by_name else name
         caption = by_name[name].caption if name in by_name else ""
-        div = pio.to_html(
-            figure,
-            full_html=False,
-            include_plotlyjs=False,
-            div_id=f"figure-{name}",
-            config={"displaylogo": False, "responsive": True},
+        div = (
+            f'<div id="figure-{name}" class="html-table">{figure}</div>'  # the item browser
+            if isinstance(figure, str)
+            else pio.to_html(
+                figure,
+                full_html=False,
+                include_plotlyjs=False,
+                div_id=f"figure-{name}",
+                config={"displaylogo": False, "responsive": True},
+            )
         )
         body.append(
             f'<section id="{name}"><h2>{html.escape(heading)}</h2>'
@@ -286,6 +289,11 @@ _STYLE = (
     "section{margin:2.5em 0}table{border-collapse:collapse;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}nav ul{display:flex;flex-wrap:wrap;"
     "gap:1.2em;list-style:none;padding:0}.meta{color:#777}"
+    ".items{overflow:auto;max-height:80vh;border:1px solid #ddd}.items table{margin:0;font-size:13px}"
+    ".items th{position:sticky;top:0;background:#eee}.items td{vertical-align:top;white-space:nowrap}"
+    ".items td.prompt{white-space:normal;min-width:24em;max-width:36em}"
+    ".items td.odds{font-family:ui-monospace,monospace}.encoding{max-width:60em}"
+    "figure,.plotly-graph-div{max-width:100%}"
 )
 
 
@@ -319,7 +327,9 @@ def _cells(line: str) -> list[str]:
 
 
 def write_pngs(figures: dict[str, go.Figure], folder: str | Path) -> list[Path]:
-    """Draw each figure to ``folder/<name>.png`` with kaleido, offline, in one browser session.
+    """Draw each figure to ``folder/<name>.png`` (at :data:`PNG_SCALE` × its layout size, for
+    print) and ``folder/<name>.svg`` beside it (vector, for papers) with kaleido, offline, in one
+    browser session; returns the PNGs' paths.
 
     Raises:
         PngExportError: kaleido (>= 1) is not installed.
@@ -331,11 +341,12 @@ def write_pngs(figures: dict[str, go.Figure], folder: str | Path) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png" for name in figures]
+    vectors = [path.with_suffix(".svg") for path in paths]
     with tempfile.TemporaryDirectory(dir=folder, prefix=".png-") as scratch:
-        drafts = [Path(scratch) / path.name for path in paths]
+        drafts = [Path(scratch) / path.name for path in [*paths, *vectors]]
         specs = [
-            {"fig": figure, "path": draft, "opts": {"format": "png", "scale": 1}}
-            for figure, draft in zip(figures.values(), drafts)
+            {"fig": figure, "path": draft, "opts": {"format": draft.suffix[1:], "scale": PNG_SCALE}}
+            for figure, draft in zip([*figures.values(), *figures.values()], drafts)
         ]
         try:
             kaleido.write_fig_from_object_sync(specs, kopts={"mathjax": False})
@@ -344,7 +355,7 @@ def write_pngs(figures: dict[str, go.Figure], folder: str | Path) -> list[Path]:
                 "PNG export needs Chrome or Chromium and found none: install it (Debian/Ubuntu: "
                 "apt-get install chromium) or set BROWSER_PATH to its executable"
             ) from err
-        for draft, path in zip(drafts, paths):
+        for draft, path in zip(drafts, [*paths, *vectors]):
             os.replace(draft, path)
     return paths
 

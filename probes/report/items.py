@@ -79,10 +79,16 @@ def item_browser(results: pd.DataFrame, max_rows: int = 500) -> go.Figure:
     shown = f"{len(flips)} items" + (f" (of {len(item_flips(results))})" if len(flips) == max_rows else "")
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": f"Items, those that flip between sizes first: {shown}", "x": 0.0, "xanchor": "left"},
+        title={
+            "text": f"Items, those that flip between sizes first: {shown}<br><sup>a model's cell: last-layer "
+            "log-odds true − distractor | log-odds at every layer read, embeddings first; green right, "
+            "red wrong</sup>",
+            "x": 0.0,
+            "xanchor": "left",
+        },
         height=min(2000, 160 + 26 * max(len(flips), 4)),
         width=max(1000, 240 * len(models) + 700),
-        margin={"t": 60, "l": 20, "r": 20, "b": 20},
+        margin={"t": 80, "l": 20, "r": 20, "b": 20},
     )
     return fig
 
@@ -98,3 +104,58 @@ def _width(name: str, models: list[str], labels: dict[str, str]) -> int:
     if name in {labels[m] for m in models}:
         return 240
     return {"task": 110, "variant": 90, "item": 70, "flips": 45}.get(name, 110)
+
+
+#: How a model's cell of the item table reads (the report states it above the table).
+CELL_ENCODING = (
+    "Each model's cell: its last-layer log-odds of the true answer over the distractor (nats; "
+    "+ favours the true answer), then after “|” the log-odds at every layer read, from the "
+    "embeddings (layer 0) to the last block. Green: right at the last layer; red: wrong; "
+    "yellow: a tie (half right); blank: the model did not read the item."
+)
+
+
+def item_table_html(results: pd.DataFrame, max_rows: int = 500) -> str:
+    """The item browser as an HTML table (for the report; text stays text, selectable and wrapped).
+
+    The same rows as :func:`item_browser`: items whose verdict flips between sizes first, the
+    prompt (when the results carry it), the answers, the verdicts per size and per model the
+    cell :data:`CELL_ENCODING` describes, which the table states above itself. The table
+    scrolls sideways inside its box rather than cutting columns.
+    """
+    flips = item_flips(results).head(max_rows)
+    models, labels = model_order(results), model_labels(results)
+    fixed = ["task", "variant", "item"] + (["prompt"] if "prompt" in flips.columns else [])
+    fixed += ["true answer", "distractor answer", "flips", "verdicts (small → large)"]
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in [*fixed, *(labels[m] for m in models)])
+    rows = []
+    rationales = flips["rationale_by_model"] if "rationale_by_model" in flips else [None] * len(flips)
+    for (_, item), rationale in zip(flips.iterrows(), rationales):
+        cells = [item["task"], item["variant"], str(item["item_id"])]
+        if "prompt" in flips.columns:
+            cells.append(_cut(str(item["prompt"])))
+        cells += [repr(item["true_answer"]), repr(item["distractor_answer"]), str(item["flips"])]
+        cells.append(verdict_marks(item["verdicts"]))
+        row = "".join(
+            f'<td class="prompt">{html.escape(c)}</td>' if name == "prompt" else f"<td>{html.escape(c)}</td>"
+            for name, c in zip(fixed, cells)
+        )
+        for model in models:
+            if model not in item["log_odds_by_model"]:
+                row += "<td></td>"
+                continue
+            values = item["log_odds_by_model"][model]
+            verdict = item["verdicts"][item["models"].index(model)]
+            fill = RIGHT if verdict == 1 else WRONG if verdict == 0 else TIED
+            text = f"<b>{values[-1]:+.2f}</b> | " + " ".join(f"{v:+.1f}" for v in values)
+            if isinstance(rationale, dict) and model in rationale:
+                text += f"<br>rationale: {html.escape(_cut(repr(rationale[model]), RATIONALE_CHARACTERS))}"
+            row += f'<td class="odds" style="background:{fill}">{text}</td>'
+        rows.append(f"<tr>{row}</tr>")
+    total = len(item_flips(results))
+    shown = f"{len(flips)} items" + (f" of {total} (the first {max_rows})" if total > len(flips) else "")
+    return (
+        f'<p class="encoding">{html.escape(CELL_ENCODING)} {html.escape(shown)}.</p>'
+        f'<div class="items"><table><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )

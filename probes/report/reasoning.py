@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from probes.cli.display import plural
 from probes.report.style import finish, model_colours
 from probes.report.tables import ReportError
 
@@ -59,7 +60,7 @@ def first_decodable_depth(summary: pd.DataFrame, measure: str = "median") -> go.
                     x=rows["steps"],
                     y=rows[column],
                     mode="lines+markers",
-                    name=f"{model} ({int(rows['n_layers'].iloc[0])} layers)",
+                    name=f"{model} ({plural(int(rows['n_layers'].iloc[0]), 'layer')})",
                     legendgroup=model,
                     showlegend=col == 1,
                     line={"color": colours[model]},

@@ -8,6 +8,7 @@ parameters, non-embedding parameters, training FLOPs and perplexity (where known
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -19,7 +20,7 @@ from probes.report.style import (
     model_labels,
     size_values,
     use_size_axis,
-    variant_colours,
+    variant_styles,
 )
 from probes.report.tables import (
     check_axis,
@@ -68,7 +69,7 @@ def scaling_measures(
     check_axis(results, x)
     table = scaling_table(results, n_resamples=n_resamples)
     tasks, variants = task_order(results), variant_order(results)
-    models, colours = model_order(results), variant_colours(variant_order(results))
+    models, styles = model_order(results), variant_styles(variant_order(results))
     sizes = model_sizes(results)
     fig = make_subplots(
         rows=len(measures),
@@ -85,7 +86,7 @@ def scaling_measures(
                 if points.empty:
                     continue
                 fig.add_trace(
-                    _size_trace(sizes, points, measure, variant, colours[variant], x, row == col == 1),
+                    _size_trace(sizes, points, measure, variant, styles[variant], x, row == col == 1),
                     row=row,
                     col=col,
                 )
@@ -118,7 +119,7 @@ def _size_trace(
     points: pd.DataFrame,
     measure: str,
     variant: str,
-    colour: str,
+    style: dict[str, dict[str, Any]],
     x: str,
     legend: bool,
 ) -> go.Scatter:
@@ -132,8 +133,8 @@ def _size_trace(
         name=variant,
         legendgroup=variant,
         showlegend=legend,
-        line={"color": colour},
-        marker={"color": colour, "size": 7},
+        line=style["line"],
+        marker=style["marker"],
         hovertemplate=f"%{{customdata}}<br>{variant}: %{{y:.3f}}<extra></extra>",
     )
 
@@ -153,7 +154,7 @@ def decision_layer_scaling(results: pd.DataFrame, x: str = "parameters") -> go.F
     check_axis(results, x)
     table = decision_table(results)
     tasks, variants = task_order(results), variant_order(results)
-    models, colours, sizes = model_order(results), variant_colours(variants), model_sizes(results)
+    models, styles, sizes = model_order(results), variant_styles(variants), model_sizes(results)
     fig = make_subplots(rows=2, cols=len(tasks), shared_xaxes=True, column_titles=tasks, vertical_spacing=0.1)
     rows = {"decision_layer": "decision layer", "decision_relative_depth": "decision relative depth"}
     for row, (column, title) in enumerate(rows.items(), start=1):
@@ -174,8 +175,8 @@ def decision_layer_scaling(results: pd.DataFrame, x: str = "parameters") -> go.F
                         name=variant,
                         legendgroup=variant,
                         showlegend=row == col == 1,
-                        line={"color": colours[variant]},
-                        marker={"color": colours[variant], "size": 7},
+                        line=styles[variant]["line"],
+                        marker=styles[variant]["marker"],
                         hovertemplate=f"%{{customdata}}<br>{variant}: median %{{y:.2f}} "
                         "(%{text} have one)<extra></extra>",
                     ),
@@ -198,7 +199,7 @@ def variant_comparison(results: pd.DataFrame, n_resamples: int = 1000) -> go.Fig
     """
     table = scaling_table(results, n_resamples=n_resamples)
     tasks, variants = task_order(results), variant_order(results)
-    models, colours, labels = model_order(results), variant_colours(variants), model_labels(results)
+    models, styles, labels = model_order(results), variant_styles(variants), model_labels(results)
     fig = make_subplots(rows=2, cols=len(tasks), shared_xaxes=True, column_titles=tasks, vertical_spacing=0.1)
     for row, measure in enumerate(("accuracy", "mean_log_odds"), start=1):
         for col, task in enumerate(tasks, start=1):
@@ -214,7 +215,7 @@ def variant_comparison(results: pd.DataFrame, n_resamples: int = 1000) -> go.Fig
                         name=variant,
                         legendgroup=variant,
                         showlegend=row == col == 1,
-                        marker={"color": colours[variant]},
+                        marker=styles[variant]["bar"],
                         hovertemplate=f"%{{x}}<br>{variant}: %{{y:.3f}}<extra></extra>",
                     ),
                     row=row,

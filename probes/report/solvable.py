@@ -1,7 +1,8 @@
 """Figures of the uncapped depth measures: accuracy by k, solvable k by depth, step decodability.
 
-Each function is pure: a table of :mod:`probes.analysis.solvable` or :mod:`probes.analysis.step_probe`
-in, a plotly Figure out. Models are ordered shallow to deep and keep one colour in every figure.
+Each function is pure: a table of :mod:`probes.analysis.solvable` or
+:mod:`probes.analysis.step_probe` in, a plotly Figure out. Models are ordered shallow to deep
+and keep one colour in every figure.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from probes.cli.display import plural
 from probes.report.style import finish, model_colours
 from probes.report.tables import ReportError
 
@@ -59,7 +61,7 @@ def accuracy_by_k(
                 x=rows["steps"],
                 y=rows["accuracy"],
                 mode="lines+markers",
-                name=f"{model} ({int(rows['n_layers'].iloc[0])} layers)",
+                name=f"{model} ({plural(int(rows['n_layers'].iloc[0]), 'layer')})",
                 line={"color": colours[model]},
                 error_y={
                     "type": "data",
@@ -191,7 +193,9 @@ def step_decodability(first: pd.DataFrame, steps: int) -> go.Figure:
                     x=line["step"],
                     y=line["first_layer"],
                     mode="lines+markers",
-                    name=f"{model} ({int(line['n_layers'].iloc[0])} layers)" if len(line) else model,
+                    name=f"{model} ({plural(int(line['n_layers'].iloc[0]), 'layer')})"
+                    if len(line)
+                    else model,
                     legendgroup=model,
                     showlegend=col == 1,
                     line={"color": colours[model]},

@@ -13,6 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative, sample_colorscale
 
+from probes.cli import display
 from probes.report.tables import SIZE_AXES, available_axes, check_axis, model_sizes
 
 #: Template of every figure (white background, prints well).
@@ -24,9 +25,49 @@ SIZE_SCALE = "Viridis"
 LOG_ODDS_SCALE = "RdBu"
 
 
+#: Dash and marker of each variant, so that series that coincide (prize and one_shot often do)
+#: stay distinguishable in grey print and for colour-blind readers: (dash, marker symbol, size).
+#: The solid line and filled circle lie underneath; the others are open markers drawn on top.
+VARIANT_MARKS: dict[str, tuple[str, str, int]] = {
+    "prize": ("solid", "circle", 10),
+    "one_shot": ("dash", "square-open", 9),
+    "cot": ("dot", "diamond-open", 10),
+    "no_distractor": ("dashdot", "triangle-up-open", 10),
+}
+#: Fill pattern of each variant's bars (the same role as its dash), then the others in turn.
+VARIANT_PATTERNS = {"prize": "", "one_shot": "/", "cot": ".", "no_distractor": "x"}
+_OTHER_PATTERNS = ["\\", "-", "|", "+"]
+#: Marks of variants beyond :data:`VARIANT_MARKS`, in turn.
+_OTHER_MARKS = [("longdash", "x-thin-open", 9), ("longdashdot", "star-open", 10), ("solid", "cross-open", 9)]
+
+
 def variant_colours(variants: Sequence[str]) -> dict[str, str]:
     """A colour per variant, in order."""
     return {v: VARIANT_COLOURS[i % len(VARIANT_COLOURS)] for i, v in enumerate(variants)}
+
+
+def variant_styles(variants: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per variant, the ``line``, ``marker`` and ``bar`` (marker of a bar trace) of its series: a
+    colour *and* a dash, a marker symbol and a fill pattern."""
+    colours = variant_colours(variants)
+    others = iter(_OTHER_MARKS * (1 + len(variants)))
+    patterns = iter(_OTHER_PATTERNS * (1 + len(variants)))
+    styles = {}
+    for variant in variants:
+        dash, symbol, size = VARIANT_MARKS.get(variant) or next(others)
+        colour = colours[variant]
+        pattern = VARIANT_PATTERNS[variant] if variant in VARIANT_PATTERNS else next(patterns)
+        styles[variant] = {
+            "bar": {"color": colour, "pattern": {"shape": pattern, "fgcolor": "white", "solidity": 0.3}},
+            "line": {"color": colour, "dash": dash, "width": 2},
+            "marker": {
+                "color": colour,
+                "symbol": symbol,
+                "size": size,
+                "line": {"color": colour, "width": 2},
+            },
+        }
+    return styles
 
 
 def model_colours(models: Sequence[str]) -> dict[str, str]:
@@ -38,16 +79,21 @@ def model_colours(models: Sequence[str]) -> dict[str, str]:
 
 
 def human_count(value: float) -> str:
-    """``123456789`` as ``"123M"``: parameters and FLOPs in three significant digits."""
+    """A parameter or token count as the listings print it (``1.1K``, ``162M``, ``1.4B``):
+    :func:`probes.cli.display.human_count`, one formatter for the listings and the report."""
+    return display.human_count(value if pd.notna(value) else None)
+
+
+def human_size(axis: str, value: float) -> str:
+    """A value of a size axis as the listings print it: FLOPs with an SI prefix (``9.6 GFLOP``),
+    counts in K/M/B/T, perplexity to two decimals; ``–`` when unknown."""
     if not pd.notna(value):
-        return "?"
-    for threshold, suffix in ((1e24, "Y"), (1e21, "Z"), (1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "B")):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.3g}{suffix}"
-    for threshold, suffix in ((1e6, "M"), (1e3, "k")):
-        if abs(value) >= threshold:
-            return f"{value / threshold:.3g}{suffix}"
-    return f"{value:.3g}"
+        return display.MISSING
+    if axis.startswith("training_flops"):
+        return display.human_flops(float(value))
+    if axis == "perplexity":
+        return f"{float(value):.2f}"
+    return display.human_count(float(value))
 
 
 def model_labels(results: pd.DataFrame) -> dict[str, str]:
@@ -72,11 +118,15 @@ def size_values(sizes: pd.DataFrame, axis: str, models: Sequence[str]) -> list[f
 
 def size_axis_layout(axis: str) -> dict[str, Any]:
     """Layout of an x axis showing ``axis``: log scale; perplexity reversed (better to the right)."""
-    return {
+    layout: dict[str, Any] = {
         "type": "log",
         "title": {"text": SIZE_AXES[axis]},
         "autorange": "reversed" if axis == "perplexity" else True,
     }
+    if axis != "perplexity":  # decades labelled as the listings print them (1K, 10M, 9.6 GFLOP)
+        decades = [10.0**power for power in range(28)]
+        layout.update(tickmode="array", tickvals=decades, ticktext=[human_size(axis, v) for v in decades])
+    return layout
 
 
 def use_size_axis(fig: go.Figure, results: pd.DataFrame, axis: str) -> None:
@@ -112,14 +162,15 @@ def use_size_axis(fig: go.Figure, results: pd.DataFrame, axis: str) -> None:
 
 
 def menu(buttons: list[dict[str, Any]], active: int = 0) -> dict[str, Any]:
-    """A dropdown in the figure's top right corner, above the plots."""
+    """A dropdown at the plots' top left, between the figure's title (the line above it, see
+    :func:`finish`) and the plots, so that it never covers the title however long."""
     return {
         "buttons": buttons,
         "active": active,
         "direction": "down",
         "showactive": True,
-        "x": 1.0,
-        "xanchor": "right",
+        "x": 0.0,
+        "xanchor": "left",
         "y": 1.0,
         "yanchor": "bottom",
         "pad": {"b": 36},
@@ -155,11 +206,27 @@ def error_bars(centre: pd.Series, low: pd.Series, high: pd.Series) -> dict[str, 
     }
 
 
+#: Widest figure, legend and colour bar included: a 1400 px window shows all of it.
+MAX_WIDTH = 1300
+
+
 def finish(fig: go.Figure, title: str, height: int, width: int | None = None) -> go.Figure:
-    """The report's common layout: template, title, legend at the right, fixed size for PNG export."""
+    """The report's common layout: template, title, legend at the right, fixed size for PNG export
+    (at most :data:`MAX_WIDTH` wide: figures of many panels narrow them rather than clip)."""
+    width = min(width, MAX_WIDTH) if width else width
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": title, "x": 0.0, "xanchor": "left"},
+        # the title on the top line, over the plot's left edge; the menu (if any) below it
+        title={
+            "text": title,
+            "x": 0.0,
+            "xref": "paper",
+            "xanchor": "left",
+            "y": 1.0,
+            "yref": "container",
+            "yanchor": "top",
+            "pad": {"t": 18},
+        },
         height=height,
         width=width,
         margin={"t": 110, "l": 70, "r": 40, "b": 60},

@@ -15,7 +15,7 @@ import pandas as pd
 
 from probes.analysis.scoring import SCORE_NAMES, length_warnings, per_layer_score
 from probes.analysis.shape import ALPHA, ScalingShape, p_text
-from probes.report.style import human_count, verdict_marks
+from probes.report.style import human_size, verdict_marks
 from probes.report.tables import (
     decision_table,
     divergence_table,
@@ -89,11 +89,9 @@ def _models_section(models: list[str], sizes: pd.DataFrame) -> str:
 def _number(column: str, value: object) -> str:
     if not pd.notna(value):
         return "–"
-    if column == "perplexity":
-        return f"{float(value):.2f}"
     if column == "n_layers":
         return str(int(value))
-    return human_count(float(value))
+    return human_size(column, float(value))  # as the listings print it
 
 
 def _by_size_section(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from probes.ablate.study import UNPAIRED, AblateOptions, run_ablation_study
@@ -115,9 +117,49 @@ def test_command_line(tmp_path, capsys):
          "--positions", "answer", "--out", str(out), "--no-progress"]
     )  # fmt: skip
     printed = capsys.readouterr().out
-    assert code == 0 and "push the distractor" in printed and (out / "report" / "ablations.html").is_file()
+    assert code == 0 and "pushes the distractor" in printed and (out / "report" / "ablations.html").is_file()
+    assert len(printed.strip().splitlines()) <= 10 and "| organism" not in printed  # the tables: show, report
+    assert f"probes show {out}" in printed
     assert Store(out).kinds() == ["attribution", "patching", UNPAIRED]
+    assert main(["show", str(out)]) == 0  # an ablation-only store: its tables, within 100 columns
+    shown = capsys.readouterr().out
+    assert "push the distractor" in shown and "residual patching" in shown
+    assert max(map(len, shown.splitlines())) <= 100 and "nan" not in shown.lower()
+    assert main(["show", str(out), "--format", "json", "--table", "pushers"]) == 0
+    assert {row["model"] for row in json.loads(capsys.readouterr().out)} == {"organism:1x32"}
+    assert main(["show", str(out), "--format", "csv", "--table", "effects"]) == 2  # no ablation ran
+    assert "holds no effects table" in capsys.readouterr().err
     assert main(["report", str(out), "--no-png"]) == 0
     assert main(["ablate", "--models", "organism:1x32", "--components", "L5H0", "--out", str(out / "x"),
                  "--analyses", "ablation", "--no-progress"]) == 2  # fmt: skip
     assert "has blocks L0..L0" in capsys.readouterr().err
+
+
+def test_the_bar_counts_forward_passes_per_analysis():
+    """Ablation and patching cost many passes per item, attribution one: the bar's work follows."""
+    from probes.ablate.study import forward_passes
+
+    options = AblateOptions()
+    passes = {kind: forward_passes(kind, 4, 4, options) for kind in ("attribution", "ablation", "patching")}
+    # ablation: clean + reference, 12 single parts × 3 methods, top and 5 random sets of k < 16, top 16
+    assert passes == {"attribution": 1, "ablation": 2 + 36 + 4 * 6 + 1, "patching": 2 * (2 + 5 + 16)}
+    assert forward_passes("patching", 4, 4, AblateOptions(patch_heads=False, positions=["answer"])) == 7
+
+
+def test_patching_leaves_gaps_too_small_to_normalise_missing():
+    """A twin 1e-6 nats from its item would make any rounding 'restored = 1': below MIN_GAP, no share."""
+    import pandas as pd
+
+    from probes.ablate.summary import MIN_GAP, patching_curve
+
+    rows = pd.DataFrame(
+        [
+            {"model": m, "task": "t", "variant": "prize", "positions": "answer", "site": "resid",
+             "component": "L0", "layer": 0, "head": None, "item_id": f"i{i}", "log_odds_clean": 0.0,
+             "log_odds_twin": gap, "log_odds_patched": gap}
+            for m, gap in (("wide", 2.0), ("narrow", MIN_GAP / 10))
+            for i in range(3)
+        ]
+    )  # fmt: skip
+    restored = patching_curve(rows).set_index("model")["restored"]
+    assert restored["wide"] == 1.0 and pd.isna(restored["narrow"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from probes.cli.main import main
@@ -36,6 +37,57 @@ def test_run_then_show(model_folders, item_file, tmp_path, capsys):
     assert main(["show", str(out)]) == 0
     shown = capsys.readouterr().out
     assert "accuracy by layer" in shown and "mean log-odds" in shown and "decision layer" in shown
+    _check_show(out, shown, capsys)
+
+
+def _check_show(out, shown, capsys):
+    """`probes show`: 100 columns, no NaN (a layer past a model's depth is –), variants in their
+    natural order, CSV and JSON for scripts, and no model library imported."""
+    import csv
+    import io
+    import json
+    import subprocess
+    import sys
+
+    from probes.cli.closing import show_tables
+    from probes.store.store import Store
+
+    lines = shown.splitlines()
+    assert max(map(len, lines)) <= 100 and "NaN" not in shown and "nan" not in shown
+    grid = lines[lines.index(next(line for line in lines if line.startswith("== toy"))) + 1 :]
+    assert any(line.split()[0] == "3" and "–" in line for line in grid[:5])  # tiny-gpt2 has 2 blocks
+    assert main(["show", str(out), "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert {row["model"] for row in rows} == {"tiny-gpt2", "tiny-llama"} and float(rows[0]["accuracy"]) >= 0
+    assert main(["show", str(out), "--format", "json", "--table", "decision"]) == 0
+    decision = json.loads(capsys.readouterr().out)
+    assert {row["model"] for row in decision} == {"tiny-gpt2", "tiny-llama"}
+    table = Store(out).read()
+    mixed = pd.concat([table.assign(variant="no_distractor"), table.assign(variant="cot"), table])
+    assert list(dict.fromkeys(show_tables(mixed)["layers"]["variant"])) == ["prize", "cot", "no_distractor"]
+    code = (
+        "import contextlib, io, sys\n"
+        "from probes.cli.main import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert main(['show', {str(out)!r}]) == 0\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'transformer_lens') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_layer_grid_continues_wide_tables_below():
+    """Twelve models of long names do not fit 100 columns beside each other: the grid continues
+    below, every line ≤ 100 columns, each block led by the layer column; missing cells are –."""
+    from probes.cli.closing import layer_grid
+
+    models = [f"EleutherAI/pythia-{i}m-deduped" for i in range(12)]
+    pivot = pd.DataFrame({m: [0.5, 0.25 if i else float("nan")] for i, m in enumerate(models)}, index=[0, 1])
+    lines = layer_grid(pivot, lambda v: f"{v:.2f}")
+    assert max(map(len, lines)) <= 100
+    headers = [line for line in lines if line.strip().startswith("layer")]
+    assert len(headers) > 1 and sum(line.count("EleutherAI") for line in headers) == 12
+    assert "–" in lines[2] and "nan" not in "".join(lines)
 
 
 @pytest.mark.parametrize(

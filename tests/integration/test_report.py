@@ -44,7 +44,7 @@ from probes.report import (
     write_report,
 )
 from probes.report.depth import cell_edges
-from probes.report.document import SECTIONS
+from probes.report.document import PNG_SCALE, SECTIONS
 from probes.report.tables import item_flips, scaling_shapes, wilson_interval
 from probes.store.store import Store
 
@@ -428,7 +428,7 @@ def test_summary_names_the_shapes_and_key_numbers(results, many):
     text = summary_markdown(results)
     assert "| negation | prize | 3 | 0.50 | not determined | 0.67 | 0.00 | 1.00 |" in text  # 3 items
     assert "| quote | prize | 3 | 0.50 | not determined | 1.00 | 0.67 | 0.00 |" in text
-    assert "| tiny-m | 10M | 6M | 36P | 30.00 | 5 |" in text
+    assert "| tiny-m | 10M | 6M | 36 PFLOP | 30.00 | 5 |" in text  # as `probes ladders` prints them
     assert "| negation | prize | not above chance (67%) | not above chance (0%) |" in text
     assert "## Items that flip between sizes: not determined" in text
     assert "12 of 12 items have fewer than two" in text  # 3 items: no size differs from chance
@@ -585,7 +585,10 @@ def test_html_report_renders_in_headless_chromium(written, tmp_path):
     run = headless(browser, page, tmp_path / "p1", "--virtual-time-budget=10000", "--dump-dom")
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
     assert console_messages(run.stderr) == []
-    assert rendered_figures(run.stdout.decode()) == {f"figure-{section.name}" for section in SECTIONS}
+    tables = {"figure-items"}  # the item browser is an HTML table, not a plotly figure
+    dom = run.stdout.decode()
+    assert rendered_figures(dom) == {f"figure-{section.name}" for section in SECTIONS} - tables
+    assert '<div id="figure-items" class="html-table">' in dom and "Each model's cell" in dom
 
     shot = tmp_path / "shot.png"
     run = headless(browser, page, tmp_path / "p2", "--window-size=1400,2400", f"--screenshot={shot}")
@@ -599,9 +602,11 @@ def test_html_report_renders_in_headless_chromium(written, tmp_path):
 def test_png_export_offline(results, tmp_path):
     figures = {"scaling": scaling_curve(results), "items": item_browser(results, max_rows=5)}
     paths = write_pngs(figures, tmp_path / "figures")
-    assert [p.name for p in paths] == ["scaling.png", "items.png"]
+    assert [p.name for p in paths] == ["scaling.png", "items.png"]  # a figure of a table still exports
+    assert all(p.with_suffix(".svg").is_file() for p in paths)  # a vector copy beside each PNG
     data = paths[0].read_bytes()
-    assert png_size(data) == (figures["scaling"].layout.width, figures["scaling"].layout.height)
+    layout = figures["scaling"].layout
+    assert png_size(data) == (PNG_SCALE * layout.width, PNG_SCALE * layout.height)  # 2×, for print
     content, height = rows_with_content(data)
     assert content > height // 2
     assert not list((tmp_path / "figures").glob(".*"))  # no scratch left

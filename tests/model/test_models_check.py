@@ -4,9 +4,9 @@ default backend's fallback seen from the command line."""
 from __future__ import annotations
 
 import pytest
-from tiny_models import save_tiny_folder
 from families import BY_NAME
 from gguf_files import tiny_gguf
+from tiny_models import save_tiny_folder
 
 from probes.cli.main import main
 

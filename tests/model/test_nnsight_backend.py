@@ -21,7 +21,7 @@ from probes.tasks.items import Item
 
 pytest.importorskip("nnsight")
 
-#: The issue's bar: float32 numbers of the two backends agree to 1e-4.
+#: The bar: float32 numbers of the two backends agree to 1e-4.
 TOLERANCE = 1e-4
 PROMPTS = [[3, 7, 9, 11, 4], [5, 6, 2], [8, 8, 8, 8]]
 

@@ -29,7 +29,11 @@ def test_bad_executor_options_are_refused_with_the_fix(tmp_path, changes, messag
         check_options(RunOptions(out=tmp_path, **changes))
 
 
-def test_a_joined_cluster_checks_the_device_on_its_workers_not_here(tmp_path):
+def test_a_joined_cluster_checks_the_device_on_its_workers_not_here(tmp_path, monkeypatch):
+    import probes.jobs.validation
+
+    # The device check is the subject, not Ray: stand in for its import so the test runs without it.
+    monkeypatch.setattr(probes.jobs.validation, "import_ray", lambda: None)
     joined = RunOptions(out=tmp_path, executor="ray", address="head:6379", device="cuda:7")
     assert joins_cluster(joined)
     check_options(joined)  # this machine need not have the cluster's GPUs
@@ -79,3 +83,23 @@ def test_probes_run_with_executor_ray_but_no_ray_is_one_error_line(tmp_path, mon
     assert code == 2
     assert "pip install 'probes[ray]'" in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.parquet"))
+
+
+def test_torch_threads_leave_the_busy_cpus_to_their_work(monkeypatch):
+    """Threads = the CPUs the load leaves free (at least 1, at most torch's default); a user's
+    PROBES_THREADS or OMP_NUM_THREADS wins."""
+    import torch
+    from probes.run import resources
+
+    free = resources.free_cpus
+    assert [free(16, 0.3), free(2, 7.9), free(8, 3.4)] == [16, 1, 5]
+    before = torch.get_num_threads()
+    try:
+        for name in resources.THREAD_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setattr(resources.os, "getloadavg", lambda: (1e6, 0.0, 0.0), raising=False)
+        assert resources.set_torch_threads() == 1 == torch.get_num_threads()  # a saturated machine
+        monkeypatch.setenv("PROBES_THREADS", "2")
+        assert resources.set_torch_threads() == 2 == torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from jaxtyping import Float, Int
 
+from probes.cli.display import plural
 from probes.errors import ProbesError
 from probes.lenses.logit import LogitLens
 from probes.lenses.tuned.access import model_fingerprint
@@ -69,9 +70,10 @@ class TunedLens:
         trained_for = self.info.get("model", "another model")
         if (model.n_layers, model.d_model) != (self.translators.n_layers, self.translators.d_model):
             raise LensMismatchError(
-                f"{where} was trained for {trained_for} ({self.translators.n_layers} layers, d_model "
-                f"{self.translators.d_model}), not {model.name} ({model.n_layers} layers, d_model "
-                f"{model.d_model}); train one for it with `probes lens train --models {model.spec.name}`."
+                f"{where} was trained for {trained_for} ({plural(self.translators.n_layers, 'layer')}, "
+                f"d_model {self.translators.d_model}), not {model.name} "
+                f"({plural(model.n_layers, 'layer')}, d_model {model.d_model}); train one for it with "
+                f"`probes lens train --models {model.spec.name}`."
             )
         expected = self.info.get("model_fingerprint")
         if expected is not None and expected != model_fingerprint(model):

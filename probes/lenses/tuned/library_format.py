@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from probes.cli.display import plural
 from probes.lenses.tuned.access import model_fingerprint
 from probes.lenses.tuned.artifacts import LensFileError
 from probes.lenses.tuned.lens import LensMismatchError, TunedLens
@@ -92,8 +93,9 @@ def load_tuned_lens_format(folder: str | Path, model: HookedModel) -> TunedLens:
     base = config.get("base_model_name_or_path", "?")
     if (n_layers, d_model) != (model.n_layers, model.d_model):
         raise LensMismatchError(
-            f"{folder} is a tuned lens for {base} ({n_layers} layers, d_model {d_model}), not for "
-            f"{model.name} ({model.n_layers} layers, d_model {model.d_model}); use the lens published for it."
+            f"{folder} is a tuned lens for {base} ({plural(n_layers, 'layer')}, d_model {d_model}), not for "
+            f"{model.name} ({plural(model.n_layers, 'layer')}, d_model {model.d_model}); "
+            "use the lens published for it."
         )
     expected = config.get("unembed_hash")
     if expected and expected != unembed_hash(model):

@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from jaxtyping import Float, Int
-from tqdm.auto import tqdm
 
 from probes.lenses.reading import encode_item, right_padded
 from probes.lenses.tuned.access import full_log_probs, model_fingerprint, residuals_at
@@ -28,6 +27,7 @@ from probes.lenses.tuned.lens import TunedLens
 from probes.lenses.tuned.text import TokenWindows
 from probes.lenses.tuned.translator import Translators
 from probes.model.loading import HookedModel
+from probes.progress_bar import tqdm
 from probes.tasks.items import Item
 from probes.version import __version__
 

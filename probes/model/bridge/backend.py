@@ -278,6 +278,7 @@ def _try_bridge(backend: BridgeBackend) -> None:
 def unbridge(hf_model: PreTrainedModel) -> None:
     """Put back, for good, every Hugging Face module a bridge replaced by its component (after a
     bridge that failed half way), so another backend gets the model transformers built."""
+
     def visit(parent: torch.nn.Module) -> None:
         for name, child in list(parent._modules.items()):
             if child is None:

@@ -10,7 +10,7 @@ variable for ``k = 1``). Options: the ten digits and every variable letter, so t
 among the candidates" is defined for every step.
 
 The program is written in definition order (no variable is used before it is assigned), chains
-merged at random. Our own wording, after the issue's ``a = 7; b = a; c = b; … what is e?`` and
+merged at random. Our own wording, after the classic ``a = 7; b = a; c = b; … what is e?`` and
 Wei et al. 2022 ("Emergent abilities of large language models") on sequential steps and depth.
 """
 
@@ -101,7 +101,7 @@ SPEC = TaskSpec(
     name=NAME,
     description="Follow k variable assignments back from the asked variable to the digit it holds.",
     distractor="stop one lookup short: answer the variable that holds the digit (the asked one for k = 1)",
-    source="Variable binding as in the issue's 'a = 7; b = a; c = b; … what is e?' and Wei et al. 2022 "
+    source="Variable binding of the form 'a = 7; b = a; c = b; … what is e?', after Wei et al. 2022 "
     "'Emergent abilities of large language models' (l sequential steps need O(l) layers). Own "
     "programs, three interleaved chains.",
     write=write_cases,
