@@ -98,6 +98,8 @@ def decisive_token(true_ids: Sequence[int], distractor_ids: Sequence[int]) -> in
 
 def log1mexp(logprob: torch.Tensor) -> torch.Tensor:
     """``log(1 − exp(logprob))`` for ``logprob ≤ 0``, accurate near 0 and far below it (Mächler 2012)."""
+    import torch
+
     return torch.where(
         logprob > -np.log(2.0), torch.log(-torch.expm1(logprob)), torch.log1p(-torch.exp(logprob))
     )
@@ -123,6 +125,8 @@ def fair_log_odds(
         true_ids: The true answer's token ids.
         distractor_ids: The distractor's token ids.
     """
+    import torch
+
     true_tokens, distractor_tokens = true_tokens.double(), distractor_tokens.double()
     index = decisive_token(true_ids, distractor_ids)
     if index is not None:
@@ -151,6 +155,8 @@ def fair_credit(
         option_ids: Per option, its token ids.
         true_index: Which option is the true answer.
     """
+    import torch
+
     n_layers = option_tokens[true_index].shape[0]
     lost = torch.zeros(n_layers, dtype=torch.bool)
     tied = torch.ones(n_layers, dtype=torch.float64)
