@@ -91,7 +91,8 @@ order = list(dict.fromkeys(scaling.sort_values("parameters")["model"]))
 accuracy = scaling.pivot_table(index="model", columns="variant", values="accuracy").loc[order]
 chance = float(scaling["chance"].iloc[0])
 print(f"chance: {chance:.2f}")
-for (_, variant), shape in scaling_shapes(results).items():
+shapes = {variant: shape for (_, variant), shape in scaling_shapes(results).items()}
+for variant, shape in shapes.items():
     intervals = ", ".join(
         f"[{low:.2f}, {high:.2f}]" for low, high in zip(shape.accuracy_low, shape.accuracy_high)
     )
@@ -261,9 +262,11 @@ inner_kl = kl[(kl["model"] == large) & kl["layer"].isin(inner.index)]
 inner_kl = inner_kl.groupby(inner_kl["lens"].str.split("-").str[0])["kl"].mean()  # "tuned-<id>" is tuned
 lines = [
     f"- Accuracy at the last layer, prize variant, by size: {by_size(accuracy, 'prize', order)}: "
-    f"{shape['prize']} (chance {chance:.2f}). One-shot: {by_size(accuracy, 'one_shot', order)} "
-    f"({shape['one_shot']}). Control without the 'not': {by_size(accuracy, 'no_distractor', order)} "
-    f"({shape['no_distractor']}).",
+    f"{shapes['prize'].label}, p = {shapes['prize'].p_value:.2g} (chance {chance:.2f}). One-shot: "
+    f"{by_size(accuracy, 'one_shot', order)} ({shapes['one_shot'].label}, "
+    f"p = {shapes['one_shot'].p_value:.2g}). Control without the 'not': "
+    f"{by_size(accuracy, 'no_distractor', order)} ({shapes['no_distractor'].label}, "
+    f"p = {shapes['no_distractor'].p_value:.2g}).",
     f"- The worst size, {middle}, scores {accuracy.at[middle, 'prize']:.2f} on negated questions and "
     f"{accuracy.at[middle, 'no_distractor']:.2f} without the 'not': "
     + ("it recalls the fact and ignores the negation." if ignores else "its failure is not only the 'not'."),
@@ -297,7 +300,9 @@ lines = [
     f"tuned lens and {leads['logit'] or 'none'} under the logit lens (margins "
     f"{', '.join(f'{v:+.2f}' for v in inner['tuned'])} vs {', '.join(f'{v:+.2f}' for v in inner['logit'])}): "
     + (
-        "the mid-depth distractor phase is the model's, not the logit lens's."
+        "the mid-depth distractor phase is no artefact an affine change of basis would undo (an "
+        "affine map cannot express the 'not', so the lens alone cannot show more; patching and "
+        "ablation above are the causal evidence)."
         if leads["tuned"]
         else "under the tuned lens the mid-depth distractor phase is gone: it was the logit lens's reading."
     ),

@@ -68,9 +68,9 @@ RUNG_IDS = [f"{ladder_name}/{rung.name}" for ladder_name, rung in RUNGS]
 def tiny_ladder(name: str = "tiny") -> Ladder:
     return Ladder(
         name=name,
-        description="two made-up rungs",
+        description="two rungs of the organism under other names",
         family="gpt2",
-        rungs=[Rung(name="small", model="organism:small"), Rung(name="large", model="organism:large")],
+        rungs=[Rung(name="small", model="organism:1x4"), Rung(name="large", model="organism:4x96")],
     )
 
 
@@ -249,9 +249,9 @@ def test_registered_provider_ladder(registry):
     assert "tiny" in ladder_names() and calls == []
     ladder = get_ladder("tiny")
     assert get_ladder("tiny") is ladder and calls == [1]
-    assert [spec.text for spec in ladder.model_specs()] == ["organism:small", "organism:large"]
-    assert ladder.rung_for("organism:large").name == "large"
-    assert ladders_table(["tiny"])["model"].tolist() == ["organism:small", "organism:large"]
+    assert [spec.text for spec in ladder.model_specs()] == ["organism:1x4", "organism:4x96"]
+    assert ladder.rung_for("organism:4x96").name == "large"
+    assert ladders_table(["tiny"])["model"].tolist() == ["organism:1x4", "organism:4x96"]
     with pytest.raises(UnknownModelError, match="no training-steps axis"):
         ladder.model_specs([0])
 
