@@ -1,1 +1,1 @@
-"""Speed and memory as ratios measured in one run, each runnable from the repository root as ``python -m benchmarks.<name>``."""
+"""Speed and memory as ratios measured in one run (``python -m benchmarks.<name>`` from the root)."""

@@ -1,1 +1,1 @@
-"""Studies that use the library, each runnable from the repository root as ``python -m experiments.<name>``."""
+"""Studies that use the library (``python -m experiments.<name>`` from the repository root)."""

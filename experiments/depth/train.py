@@ -48,7 +48,8 @@ import torch
 import transformers
 from transformers import GPTNeoXForCausalLM
 
-from experiments.depth.recipe import (  # re-exported: the trainer's tests reach the recipe through this module
+# re-exported: the trainer's tests reach the recipe through this module
+from experiments.depth.recipe import (
     CHASE,
     MAX_POSITIONS,
     TASK,

@@ -1,1 +1,1 @@
-"""The shipped tuned lenses: training, shipping and their held-out KL (``python -m experiments.tuned_lens.<name>``)."""
+"""The shipped tuned lenses: training, shipping, held-out KL (``python -m experiments.tuned_lens.<name>``)."""

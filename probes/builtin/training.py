@@ -206,7 +206,7 @@ def provides_block(
     context_length: int,
     listed: str,
 ) -> dict[str, Any]:
-    """The catalogue's ``provides`` block (:mod:`probes.builtin.folders`): what a built-in ladder folder defines.
+    """The catalogue's ``provides`` block: what a built-in ladder folder defines (see builtin.folders).
 
     The ladders are the size ladder ``ladder`` (the final rungs, by parameters) and one ladder
     ``<rung>-training`` per rung saved at more than one step (its checkpoints in step order).

@@ -53,7 +53,8 @@ def lens_folder(out: Path, model_label: str) -> Path:
 def train_lenses(options: LensTrainOptions) -> list[Path]:
     """Train and save a lens for every model the options name; returns their folders.
 
-    With ``--executor ray`` each model's training is one Ray task (:func:`probes.jobs.ray_executor.map_models`,
+    With ``--executor ray`` each model's training is one Ray task
+    (:func:`probes.jobs.ray_executor.map_models`,
     retried when its worker dies), without the per-model bars.
     """
     from probes.jobs.validation import check_options

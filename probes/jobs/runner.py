@@ -1,7 +1,8 @@
 """The run layer every command shares: one loop from planned units to written shards.
 
 A command (``probes run``, ``probes ablate``, ``probes perplexity``, the reasoning-depth study)
-is a client of this module. It plans :class:`~probes.jobs.units.Unit` s, one per table it will write (a model, a
+is a client of this module. It plans :class:`~probes.jobs.units.Unit` s, one per table it will
+write (a model, a
 task, a variant, a kind of table, the lens that reads it and the items), and hands them to
 :func:`execute` with a function that computes tables from a loaded model. The loop here
 
@@ -16,7 +17,8 @@ task, a variant, a kind of table, the lens that reads it and the items), and han
 5. waits for the units other processes held, and computes those they left undone.
 
 That is the serial executor. With ``executor="ray"`` the checked, planned units go to
-:mod:`probes.jobs.ray_executor` instead, whose Ray tasks run :func:`probes.jobs.worker.execute_model` (steps 2-4)
+:mod:`probes.jobs.ray_executor` instead, whose Ray tasks run
+:func:`probes.jobs.worker.execute_model` (steps 2-4)
 one unit each on the cluster's workers.
 """
 

@@ -348,7 +348,8 @@ class Store:
     def _check_format(self) -> None:
         if self.format != STORE_FORMAT:
             raise StoreError(
-                f"{self.root / 'store.json'} says format {self.format}: the store was written by another version of probes; "
+                f"{self.root / 'store.json'} says format {self.format}: the store was written by "
+                "another version of probes; "
                 f"this one reads and writes format {STORE_FORMAT} ({LAYOUT}): compute the results "
                 "again into a new --out folder."
             )

@@ -89,6 +89,7 @@ def test_torch_threads_leave_the_busy_cpus_to_their_work(monkeypatch):
     """Threads = the CPUs the load leaves free (at least 1, at most torch's default); a user's
     PROBES_THREADS or OMP_NUM_THREADS wins."""
     import torch
+
     from probes.jobs import resources
 
     free = resources.free_cpus

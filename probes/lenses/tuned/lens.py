@@ -1,4 +1,4 @@
-"""The tuned lens as a :class:`probes.lenses.base.Lens`: translate each layer's stream, then read it as logits."""
+"""The tuned lens as a :class:`probes.lenses.base.Lens`: translate each layer's stream, read logits."""
 
 from __future__ import annotations
 

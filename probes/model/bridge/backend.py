@@ -141,7 +141,8 @@ class BridgeBackend:
         chunk_size: int,
     ) -> Float[torch.Tensor, "*shape"]:
         """TransformerLens's ``logit_readout``: ``ln_final`` per vector, ``W_U``, ``b_U``, any transform;
-        in float32 whatever the model's dtype, through any ``project_out`` (:mod:`probes.model.bridge.readout`)."""
+        in float32 whatever the model's dtype, through any ``project_out``
+        (:mod:`probes.model.bridge.readout`)."""
         from probes.model.bridge.readout import bridge_log_probs
 
         return bridge_log_probs(self.bridge, resid, targets, chunk_size)

@@ -1,6 +1,7 @@
 """Reading the residual stream out of a Hugging Face model with plain forward hooks.
 
-:class:`ResidualCatcher` is :class:`~probes.model.bridge.backend.BridgeBackend`'s residual reader: hooks on the
+:class:`ResidualCatcher` is :class:`~probes.model.bridge.backend.BridgeBackend`'s residual reader:
+hooks on the
 blocks copy out the residual stream at chosen positions of chosen layers and stop the forward
 pass after the last of them, so a lens over the first layers costs only those layers (the
 vocabulary head is never run). It can also keep the prompts' key/value cache and read option
