@@ -191,11 +191,19 @@ def test_quiet_libraries_silences_and_restores():
 @pytest.mark.parametrize("verbose", [False, True])
 def test_load_model_is_quiet_unless_asked(verbose, capfd):
     """`probes.load_model` hides transformers' "Loading weights" bar and its logs (``verbose`` shows them)."""
+    from transformers.utils import logging as transformers_logging
+
     import probes
 
-    capfd.readouterr()
-    probes.load_model("organism:1x4", verbose=verbose)
-    printed = capfd.readouterr()
+    disabled = not transformers_logging.is_progress_bar_enabled()
+    transformers_logging.enable_progress_bar()  # as in a fresh session (other tests may have turned it off)
+    try:
+        capfd.readouterr()
+        probes.load_model("organism:1x4", verbose=verbose)
+        printed = capfd.readouterr()
+    finally:
+        if disabled:
+            transformers_logging.disable_progress_bar()
     if verbose:
         assert "Loading" in printed.out + printed.err  # the test can fail: the bar is there to hide
     else:
