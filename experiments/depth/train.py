@@ -100,8 +100,6 @@ __all__ = [
     "rung_of",
 ]
 
-transformers.utils.logging.disable_progress_bar()
-
 
 @torch.no_grad()
 def accuracy(model: GPTNeoXForCausalLM, items: list[Item]) -> tuple[float, float]:
@@ -297,6 +295,7 @@ def rung_of(layers: int, d_model: int, heads: int, seed: int) -> RungShape:
 
 
 def main() -> None:
+    transformers.utils.logging.disable_progress_bar()  # the trainer draws its own bars
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -47,8 +47,6 @@ from probes.builtin.word_tokenizer import save_word_tokenizer, word_tokenizer
 from probes.tasks.organism_negation import VARIANTS, make_items
 from probes.tasks.organism_world import World, WorldConfig
 
-transformers.utils.logging.disable_progress_bar()
-
 PACKAGE_FOLDER = Path(__file__).resolve().parents[2] / "probes" / "builtin" / "organism"
 
 #: What the ladder is (the catalogue's ``description``).
@@ -354,6 +352,7 @@ def parse_arguments(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Train the ladder and write weights, catalogue and report."""
+    transformers.utils.logging.disable_progress_bar()  # the trainer draws its own bars
     arguments = parse_arguments(argv)
     known = {rung.name: rung for rung in RUNGS}
     names = arguments.rungs or list(known)
