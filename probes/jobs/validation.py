@@ -9,7 +9,6 @@ one :class:`~probes.errors.InvalidOptionError` naming the option and the fix.
 from __future__ import annotations
 
 import errno
-import importlib.util
 import os
 import tempfile
 from pathlib import Path
@@ -76,8 +75,6 @@ def check_executor(options: Any) -> None:
     if memory is not None and not memory > 0:
         raise InvalidOptionError(f"--gpu-memory-gib {memory!r}: give the GPUs' memory in GiB, e.g. 80.")
     if options.executor == "ray":
-        from probes.jobs.validation import import_ray
-
         import_ray()  # not installed: say how, before any item is built
 
 
@@ -93,8 +90,8 @@ def check_backend(options: Any) -> None:
             f"--backend {options.backend!r} is unknown; use {AUTO} or one of {sorted(known)}."
         )
     kind = known.get(options.backend)
-    if kind is not None and kind.requires and importlib.util.find_spec(kind.requires) is None:
-        raise InvalidOptionError(f"--backend {kind.name} needs {kind.requires}: {kind.install}.")
+    if kind is not None:
+        kind.check_installed()
     if getattr(options, "remote", False) and (kind is None or kind.load_remote is None):
         remote = [name for name, other in known.items() if other.load_remote is not None]
         raise InvalidOptionError(f"--remote runs models on NDIF: add --backend {' or '.join(remote)}.")

@@ -9,10 +9,9 @@ Any module or subpackage directly inside :mod:`probes.lenses` that defines ``LEN
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import pkgutil
 from pathlib import Path
 
+from probes.discovery import defined_in
 from probes.lenses.base import LensChoice, LensKind, UnknownLensError
 
 _REGISTERED: dict[str, LensKind] = {}
@@ -28,11 +27,7 @@ def lens_kinds() -> dict[str, LensKind]:
     """Every lens kind by name: the ``LENS`` of each module of :mod:`probes.lenses`, then registered ones."""
     import probes.lenses
 
-    found: dict[str, LensKind] = {}
-    for module in sorted(m.name for m in pkgutil.iter_modules(probes.lenses.__path__)):
-        kind = getattr(importlib.import_module(f"probes.lenses.{module}"), "LENS", None)
-        if isinstance(kind, LensKind):
-            found[kind.name] = kind
+    found = {kind.name: kind for kind in defined_in(probes.lenses, "LENS", LensKind)}
     return {**found, **_REGISTERED}
 
 

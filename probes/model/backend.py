@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
-import pkgutil
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -28,7 +27,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 from jaxtyping import Float, Int
 
-from probes.errors import UnknownModelError
+from probes.discovery import defined_in
+from probes.errors import InvalidOptionError, UnknownModelError
 from probes.model.readers import ResidualReader
 
 if TYPE_CHECKING:
@@ -183,10 +183,15 @@ class BackendKind:
     load_remote: Callable[[ModelSpec, torch.dtype], HookedModel] | None = None
     auto_rank: int | None = None
 
+    @property
+    def installed(self) -> bool:
+        """Whether the module the backend imports can be imported."""
+        return not self.requires or importlib.util.find_spec(self.requires) is not None
+
     def check_installed(self) -> None:
-        """Raise :class:`~probes.errors.UnknownModelError` saying how to install what is missing."""
-        if self.requires and importlib.util.find_spec(self.requires) is None:
-            raise UnknownModelError(f"--backend {self.name} needs {self.requires}: {self.install}.")
+        """Raise :class:`~probes.errors.InvalidOptionError` saying how to install what is missing."""
+        if not self.installed:
+            raise InvalidOptionError(f"--backend {self.name} needs {self.requires}: {self.install}.")
 
 
 #: ``--backend auto``: the first of :func:`auto_backends` that can run the model.
@@ -205,19 +210,14 @@ def backends() -> dict[str, BackendKind]:
     """Every backend by name: the ``BACKEND`` of each module of :mod:`probes.model`, then registered ones."""
     import probes.model
 
-    found: dict[str, BackendKind] = {}
-    for module in sorted(m.name for m in pkgutil.iter_modules(probes.model.__path__)):
-        kind = getattr(importlib.import_module(f"probes.model.{module}"), "BACKEND", None)
-        if isinstance(kind, BackendKind):
-            found[kind.name] = kind
+    found = {kind.name: kind for kind in defined_in(probes.model, "BACKEND", BackendKind)}
     return {**found, **_REGISTERED}
 
 
 def auto_backends() -> list[BackendKind]:
     """The installed backends ``--backend auto`` tries, in order (their ``auto_rank``)."""
     ranked = [kind for kind in backends().values() if kind.auto_rank is not None]
-    installed = [kind for kind in ranked if not kind.requires or importlib.util.find_spec(kind.requires)]
-    return sorted(installed, key=lambda kind: (kind.auto_rank, kind.name))
+    return sorted((kind for kind in ranked if kind.installed), key=lambda kind: (kind.auto_rank, kind.name))
 
 
 def get_backend(name: str) -> BackendKind:

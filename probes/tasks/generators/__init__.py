@@ -5,17 +5,12 @@ A new module here that defines ``SPEC`` is registered as a task on import of :mo
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
+import sys
 
+from probes.discovery import defined_in
 from probes.tasks.generated import TaskSpec
 
 
 def specs() -> list[TaskSpec]:
     """The ``SPEC`` of every module of this package, by module name."""
-    found = []
-    for module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-        spec = getattr(importlib.import_module(f"{__name__}.{module}"), "SPEC", None)
-        if isinstance(spec, TaskSpec):
-            found.append(spec)
-    return found
+    return defined_in(sys.modules[__name__], "SPEC", TaskSpec)
