@@ -74,6 +74,13 @@ def _ablate_options(parser: argparse.ArgumentParser) -> None:
     add_report_flags(parser, "the ablation page (ablations.html, ablations.md)")
 
 
+def _features_options(parser: argparse.ArgumentParser) -> None:
+    from probes.features.study import FeatureOptions
+
+    add_dataclass_options(parser, FeatureOptions)
+    add_report_flags(parser, "the feature page (features.html, features.md)")
+
+
 def _perplexity_options(parser: argparse.ArgumentParser) -> None:
     from probes.jobs.perplexity import PerplexityOptions
 
@@ -85,5 +92,6 @@ def _perplexity_options(parser: argparse.ArgumentParser) -> None:
 HEAVY_OPTIONS: dict[str, Callable[[argparse.ArgumentParser], None]] = {
     "run": _run_options,
     "ablate": _ablate_options,
+    "features": _features_options,
     "perplexity": _perplexity_options,
 }

@@ -78,6 +78,38 @@ def _command_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_features(args: argparse.Namespace) -> int:
+    from probes.features.closing import feature_closing_lines
+    from probes.features.study import FeatureOptions, run_feature_study
+
+    store = run_feature_study(options_from(args, FeatureOptions))
+    print()
+    for line in feature_closing_lines(store.root):
+        print(line)
+    if args.report:
+        _write_feature_page(store.root, store.root / "report", png=args.png, strict=False)
+    print(f"results: {store.root}")
+    return 0
+
+
+def _write_feature_page(store: Path, folder: Path, png: bool, strict: bool) -> None:
+    """Write a store's feature page, if it has feature tables; PNG failures warn unless ``strict``."""
+    from probes.report import PngExportError
+    from probes.report.features import load_feature_tables, write_feature_page
+
+    tables, order = load_feature_tables(store)
+    if not tables:
+        return
+    try:
+        page = write_feature_page(tables, folder, order, png=png)
+    except PngExportError as err:
+        if strict:
+            raise
+        print(f"probes: warning: {err}", file=sys.stderr)
+        page = folder / "features.html"
+    print(f"feature report: {page}")
+
+
 def _write_ablation_page(store: Path, folder: Path, png: bool, strict: bool) -> None:
     """Write a store's ablation page, if it has ablation tables; PNG failures warn unless ``strict``."""
     from probes.report import PngExportError
@@ -193,6 +225,7 @@ def _command_report(args: argparse.Namespace) -> int:
         path = _write_report(store, folder, x=args.x, png=png, strict=True, lens=args.lens)
         print(f"report: {path}\nsummary: {folder / 'summary.md'}")
     _write_ablation_page(store, folder, png=png, strict=True)
+    _write_feature_page(store, folder, png=png, strict=True)
     return 0
 
 
@@ -294,10 +327,11 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     helps = {
         "run": "Sweep a ladder over tasks and variants into a result store.",
         "ablate": "Attribution, ablation and patching of which heads and MLPs push the distractor, per size.",
+        "features": "Which SAE features push the distractor or the true answer, per layer and size.",
         "perplexity": "Measure each model's perplexity on a held-out text, stored beside a sweep.",
     }
     chosen = {}
-    for name in ("run", "ablate"):
+    for name in ("run", "ablate", "features"):
         chosen[name] = subcommands.add_parser(name, help=helps[name])
     show = subcommands.add_parser("show", help="Print accuracy and log-odds per layer and size of a store.")
     show.add_argument("store", help="Folder of a result store (the --out of `probes run`).")
