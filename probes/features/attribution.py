@@ -44,7 +44,7 @@ from probes.lenses.tuned.text import start_token
 from probes.model.loading import HookedModel
 
 #: Intervals of the integrated-gradients path to start with (:func:`path_gradient`).
-STEPS = 32
+STEPS = 16
 #: Most intervals the path is refined to.
 MAX_STEPS = 512
 #: Largest gap of the attribution identity, relative to ``max(1, |log-odds - baseline|)``, that

@@ -222,7 +222,11 @@ def saes_for(model: Any, given: list[LayerSAE] | None, layers: list[int] | None 
                 f"{model.n_layers} blocks, and probes-trained SAEs its fingerprint); give one per model."
             )
     if layers is not None:
-        wanted = {layer % (model.n_layers + 1) for layer in layers}
+        wanted = {layer + model.n_layers + 1 if layer < 0 else layer for layer in layers}
+        if not wanted <= set(range(model.n_layers + 1)):
+            raise SAEError(
+                f"--layers {layers}: {model.name} has residual layers 0…{model.n_layers} (-1 = the last)."
+            )
         found = [sae for sae in found if sae.layer in wanted]
         if not found:
             raise SAEError(

@@ -71,7 +71,7 @@ class FeatureOptions(ItemOptions):
         metadata={"help": "Numbers of features ablated together, top-k distractor features vs k random."},
     )
     draws: int = field(default=10, metadata={"help": "Random feature sets per k (and half of the items)."})
-    batch_size: int = field(default=16, metadata={"help": "Prompts per forward pass."})
+    batch_size: int = field(default=64, metadata={"help": "Prompts per forward pass."})
 
     def check(self) -> None:
         """Raise :class:`ProbesError` naming the first option that cannot work."""
@@ -106,6 +106,20 @@ def _sae_weights(options: FeatureOptions, model: PlannedModel) -> str:
             )
         payload = {layer: e["files"] for layer, e in entry.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _sae_count(options: FeatureOptions, model: PlannedModel) -> int:
+    """How many SAEs read ``model``: the shipped ones (1 for ``--sae``, unknown before loading)."""
+    from probes.builtin.folders import builtin_catalogues
+    from probes.features.sources import shipped_index
+
+    if options.sae:
+        return 1
+    catalogue = next((c for c in builtin_catalogues() if model.label.startswith(c.model_prefix)), None)
+    entry = (
+        shipped_index(catalogue)["saes"].get(catalogue.catalogue_name(model.label), {}) if catalogue else {}
+    )
+    return max(1, len(entry))
 
 
 def _groups(options: FeatureOptions) -> dict[tuple[str, str], list[Item]]:
@@ -209,12 +223,11 @@ def run_feature_study(options: FeatureOptions) -> Store:
             table = tables[unit.kind]
             yield Output(unit, table, unit.kind, fields={"analysis": unit.kind, "n_rows": len(table)})
 
-    def work(unit: Unit) -> float:  # the ablation search runs ~2 × draws × len(ks) passes, attribution ~steps
-        passes = (
-            options.ig_steps + 3 + options.checked
-            if unit.kind == FEATURES
-            else 2 * (1 + len(options.ks) * (1 + options.draws))
-        )
-        return len(unit.items) * passes
+    def work(unit: Unit) -> float:  # forward passes per item and SAE, the path's refinement guessed at 2×
+        if unit.kind == FEATURES:
+            passes = 2 * options.ig_steps + 3 + options.checked
+        else:
+            passes = 1 + len(options.ks) * (1 + options.draws)
+        return len(unit.items) * passes * _sae_count(options, unit.model)
 
     return execute(units, options, compute, "features", work=work, unit_name="pass")

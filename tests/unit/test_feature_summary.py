@@ -1,0 +1,146 @@
+"""The feature study's aggregates on tables built by hand: identity, intervals, and the verdict's calibration.
+
+No model and no SAELens: these check the statistics (:mod:`probes.features.summary`) and the
+cross-fitting split (:func:`probes.features.ablation.halves`) on simulated data, including
+how often the top-k vs random-k verdict claims a difference where there is none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from probes.features.ablation import halves
+from probes.features.summary import (
+    ablation_comparison,
+    attribution_check,
+    feature_ranking,
+    identity_terms,
+    splice_check,
+    top_features,
+)
+
+GROUP = {"model": "m", "task": "t", "variant": "prize", "layer": 1}
+
+
+def _tables(rng: np.random.Generator, n_items: int = 40, n_features: int = 12):
+    """Feature rows (each feature active on a random subset of items) and item rows that obey the identity."""
+    feature_rows, item_rows = [], []
+    means = np.linspace(-1.0, 1.0, n_features)
+    for item in range(n_items):
+        active = np.flatnonzero(rng.random(n_features) < 0.6)
+        values = means[active] + rng.normal(0, 0.3, len(active))
+        for feature, value in zip(active, values):
+            feature_rows.append(
+                {**GROUP, "item_id": f"i{item}", "feature": int(feature), "activation": 1.0, "token": 7,
+                 "from_end": 0, "attribution": float(value), "linear_attribution": float(value),
+                 "ablation_effect": float(-value)}
+            )  # fmt: skip
+        baseline, error = rng.normal(0, 1), rng.normal(0, 0.5)
+        log_odds = baseline + error + values.sum()
+        item_rows.append(
+            {**GROUP, "item_id": f"i{item}", "log_odds": log_odds, "baseline": baseline,
+             "error_attribution": error, "features_total": values.sum(), "completeness_gap": 0.0,
+             "spliced_log_odds": log_odds - error, "correct": float(log_odds > 0),
+             "spliced_correct": float(log_odds - error > 0)}
+        )  # fmt: skip
+    return pd.DataFrame(feature_rows), pd.DataFrame(item_rows)
+
+
+def test_identity_terms_add_up_to_the_mean_log_odds():
+    features, items = _tables(np.random.default_rng(0))
+    terms = identity_terms(features, items).iloc[0]
+    total = terms["baseline"] + terms["error"] + terms["distractor_features"] + terms["true_features"]
+    assert total == pytest.approx(terms["log_odds"], abs=1e-9)
+    assert terms["distractor_features"] < 0 < terms["true_features"]
+
+
+def test_ranking_counts_inactive_items_as_zero_and_orders_distractor_first():
+    features, items = _tables(np.random.default_rng(1))
+    ranking = feature_ranking(features, items)
+    first = ranking.iloc[0]
+    rows = features[features["feature"] == first["feature"]]
+    assert first["attribution"] == pytest.approx(rows["attribution"].sum() / len(items))
+    assert first["n_items"] == len(items) and first["n_active"] == rows["item_id"].nunique()
+    assert list(ranking["attribution"]) == sorted(ranking["attribution"])
+    tops = top_features(ranking, n=3)
+    assert (tops.loc[tops["side"] == "distractor", "high"] < 0).all()
+    assert (tops.loc[tops["side"] == "true", "low"] > 0).all()
+
+
+def test_ranking_interval_covers_the_true_mean_about_95_percent_of_the_time():
+    rng = np.random.default_rng(2)
+    covered, trials = 0, 400
+    for _ in range(trials):
+        values = rng.normal(-0.2, 1.0, 30)
+        features = pd.DataFrame(
+            {**GROUP, "item_id": [f"i{i}" for i in range(30)], "feature": 0, "activation": 1.0, "token": 1,
+             "from_end": 0, "attribution": values}
+        )  # fmt: skip
+        items = pd.DataFrame({**GROUP, "item_id": [f"i{i}" for i in range(30)]})
+        row = feature_ranking(features, items).iloc[0]
+        covered += row["low"] <= -0.2 <= row["high"]
+    assert 0.92 <= covered / trials <= 0.98
+
+
+def _ablation(rng: np.random.Generator, n_items: int, top_flip: float, random_flip: float, draws: int = 5):
+    rows = []
+    for item in range(n_items):
+        base = dict(GROUP, item_id=f"i{item}", k=4, correct_clean=0.0, log_odds_clean=-1.0)
+        flip = float(rng.random() < top_flip)
+        rows.append(
+            {**base, "selection": "top", "draw": 0, "correct_ablated": flip, "log_odds_ablated": flip}
+        )
+        for draw in range(draws):
+            flip = float(rng.random() < random_flip)
+            rows.append(
+                {
+                    **base,
+                    "selection": "random",
+                    "draw": draw,
+                    "correct_ablated": flip,
+                    "log_odds_ablated": flip,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_top_vs_random_verdict_is_calibrated_on_null_data():
+    """Top and random sets that flip items equally often: a difference is claimed about 5% of the time."""
+    rng = np.random.default_rng(3)
+    claims, trials = 0, 300
+    for trial in range(trials):
+        row = ablation_comparison(_ablation(rng, 100, 0.2, 0.2), n_resamples=500, seed=trial).iloc[0]
+        claims += row["decided"] != "not determined"
+    assert claims / trials <= 0.09
+
+
+def test_top_vs_random_verdict_finds_a_real_difference():
+    row = ablation_comparison(_ablation(np.random.default_rng(4), 100, 0.5, 0.05)).iloc[0]
+    assert row["decided"] == "top > random"
+    assert row["accuracy_difference_low"] > 0
+    assert row["accuracy_top"] == pytest.approx(row["accuracy_top"])  # a number, not NaN
+
+
+def test_no_difference_at_all_is_not_determined():
+    row = ablation_comparison(_ablation(np.random.default_rng(5), 30, 0.0, 0.0)).iloc[0]
+    assert row["decided"] == "not determined"
+    assert row["accuracy_difference_low"] == row["accuracy_difference_high"] == 0
+
+
+def test_splice_and_attribution_checks():
+    features, items = _tables(np.random.default_rng(6))
+    splice = splice_check(items).iloc[0]
+    assert splice["splice_change_low"] <= splice["splice_change"] <= splice["splice_change_high"]
+    assert splice["max_completeness_gap"] == 0
+    check = attribution_check(features).iloc[0]
+    assert check["r"] == pytest.approx(1.0) and check["slope"] == pytest.approx(1.0)
+
+
+def test_halves_are_balanced_seeded_and_independent_of_order():
+    ids = [f"item{i}" for i in range(11)]
+    split = halves(ids, seed=0)
+    assert sorted(split.values()).count(0) in (5, 6)
+    assert split == halves(list(reversed(ids)), seed=0)
+    assert split != halves(ids, seed=1)
