@@ -199,3 +199,23 @@ def ablation_comparison(ablation: pd.DataFrame, n_resamples: int = 2000, seed: i
         row["accuracy_clean"] = float(group.drop_duplicates("item_id")["correct_clean"].mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def token_totals(ranking: pd.DataFrame) -> pd.DataFrame:
+    """Per group, the mean attribution summed over the features that peak at each (token, position).
+
+    Groups the rows of :func:`feature_ranking` by where each feature peaks most often (``token``,
+    ``from_end``): what the features read at "not" carry to the answer, per size and layer.
+    Columns: :data:`KEYS`, ``token``, ``from_end``, ``features`` (how many), ``attribution``
+    (their summed mean attribution), ``distractor`` and ``true`` (its negative and positive parts).
+    """
+    parts = ranking.assign(
+        distractor=ranking["attribution"].clip(upper=0), true=ranking["attribution"].clip(lower=0)
+    )
+    totals = parts.groupby([*KEYS, "token", "from_end"], sort=False).agg(
+        features=("feature", "size"),
+        attribution=("attribution", "sum"),
+        distractor=("distractor", "sum"),
+        true=("true", "sum"),
+    )
+    return totals.reset_index()

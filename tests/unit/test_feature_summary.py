@@ -71,17 +71,18 @@ def test_ranking_counts_inactive_items_as_zero_and_orders_distractor_first():
 
 def test_ranking_interval_covers_the_true_mean_about_95_percent_of_the_time():
     rng = np.random.default_rng(2)
-    covered, trials = 0, 400
-    for _ in range(trials):
-        values = rng.normal(-0.2, 1.0, 30)
-        features = pd.DataFrame(
-            {**GROUP, "item_id": [f"i{i}" for i in range(30)], "feature": 0, "activation": 1.0, "token": 1,
-             "from_end": 0, "attribution": values}
-        )  # fmt: skip
-        items = pd.DataFrame({**GROUP, "item_id": [f"i{i}" for i in range(30)]})
-        row = feature_ranking(features, items).iloc[0]
-        covered += row["low"] <= -0.2 <= row["high"]
-    assert 0.92 <= covered / trials <= 0.98
+    trials, n = 400, 30
+    models = np.repeat([f"m{t}" for t in range(trials)], n)
+    ids = np.tile([f"i{i}" for i in range(n)], trials)
+    common = {"task": "t", "variant": "prize", "layer": 1}
+    features = pd.DataFrame(
+        {**common, "model": models, "item_id": ids, "feature": 0, "activation": 1.0, "token": 1,
+         "from_end": 0, "attribution": rng.normal(-0.2, 1.0, trials * n)}
+    )  # fmt: skip
+    items = pd.DataFrame({**common, "model": models, "item_id": ids})
+    ranking = feature_ranking(features, items)
+    covered = ((ranking["low"] <= -0.2) & (ranking["high"] >= -0.2)).mean()
+    assert len(ranking) == trials and 0.92 <= covered <= 0.98
 
 
 def _ablation(rng: np.random.Generator, n_items: int, top_flip: float, random_flip: float, draws: int = 5):
@@ -144,3 +145,15 @@ def test_halves_are_balanced_seeded_and_independent_of_order():
     assert sorted(split.values()).count(0) in (5, 6)
     assert split == halves(list(reversed(ids)), seed=0)
     assert split != halves(ids, seed=1)
+
+
+def test_token_totals_split_the_features_by_where_they_peak():
+    from probes.features.summary import token_totals
+
+    features, items = _tables(np.random.default_rng(7))
+    features["token"] = np.where(features["feature"] < 6, 3, 4)
+    ranking = feature_ranking(features, items)
+    totals = token_totals(ranking)
+    assert totals["features"].sum() == len(ranking)
+    assert totals["attribution"].sum() == pytest.approx(ranking["attribution"].sum())
+    assert (totals["distractor"] <= 0).all() and (totals["true"] >= 0).all()
