@@ -558,3 +558,143 @@ def _heading(text: str) -> None:
 def _print(lines: Sequence[str]) -> None:
     for line in lines:
         print(line)
+
+
+#: Variants printed first, in this order, when the store holds them.
+FIRST_VARIANTS = ("prize", "one_shot")
+
+
+def _feature_model_order(models: list[str], store: Path) -> list[str]:
+    from probes.report.tables import model_order
+    from probes.store.store import Store
+
+    manifest = Store(store).manifest("features")
+    ordered = model_order(manifest) if len(manifest) else []
+    return [m for m in ordered if m in models] + sorted(set(models) - set(ordered))
+
+
+def feature_closing_lines(store: Path) -> list[str]:
+    """The closing table of a store's feature study (empty when it holds none)."""
+    from probes.features.summary import ablation_comparison, splice_check
+    from probes.store.store import Store
+
+    stored = Store(store)
+    if "feature_ablation" not in stored.kinds():
+        return []
+    items, ablation = stored.read("feature_items"), stored.read("feature_ablation")
+    comparison = ablation_comparison(ablation)
+    splices = splice_check(items)
+    lines = []
+    variants = list(dict.fromkeys(items["variant"]))
+    variants = [v for v in FIRST_VARIANTS if v in variants] + [v for v in variants if v not in FIRST_VARIANTS]
+    for task in dict.fromkeys(items["task"]):
+        for variant in variants[:2]:
+            rows = []
+            mine = comparison[(comparison["task"] == task) & (comparison["variant"] == variant)]
+            spliced = splices[(splices["task"] == task) & (splices["variant"] == variant)]
+            for model in _feature_model_order(list(dict.fromkeys(spliced["model"])), store):
+                for splice in spliced[spliced["model"] == model].itertuples():
+                    here = mine[(mine["model"] == model) & (mine["layer"] == splice.layer)]
+                    row = {
+                        "model": model,
+                        "layer": splice.layer,
+                        "accuracy": f"{splice.accuracy:.2f}",
+                        "spliced": f"{splice.spliced_accuracy:.2f}",
+                    }
+                    if len(here):
+                        best = here.loc[here["k"].idxmax()]
+                        low, high = best["accuracy_difference_low"], best["accuracy_difference_high"]
+                        row.update(
+                            k=int(best["k"]),
+                            top=f"{best['accuracy_top']:+.2f}",
+                            random=f"{best['accuracy_random']:+.2f}",
+                            difference=f"{best['accuracy_difference']:+.2f} [{low:+.2f}, {high:+.2f}]",
+                            verdict=best["decided"],
+                        )
+                    rows.append(row)
+            if not rows:
+                continue
+            lines += wrapped(
+                f"{task}, {variant}: accuracy change when the top-k distractor features (ranked on the other "
+                "half of the items) or k random active features are ablated",
+                indent=0,
+            )
+            columns = {
+                "model": "model", "layer": "layer", "accuracy": "acc", "spliced": "spliced", "k": "k",
+                "top": "top-k", "random": "random-k", "difference": "top − random [95% CI]",
+                "verdict": "verdict",
+            }  # fmt: skip
+            lines += text_table(rows, columns, right=["layer", "accuracy", "spliced", "k", "top", "random"])
+            lines.append("")
+    lines += wrapped(
+        f"every figure: probes report {store} (features.html); rows: the store's features, feature_items "
+        "and feature_ablation tables",
+        indent=0,
+    )
+    return lines
+
+
+#: Kinds of the feature study's tables (:mod:`probes.features.study`).
+FEATURE_KINDS = ("features", "feature_items", "feature_ablation")
+
+
+def feature_show_tables(store: Path) -> dict[str, pd.DataFrame]:
+    """The feature study's aggregates ``probes show`` prints, models smallest first.
+
+    ``feature-ranking``: every feature's mean attribution with its interval
+    (:func:`probes.features.summary.feature_ranking`); ``feature-verdicts``: top-k against
+    random-k per k (:func:`probes.features.summary.ablation_comparison`); ``feature-checks``:
+    splicing and the attribution identity per layer (:func:`probes.features.summary.splice_check`).
+    """
+    from probes.features.summary import ablation_comparison, feature_ranking, splice_check
+    from probes.store.store import Store
+
+    stored = Store(store)
+    kinds = set(stored.kinds())
+    if not set(FEATURE_KINDS) <= kinds:
+        return {}
+    items = stored.read("feature_items")
+    order = _feature_model_order(list(dict.fromkeys(items["model"])), store)
+    rank = {model: i for i, model in enumerate(order)}
+
+    def by_size(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.sort_values("model", key=lambda c: c.map(rank), kind="stable").reset_index(drop=True)
+
+    return {
+        "feature-ranking": by_size(feature_ranking(stored.read("features"), items)),
+        "feature-verdicts": by_size(ablation_comparison(stored.read("feature_ablation"))),
+        "feature-checks": by_size(splice_check(items)),
+    }
+
+
+def _variant_rank(variant: str) -> int:
+    return FIRST_VARIANTS.index(variant) if variant in FIRST_VARIANTS else len(FIRST_VARIANTS)
+
+
+def print_feature_tables(store: Path, top: int = 3) -> None:
+    """Print the feature study for people (``probes show``): the verdict table, then per model,
+    variant and layer the features pushing each answer hardest; every line ≤ 100 columns."""
+    _print(feature_closing_lines(store)[:-2])
+    ranking = feature_show_tables(store).get("feature-ranking")
+    if ranking is None:
+        return
+    _heading(
+        f"== the {top} features pushing the distractor (−) and the true answer (+) hardest, where the "
+        "95% interval excludes 0: mean attribution to the log-odds; peak = token and position from the end"
+    )
+    from probes.features.summary import top_features
+
+    chosen = top_features(ranking, top)
+    rows = [
+        {"model": r.model, "variant": r.variant, "layer": r.layer, "feature": f"f{r.feature}",
+         "attribution": f"{r.attribution:+.3f} [{r.low:+.3f}, {r.high:+.3f}]",
+         "active": f"{r.n_active}/{r.n_items}", "peak": f"{r.token_text!r} @-{r.from_end}"}
+        for r in chosen.sort_values(
+            ["variant", "model", "layer", "attribution"],
+            key=lambda c: c.map(_variant_rank) if c.name == "variant" else c,
+            kind="stable",
+        ).itertuples()
+    ]  # fmt: skip
+    columns = {"model": "model", "variant": "variant", "layer": "layer", "feature": "feature",
+               "attribution": "attribution [95% CI]", "active": "active", "peak": "peak"}  # fmt: skip
+    _print(text_table(rows, columns, right=["layer", "active"], shrink="model"))

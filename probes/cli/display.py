@@ -29,6 +29,8 @@ SHOW_TABLES = ("layers", "decision", "divergence")
 
 #: The ablation study's tables ``probes show --format csv|json --table`` prints.
 ABLATION_TABLES = ("pushers", "effects", "patching", "unpaired")
+#: The feature study's tables ``probes show --table`` prints for scripts.
+FEATURE_TABLES = ("feature-ranking", "feature-verdicts", "feature-checks")
 
 #: Default width of text tables: they fit a 100-column terminal.
 WIDTH = 100

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
-from probes.cli.display import ABLATION_TABLES, FORMATS, SHOW_TABLES
+from probes.cli.display import ABLATION_TABLES, FEATURE_TABLES, FORMATS, SHOW_TABLES
 from probes.cli.flags import HEAVY_OPTIONS, add_dataclass_options, options_from
 from probes.errors import ProbesError
 
@@ -79,7 +79,7 @@ def _command_ablate(args: argparse.Namespace) -> int:
 
 
 def _command_features(args: argparse.Namespace) -> int:
-    from probes.features.closing import feature_closing_lines
+    from probes.cli.closing import feature_closing_lines
     from probes.features.study import FeatureOptions, run_feature_study
 
     store = run_feature_study(options_from(args, FeatureOptions))
@@ -135,8 +135,11 @@ def _command_show(args: argparse.Namespace) -> int:
 
     from probes.cli.closing import (
         ABLATION_KINDS,
+        FEATURE_KINDS,
         ablation_show_tables,
+        feature_show_tables,
         print_ablation_tables,
+        print_feature_tables,
         print_tables,
         show_records,
     )
@@ -157,11 +160,23 @@ def _command_show(args: argparse.Namespace) -> int:
             )
         print(records_text(show_records(found[args.table]), args.format))
         return 0
-    if LENS in kinds or not ablation:  # an empty store: read() says what to run
-        out = None if ablation else Path(args.store)  # else said once, after the ablation tables
+    features = set(FEATURE_KINDS) <= set(kinds)
+    if args.format != "text" and args.table in FEATURE_TABLES:
+        found = feature_show_tables(Path(args.store))
+        if args.table not in found:
+            raise ProbesError(
+                f"{args.store} holds no feature tables; run `probes features --out {args.store}` first."
+            )
+        print(records_text(show_records(found[args.table]), args.format))
+        return 0
+    if LENS in kinds or not (ablation or features):  # an empty store: read() says what to run
+        out = None if ablation or features else Path(args.store)  # else said once, at the end
         print_tables(store.read(), out, _size_order(store), args.format, args.table)
     if ablation and args.format == "text":
         print_ablation_tables(ablation, ablation_order)
+    if features and args.format == "text":
+        print_feature_tables(Path(args.store))
+    if (ablation or features) and args.format == "text":
         print(f"\nresults: {args.store}")
     return 0
 
@@ -338,10 +353,11 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     _add_format(show)
     show.add_argument(
         "--table",
-        choices=SHOW_TABLES + ABLATION_TABLES,
+        choices=SHOW_TABLES + ABLATION_TABLES + FEATURE_TABLES,
         default="layers",
         help="With --format csv or json: the table to print (a sweep's per-layer scores, decision or "
-        "divergence layers; an ablation study's pushers, effects, patching or unpaired; "
+        "divergence layers; an ablation study's pushers, effects, patching or unpaired; a feature "
+        "study's feature-ranking, feature-verdicts or feature-checks; "
         "default: %(default)s).",
     )
     show.set_defaults(handler=_command_show)

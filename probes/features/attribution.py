@@ -207,11 +207,15 @@ def attribute_batch(
         usable = active[rows, features] > 0
         ablation[rows[usable], features[usable]] = (ablated - log_odds)[usable]
     feature_rows, item_rows = [], []
+    decoded = {t: model.tokenizer.decode([t]) for p in batch.prompts for t in set(p.tokens)}
     strongest = parts.activations.argmax(1)  # batch feature: position of each feature's largest activation
     for row, prompt in enumerate(batch.prompts):
         item_rows.append(
             {
                 "item_id": prompt.item.id,
+                "prompt": prompt.item.prompt,
+                "true_answer": prompt.item.true_answer,
+                "distractor_answer": prompt.item.distractor_answer,
                 "log_odds": float(log_odds[row]),
                 "model_log_odds": float(clean_log_odds[row]),
                 "correct": float(credit[row]),
@@ -238,6 +242,7 @@ def attribute_batch(
                     "position": position,
                     "from_end": len(prompt.tokens) - 1 - position,
                     "token": prompt.tokens[position],
+                    "token_text": decoded[prompt.tokens[position]],
                     "attribution": float(attribution[row, feature]),
                     "linear_attribution": float(linear[row, feature]),
                     "ablation_effect": float(ablation[row, feature]),
@@ -260,7 +265,8 @@ def attribute_features(
         ``features``: one row per (item, feature active at some read position): ``activation``
         (its largest), ``active_positions``, ``position``/``from_end``/``token`` (where it is
         largest), ``attribution``, ``linear_attribution``, ``ablation_effect`` (NaN where not
-        measured). ``items``: one row per item: ``log_odds``, ``correct``, ``baseline``,
+        measured), ``token_text``. ``items``: one row per item: ``prompt``, ``true_answer``,
+        ``distractor_answer``, ``log_odds``, ``correct``, ``baseline``,
         ``features_total``, ``error_attribution``, ``completeness_gap``, ``spliced_log_odds``,
         ``spliced_correct``, ``active_features``, ``read_positions``. Both with ``layer``.
     """

@@ -27,8 +27,9 @@ def feature_ranking(features: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame
     """Each active feature's mean attribution over items, 95% t-interval, most distractor-pushing first.
 
     Columns: :data:`KEYS`, ``feature``, ``attribution`` (mean), ``low``, ``high``, ``n_items``,
-    ``n_active`` (items where it fires), ``activation`` (mean where it fires), ``token`` and
-    ``from_end`` (the commonest token and position of its largest activation).
+    ``n_active`` (items where it fires), ``activation`` (mean where it fires), ``token``,
+    ``token_text`` and ``from_end`` (the commonest token, as id and text, and the commonest
+    position of its largest activation).
     """
     counts = _n_items(items)
     grouped = features.groupby([*KEYS, "feature"], sort=False)
@@ -41,6 +42,11 @@ def feature_ranking(features: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame
         from_end=("from_end", lambda t: int(t.mode().iloc[0])),
     ).reset_index()
     table = table.merge(counts, on=KEYS)
+    if "token_text" in features:  # each token's text (one tokenizer per model)
+        texts = features.drop_duplicates(["model", "token"]).set_index(["model", "token"])["token_text"]
+        table["token_text"] = [texts.get((m, t), str(t)) for m, t in zip(table["model"], table["token"])]
+    else:
+        table["token_text"] = table["token"].astype(str)
     n = table["n_items"].to_numpy(dtype=float)
     mean = table["total"] / n
     variance = (table["squares"] - n * mean**2) / np.maximum(n - 1, 1)
@@ -212,7 +218,7 @@ def token_totals(ranking: pd.DataFrame) -> pd.DataFrame:
     parts = ranking.assign(
         distractor=ranking["attribution"].clip(upper=0), true=ranking["attribution"].clip(lower=0)
     )
-    totals = parts.groupby([*KEYS, "token", "from_end"], sort=False).agg(
+    totals = parts.groupby([*KEYS, "token", "token_text", "from_end"], sort=False).agg(
         features=("feature", "size"),
         attribution=("attribution", "sum"),
         distractor=("distractor", "sum"),

@@ -270,6 +270,8 @@ def train_saes(
         seconds = time.perf_counter() - started
         folder = out / f"layer-{layer}"
         trained.save_inference_model(folder)
+        config = folder / "cfg.json"  # SAELens writes its keys in no fixed order: sorted, for a stable sha256
+        config.write_text(json.dumps(json.loads(config.read_text("utf-8")), sort_keys=True) + "\n", "utf-8")
         weights = folder / "sae_weights.safetensors"
         from probes.builtin.folders import sha256_file
 
