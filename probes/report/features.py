@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from probes.features.summary import (
+    KEYS,
     ablation_comparison,
     attribution_check,
     feature_ranking,
@@ -67,15 +69,8 @@ TERMS = (
 
 def short_names(models: Sequence[str]) -> tuple[str, dict[str, str]]:
     """The models' shared prefix up to a separator (``"organism:"``) and each name without it."""
-    prefix = models[0] if len(models) == 1 else ""
-    if len(models) > 1:
-        shared = models[0]
-        for model in models[1:]:
-            while not model.startswith(shared):
-                shared = shared[:-1]
-        prefix = shared
-    cut = max(prefix.rfind(mark) for mark in ":/-_") + 1
-    prefix = prefix[:cut]
+    shared = os.path.commonprefix(list(models))
+    prefix = shared[: max(shared.rfind(mark) for mark in ":/-_") + 1]
     return prefix, {model: model[len(prefix) :] or model for model in models}
 
 
@@ -222,16 +217,17 @@ def top_features_figure(
     top = ranked_top(features, items, variant)
     rows, panel_title = _one_panel(features, variant)
     models = ordered_models(rows["model"], order)
-    columns = min(3, len(models))
+    columns = min(2, len(models))  # two wide panels a row: room for the labels and the bars
     n_rows = -(-len(models) // columns)
     layers = rows.groupby("model")["layer"].first()
     found = set(top["model"])
-    titles = [f"{m} L{layers[m]}" + ("" if m in found else ": no interval excludes 0") for m in models]
+    titles = [f"{m} L{layers[m]}" + ("" if m in found else " (none)") for m in models]
+    shown: set[str] = set()
     fig = make_subplots(
         rows=n_rows,
         cols=columns,
         subplot_titles=titles,
-        horizontal_spacing=0.22,
+        horizontal_spacing=0.25,
         vertical_spacing=0.3 / n_rows,
     )
     for index, model in enumerate(models):
@@ -242,6 +238,8 @@ def top_features_figure(
             ("true", BLUE, "pushes the true answer"),
         ):
             bars = mine[mine["side"] == side]
+            if bars.empty:
+                continue
             fig.add_trace(
                 go.Bar(
                     x=bars["attribution"],
@@ -249,7 +247,7 @@ def top_features_figure(
                     orientation="h",
                     name=name,
                     legendgroup=side,
-                    showlegend=index == 0,
+                    showlegend=side not in shown,
                     marker={
                         "color": colour,
                         "pattern": {"shape": "/" if side == "distractor" else "", "fgcolor": "white"},
@@ -262,7 +260,8 @@ def top_features_figure(
                 ),
                 **place,
             )
-        fig.update_yaxes(autorange="reversed", tickfont={"size": 11}, **place)
+            shown.add(side)
+        fig.update_yaxes(autorange="reversed", tickfont={"size": 11}, showticklabels=not mine.empty, **place)
     if len(top):
         low, high = float(min(top["low"].min(), 0)), float(max(top["high"].max(), 0))
         pad = 0.05 * (high - low or 1)
@@ -404,14 +403,14 @@ def top_items_html(
     body = []
     rank = {m: i for i, m in enumerate(ordered_models(top["model"], order))}
     top = top.sort_values("model", key=lambda c: c.map(rank), kind="stable")
+    keys = [*KEYS, "feature"]
+    strongest = (
+        features.merge(top[keys], on=keys)
+        .sort_values("activation", ascending=False, kind="stable")
+        .groupby(keys, sort=False)
+    )
     for feature in top.itertuples():
-        mine = features[
-            (features["model"] == feature.model)
-            & (features["task"] == feature.task)
-            & (features["variant"] == feature.variant)
-            & (features["layer"] == feature.layer)
-            & (features["feature"] == feature.feature)
-        ].nlargest(TOP_ITEMS, "activation")
+        mine = strongest.get_group(tuple(getattr(feature, key) for key in keys)).head(TOP_ITEMS)
         span = f' rowspan="{len(mine)}"' if len(mine) > 1 else ""
         shared = [
             feature.model,
@@ -629,7 +628,8 @@ PANELS: tuple[Panel, ...] = (
         "negative mean attribution whose 95% interval lies below 0 (red) and the 5 most positive whose "
         "interval lies above 0 (blue); bars are Student's t 95% intervals over items (inactive items "
         "count 0). Labels: feature id @ the token where it is most active (the commonest over items) "
-        "and that token's distance from the prompt's end. One x scale for every panel.",
+        "and that token's distance from the prompt's end; (none): no feature's interval excludes 0. One x "
+        "scale for every panel.",
     ),
     Panel(
         "top-items",
@@ -755,13 +755,11 @@ def load_feature_tables(root: str | Path) -> tuple[dict[str, pd.DataFrame], list
     if "features" in tables:
         tokenizers = {model: _tokenizer(spec) for model, spec in _specs(manifest).items()}
         features = tables["features"]
-        texts = {
-            (model, token): _decode(tokenizers.get(model), token)
-            for model, token in set(zip(features["model"], features["token"].astype(int)))
-        }
-        tables["features"] = features.assign(
-            token_text=[texts[key] for key in zip(features["model"], features["token"].astype(int))]
-        )
+        texts = features[["model", "token"]].drop_duplicates()
+        texts["token_text"] = [
+            _decode(tokenizers.get(m), int(t)) for m, t in zip(texts["model"], texts["token"])
+        ]
+        tables["features"] = features.merge(texts, on=["model", "token"], how="left")
         prompts = verified_prompts(features, manifest, tokenizers)
         if len(prompts):
             tables[PROMPTS] = prompts
