@@ -618,8 +618,8 @@ PANELS: tuple[Panel, ...] = (
         "with every feature and the error term off), the SAE's error term, the features whose mean "
         "attribution is negative (red: they push the distractor) and positive (blue: the true answer), "
         "and the integration's own gap. The bars stack (negative ones downwards) and add up to the "
-        "diamond exactly. Means over items, counting 0 where a feature is inactive; no intervals (those "
-        "of single features follow). One panel per variant, prize first.",
+        "diamond (to float rounding). Means over items, counting 0 where a feature is inactive; no "
+        "intervals (those of single features follow). One panel per variant, prize first.",
     ),
     Panel(
         "top-features",
