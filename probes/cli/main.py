@@ -88,6 +88,8 @@ def _command_features(args: argparse.Namespace) -> int:
         print(line)
     if args.report:
         _write_feature_page(store.root, store.root / "report", png=args.png, strict=False)
+        if (store.root / "report" / "report.html").is_file():  # now with a link to the feature page
+            _write_report(store.root, store.root / "report", x="parameters", png=False, strict=False)
     print(f"results: {store.root}")
     return 0
 
@@ -101,7 +103,7 @@ def _write_feature_page(store: Path, folder: Path, png: bool, strict: bool) -> N
     if not tables:
         return
     try:
-        page = write_feature_page(tables, folder, order, png=png)
+        page = write_feature_page(tables, folder, order, png=png, links=_page_links(store, "features"))
     except PngExportError as err:
         if strict:
             raise
@@ -114,20 +116,34 @@ def _write_ablation_page(store: Path, folder: Path, png: bool, strict: bool) -> 
     """Write a store's ablation page, if it has ablation tables; PNG failures warn unless ``strict``."""
     from probes.report import PngExportError
     from probes.report.ablations import load_ablation_tables, write_ablation_page
-    from probes.store.store import Store
 
     tables, order = load_ablation_tables(store)
     if not tables:
         return
-    links = [("Lens report", "report.html")] if Store(store).shard_paths() else []
     try:
-        page = write_ablation_page(tables, folder, order, png=png, links=links)
+        page = write_ablation_page(tables, folder, order, png=png, links=_page_links(store, "ablations"))
     except PngExportError as err:
         if strict:
             raise
         print(f"probes: warning: {err}", file=sys.stderr)
         page = folder / "ablations.html"
     print(f"ablation report: {page}")
+
+
+def _page_links(store: Path, page: str) -> list[tuple[str, str]]:
+    """Links from one page of a store's report (``report``, ``ablations``, ``features``) to the others
+    the store has tables for."""
+    from probes.report.ablations import KINDS as ABLATION_KINDS
+    from probes.report.features import KINDS as FEATURE_KINDS
+    from probes.store.store import LENS, Store
+
+    kinds = set(Store(store).kinds())
+    pages = {
+        "report": ("Lens report", "report.html", {LENS}),
+        "ablations": ("Ablations", "ablations.html", set(ABLATION_KINDS)),
+        "features": ("Features", "features.html", set(FEATURE_KINDS)),
+    }
+    return [(text, address) for name, (text, address, have) in pages.items() if name != page and kinds & have]
 
 
 def _command_show(args: argparse.Namespace) -> int:
@@ -186,10 +202,8 @@ def _write_report(
 ) -> Path | None:
     """Write the report of a whole store and return its path; PNG failures only warn unless ``strict``."""
     from probes.report import PngExportError, load_results, write_report
-    from probes.report.ablations import KINDS
-    from probes.store.store import Store
 
-    links = [("Ablations", "ablations.html")] if set(Store(store).kinds()) & set(KINDS) else []
+    links = _page_links(store, "report")
     try:
         write_report(load_results(store), folder, x=x, png=png, links=links, lens=lens)
     except PngExportError as err:

@@ -31,7 +31,8 @@ from probes.report.summary import markdown_table
 KINDS = ("attribution", "ablation", "patching", "patching_unpaired")
 
 
-def _ordered(models: Sequence[str], order: Sequence[str]) -> list[str]:
+def ordered_models(models: Sequence[str], order: Sequence[str]) -> list[str]:
+    """The distinct ``models``, in ``order`` (smallest first), then any it lacks in order of appearance."""
     present = list(dict.fromkeys(models))
     return [m for m in order if m in present] + [m for m in present if m not in order]
 
@@ -56,7 +57,7 @@ def head_heatmap(
     ``values`` holds one row per model and component with ``kind`` ``head`` (``layer``,
     ``head``) or ``mlp`` (``layer``), e.g. :func:`probes.ablate.summary.mean_attribution`.
     """
-    models = _ordered(values["model"], order)
+    models = ordered_models(values["model"], order)
     columns = min(len(models), PANELS_PER_ROW)
     n_rows = -(-len(models) // columns)
     fig = make_subplots(
@@ -132,7 +133,7 @@ def patching_figure(patching: pd.DataFrame, order: Sequence[str] = ()) -> go.Fig
     rows, panel = _first_panel(patching)
     curve = patching_curve(rows[rows["site"] == "resid"])
     modes = list(dict.fromkeys(curve["positions"]))
-    models = _ordered(curve["model"], order)
+    models = ordered_models(curve["model"], order)
     colours = model_colours(models)
     fig = make_subplots(
         rows=1, cols=len(modes), shared_yaxes=True, subplot_titles=[f"patched: {m} positions" for m in modes]
@@ -168,7 +169,7 @@ def ablation_figure(ablation: pd.DataFrame, order: Sequence[str] = ()) -> go.Fig
     """Change in accuracy and log-odds when the top-k distractor heads or k random heads are ablated."""
     rows, panel = _first_panel(ablation)
     effects = ablation_effects(rows[rows["selection"].isin(["top", "random"])])
-    models = _ordered(effects["model"], order)
+    models = ordered_models(effects["model"], order)
     fig = make_subplots(
         rows=2, cols=len(models), subplot_titles=models, shared_yaxes="rows", vertical_spacing=0.12,
         horizontal_spacing=0.03,
@@ -285,26 +286,28 @@ def ablation_markdown(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()
     if len(tables.get("attribution", ())):
         pushers = by_size(distractor_pushers(tables["attribution"]))
         lines += ["## Parts that push the distractor most (mean direct logit attribution)", ""]
-        lines += _table(pushers, ["model", "task", "component", "attribution"])
+        lines += markdown_lines(pushers, ["model", "task", "component", "attribution"])
     if len(tables.get("ablation", ())):
         effects = by_size(ablation_effects(tables["ablation"]))
         lines += ["## Ablation effects", ""]
         columns = ["model", "task", "selection", "method", "k", "components", "accuracy_clean",
                    "accuracy_ablated", "accuracy_change", "delta"]  # fmt: skip
-        lines += _table(effects, columns)
+        lines += markdown_lines(effects, columns)
     if len(tables.get("patching", ())):
         curve = patching_curve(tables["patching"])
         curve = by_size(curve[curve["site"] == "resid"])
         lines += ["## Residual patching from the no-distractor twin (share of the gap restored)", ""]
-        lines += _table(curve, ["model", "task", "positions", "layer", "relative_depth", "gap", "restored"])
+        columns = ["model", "task", "positions", "layer", "relative_depth", "gap", "restored"]
+        lines += markdown_lines(curve, columns)
     unpaired = tables.get("patching_unpaired")
     if unpaired is not None and len(unpaired):
         counts = unpaired.groupby(["model", "task", "reason"], as_index=False).size()
-        lines += ["## Items without a usable twin (not patched)", ""] + _table(counts, list(counts.columns))
+        lines += ["## Items without a usable twin (not patched)", ""]
+        lines += markdown_lines(counts, list(counts.columns))
     return "\n".join(lines) + "\n"
 
 
-def _table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
+def markdown_lines(frame: pd.DataFrame, columns: list[str]) -> list[str]:
     """``columns`` of ``frame`` as Markdown lines (numbers to 3 significant digits), then a blank line."""
 
     def cell(value: object) -> object:
