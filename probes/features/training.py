@@ -21,8 +21,8 @@ Quality, on windows held out from training (Bricken et al. 2023; Gao et al. 2024
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
-import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -113,16 +113,18 @@ def _batches(vectors: torch.Tensor, batch_size: int, seed: int) -> Iterator[torc
 
 @contextlib.contextmanager
 def _quiet_progress() -> Iterator[None]:
-    """SAELens's trainer without its progress bars (tqdm reads ``TQDM_DISABLE`` per bar)."""
-    before = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    """SAELens's trainer without its progress bars (it builds them with no way to turn them off)."""
+    from sae_lens.training import activation_scaler, sae_trainer
+
+    modules = (sae_trainer, activation_scaler)
+    bars = [module.tqdm for module in modules]
+    for module, bar in zip(modules, bars):
+        module.tqdm = functools.partial(bar, disable=True)
     try:
         yield
     finally:
-        if before is None:
-            os.environ.pop("TQDM_DISABLE", None)
-        else:
-            os.environ["TQDM_DISABLE"] = before
+        for module, bar in zip(modules, bars):
+            module.tqdm = bar
 
 
 def _fit(model: HookedModel, layer: int, vectors: torch.Tensor, settings: SAETraining) -> Any:

@@ -10,21 +10,17 @@ Which layer: the identity figure draws every SAE layer of every model side by si
 log-odds is the same at each; the split into terms is not); the top features, their items and
 the top-k ablation use each model's last SAE layer, the one every size has.
 
-Tokens are stored as ids. :func:`load_feature_tables` decodes them with each model's tokenizer
-(the tokenizer alone, from the built-in ladder's folder or the local hub cache, never the model)
-into ``token_text``, and recovers the prompts: it regenerates the study's items from the task
-options its manifest records and keeps a prompt only where the tokenizer gives back the very
-token ids the study recorded. Where either cannot be had the page shows ids.
+Tokens and prompts are the study's own: the ``features`` table carries each peak token's text
+(``token_text``, decoded by the model's tokenizer as the study ran) and ``feature_items`` each
+item's prompt, so the page needs no tokenizer.
 """
 
 from __future__ import annotations
 
 import html
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -635,10 +631,7 @@ PANELS: tuple[Panel, ...] = (
         "top-items",
         "Top activating items of the top features",
         "For each feature of the figure above, the 3 items where its activation is largest: the item, "
-        "that activation, the token where it peaks and the feature's attribution on that item. Prompts "
-        "are regenerated from the task options the study's manifest records and shown only where the "
-        "model's tokenizer gives back the token ids the study recorded; '–' (or no prompt column) "
-        "where they could not be recovered that way.",
+        "that activation, the token where it peaks, the feature's attribution on that item, and its prompt.",
     ),
     Panel(
         "ablation",
@@ -738,9 +731,8 @@ def write_feature_page(
 def load_feature_tables(root: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """A store's feature tables by kind (those present), and its models smallest first.
 
-    The ``features`` table gains ``token_text`` (each token id decoded, None where no tokenizer
-    could be had), and :data:`PROMPTS` holds the prompts recovered and checked as the module
-    docstring says, when any are.
+    :data:`PROMPTS` holds each item's prompt (``task``, ``variant``, ``item_id``, ``prompt``), from
+    ``feature_items``.
     """
     from probes.report.tables import model_order
     from probes.store.store import Store
@@ -751,109 +743,10 @@ def load_feature_tables(root: str | Path) -> tuple[dict[str, pd.DataFrame], list
     if not kinds:
         return tables, []
     manifest = pd.concat([store.manifest(kind) for kind in kinds], ignore_index=True)
-    order = model_order(manifest)
-    if "features" in tables:
-        tokenizers = {model: _tokenizer(spec) for model, spec in _specs(manifest).items()}
-        features = tables["features"]
-        texts = features[["model", "token"]].drop_duplicates()
-        texts["token_text"] = [
-            _decode(tokenizers.get(m), int(t)) for m, t in zip(texts["model"], texts["token"])
-        ]
-        tables["features"] = features.merge(texts, on=["model", "token"], how="left")
-        prompts = verified_prompts(features, manifest, tokenizers)
-        if len(prompts):
-            tables[PROMPTS] = prompts
-    return tables, order
-
-
-def _specs(manifest: pd.DataFrame) -> dict[str, str]:
-    """Each model's spec as its shards recorded it."""
-    column = "spec" if "spec" in manifest.columns else "model"
-    return dict(zip(manifest["model"], manifest[column].fillna(manifest["model"])))
-
-
-def _tokenizer(spec: str) -> Any | None:
-    """The tokenizer of the model ``spec`` names, without loading the model; None where it cannot be
-    had offline (a hub model not in the local cache, a GGUF file, a folder that moved)."""
-    from probes.errors import ProbesError
-    from probes.model.specs import model_sources, parse_spec
-
-    try:
-        from transformers import AutoTokenizer
-
-        parsed = parse_spec(spec)
-        if parsed.source == "hub":
-            return AutoTokenizer.from_pretrained(parsed.name, revision=parsed.revision, local_files_only=True)
-        if parsed.source == "folder" and parsed.path:
-            return AutoTokenizer.from_pretrained(parsed.path, local_files_only=True)
-        sources = {source.name: source for source in model_sources().values()}
-        if parsed.source in sources:  # a built-in ladder's rung: its verified folder
-            return AutoTokenizer.from_pretrained(str(sources[parsed.source].folder(parsed.name)))
-    except (ProbesError, OSError, ValueError, ImportError):
-        return None
-    return None
-
-
-def _decode(tokenizer: Any | None, token: int) -> str | None:
-    if tokenizer is None:
-        return None
-    try:
-        return tokenizer.decode([token])
-    except (ValueError, TypeError, OverflowError, IndexError):
-        return None
-
-
-def verified_prompts(
-    features: pd.DataFrame, manifest: pd.DataFrame, tokenizers: dict[str, Any]
-) -> pd.DataFrame:
-    """The prompts of the study's items, regenerated and checked against the stored token ids.
-
-    The items are regenerated with :func:`probes.tasks.load_items` from each shard's recorded
-    ``tasks``, ``variants``, ``n_items`` and ``seed``. An item's prompt is kept only when, for
-    every model with a tokenizer, tokenizing it (:func:`probes.lenses.reading.encode_item`) puts
-    at each recorded ``position`` the token id recorded there, and at least one model checked it.
-
-    Returns:
-        ``task``, ``variant``, ``item_id``, ``prompt``.
-    """
-    from probes.errors import ProbesError
-    from probes.lenses.reading import encode_item
-    from probes.tasks import load_items
-
-    candidates: dict[tuple[str, str, str], Any] = {}
-    settings = {
-        json.dumps([o.get("tasks"), o.get("variants"), o.get("n_items"), o.get("seed", 0)], default=str)
-        for o in manifest.get("options", pd.Series(dtype=object))
-        if isinstance(o, dict) and o.get("tasks")
-    }
-    for setting in sorted(settings):
-        tasks, variants, n_items, seed = json.loads(setting)
-        try:
-            items = load_items(tasks, variants, n_items, seed)
-        except ProbesError:
-            continue
-        for item in items:
-            candidates.setdefault((item.task, item.variant, item.id), item)
-    contexts = manifest.drop_duplicates("model").set_index("model")["n_ctx"] if "n_ctx" in manifest else {}
-    verdicts: dict[tuple[str, str, str], bool] = {}
-    seen = features.drop_duplicates(["model", "task", "variant", "item_id", "position"])
-    for (model, task, variant, item_id), rows in seen.groupby(["model", "task", "variant", "item_id"]):
-        item, tokenizer = candidates.get((task, variant, item_id)), tokenizers.get(model)
-        if item is None or tokenizer is None:
-            continue
-        key = (task, variant, item_id)
-        try:
-            ids = encode_item(item, tokenizer, int(contexts.get(model, 1 << 30))).prompt_ids
-            same = all(
-                0 <= position < len(ids) and ids[position] == token
-                for position, token in zip(rows["position"], rows["token"])
-            )
-        except ProbesError:
-            same = False
-        verdicts[key] = verdicts.get(key, True) and same
-    rows = [
-        {"task": t, "variant": v, "item_id": i, "prompt": candidates[(t, v, i)].prompt}
-        for (t, v, i), same in verdicts.items()
-        if same
-    ]
-    return pd.DataFrame(rows, columns=["task", "variant", "item_id", "prompt"])
+    items = tables.get("feature_items")
+    if items is not None and "prompt" in items.columns:
+        columns = ["task", "variant", "item_id", "prompt"]
+        tables[PROMPTS] = (
+            items[columns].drop_duplicates(["task", "variant", "item_id"]).reset_index(drop=True)
+        )
+    return tables, model_order(manifest)

@@ -86,3 +86,12 @@ def test_bad_options_are_one_clear_error(tmp_path, capsys, args, message):
     assert main(["features", *args, "--out", str(tmp_path / "o"), "--no-report", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("probes: error:") and message in err and "Traceback" not in err
+
+
+def test_the_report_shows_the_feature_page_with_prompts_and_tokens(study, tmp_path):
+    assert main(["report", str(study.root), "--out", str(tmp_path), "--no-png"]) == 0
+    page = (tmp_path / "features.html").read_text("utf-8")
+    prompts = set(study.read("feature_items")["prompt"])
+    assert any(prompt in page for prompt in prompts) and "The log-odds in feature terms" in page
+    assert '@ "' in page  # features labelled with their peak token's text
+    assert (tmp_path / "features.md").is_file()

@@ -17,7 +17,6 @@ from probes.report.features import (
     short_names,
     top_features_figure,
     top_items_html,
-    verified_prompts,
     write_feature_page,
 )
 
@@ -171,21 +170,9 @@ def test_short_names_cut_at_a_separator():
     assert short_names(["gpt2", "pythia"])[0] == ""
 
 
-def test_prompts_are_kept_only_where_the_recorded_tokens_match():
-    from probes.report.features import _tokenizer
-    from probes.tasks import load_items
+def test_prompts_come_from_the_items_table(tmp_path):
+    from probes.report.features import load_feature_tables
+    from probes.store.store import Store
 
-    tokenizer = _tokenizer("organism:1x4")
-    assert tokenizer is not None and _tokenizer("no-such-org/no-such-model") is None
-    items = load_items(["organism_negation"], ["prize"], 4, 0)
-    rows = []
-    for index, item in enumerate(items):
-        ids = tokenizer(item.prompt).input_ids
-        token = ids[-1] if index else ids[-1] + 1  # the first item's recorded token is not the prompt's
-        rows.append({"model": "organism:1x4", "task": item.task, "variant": item.variant, "item_id": item.id,
-                     "position": len(ids) - 1, "token": token})  # fmt: skip
-    options = {"tasks": ["organism_negation"], "variants": ["prize"], "n_items": 4, "seed": 0}
-    manifest = pd.DataFrame([{"model": "organism:1x4", "options": options, "n_ctx": 64}])
-    prompts = verified_prompts(pd.DataFrame(rows), manifest, {"organism:1x4": tokenizer})
-    assert list(prompts["item_id"]) == [item.id for item in items[1:]]
-    assert list(prompts["prompt"]) == [item.prompt for item in items[1:]]
+    store = Store(tmp_path / "store")
+    assert load_feature_tables(store.root) == ({}, [])
