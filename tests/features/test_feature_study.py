@@ -13,6 +13,7 @@ from probes.cli.main import main
 from probes.errors import StoreError
 from probes.features.study import KINDS, FeatureOptions, run_feature_study
 from probes.features.summary import ablation_comparison, identity_terms
+from probes.report.features import PROMPTS, load_feature_tables
 from probes.store.store import Store
 
 MODELS = ["organism:1x32", "organism:2x48"]
@@ -91,7 +92,8 @@ def test_bad_options_are_one_clear_error(tmp_path, capsys, args, message):
 def test_the_report_shows_the_feature_page_with_prompts_and_tokens(study, tmp_path):
     assert main(["report", str(study.root), "--out", str(tmp_path), "--no-png"]) == 0
     page = (tmp_path / "features.html").read_text("utf-8")
-    prompts = set(study.read("feature_items")["prompt"])
-    assert any(prompt in page for prompt in prompts) and "The log-odds in feature terms" in page
-    assert '@ "' in page  # features labelled with their peak token's text
+    assert "The log-odds in feature terms" in page and "Top-k against random-k" in page
+    tables, order = load_feature_tables(study.root)
+    assert order == MODELS
+    assert set(tables[PROMPTS]["prompt"]) == set(study.read("feature_items")["prompt"])
     assert (tmp_path / "features.md").is_file()
