@@ -28,20 +28,22 @@ def feature_ranking(features: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame
 
     Columns: :data:`KEYS`, ``feature``, ``attribution`` (mean), ``low``, ``high``, ``n_items``,
     ``n_active`` (items where it fires), ``activation`` (mean where it fires), ``token``,
-    ``token_text`` and ``from_end`` (the commonest token, as id and text, and the commonest
-    position of its largest activation).
+    ``token_text`` and ``from_end`` (where its activation is largest on most items: the token, as
+    id and text, and its position counted back from the answer position, taken together).
     """
     counts = _n_items(items)
-    grouped = features.groupby([*KEYS, "feature"], sort=False)
+    peaks = features["token"].astype(str) + "@" + features["from_end"].astype(str)
+    grouped = features.assign(peak=peaks).groupby([*KEYS, "feature"], sort=False)
     table = grouped.agg(
         total=("attribution", "sum"),
         squares=("attribution", lambda a: float((a**2).sum())),
         n_active=("item_id", "nunique"),
         activation=("activation", "mean"),
-        token=("token", lambda t: int(t.mode().iloc[0])),
-        from_end=("from_end", lambda t: int(t.mode().iloc[0])),
+        peak=("peak", lambda p: p.mode().iloc[0]),
     ).reset_index()
     table = table.merge(counts, on=KEYS)
+    split = table.pop("peak").str.split("@", expand=True)
+    table["token"], table["from_end"] = split[0].astype(int), split[1].astype(int)
     if "token_text" in features:  # each token's text (one tokenizer per model)
         texts = features.drop_duplicates(["model", "token"]).set_index(["model", "token"])["token_text"]
         table["token_text"] = [texts.get((m, t), str(t)) for m, t in zip(table["model"], table["token"])]

@@ -33,6 +33,7 @@ from probes.features.summary import (
     feature_ranking,
     identity_terms,
     splice_check,
+    token_totals,
     top_features,
 )
 from probes.report.ablations import Panel, markdown_lines, ordered_models
@@ -169,6 +170,64 @@ def identity_figure(features: pd.DataFrame, items: pd.DataFrame, order: Sequence
     width = 300 + len(variants) * max(260, 34 * int(positions))
     title = "The log-odds in feature terms: what pushes the distractor and the true answer, by size"
     return finish(fig, title, height=140 + 420 * len(tasks), width=min(MAX_WIDTH, width))
+
+
+#: Positions counted back from the answer position drawn apart in :func:`position_figure`; earlier
+#: ones are pooled.
+POSITIONS = 6
+#: Colours of the positions, the answer position first (a sequential scale: nearer is darker).
+POSITION_COLOURS = ("#08306b", "#2171b5", "#6baed6", "#d94801", "#fd8d3c", "#fdd0a2", "#bdbdbd")
+
+
+def position_figure(
+    features: pd.DataFrame, items: pd.DataFrame, order: Sequence[str] = (), variant: str | None = None
+) -> go.Figure:
+    """Where the features read: summed mean attribution by the position each feature peaks at.
+
+    Per model and SAE layer (first task, one variant), every feature's mean attribution
+    (:func:`probes.features.summary.feature_ranking`) goes to the position, counted back from the
+    answer position, where it is most often most active (:func:`probes.features.summary.token_totals`);
+    one stacked bar per position, labelled with the commonest token there. The bars add up to the
+    features' share of the log-odds (the identity figure's red plus blue).
+    """
+    task, variant = task_order(features)[0], _variant(features, variant)
+    rows = features[(features["task"] == task) & (features["variant"] == variant)]
+    chosen = items[(items["task"] == task) & (items["variant"] == variant)]
+    totals = token_totals(feature_ranking(rows, chosen))
+    totals = totals.assign(bucket=totals["from_end"].clip(upper=POSITIONS))
+    models = ordered_models(totals["model"], order)
+    prefix, short = short_names(models)
+    rank = {model: index for index, model in enumerate(models)}
+    places = totals[["model", "layer"]].drop_duplicates()
+    places = places.sort_values(["model", "layer"], key=lambda c: c.map(rank) if c.name == "model" else c)
+    x = [[short[m] for m in places["model"]], [f"L{layer}" for layer in places["layer"]]]
+    fig = go.Figure()
+    for bucket in sorted(totals["bucket"].unique()):
+        mine = totals[totals["bucket"] == bucket]
+        weights = mine.assign(weight=mine["attribution"].abs()).groupby("token_text")["weight"].sum()
+        token = weights.idxmax() if len(weights) else ""
+        where = (
+            f"{POSITIONS}+ back"
+            if bucket == POSITIONS
+            else ("answer position" if bucket == 0 else f"{bucket} back")
+        )
+        summed = mine.groupby(["model", "layer"])["attribution"].sum()
+        values = [float(summed.get((m, layer), 0.0)) for m, layer in zip(places["model"], places["layer"])]
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=values,
+                name=f'{where} (mostly "{token}")',
+                marker={"color": POSITION_COLOURS[min(bucket, len(POSITION_COLOURS) - 1)]},
+                hovertemplate=f"%{{x[0]}} %{{x[1]}}<br>features peaking {where}: %{{y:+.3f}}<extra></extra>",
+            )
+        )
+    fig.add_hline(y=0, line_color="#444", line_width=1)
+    fig.update_layout(barmode="relative", bargap=0.25)
+    fig.update_xaxes(title=f"model ({prefix}…), SAE layer" if prefix else "model, SAE layer")
+    fig.update_yaxes(title="summed mean attribution (nats)")
+    title = f"Where the features read: attribution by the position they peak at ({task} / {variant})"
+    return finish(fig, title, height=520, width=min(MAX_WIDTH, 420 + 40 * len(places)))
 
 
 def token_label(text: object, token: int) -> str:
@@ -618,6 +677,15 @@ PANELS: tuple[Panel, ...] = (
         "intervals (those of single features follow). One panel per variant, prize first.",
     ),
     Panel(
+        "positions",
+        "Where the features read",
+        "Per model and SAE layer, prize variant: each feature's mean attribution (as in the figure "
+        "above) summed by the prompt position where the feature is most often most active, counted back "
+        "from the answer position, with the commonest token there (weighted by |attribution|); "
+        "positions 6 or more back are pooled. The bars add up to the features' part of the figure above "
+        "(red plus blue). Where a size's features read the negation shows here as a bar at its position.",
+    ),
+    Panel(
         "top-features",
         "Top features per size",
         "Per model, at its last SAE layer, prize variant: the (at most) 5 features with the most "
@@ -682,6 +750,7 @@ def feature_figures(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) 
     drawn: dict[str, go.Figure | str] = {}
     if features is not None and items is not None and len(items):
         drawn["identity"] = identity_figure(features, items, order)
+        drawn["positions"] = position_figure(features, items, order)
         drawn["top-features"] = top_features_figure(features, items, order)
         drawn["top-items"] = top_items_html(features, items, order, tables.get(PROMPTS))
     if ablation is not None and ablation["selection"].eq("top").any():

@@ -126,6 +126,23 @@ def test_the_identity_bars_add_up_to_the_mean_log_odds(tables):
     assert list(dict.fromkeys(p[0] for a, p in markers if a == "x")) == ["small", "middle", "large"]
 
 
+def test_the_position_bars_add_up_to_the_features_part(tables):
+    from probes.features.summary import identity_terms
+    from probes.report.features import position_figure
+
+    features, items = tables["features"], tables["feature_items"]
+    figure = position_figure(features, items, MODELS)
+    sums: dict[tuple[str, str], float] = defaultdict(float)
+    for trace in figure.data:
+        for position, value in zip(zip(*trace.x), trace.y):
+            sums[position] += value
+    terms = identity_terms(features, items)
+    terms = terms[terms["variant"] == "prize"]
+    for row in terms.itertuples():
+        expected = row.distractor_features + row.true_features
+        assert sums[(row.model.split(":")[1], f"L{row.layer}")] == pytest.approx(expected, abs=1e-9)
+
+
 def test_top_features_show_with_their_intervals(tables):
     features, items = tables["features"], tables["feature_items"]
     figure = top_features_figure(features, items, MODELS)
