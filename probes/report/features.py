@@ -18,6 +18,7 @@ item's prompt, so the page needs no tokenizer.
 from __future__ import annotations
 
 import html
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -505,6 +506,38 @@ def _by_size(frame: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
     )
 
 
+#: The quality figures of an SAE shown on the page (:class:`probes.features.training.SAEQuality`).
+QUALITY_COLUMNS = ("d_sae", "k", "fve", "l0", "dead", "ce_clean", "ce_spliced", "ce_zero", "loss_recovered")
+
+
+def sae_quality(items: pd.DataFrame) -> pd.DataFrame:
+    """The quality figures of the SAEs a study read, where they are known (else no row).
+
+    A shipped SAE's come from its ladder's ``saes.json``, a folder's from the ``quality.json``
+    that :func:`probes.features.training.train_saes` writes beside it; pretrained releases carry none.
+    """
+    from probes.builtin.folders import builtin_catalogues
+    from probes.errors import ProbesError
+    from probes.features.sources import shipped_index
+
+    rows = []
+    for model, layer, source in items[["model", "layer", "sae"]].drop_duplicates().itertuples(index=False):
+        quality = None
+        if source == f"{model}/layer-{layer}":  # shipped with a built-in rung
+            for catalogue in builtin_catalogues():
+                if model.startswith(catalogue.model_prefix):
+                    try:
+                        entry = shipped_index(catalogue)["saes"].get(catalogue.catalogue_name(model), {})
+                    except ProbesError:
+                        entry = {}
+                    quality = entry.get(str(layer), {}).get("quality")
+        elif (Path(source) / "quality.json").is_file():
+            quality = json.loads((Path(source) / "quality.json").read_text("utf-8"))
+        if quality:
+            rows.append({"model": model, "layer": int(layer), **{c: quality.get(c) for c in QUALITY_COLUMNS}})
+    return pd.DataFrame(rows, columns=["model", "layer", *QUALITY_COLUMNS])
+
+
 def feature_markdown(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) -> dict[str, str]:
     """The study's key numbers as Markdown blocks by name, each a heading and a table.
 
@@ -523,6 +556,31 @@ def feature_markdown(tables: dict[str, pd.DataFrame], order: Sequence[str] = ())
             [f"## {heading}", "", *markdown_lines(frame, list(columns.values()))]
         ).strip()
 
+    if items is not None and len(items):
+        quality = sae_quality(items)
+        if len(quality):
+            rank = {m: i for i, m in enumerate(ordered_models(quality["model"], order))}
+            quality = quality.sort_values(
+                ["model", "layer"], key=lambda c: c.map(rank) if c.name == "model" else c
+            )
+            block(
+                "sae-quality",
+                "The SAEs: quality on held-out text (FVE, L0, dead features, cross-entropy spliced)",
+                quality,
+                {
+                    "model": "model",
+                    "layer": "layer",
+                    "d_sae": "features",
+                    "k": "k",
+                    "fve": "FVE",
+                    "l0": "L0",
+                    "dead": "dead",
+                    "ce_clean": "CE clean",
+                    "ce_spliced": "CE spliced",
+                    "ce_zero": "CE zeroed",
+                    "loss_recovered": "loss recovered",
+                },  # fmt: skip
+            )
     if features is not None and items is not None and len(items):
         terms = _by_size(identity_terms(features, items), order)
         block(
@@ -712,6 +770,16 @@ PANELS: tuple[Panel, ...] = (
         "difference's interval and the verdict for every layer and variant.",
     ),
     Panel(
+        "sae-quality",
+        "The SAEs",
+        "Each SAE the study read, measured on text held out from its training (the model's own samples "
+        "for the shipped ones): FVE, the fraction of the residual's variance its reconstruction "
+        "explains; L0, active features per vector; dead, features that fire on none of the training and "
+        "held-out vectors; the model's next-token cross-entropy as it is, with the reconstruction in "
+        "place of the residual, and with the residual zeroed; loss recovered = (zeroed − spliced) / "
+        "(zeroed − clean). Pretrained releases carry no such figures and are left out.",
+    ),
+    Panel(
         "splice",
         "Check: splicing the SAE in",
         "The change in log-odds when the SAE's reconstruction replaces the residual (error dropped), "
@@ -738,7 +806,7 @@ PANELS: tuple[Panel, ...] = (
 )
 
 #: Blocks of :func:`feature_markdown` shown as tables on the page (the others close it as key numbers).
-TABLE_PANELS = ("splice", "attribution-check", "ablation-table")
+TABLE_PANELS = ("sae-quality", "splice", "attribution-check", "ablation-table")
 
 
 def feature_figures(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) -> dict[str, go.Figure | str]:

@@ -93,6 +93,7 @@ def test_the_report_shows_the_feature_page_with_prompts_and_tokens(study, tmp_pa
     assert main(["report", str(study.root), "--out", str(tmp_path), "--no-png"]) == 0
     page = (tmp_path / "features.html").read_text("utf-8")
     assert "The log-odds in feature terms" in page and "Top-k against random-k" in page
+    assert "Where the features read" in page and "loss recovered" in page  # the shipped SAEs' quality
     tables, order = load_feature_tables(study.root)
     assert order == MODELS
     assert set(tables[PROMPTS]["prompt"]) == set(study.read("feature_items")["prompt"])
