@@ -521,6 +521,8 @@ def sae_quality(items: pd.DataFrame) -> pd.DataFrame:
     from probes.features.sources import shipped_index
 
     rows = []
+    if "sae" not in items.columns:
+        return pd.DataFrame(columns=["model", "layer", *QUALITY_COLUMNS])
     for model, layer, source in items[["model", "layer", "sae"]].drop_duplicates().itertuples(index=False):
         quality = None
         if source == f"{model}/layer-{layer}":  # shipped with a built-in rung
