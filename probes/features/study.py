@@ -74,7 +74,10 @@ class FeatureOptions(ItemOptions):
     batch_size: int = field(default=64, metadata={"help": "Prompts per forward pass."})
 
     def check(self) -> None:
-        """Raise :class:`ProbesError` naming the first option that cannot work."""
+        """Raise :class:`ProbesError` naming the first option that cannot work (or SAELens missing)."""
+        from probes.features.saelens import sae_lens
+
+        sae_lens()  # before anything is planned, loaded or written
         if self.ig_steps < 1 or self.checked < 0 or self.draws < 1 or self.batch_size < 1:
             raise ProbesError(
                 "--ig-steps, --draws and --batch-size must be at least 1 and --checked at least 0."

@@ -47,3 +47,23 @@ def test_the_hooked_transformer_stand_in_refuses_to_be_built():
 
         with pytest.raises(saelens.FeaturesUnavailableError, match="transformer-lens < 4"):
             HookedTransformer()
+
+
+def test_the_command_without_sae_lens_writes_nothing(monkeypatch, tmp_path, capsys):
+    import importlib.util
+
+    from probes.cli.main import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sae_lens" else real(name, *a)
+    )
+    saelens.sae_lens.cache_clear()
+    try:
+        out = tmp_path / "store"
+        assert main(["features", "--models", "organism:1x32", "--out", str(out)]) == 2
+        expected = f"probes: error: SAE features need SAELens, which is not installed: {saelens.INSTALL}."
+        assert capsys.readouterr().err.strip() == expected
+        assert not out.exists()
+    finally:
+        saelens.sae_lens.cache_clear()
