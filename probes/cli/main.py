@@ -299,6 +299,16 @@ def _command_lens_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_sae_train(args: argparse.Namespace) -> int:
+    from probes.jobs.sae_training import SAETrainOptions, quality_table, sae_folder, train_model_saes
+
+    options = options_from(args, SAETrainOptions)
+    for model, qualities in train_model_saes(options).items():
+        print(quality_table(model, qualities, sae_folder(options.out, model)))
+    print(f"\nthen: probes features --models ... --sae {options.out}")
+    return 0
+
+
 def _command_models_check(args: argparse.Namespace) -> int:
     from probes.model.check import check_spec
 
@@ -418,6 +428,16 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
         from probes.jobs.lens_training import LensTrainOptions
 
         add_dataclass_options(lens_train, LensTrainOptions)
+    sae = subcommands.add_parser("sae", help="Sparse autoencoders: train them per model or ladder (SAELens).")
+    sae_train = sae.add_subparsers(dest="sae_command", required=True).add_parser(
+        "train",
+        help="Train a TopK SAE per model and residual layer on the model's own text; OUT/<model>/layer-<L>/.",
+    )
+    sae_train.set_defaults(handler=_command_sae_train)
+    if commands is None or "sae" in commands:
+        from probes.jobs.sae_training import SAETrainOptions
+
+        add_dataclass_options(sae_train, SAETrainOptions)
     models = subcommands.add_parser("models", help="Check how exactly probes reads a model (docs/models.md).")
     check = models.add_subparsers(dest="models_command", required=True).add_parser(
         "check", help="Per-layer log-probs, prompt cache, ablation, tuned lens vs plain transformers."

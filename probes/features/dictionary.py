@@ -168,5 +168,5 @@ class LayerSAE:
         if self.fingerprint is not None and self.fingerprint != model_fingerprint(model):
             raise SAEError(
                 f"{self.source} was trained on other weights than {model.name}'s (its fingerprint "
-                f"{self.fingerprint[:12]} differs); train one on this model (probes features train)."
+                f"{self.fingerprint[:12]} differs); train one on this model (probes sae train)."
             )

@@ -6,7 +6,7 @@
   (``<ladder folder>/saes/<rung>/layer-<L>/``, verified against ``saes.json`` as rung weights
   and tuned lenses are);
 * a folder in SAELens's format (``cfg.json`` + ``sae_weights.safetensors``), or a folder
-  holding such folders (``probes features train`` writes ``OUT/<model>/layer-<L>/``): each SAE
+  holding such folders (``probes sae train`` writes ``OUT/<model>/layer-<L>/``): each SAE
   is used on every model of the run it fits (same width; the same weights, where the SAE
   carries probes' fingerprint);
 * ``release/id``: a pretrained SAE of SAELens's registry (``SAE.from_pretrained``), online;
@@ -93,7 +93,7 @@ def load_folder(folder: Path, source: str | None = None) -> LayerSAE:
     if not (folder / CONFIG_FILE).is_file() or not weights.is_file():
         raise SAEError(
             f"{folder} is not an SAE folder: SAELens's format has {CONFIG_FILE} and {WEIGHTS_FILE} "
-            "(SAE.save_inference_model writes them; so does probes features train)."
+            "(SAE.save_inference_model writes them; so does probes sae train)."
         )
     library = sae_lens()
     try:
@@ -205,7 +205,7 @@ def saes_for(model: Any, given: list[LayerSAE] | None, layers: list[int] | None 
         if not found:
             raise SAEError(
                 f"no SAEs are shipped for {model.name}; give --sae release/id (SAELens's pretrained SAEs) "
-                "or --sae FOLDER (e.g. from probes features train)."
+                "or --sae FOLDER (e.g. from probes sae train)."
             )
     else:
         fingerprint = model_fingerprint(model)

@@ -105,7 +105,7 @@ def _sae_weights(options: FeatureOptions, model: PlannedModel) -> str:
         if not entry:
             raise ProbesError(
                 f"no SAEs are shipped for {model.label}; give --sae release/id (SAELens's pretrained SAEs) "
-                "or --sae FOLDER (an SAE in SAELens's format, e.g. from probes features train)."
+                "or --sae FOLDER (an SAE in SAELens's format, e.g. from probes sae train)."
             )
         payload = {layer: e["files"] for layer, e in entry.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -212,6 +212,7 @@ def measure(
     held_out: Float[torch.Tensor, "vector d_model"],
     held_out_tokens: Int[torch.Tensor, "window pos"],
     seconds: float = 0.0,
+    batch_size: int = 64,
 ) -> SAEQuality:
     """The quality figures of ``sae`` (see the module's docstring)."""
     codes = sae.encode(held_out)
@@ -220,7 +221,7 @@ def measure(
     fired = (codes > 0).any(0)
     for start in range(0, len(train), 8192):
         fired |= (sae.encode(train[start : start + 8192]) > 0).any(0)
-    clean, spliced, zero = cross_entropies(model, held_out_tokens, sae)
+    clean, spliced, zero = cross_entropies(model, held_out_tokens, sae, batch_size)
     return SAEQuality(
         layer=sae.layer,
         d_sae=sae.d_sae,
@@ -243,6 +244,7 @@ def train_saes(
     out: Path,
     settings: SAETraining | None = None,
     windows: TokenWindows | None = None,
+    batch_size: int = 64,
 ) -> list[SAEQuality]:
     """Train one SAE per layer of ``model`` into ``out/layer-<L>/`` and measure each.
 
@@ -253,6 +255,7 @@ def train_saes(
             ``sae_weights.safetensors`` and probes' ``quality.json``.
         settings: How to train (defaults: :class:`SAETraining`).
         windows: Token windows to train on and hold out (default: the model's own samples).
+        batch_size: Windows per forward pass when reading the residual stream.
 
     Returns:
         The quality of each SAE, in the order of ``layers``.
@@ -263,8 +266,8 @@ def train_saes(
         windows = training_windows(
             model, settings.windows, settings.held_out_windows, settings.window_length, settings.seed
         )
-    train = residual_vectors(model, windows.train, layers)
-    held = residual_vectors(model, windows.held_out, layers)
+    train = residual_vectors(model, windows.train, layers, batch_size)
+    held = residual_vectors(model, windows.held_out, layers, batch_size)
     qualities = []
     for layer in layers:
         started = time.perf_counter()
@@ -278,7 +281,7 @@ def train_saes(
         from probes.builtin.folders import sha256_file
 
         sae = LayerSAE(library.SAE.load_from_disk(folder), layer, str(folder), sha256_file(weights))
-        quality = measure(model, sae, train[layer], held[layer], windows.held_out, seconds)
+        quality = measure(model, sae, train[layer], held[layer], windows.held_out, seconds, batch_size)
         record = {
             **asdict(quality),
             "settings": asdict(settings),
