@@ -799,7 +799,8 @@ else:
 # Sections 2-4 and 7 then run as they are (with `"negation_qa"` for `"organism_negation"`); the
 # tuned lens of section 5 needs lenses trained for the hub models (`probes lens train --ladder
 # pythia --out lenses`, then `lens_dir=Path("lenses")`), and the features of section 6 need SAEs
-# made for them: `saes_for(model, load_sources(["release/id"]))` (`probes.features.sources`) reads
-# SAELens's pretrained ones, downloaded. The command line does the same:
+# made for them: `probes sae train --ladder pythia --out saes` trains one per model and layer,
+# and `saes_for(model, load_sources(["saes"]))` (`probes.features.sources`) reads them, as it reads
+# SAELens's pretrained ones by `release/id` (downloaded). The command line does the same:
 # `probes run --ladder pythia --tasks negation_qa --out pythia-negation`, and
-# `probes features --ladder pythia --tasks negation_qa --sae release/id --out pythia-features`.
+# `probes features --ladder pythia --tasks negation_qa --sae saes --out pythia-features`.
