@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from jaxtyping import Bool, Float
+from jaxtyping import Bool, Float, Int
 
 from probes.ablate.prompts import Prompt, PromptBatch, batches, run
 from probes.features.dictionary import LayerSAE
@@ -148,15 +148,17 @@ def path_gradient(
     change: Float[torch.Tensor, " batch"],
     end_gradient: Float[torch.Tensor, "batch pos d_model"],
     steps: int = STEPS,
-) -> tuple[Float[torch.Tensor, "batch pos d_model"], int]:
-    """The gradient of the log-odds averaged along the path ``α = 0 → 1``, and the points it took.
+) -> tuple[Float[torch.Tensor, "batch pos d_model"], Int[torch.Tensor, " batch"]]:
+    """The gradient of the log-odds averaged along the path ``α = 0 → 1``, and the intervals each row took.
 
     The integrand is steepest near ``α = 0``, where every read position holds the decoder's
     offset and the norms of later layers amplify small changes; so the path is walked in
     ``u = √α`` (``∫ g(α) dα = ∫ g(u²) 2u du``) with the trapezoid rule on ``steps`` intervals,
     doubled (reusing every point) until the identity's gap is at most :data:`TOLERANCE` of
-    ``max(1, |change|)`` on every row, or :data:`MAX_STEPS` intervals are reached.
-    ``end_gradient`` is the gradient at ``α = 1`` (the clean point), already computed.
+    ``max(1, |change|)``, or :data:`MAX_STEPS` intervals are reached. Each row keeps the mean
+    gradient of the first refinement at which its own gap is small enough, so a row's numbers do
+    not depend on the other rows of its batch. ``end_gradient`` is the gradient at ``α = 1``
+    (the clean point), already computed.
     """
     written = parts.residual(1.0) - parts.residual(0.0)
 
@@ -168,11 +170,17 @@ def path_gradient(
     for j in range(1, steps):
         interior += integrand(j / steps)
     intervals = steps
+    mean_gradient = torch.zeros_like(end_gradient)
+    used = torch.zeros(len(change), dtype=torch.long)
+    pending = torch.ones(len(change), dtype=torch.bool)
     while True:
-        mean_gradient = (interior + end_gradient) / intervals  # f(0) = 0; f(1) = 2 · end_gradient, halved
-        gap = change - (written * mean_gradient).sum((1, 2))
-        if bool((gap.abs() <= TOLERANCE * change.abs().clamp(min=1)).all()) or intervals >= MAX_STEPS:
-            return mean_gradient, intervals
+        refined = (interior + end_gradient) / intervals  # f(0) = 0; f(1) = 2 · end_gradient, halved
+        gap = change - (written * refined).sum((1, 2))
+        done = pending & ((gap.abs() <= TOLERANCE * change.abs().clamp(min=1)) | (intervals >= MAX_STEPS))
+        mean_gradient[done], used[done] = refined[done], intervals
+        pending &= ~done
+        if not bool(pending.any()):
+            return mean_gradient, used
         for j in range(intervals):
             interior += integrand((2 * j + 1) / (2 * intervals))
         intervals *= 2
@@ -223,7 +231,7 @@ def attribute_batch(
                 "features_total": float(attribution[row].sum()),
                 "error_attribution": float(error_attribution[row]),
                 "completeness_gap": float(gap[row]),
-                "ig_steps": used,
+                "ig_steps": int(used[row]),
                 "spliced_log_odds": float(spliced[row]),
                 "spliced_correct": float(spliced_credit[row]),
                 "active_features": int((active[row] > 0).sum()),

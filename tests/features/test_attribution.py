@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -96,3 +97,15 @@ def test_top_vs_random_is_cross_fitted_and_seeded(two_layers):
             assert int(top["features"].iloc[0]) == int(means.idxmin())
     clean = first.drop_duplicates("item_id")[["item_id", "log_odds_clean"]]
     assert len(clean) == len(prompts)
+
+
+def test_a_batch_gives_the_numbers_of_one_prompt_at_a_time(two_layers):
+    model, prompts, saes = two_layers
+    # prompts of different lengths in one batch (prize: 4 tokens, one_shot: 10), some needing more
+    # path intervals than others
+    mixed = prompts[:8] + encode_prompts(load_items(["organism_negation"], ["one_shot"], 4, 0), model)
+    sae = saes[0]
+    alone = attribute_features(model, mixed, sae, checked=1, batch_size=1)
+    together = attribute_features(model, mixed, sae, checked=1, batch_size=len(mixed))
+    for one, batched in zip(alone, together):  # features, then items (with each row's ig_steps)
+        pd.testing.assert_frame_equal(one, batched, check_exact=False, rtol=0, atol=1e-4)
