@@ -33,6 +33,9 @@ from probes.errors import ProbesError
 FINGERPRINT_KEY = "probes_fingerprint"
 #: Largest relative gap between ``decode(a)`` and ``a @ D + b`` for the decoder to count as affine.
 MAX_DECODER_GAP = 1e-4
+#: SAELens's ``normalize_activations`` values that rescale each vector at run time: ``decode`` divides
+#: by a factor ``encode`` computed from the input, so it is not affine in the activations.
+RUN_TIME_NORMS = ("constant_norm_rescale", "layer_norm")
 
 
 class SAEError(ProbesError):
@@ -45,7 +48,9 @@ def layer_of_hook(hook_name: str, n_layers: int | None = None) -> int:
     Raises:
         SAEError: The hook is not a residual-stream hook probes reads.
     """
-    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", hook_name or "")
+    if not hook_name:
+        raise SAEError("the SAE's cfg.json names no metadata.hook_name, so the layer it reads is unknown.")
+    match = re.fullmatch(r"blocks\.(\d+)\.hook_resid_(pre|post)", hook_name)
     if match is None:
         raise SAEError(
             f"the SAE reads {hook_name!r}; probes attributes residual-stream SAEs only "
@@ -73,6 +78,20 @@ class LayerSAE:
     layer: int
     source: str
     sha256: str
+
+    def __post_init__(self) -> None:
+        """Refuse an SAE whose decoder rescales by a factor of each input (not affine).
+
+        Raises:
+            SAEError: ``normalize_activations`` is one of :data:`RUN_TIME_NORMS`.
+        """
+        normalize = getattr(self.sae.cfg, "normalize_activations", "none")
+        if normalize in RUN_TIME_NORMS:
+            raise SAEError(
+                f"{self.source}: normalize_activations={normalize!r} rescales each vector at run time, so "
+                "the SAE's decoder is not affine in its features and they do not add up to the residual; "
+                "use an SAE without a run-time norm."
+            )
 
     @property
     def metadata(self) -> Any:

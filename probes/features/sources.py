@@ -95,17 +95,38 @@ def load_folder(folder: Path, source: str | None = None) -> LayerSAE:
             f"{folder} is not an SAE folder: SAELens's format has {CONFIG_FILE} and {WEIGHTS_FILE} "
             "(SAE.save_inference_model writes them; so does probes sae train)."
         )
+    from safetensors import SafetensorError
+
     library = sae_lens()
     try:
         sae = library.SAE.load_from_disk(folder)
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as err:
-        raise SAEError(f"cannot read the SAE in {folder} ({type(err).__name__}: {err}).") from None
-    layer = layer_of_hook(sae.cfg.metadata.hook_name)
-    return LayerSAE(sae, layer, source or str(folder), sha256_file(weights))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        raise SAEError(
+            f"cannot read the SAE in {folder} ({type(err).__name__}: {err}); give a folder SAELens wrote "
+            "(SAE.save_inference_model)."
+        ) from None
+    source = source or str(folder)
+    return LayerSAE(sae, _layer(sae, source), source, sha256_file(weights))
+
+
+def _layer(sae: Any, source: str) -> int:
+    """The residual layer a loaded SAELens SAE reads, from its ``metadata.hook_name``.
+
+    Raises:
+        SAEError: The hook is missing or not a residual-stream hook (the message names ``source``).
+    """
+    try:
+        return layer_of_hook(getattr(sae.cfg.metadata, "hook_name", None))
+    except SAEError as err:
+        raise SAEError(f"{source}: {err}") from None
 
 
 def _sae_folders(root: Path) -> list[Path]:
     """``root`` itself when it is an SAE folder, else the SAE folders below it (three levels at most)."""
+    if root.is_file():
+        raise SAEError(
+            f"--sae {root} is a file; give the folder that holds {CONFIG_FILE} and {WEIGHTS_FILE}."
+        )
     if (root / CONFIG_FILE).is_file():
         return [root]
     found = sorted(
@@ -148,8 +169,7 @@ def load_pretrained(name: str) -> LayerSAE:
             f"--sae {name}: cannot fetch it ({type(err).__name__}); online, check the hub is reachable; "
             "offline, save it once with SAE.save_inference_model and give that folder."
         ) from None
-    layer = layer_of_hook(sae.cfg.metadata.hook_name)
-    return LayerSAE(sae, layer, name, hashlib.sha256(name.encode()).hexdigest())
+    return LayerSAE(sae, _layer(sae, name), name, hashlib.sha256(name.encode()).hexdigest())
 
 
 def source_sha256(source: str) -> str:

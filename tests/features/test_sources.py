@@ -112,3 +112,38 @@ def test_hook_names_map_to_residual_layers():
         layer_of_hook("blocks.3.attn.hook_z")
     with pytest.raises(SAEError, match="has 2 blocks"):
         layer_of_hook("blocks.5.hook_resid_pre", n_layers=2)
+
+
+def _shipped_copy(tmp_path, name: str, edit=None):
+    """A copy of organism-1x8's shipped layer-1 SAE, its cfg.json changed by ``edit``."""
+    (folder,) = [shipped_folders("organism:1x8")[1]]
+    copy = tmp_path / name
+    shutil.copytree(folder, copy)
+    if edit is not None:
+        config = json.loads((copy / "cfg.json").read_text())
+        edit(config)
+        (copy / "cfg.json").write_text(json.dumps(config))
+    return copy
+
+
+def test_broken_sae_folders_are_one_clear_error(tmp_path):
+    weights = _shipped_copy(tmp_path, "whole") / "sae_weights.safetensors"
+    with pytest.raises(SAEError, match="is a file; give the folder"):
+        load_sources([str(weights)])
+    truncated = _shipped_copy(tmp_path, "truncated")
+    (truncated / "sae_weights.safetensors").write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(SAEError, match="cannot read the SAE in .*truncated"):
+        load_sources([str(truncated)])
+    rescaled = _shipped_copy(
+        tmp_path, "rescaled", lambda c: c.update(normalize_activations="constant_norm_rescale")
+    )
+    with pytest.raises(SAEError, match="constant_norm_rescale.*not affine"):
+        load_sources([str(rescaled)])
+    attention = _shipped_copy(
+        tmp_path, "attention", lambda c: c["metadata"].update(hook_name="blocks.0.attn.hook_z")
+    )
+    with pytest.raises(SAEError, match="attention.*residual-stream SAEs only"):
+        load_sources([str(attention)])
+    nameless = _shipped_copy(tmp_path, "nameless", lambda c: c["metadata"].pop("hook_name"))
+    with pytest.raises(SAEError, match="nameless.*names no metadata.hook_name"):
+        load_sources([str(nameless)])
