@@ -204,6 +204,19 @@ def load_sources(sources: list[str]) -> list[LayerSAE]:
     return saes
 
 
+def _refusals(saes: list[LayerSAE], model: Any, most: int = 3) -> list[str]:
+    """Why each of the first ``most`` SAEs does not read ``model`` (:meth:`LayerSAE.check`'s messages)."""
+    reasons = []
+    for sae in saes[:most]:
+        try:
+            sae.check(model)
+        except SAEError as err:
+            reasons.append(str(err))
+    if len(saes) > most:
+        reasons.append(f"(and {len(saes) - most} more)")
+    return reasons
+
+
 def saes_for(model: Any, given: list[LayerSAE] | None, layers: list[int] | None = None) -> list[LayerSAE]:
     """The SAEs to read ``model`` with, by layer: those given that fit it, else the shipped ones.
 
@@ -238,8 +251,7 @@ def saes_for(model: Any, given: list[LayerSAE] | None, layers: list[int] | None 
         ]
         if not found:
             raise SAEError(
-                f"none of the SAEs given with --sae reads {model.name} (width {model.d_model}, "
-                f"{model.n_layers} blocks, and probes-trained SAEs its fingerprint); give one per model."
+                f"none of the SAEs given with --sae reads {model.name}: " + " ".join(_refusals(given, model))
             )
     if layers is not None:
         wanted = {layer + model.n_layers + 1 if layer < 0 else layer for layer in layers}
