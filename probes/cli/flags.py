@@ -15,6 +15,29 @@ import typing
 from collections.abc import Callable
 
 
+class ListOption(argparse.Action):
+    """A list flag that may be given once: a second use is refused rather than silently dropped.
+
+    argparse's plain ``nargs="+"`` keeps only the last use, so ``--sae A --sae B`` would read ``B``
+    alone without a word; adding them up instead would surprise a script that overrides a flag.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: typing.Any,
+        option_string: str | None = None,
+    ) -> None:
+        current = getattr(namespace, self.dest, None)
+        if current is not None and current is not self.default:
+            raise argparse.ArgumentError(
+                self,
+                f"given twice; give all its values after one {option_string} (e.g. {option_string} A B).",
+            )
+        setattr(namespace, self.dest, list(values))
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, options_class: type) -> None:
     """One ``--option`` per dataclass field, with the field's help text and default."""
     hints = typing.get_type_hints(options_class)
@@ -32,7 +55,12 @@ def add_dataclass_options(parser: argparse.ArgumentParser, options_class: type) 
         )
         if typing.get_origin(base) is list:
             parser.add_argument(
-                flag, nargs="+", type=typing.get_args(base)[0], default=default, help=help_text
+                flag,
+                nargs="+",
+                action=ListOption,
+                type=typing.get_args(base)[0],
+                default=default,
+                help=help_text,
             )
         else:
             parser.add_argument(flag, type=base, default=default, help=help_text)
