@@ -181,7 +181,6 @@ def ablation_comparison(ablation: pd.DataFrame, n_resamples: int = 2000, seed: i
         log_odds_change=ablation["log_odds_ablated"] - ablation["log_odds_clean"],
     )
     rows = []
-    rng = np.random.default_rng(seed)
     for key, group in table.groupby([*KEYS, "k"], sort=False):
         per_item = (
             group.groupby(["item_id", "selection"])[["accuracy_change", "log_odds_change"]].mean().unstack()
@@ -189,8 +188,8 @@ def ablation_comparison(ablation: pd.DataFrame, n_resamples: int = 2000, seed: i
         if ("accuracy_change", "top") not in per_item or ("accuracy_change", "random") not in per_item:
             continue
         per_item = per_item.dropna()
-        n = len(per_item)
-        resamples = rng.integers(0, n, size=(n_resamples, n))
+        n = len(per_item)  # resampled afresh per group: its interval does not depend on the others
+        resamples = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
         row = {**dict(zip([*KEYS, "k"], key)), "n_items": n}
         for measure in ("accuracy_change", "log_odds_change"):
             top = per_item[(measure, "top")].to_numpy()

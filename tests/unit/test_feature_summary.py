@@ -157,3 +157,12 @@ def test_token_totals_split_the_features_by_where_they_peak():
     assert totals["features"].sum() == len(ranking)
     assert totals["attribution"].sum() == pytest.approx(ranking["attribution"].sum())
     assert (totals["distractor"] <= 0).all() and (totals["true"] >= 0).all()
+
+
+def test_a_groups_intervals_do_not_depend_on_the_other_groups_in_the_store():
+    alone = _ablation(np.random.default_rng(8), 40, 0.3, 0.1)
+    other = _ablation(np.random.default_rng(9), 40, 0.3, 0.1).assign(model="another")
+    together = ablation_comparison(pd.concat([other, alone], ignore_index=True))
+    pd.testing.assert_frame_equal(
+        together[together["model"] == "m"].reset_index(drop=True), ablation_comparison(alone)
+    )
