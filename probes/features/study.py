@@ -78,10 +78,11 @@ class FeatureOptions(ItemOptions):
         from probes.features.saelens import sae_lens
 
         sae_lens()  # before anything is planned, loaded or written
-        if self.ig_steps < 1 or self.checked < 0 or self.draws < 1 or self.batch_size < 1:
-            raise ProbesError(
-                "--ig-steps, --draws and --batch-size must be at least 1 and --checked at least 0."
-            )
+        counts = {"--ig-steps": (self.ig_steps, 1), "--checked": (self.checked, 0),
+                  "--draws": (self.draws, 1), "--batch-size": (self.batch_size, 1)}  # fmt: skip
+        for flag, (value, least) in counts.items():
+            if value < least:
+                raise ProbesError(f"{flag} {value}: give a whole number of at least {least}.")
         if not self.ks or min(self.ks) < 1:
             raise ProbesError(f"--ks {self.ks}: give numbers of features of at least 1, e.g. --ks 1 2 4 8.")
         if self.n_items is not None and self.n_items < 4:

@@ -80,6 +80,8 @@ def test_a_rerun_resumes_and_other_inputs_are_refused(study):
         (["--models", "organism:1x32", "--layers", "5"], "has residual layers 0…1"),
         (["--models", "organism:1x32", "--layers", "0"], "no SAE for organism:1x32 reads layers [0]"),
         (["--models", "organism:1x32", "--n-items", "2"], "at least 4 items"),
+        (["--models", "organism:1x32", "--draws", "0"], "--draws 0: give a whole number of at least 1"),
+        (["--models", "organism:1x32", "--ks", "0"], "--ks [0]: give numbers of features of at least 1"),
         (["--models", "organism:1x32", "--variants", "cot"], "reads the answer right after the prompt"),
     ],
 )
