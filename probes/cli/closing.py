@@ -685,16 +685,22 @@ def print_feature_tables(store: Path, top: int = 3) -> None:
     from probes.features.summary import top_features
 
     chosen = top_features(ranking, top)
+    if chosen.empty:
+        print("  (none: no feature's interval excludes 0)")
+        return
+    several_tasks = chosen["task"].nunique() > 1  # else the tasks' rows could not be told apart
     rows = [
-        {"model": r.model, "variant": r.variant, "layer": r.layer, "feature": f"f{r.feature}",
+        {"task": r.task, "model": r.model, "variant": r.variant, "layer": r.layer, "feature": f"f{r.feature}",
          "attribution": f"{r.attribution:+.3f} [{r.low:+.3f}, {r.high:+.3f}]",
          "active": f"{r.n_active}/{r.n_items}", "peak": f"{r.token_text!r} @-{r.from_end}"}
         for r in chosen.sort_values(
-            ["variant", "model", "layer", "attribution"],
+            ["task", "variant", "model", "layer", "attribution"],
             key=lambda c: c.map(_variant_rank) if c.name == "variant" else c,
             kind="stable",
         ).itertuples()
     ]  # fmt: skip
-    columns = {"model": "model", "variant": "variant", "layer": "layer", "feature": "feature",
+    columns = {"task": "task", "model": "model", "variant": "variant", "layer": "layer", "feature": "feature",
                "attribution": "attribution [95% CI]", "active": "active", "peak": "peak"}  # fmt: skip
+    if not several_tasks:
+        del columns["task"]
     _print(text_table(rows, columns, right=["layer", "active"], shrink="model"))
