@@ -239,6 +239,14 @@ def builtin_catalogues() -> list[BuiltinCatalogue]:
     return list(found.values())
 
 
+def catalogue_of(model_label: str) -> BuiltinCatalogue | None:
+    """The built-in ladder folder whose rungs ``model_label`` names (by its model prefix), or None."""
+    for catalogue in builtin_catalogues():
+        if model_label.startswith(catalogue.model_prefix):
+            return catalogue
+    return None
+
+
 def builtin_catalogue(name: str) -> BuiltinCatalogue:
     """The built-in ladder folder of that name (``"organism"``, ``"depth"``).
 

@@ -35,15 +35,6 @@ SAE_FOLDER = "saes"
 CONFIG_FILE, WEIGHTS_FILE = "cfg.json", "sae_weights.safetensors"
 
 
-def _catalogue_of(model_label: str) -> Any | None:
-    from probes.builtin.folders import builtin_catalogues
-
-    for catalogue in builtin_catalogues():
-        if model_label.startswith(catalogue.model_prefix):
-            return catalogue
-    return None
-
-
 def shipped_index(catalogue: Any) -> dict[str, Any]:
     """The parsed ``saes.json`` of a built-in ladder (no SAEs when it ships none)."""
     path = Path(catalogue.folder) / INDEX_FILE
@@ -52,23 +43,35 @@ def shipped_index(catalogue: Any) -> dict[str, Any]:
     return json.loads(path.read_text("utf-8"))
 
 
-def shipped_folders(model_label: str) -> dict[int, Path]:
-    """The verified SAE folders shipped for a built-in rung, by layer (empty for other models).
+def shipped_entries(model_label: str) -> dict[str, Any]:
+    """The ``saes.json`` entries of a built-in rung's shipped SAEs, by layer (empty for other models)."""
+    from probes.builtin.folders import catalogue_of
 
-    Raises:
-        SAEError: A shipped SAE's files are missing or differ from the index.
-    """
-    from probes.builtin.folders import sha256_file
-
-    catalogue = _catalogue_of(model_label)
+    catalogue = catalogue_of(model_label)
     if catalogue is None:
         return {}
     try:
         name = catalogue.catalogue_name(model_label)
     except UnknownModelError:
         return {}
+    return dict(shipped_index(catalogue)["saes"].get(name, {}))
+
+
+def shipped_folders(model_label: str) -> dict[int, Path]:
+    """The verified SAE folders shipped for a built-in rung, by layer (empty for other models).
+
+    Raises:
+        SAEError: A shipped SAE's files are missing or differ from the index.
+    """
+    from probes.builtin.folders import catalogue_of, sha256_file
+
+    entries = shipped_entries(model_label)
+    if not entries:
+        return {}
+    catalogue = catalogue_of(model_label)
+    name = catalogue.catalogue_name(model_label)
     folders = {}
-    for layer, entry in shipped_index(catalogue)["saes"].get(name, {}).items():
+    for layer, entry in entries.items():
         folder = Path(catalogue.folder) / SAE_FOLDER / name / f"layer-{layer}"
         for file_name, expected in entry["files"].items():
             path = folder / file_name

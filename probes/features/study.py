@@ -93,37 +93,26 @@ class FeatureOptions(ItemOptions):
 
 def _sae_weights(options: FeatureOptions, model: PlannedModel) -> str:
     """A sha256 naming the SAEs a model will be read with, known before the model loads."""
-    from probes.builtin.folders import builtin_catalogues
-    from probes.features.sources import shipped_index, source_sha256
+    from probes.features.sources import shipped_entries, source_sha256
 
     if options.sae:
         payload: object = [source_sha256(source) for source in options.sae]
     else:
-        catalogue = next((c for c in builtin_catalogues() if model.label.startswith(c.model_prefix)), None)
-        entry = (
-            shipped_index(catalogue)["saes"].get(catalogue.catalogue_name(model.label)) if catalogue else None
-        )
-        if not entry:
+        entries = shipped_entries(model.label)
+        if not entries:
             raise ProbesError(
                 f"no SAEs are shipped for {model.label}; give --sae release/id (SAELens's pretrained SAEs) "
                 "or --sae FOLDER (an SAE in SAELens's format, e.g. from probes sae train)."
             )
-        payload = {layer: e["files"] for layer, e in entry.items()}
+        payload = {layer: entry["files"] for layer, entry in entries.items()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
 def _sae_count(options: FeatureOptions, model: PlannedModel) -> int:
     """How many SAEs read ``model``: the shipped ones (1 for ``--sae``, unknown before loading)."""
-    from probes.builtin.folders import builtin_catalogues
-    from probes.features.sources import shipped_index
+    from probes.features.sources import shipped_entries
 
-    if options.sae:
-        return 1
-    catalogue = next((c for c in builtin_catalogues() if model.label.startswith(c.model_prefix)), None)
-    entry = (
-        shipped_index(catalogue)["saes"].get(catalogue.catalogue_name(model.label), {}) if catalogue else {}
-    )
-    return max(1, len(entry))
+    return 1 if options.sae else max(1, len(shipped_entries(model.label)))
 
 
 def _groups(options: FeatureOptions) -> dict[tuple[str, str], list[Item]]:

@@ -22,15 +22,6 @@ INDEX_FILE = "tuned_lenses.json"
 LENS_FOLDER = "tuned-lenses"
 
 
-def _catalogue_of(model_label: str) -> Any | None:
-    from probes.builtin.folders import builtin_catalogues
-
-    for catalogue in builtin_catalogues():
-        if model_label.startswith(catalogue.model_prefix):
-            return catalogue
-    return None
-
-
 def shipped_index(catalogue: Any) -> dict[str, Any]:
     """The parsed ``tuned_lenses.json`` of a built-in ladder (empty when it ships none)."""
     path = Path(catalogue.folder) / INDEX_FILE
@@ -45,9 +36,9 @@ def shipped_lens(model_label: str) -> Path | None:
     Raises:
         LensFileError: The rung's lens files are missing or differ from the index.
     """
-    from probes.builtin.folders import sha256_file
+    from probes.builtin.folders import catalogue_of, sha256_file
 
-    catalogue = _catalogue_of(model_label)
+    catalogue = catalogue_of(model_label)
     if catalogue is None:
         return None
     try:
