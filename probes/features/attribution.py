@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 from jaxtyping import Bool, Float, Int
 
-from probes.ablate.prompts import Prompt, PromptBatch, batches, run
+from probes.ablate.prompts import Prompt, PromptBatch, batches, read_answers, run
 from probes.features.dictionary import LayerSAE
 from probes.lenses.tuned.text import start_token
 from probes.model.loading import HookedModel
@@ -124,20 +124,8 @@ def log_odds_with(
         distractor = torch.tensor([p.distractor_token for p in batch.prompts], device=device)
         log_odds = at_answer[rows, true] - at_answer[rows, distractor]
         gradient = torch.autograd.grad(log_odds.sum(), value)[0].float().cpu() if grad else None
-    credit = _credit(at_answer.detach().cpu(), batch.prompts)
+    credit = read_answers(logits.detach(), batch).correct
     return log_odds.detach().cpu(), gradient, credit
-
-
-def _credit(at_answer: torch.Tensor, prompts: Sequence[Prompt]) -> torch.Tensor:
-    """The true answer's credit per row among its options' first tokens (ties share it)."""
-    from probes.analysis.metrics import option_credit
-
-    return torch.stack(
-        [
-            option_credit(at_answer[row, p.option_tokens].unsqueeze(0), p.item.true_index)[0]
-            for row, p in enumerate(prompts)
-        ]
-    )
 
 
 def path_gradient(
