@@ -53,6 +53,7 @@ def feature_ranking(features: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame
     mean = table["total"] / n
     variance = (table["squares"] - n * mean**2) / np.maximum(n - 1, 1)
     half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * np.sqrt(np.maximum(variance, 0) / n)
+    half = np.where(n > 1, half, np.nan)  # one item: no interval (not a zero-width one that excludes 0)
     table = table.assign(attribution=mean, low=mean - half, high=mean + half)
     table = table.drop(columns=["total", "squares"])
     return table.sort_values([*KEYS, "attribution"], kind="stable").reset_index(drop=True)

@@ -166,3 +166,10 @@ def test_a_groups_intervals_do_not_depend_on_the_other_groups_in_the_store():
     pd.testing.assert_frame_equal(
         together[together["model"] == "m"].reset_index(drop=True), ablation_comparison(alone)
     )
+
+
+def test_one_item_gives_no_interval_and_no_top_feature():
+    features, items = _tables(np.random.default_rng(10), n_items=1)
+    ranking = feature_ranking(features, items)
+    assert ranking["low"].isna().all() and ranking["high"].isna().all()
+    assert top_features(ranking).empty
