@@ -69,7 +69,10 @@ class Decomposition:
     sae: LayerSAE
 
     def residual(
-        self, scale: float = 1.0, remove: torch.Tensor | None = None, error: bool = True
+        self,
+        scale: float = 1.0,
+        remove: Float[torch.Tensor, "batch pos feature"] | None = None,
+        error: bool = True,
     ) -> Float[torch.Tensor, "batch pos d_model"]:
         """The layer's vectors with features and error scaled by ``scale`` at the read positions.
 

@@ -62,7 +62,13 @@ class FeatureOptions(ItemOptions):
     layers: list[int] | None = field(
         default=None, metadata={"help": "Only the SAEs of these residual layers (-1 = last); all by default."}
     )
-    ig_steps: int = field(default=STEPS, metadata={"help": "Integrated-gradients points per attribution."})
+    ig_steps: int = field(
+        default=STEPS,
+        metadata={
+            "help": "Intervals of the integrated-gradients path to start with (doubled per item until the "
+            "attribution identity holds to 1%)."
+        },
+    )
     checked: int = field(
         default=CHECKED, metadata={"help": "Features per item whose attribution is checked by ablating them."}
     )
@@ -116,6 +122,7 @@ def _sae_count(options: FeatureOptions, model: PlannedModel) -> int:
 
 
 def _groups(options: FeatureOptions) -> dict[tuple[str, str], list[Item]]:
+    """The run's items by (task, variant), the chain-of-thought variant left out unless asked for."""
     variants = options.variants
     items = load_items(options.tasks, variants, options.n_items, options.seed)
     groups: dict[tuple[str, str], list[Item]] = {}
