@@ -24,6 +24,12 @@ from probes.features.attribution import decompose, log_odds_with
 from probes.features.dictionary import LayerSAE
 from probes.model.loading import HookedModel
 
+#: Columns of :func:`top_vs_random`'s rows (before ``layer``), with their types.
+COLUMNS = {
+    "item_id": str, "half": int, "selection": str, "k": int, "draw": int, "features": str,
+    "log_odds_clean": float, "correct_clean": float, "log_odds_ablated": float, "correct_ablated": float,
+}  # fmt: skip
+
 
 def halves(item_ids: Sequence[str], seed: int) -> dict[str, int]:
     """Each item's half (0 or 1), a seeded split of equal sizes (±1)."""
@@ -113,4 +119,6 @@ def top_vs_random(
                             "correct_ablated": float(credit[row]),
                         }
                     )
-    return pd.DataFrame.from_records(records).assign(layer=sae.layer)
+    # no k fits (every k above the active features): no rows, but the table keeps its columns
+    table = pd.DataFrame.from_records(records, columns=list(COLUMNS)).astype(COLUMNS)
+    return table.assign(layer=sae.layer)

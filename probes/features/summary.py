@@ -177,6 +177,15 @@ def ablation_comparison(ablation: pd.DataFrame, n_resamples: int = 2000, seed: i
     ``top < random`` or ``not determined``. Ks with no top set (fewer distractor-pushing
     features than k) are left out.
     """
+    measures = [
+        f"{prefix}_{name}{end}"
+        for prefix in ("accuracy", "log_odds")
+        for name in ("top", "random", "difference")
+        for end in ("", "_low", "_high")
+    ]
+    columns = [*KEYS, "k", "n_items", *measures, "decided", "accuracy_clean"]
+    if ablation.empty:  # no k had a feature set to ablate
+        return pd.DataFrame(columns=columns)
     table = ablation.assign(
         accuracy_change=ablation["correct_ablated"] - ablation["correct_clean"],
         log_odds_change=ablation["log_odds_ablated"] - ablation["log_odds_clean"],
@@ -206,7 +215,7 @@ def ablation_comparison(ablation: pd.DataFrame, n_resamples: int = 2000, seed: i
         row["decided"] = "top > random" if low > 0 else "top < random" if high < 0 else "not determined"
         row["accuracy_clean"] = float(group.drop_duplicates("item_id")["correct_clean"].mean())
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def token_totals(ranking: pd.DataFrame) -> pd.DataFrame:

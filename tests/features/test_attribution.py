@@ -109,3 +109,10 @@ def test_a_batch_gives_the_numbers_of_one_prompt_at_a_time(two_layers):
     together = attribute_features(model, mixed, sae, checked=1, batch_size=len(mixed))
     for one, batched in zip(alone, together):  # features, then items (with each row's ig_steps)
         pd.testing.assert_frame_equal(one, batched, check_exact=False, rtol=0, atol=1e-4)
+
+
+def test_a_k_above_the_active_features_leaves_an_empty_table_with_its_columns(two_layers):
+    model, prompts, saes = two_layers
+    features, _ = attribute_features(model, prompts[:4], saes[1], checked=0)
+    table = top_vs_random(model, prompts[:4], saes[1], features, ks=[saes[1].d_sae + 1], draws=2)
+    assert table.empty and {"item_id", "selection", "k", "correct_ablated", "layer"} <= set(table.columns)

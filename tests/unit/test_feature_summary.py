@@ -173,3 +173,12 @@ def test_one_item_gives_no_interval_and_no_top_feature():
     ranking = feature_ranking(features, items)
     assert ranking["low"].isna().all() and ranking["high"].isna().all()
     assert top_features(ranking).empty
+
+
+def test_no_k_with_a_feature_set_gives_an_empty_comparison_with_its_columns():
+    only_random = _ablation(np.random.default_rng(11), 10, 0.2, 0.2).query("selection == 'random'")
+    for table in (only_random, only_random.iloc[:0], pd.DataFrame({"layer": []})):
+        comparison = ablation_comparison(table)
+        assert comparison.empty and {"model", "task", "k", "decided", "accuracy_difference_low"} <= set(
+            comparison.columns
+        )
