@@ -823,8 +823,8 @@ def feature_figures(tables: dict[str, pd.DataFrame], order: Sequence[str] = ()) 
         drawn["positions"] = position_figure(features, items, order)
         drawn["top-features"] = top_features_figure(features, items, order)
         drawn["top-items"] = top_items_html(features, items, order, tables.get(PROMPTS))
-    if ablation is not None and ablation["selection"].eq("top").any():
-        drawn["ablation"] = ablation_figure(ablation, order)
+    if ablation is not None and len(ablation_comparison(_one_panel(ablation, None)[0])):
+        drawn["ablation"] = ablation_figure(ablation, order)  # only where its panel has a top set
     blocks = feature_markdown(tables, order)
     for name in TABLE_PANELS:
         if name in blocks:

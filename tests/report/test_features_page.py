@@ -193,3 +193,12 @@ def test_prompts_come_from_the_items_table(tmp_path):
 
     store = Store(tmp_path / "store")
     assert load_feature_tables(store.root) == ({}, [])
+
+
+def test_the_page_is_written_when_the_figures_task_has_no_top_set(tables, tmp_path):
+    ablation = tables["feature_ablation"]
+    other = ablation.assign(task="another")
+    only_random = ablation[ablation["selection"] == "random"].assign(task="a first task")
+    chosen = {**tables, "feature_ablation": pd.concat([only_random, other], ignore_index=True)}
+    text = write_feature_page(chosen, tmp_path, MODELS, png=False).read_text()
+    assert '<section id="ablation-table">' in text
