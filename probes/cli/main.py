@@ -71,7 +71,7 @@ def _command_ablate(args: argparse.Namespace) -> int:
     for line in ablation_closing_lines(tables, order):
         print(line)
     if args.report:
-        _write_ablation_page(store.root, store.root / "report", png=args.png, strict=False)
+        _write_study_page("ablations", store.root, store.root / "report", png=args.png, strict=False)
         if (store.root / "report" / "report.html").is_file():  # now with a link to the ablation page
             _write_report(store.root, store.root / "report", x="parameters", png=False, strict=False)
     print(f"results: {store.root} (every table: probes show {store.root})")
@@ -87,47 +87,48 @@ def _command_features(args: argparse.Namespace) -> int:
     for line in feature_closing_lines(store.root):
         print(line)
     if args.report:
-        _write_feature_page(store.root, store.root / "report", png=args.png, strict=False)
+        _write_study_page("features", store.root, store.root / "report", png=args.png, strict=False)
         if (store.root / "report" / "report.html").is_file():  # now with a link to the feature page
             _write_report(store.root, store.root / "report", x="parameters", png=False, strict=False)
     print(f"results: {store.root}")
     return 0
 
 
-def _write_feature_page(store: Path, folder: Path, png: bool, strict: bool) -> None:
-    """Write a store's feature page, if it has feature tables; PNG failures warn unless ``strict``."""
-    from probes.report import PngExportError
-    from probes.report.features import load_feature_tables, write_feature_page
+#: The study pages a store's report may have, and what their closing line calls them.
+STUDY_PAGES = {"ablations": "ablation", "features": "feature"}
 
-    tables, order = load_feature_tables(store)
+
+def _write_study_page(name: str, store: Path, folder: Path, png: bool, strict: bool) -> None:
+    """Write a store's ``ablations`` or ``features`` page, if it has those tables.
+
+    A PNG failure or an unwritable folder warns unless ``strict`` (after a study the results are
+    safe in the store; ``probes report`` retries).
+    """
+    from probes.report import PngExportError, ablations, features
+
+    load_tables, write_page = {
+        "ablations": (ablations.load_ablation_tables, ablations.write_ablation_page),
+        "features": (features.load_feature_tables, features.write_feature_page),
+    }[name]
+    tables, order = load_tables(store)
     if not tables:
         return
+    page = folder / f"{name}.html"
     try:
-        page = write_feature_page(tables, folder, order, png=png, links=_page_links(store, "features"))
+        page = write_page(tables, folder, order, png=png, links=_page_links(store, name))
     except PngExportError as err:
         if strict:
             raise
         print(f"probes: warning: {err}", file=sys.stderr)
-        page = folder / "features.html"
-    print(f"feature report: {page}")
-
-
-def _write_ablation_page(store: Path, folder: Path, png: bool, strict: bool) -> None:
-    """Write a store's ablation page, if it has ablation tables; PNG failures warn unless ``strict``."""
-    from probes.report import PngExportError
-    from probes.report.ablations import load_ablation_tables, write_ablation_page
-
-    tables, order = load_ablation_tables(store)
-    if not tables:
-        return
-    try:
-        page = write_ablation_page(tables, folder, order, png=png, links=_page_links(store, "ablations"))
-    except PngExportError as err:
+    except OSError as err:  # a read-only store, a full disk, a file where the folder goes
         if strict:
-            raise
-        print(f"probes: warning: {err}", file=sys.stderr)
-        page = folder / "ablations.html"
-    print(f"ablation report: {page}")
+            raise ProbesError(f"cannot write {page} ({err}); give a writable --out.") from None
+        print(
+            f"probes: warning: no {name} page written ({err}); `probes report {store} --out DIR` retries.",
+            file=sys.stderr,
+        )
+        return
+    print(f"{STUDY_PAGES[name]} report: {page}")
 
 
 def _page_links(store: Path, page: str) -> list[tuple[str, str]]:
@@ -253,8 +254,8 @@ def _command_report(args: argparse.Namespace) -> int:
     if Store(store).shard_paths():
         path = _write_report(store, folder, x=args.x, png=png, strict=True, lens=args.lens)
         print(f"report: {path}\nsummary: {folder / 'summary.md'}")
-    _write_ablation_page(store, folder, png=png, strict=True)
-    _write_feature_page(store, folder, png=png, strict=True)
+    _write_study_page("ablations", store, folder, png=png, strict=True)
+    _write_study_page("features", store, folder, png=png, strict=True)
     return 0
 
 

@@ -100,3 +100,20 @@ def test_the_report_shows_the_feature_page_with_prompts_and_tokens(study, tmp_pa
     assert order == MODELS
     assert set(tables[PROMPTS]["prompt"]) == set(study.read("feature_items")["prompt"])
     assert (tmp_path / "features.md").is_file()
+
+
+def test_an_unwritable_report_folder_is_a_warning_after_the_study_and_an_error_in_report(
+    study, tmp_path, capsys
+):
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(study.root, store)
+    (store / "report").write_text("a file where the report folder goes")
+    assert main(["features", *ARGS, "--out", str(store), "--no-progress"]) == 0  # resumed: nothing to run
+    err = capsys.readouterr().err
+    assert "probes: warning: no features page written" in err and "Traceback" not in err
+    assert main(["report", str(store), "--out", str(store / "report"), "--no-png"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("probes: error: cannot write") and "writable --out" in err[0]
+    assert (store / "report").read_text() == "a file where the report folder goes"
