@@ -175,7 +175,8 @@ def ablation_comparison(ablation: pd.DataFrame, n_resamples: int = 2000, seed: i
     95% interval over items (the same resamples for the three), and the log-odds changes likewise.
     ``decided`` says whether the difference's interval excludes 0: ``top > random``,
     ``top < random`` or ``not determined``. Ks with no top set (fewer distractor-pushing
-    features than k) are left out.
+    features than k) are left out; where only one half's ranking has k of them, the comparison
+    (``n_items``, ``accuracy_clean``) is over the other half's items alone.
     """
     measures = [
         f"{prefix}_{name}{end}"
@@ -213,7 +214,8 @@ def ablation_comparison(ablation: pd.DataFrame, n_resamples: int = 2000, seed: i
                 )  # fmt: skip
         low, high = row["accuracy_difference_low"], row["accuracy_difference_high"]
         row["decided"] = "top > random" if low > 0 else "top < random" if high < 0 else "not determined"
-        row["accuracy_clean"] = float(group.drop_duplicates("item_id")["correct_clean"].mean())
+        compared = group[group["item_id"].isin(per_item.index)].drop_duplicates("item_id")
+        row["accuracy_clean"] = float(compared["correct_clean"].mean())
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
 

@@ -182,3 +182,11 @@ def test_no_k_with_a_feature_set_gives_an_empty_comparison_with_its_columns():
         assert comparison.empty and {"model", "task", "k", "decided", "accuracy_difference_low"} <= set(
             comparison.columns
         )
+
+
+def test_a_k_ranked_on_one_half_only_is_compared_on_the_other_half_alone():
+    table = _ablation(np.random.default_rng(12), 20, 0.3, 0.1)
+    table["correct_clean"] = np.where(table["item_id"].isin([f"i{i}" for i in range(10)]), 1.0, 0.0)
+    no_top = (table["selection"] == "top") & table["item_id"].isin([f"i{i}" for i in range(10, 20)])
+    row = ablation_comparison(table[~no_top]).iloc[0]
+    assert row["n_items"] == 10 and row["accuracy_clean"] == 1.0
