@@ -43,6 +43,8 @@ FEATURES, FEATURE_ITEMS, FEATURE_ABLATION = "features", "feature_items", "featur
 KINDS = (FEATURES, FEATURE_ITEMS, FEATURE_ABLATION)
 #: What ``Unit.lens`` says for the study's shards (the SAEs' weights hash goes beside it).
 SAE_LENS = "sae"
+#: Fewest items per task and variant: two halves of at least two, to rank on one and ablate on the other.
+MIN_ITEMS = 4
 
 
 @dataclass
@@ -91,8 +93,10 @@ class FeatureOptions(ItemOptions):
                 raise ProbesError(f"{flag} {value}: give a whole number of at least {least}.")
         if not self.ks or min(self.ks) < 1:
             raise ProbesError(f"--ks {self.ks}: give numbers of features of at least 1, e.g. --ks 1 2 4 8.")
-        if self.n_items is not None and self.n_items < 4:
-            raise ProbesError(f"--n-items {self.n_items}: the cross-fitted ablation needs at least 4 items.")
+        if self.n_items is not None and self.n_items < MIN_ITEMS:
+            raise ProbesError(
+                f"--n-items {self.n_items}: the cross-fitted ablation needs at least {MIN_ITEMS} items."
+            )
         if self.variants is not None and "cot" in self.variants:
             raise ProbesError("--variants cot: the feature study reads the answer right after the prompt.")
 
@@ -130,6 +134,12 @@ def _groups(options: FeatureOptions) -> dict[tuple[str, str], list[Item]]:
         if variants is None and item.variant == "cot":
             continue
         groups.setdefault((item.task, item.variant), []).append(item)
+    for (task, variant), chosen in groups.items():
+        if len(chosen) < MIN_ITEMS:
+            raise ProbesError(
+                f"{task} ({variant}) has {len(chosen)} item(s); the cross-fitted ablation needs at least "
+                f"{MIN_ITEMS}: give a longer item file or leave that variant out (--variants)."
+            )
     return groups
 
 

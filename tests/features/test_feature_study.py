@@ -91,6 +91,18 @@ def test_bad_options_are_one_clear_error(tmp_path, capsys, args, message):
     assert err.startswith("probes: error:") and message in err and "Traceback" not in err
 
 
+def test_an_item_file_too_short_to_cross_fit_is_one_clear_error(tmp_path, capsys):
+    from probes.tasks import load_items
+    from probes.tasks.items import write_items
+
+    short = write_items(load_items(["organism_negation"], ["prize"], 3, 0), tmp_path / "three.jsonl")
+    args = ["features", "--models", "organism:1x32", "--tasks", str(short), "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has 3 item(s); the cross-fitted ablation needs at least 4" in err[0]
+    assert not (tmp_path / "o").exists()
+
+
 def test_the_report_shows_the_feature_page_with_prompts_and_tokens(study, tmp_path):
     assert main(["report", str(study.root), "--out", str(tmp_path), "--no-png"]) == 0
     page = (tmp_path / "features.html").read_text("utf-8")
