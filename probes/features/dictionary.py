@@ -80,11 +80,15 @@ class LayerSAE:
     sha256: str
 
     def __post_init__(self) -> None:
-        """Refuse an SAE whose decoder rescales by a factor of each input (not affine).
+        """Refuse an SAE whose decoder rescales by a factor of each input (not affine), or whose
+        TopK ``k`` exceeds its features.
 
         Raises:
-            SAEError: ``normalize_activations`` is one of :data:`RUN_TIME_NORMS`.
+            SAEError: ``normalize_activations`` is one of :data:`RUN_TIME_NORMS`, or ``k > d_sae``.
         """
+        k = getattr(self.sae.cfg, "k", None)
+        if isinstance(k, int) and k > self.d_sae:
+            raise SAEError(f"{self.source}: its cfg.json asks for k = {k} active features of {self.d_sae}.")
         normalize = getattr(self.sae.cfg, "normalize_activations", "none")
         if normalize in RUN_TIME_NORMS:
             raise SAEError(

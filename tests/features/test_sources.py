@@ -144,6 +144,9 @@ def test_broken_sae_folders_are_one_clear_error(tmp_path):
     )
     with pytest.raises(SAEError, match="attention.*residual-stream SAEs only"):
         load_sources([str(attention)])
+    too_many = _shipped_copy(tmp_path, "too_many", lambda c: c.update(k=10**6))
+    with pytest.raises(SAEError, match="too_many: its cfg.json asks for k = 1000000"):
+        load_sources([str(too_many)])
     nameless = _shipped_copy(tmp_path, "nameless", lambda c: c["metadata"].pop("hook_name"))
     with pytest.raises(SAEError, match="nameless.*names no metadata.hook_name"):
         load_sources([str(nameless)])
