@@ -573,8 +573,9 @@ def _feature_model_order(models: list[str], store: Path) -> list[str]:
     return [m for m in ordered if m in models] + sorted(set(models) - set(ordered))
 
 
-def feature_closing_lines(store: Path) -> list[str]:
-    """The closing table of a store's feature study (empty when it holds none)."""
+def feature_closing_lines(store: Path, pointer: bool = True) -> list[str]:
+    """The closing table of a store's feature study (empty when it holds none); with ``pointer``, a last
+    line saying where every figure and row is."""
     from probes.features.summary import ablation_comparison, splice_check
     from probes.store.store import Store
 
@@ -626,11 +627,12 @@ def feature_closing_lines(store: Path) -> list[str]:
             }  # fmt: skip
             lines += text_table(rows, columns, right=["layer", "accuracy", "spliced", "k", "top", "random"])
             lines.append("")
-    lines += wrapped(
-        f"every figure: probes report {store} (features.html); rows: the store's features, feature_items "
-        "and feature_ablation tables",
-        indent=0,
-    )
+    if pointer:
+        lines += wrapped(
+            f"every figure: probes report {store} (features.html); rows: the store's features, "
+            "feature_items and feature_ablation tables",
+            indent=0,
+        )
     return lines
 
 
@@ -674,7 +676,7 @@ def _variant_rank(variant: str) -> int:
 def print_feature_tables(store: Path, top: int = 3) -> None:
     """Print the feature study for people (``probes show``): the verdict table, then per model,
     variant and layer the features pushing each answer hardest; every line ≤ 100 columns."""
-    _print(feature_closing_lines(store)[:-2])
+    _print(feature_closing_lines(store, pointer=False)[:-1])  # without the pointer and its blank line
     ranking = feature_show_tables(store).get("feature-ranking")
     if ranking is None:
         return

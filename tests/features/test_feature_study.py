@@ -129,3 +129,14 @@ def test_an_unwritable_report_folder_is_a_warning_after_the_study_and_an_error_i
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("probes: error: cannot write") and "writable --out" in err[0]
     assert (store / "report").read_text() == "a file where the report folder goes"
+
+
+def test_show_prints_no_part_of_the_closing_pointer_whatever_the_store_path(study, tmp_path, capsys):
+    import shutil
+
+    store = tmp_path / ("a-store-folder-with-a-rather-long-name-" * 2) / "store"
+    shutil.copytree(study.root, store)
+    assert main(["show", str(store)]) == 0
+    printed = capsys.readouterr().out
+    assert "every figure" not in printed and "top − random [95% CI]" in printed
+    assert "\n\n\n" not in printed

@@ -21,7 +21,7 @@ def _ranking(tasks: list[str], low: float) -> pd.DataFrame:
 
 
 def _shown(monkeypatch, capsys, ranking: pd.DataFrame) -> list[str]:
-    monkeypatch.setattr(closing, "feature_closing_lines", lambda store: ["", ""])
+    monkeypatch.setattr(closing, "feature_closing_lines", lambda store, pointer=True: [""])
     monkeypatch.setattr(closing, "feature_show_tables", lambda store: {"feature-ranking": ranking})
     closing.print_feature_tables(Path("store"))
     return capsys.readouterr().out.splitlines()
