@@ -516,9 +516,7 @@ def sae_quality(items: pd.DataFrame) -> pd.DataFrame:
     A shipped SAE's come from its ladder's ``saes.json``, a folder's from the ``quality.json``
     that :func:`probes.features.training.train_saes` writes beside it; pretrained releases carry none.
     """
-    from probes.builtin.folders import builtin_catalogues
-    from probes.errors import ProbesError
-    from probes.features.sources import shipped_index
+    from probes.features.sources import shipped_entries
 
     rows = []
     if "sae" not in items.columns:
@@ -526,13 +524,7 @@ def sae_quality(items: pd.DataFrame) -> pd.DataFrame:
     for model, layer, source in items[["model", "layer", "sae"]].drop_duplicates().itertuples(index=False):
         quality = None
         if source == f"{model}/layer-{layer}":  # shipped with a built-in rung
-            for catalogue in builtin_catalogues():
-                if model.startswith(catalogue.model_prefix):
-                    try:
-                        entry = shipped_index(catalogue)["saes"].get(catalogue.catalogue_name(model), {})
-                    except ProbesError:
-                        entry = {}
-                    quality = entry.get(str(layer), {}).get("quality")
+            quality = shipped_entries(model).get(str(layer), {}).get("quality")
         elif (Path(source) / "quality.json").is_file():
             quality = json.loads((Path(source) / "quality.json").read_text("utf-8"))
         if quality:
