@@ -355,8 +355,9 @@ if FEATURES:
 # %% [markdown]
 # **The features that push the distractor, and what the one-shot prompt does to them.** Per size
 # and layer in `prize`: the five features pushing the distractor hardest (mean attribution over
-# items with a 95% t-interval; only features whose interval lies below 0), on how many items each
-# fires, and the token and place (tokens from the end of the prompt) of its largest activation.
+# items with a 95% t-interval; only features significant after Holm's correction over the layer's
+# features), on how many items each fires, and the token and place (tokens from the end of the
+# prompt) of its largest activation.
 # Then the same features (same SAE, same ids) on the same items with one solved example first:
 # their mean attribution in `one_shot` and the change one_shot − prize per item, with a bootstrap
 # 95% interval (paired over items), each feature and the five together. A change above 0 means
@@ -643,7 +644,7 @@ else:
             )
             + "."
             if len(bottom_features)
-            else f"- No feature of {bottom} pushes the distractor with an interval below 0."
+            else f"- No feature of {bottom} pushes the distractor significantly (Holm over its layer)."
         ),
         "- With one solved example first (one_shot: the same features, SAE and items), each SAE's top "
         "distractor features together (r: how well attribution predicts removing a feature there, below): "

@@ -681,14 +681,15 @@ def print_feature_tables(store: Path, top: int = 3) -> None:
     if ranking is None:
         return
     _heading(
-        f"== the {top} features pushing the distractor (−) and the true answer (+) hardest, where the "
-        "95% interval excludes 0: mean attribution to the log-odds; peak = token and position from the end"
+        f"== the {top} features pushing the distractor (−) and the true answer (+) hardest, of those "
+        "significant after Holm's correction over their layer: mean attribution to the log-odds, 95% "
+        "interval; peak = token and position from the end"
     )
     from probes.features.summary import top_features
 
     chosen = top_features(ranking, top)
     if chosen.empty:
-        print("  (none: no feature's interval excludes 0)")
+        print("  (none: no feature's mean differs from 0 after Holm's correction)")
         return
     several_tasks = chosen["task"].nunique() > 1  # else the tasks' rows could not be told apart
     rows = [

@@ -4,7 +4,8 @@ Every function takes tables as :meth:`probes.store.store.Store.read` returns the
 models, tasks, variants and layers at once) and groups by :data:`KEYS`. Means over items count
 an item where a feature is inactive as 0 (its attribution there is exactly 0), so the mean
 attributions of all features, the baseline and the error term add up to the mean log-odds.
-Intervals are 95%: Student's t for mean attributions, the percentile bootstrap over items
+Intervals are 95%: Student's t for mean attributions (features named as pushing one way pass
+Holm's correction over their layer's features), the percentile bootstrap over items
 (seeded) for changes and their differences, Wilson for accuracies.
 """
 
@@ -26,21 +27,29 @@ def _n_items(items: pd.DataFrame) -> pd.DataFrame:
 def feature_ranking(features: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """Each active feature's mean attribution over items, 95% t-interval, most distractor-pushing first.
 
-    Columns: :data:`KEYS`, ``feature``, ``attribution`` (mean), ``low``, ``high``, ``n_items``,
+    Columns: :data:`KEYS`, ``feature``, ``attribution`` (mean), ``low``, ``high``, ``p_value``
+    (Student's t, mean ≠ 0), ``p_holm`` (Holm-adjusted over the group's active features: a layer's
+    SAE tests hundreds of features at once), ``n_items``,
     ``n_active`` (items where it fires), ``activation`` (mean where it fires), ``token``,
     ``token_text`` and ``from_end`` (where its activation is largest on most items: the token, as
     id and text, and its position counted back from the answer position, taken together).
     """
     counts = _n_items(items)
-    peaks = features["token"].astype(str) + "@" + features["from_end"].astype(str)
-    grouped = features.assign(peak=peaks).groupby([*KEYS, "feature"], sort=False)
-    table = grouped.agg(
+    keys = [*KEYS, "feature"]
+    rows = features.assign(
+        squared=features["attribution"] ** 2,
+        peak=features["token"].astype(str) + "@" + features["from_end"].astype(str),
+    )
+    table = rows.groupby(keys, sort=False).agg(
         total=("attribution", "sum"),
-        squares=("attribution", lambda a: float((a**2).sum())),
+        squares=("squared", "sum"),
         n_active=("item_id", "nunique"),
         activation=("activation", "mean"),
-        peak=("peak", lambda p: p.mode().iloc[0]),
-    ).reset_index()
+    )
+    # where it peaks on most items (ties: the smallest, as Series.mode)
+    peaks = rows.groupby([*keys, "peak"], sort=False).size().rename("count").reset_index()
+    peaks = peaks.sort_values(["count", "peak"], ascending=[False, True], kind="stable").drop_duplicates(keys)
+    table = table.join(peaks.set_index(keys)["peak"]).reset_index()
     table = table.merge(counts, on=KEYS)
     split = table.pop("peak").str.split("@", expand=True)
     table["token"], table["from_end"] = split[0].astype(int), split[1].astype(int)
@@ -55,18 +64,43 @@ def feature_ranking(features: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame
     half = stats.t.ppf(0.975, np.maximum(n - 1, 1)) * np.sqrt(np.maximum(variance, 0) / n)
     half = np.where(n > 1, half, np.nan)  # one item: no interval (not a zero-width one that excludes 0)
     table = table.assign(attribution=mean, low=mean - half, high=mean + half)
+    spread = np.sqrt(np.maximum(variance, 0) / n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(spread > 0, np.abs(mean) / spread, np.where(mean != 0, np.inf, 0.0))
+    table["p_value"] = np.where(n > 1, 2 * stats.t.sf(t, np.maximum(n - 1, 1)), np.nan)
+    table["p_holm"] = table.groupby(KEYS, sort=False)["p_value"].transform(_holm)
     table = table.drop(columns=["total", "squares"])
     return table.sort_values([*KEYS, "attribution"], kind="stable").reset_index(drop=True)
 
 
-def top_features(ranking: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+def _holm(p_values: pd.Series) -> pd.Series:
+    """Holm's step-down adjustment of one group's p-values (missing ones stay missing).
+
+    The same numbers as ``statsmodels.stats.multitest.multipletests(method="holm")`` (tested),
+    which runs a full garbage collection per call: per group of a large store that took minutes.
+    """
+    adjusted = pd.Series(np.nan, index=p_values.index)
+    known = p_values.dropna()
+    if len(known):
+        order = np.argsort(known.to_numpy(), kind="stable")
+        ranked = known.to_numpy()[order] * (len(known) - np.arange(len(known)))
+        values = np.empty(len(known))
+        values[order] = np.minimum(np.maximum.accumulate(ranked), 1.0)
+        adjusted[known.index] = values
+    return adjusted
+
+
+def top_features(ranking: pd.DataFrame, n: int = 5, alpha: float = 0.05) -> pd.DataFrame:
     """Per group, the ``n`` features pushing the distractor hardest and the ``n`` pushing the true answer.
 
-    Only features whose interval excludes 0 on that side; ``side`` says which.
+    Only features whose mean differs from 0 after Holm's correction over the group's features
+    (``p_holm < alpha``: at most ``alpha`` chance that any feature of a layer with no effect is
+    named); ``side`` says which way it pushes.
     """
-    distractor = ranking[ranking["high"] < 0].groupby(KEYS, sort=False).head(n).assign(side="distractor")
+    found = ranking[ranking["p_holm"] < alpha]
+    distractor = found[found["attribution"] < 0].groupby(KEYS, sort=False).head(n).assign(side="distractor")
     true = (
-        ranking[ranking["low"] > 0]
+        found[found["attribution"] > 0]
         .sort_values([*KEYS, "attribution"], ascending=[True] * len(KEYS) + [False], kind="stable")
         .groupby(KEYS, sort=False)
         .head(n)

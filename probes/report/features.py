@@ -437,7 +437,7 @@ def top_items_html(
     feature's attribution there, and the prompt where ``prompts`` has it."""
     top = ranked_top(features, items, variant)
     if top.empty:
-        return "<p>No feature's interval excludes 0 at any size.</p>"
+        return "<p>No feature's mean differs from 0 (Holm, p < 0.05) at any size.</p>"
     texts = _texts(features)
     known = {}
     if prompts is not None and len(prompts):
@@ -741,11 +741,11 @@ PANELS: tuple[Panel, ...] = (
         "top-features",
         "Top features per size",
         "Per model, at its last SAE layer, prize variant: the (at most) 5 features with the most "
-        "negative mean attribution whose 95% interval lies below 0 (red) and the 5 most positive whose "
-        "interval lies above 0 (blue); bars are Student's t 95% intervals over items (inactive items "
-        "count 0). Labels: feature id @ the token where it is most active (the commonest over items) "
-        "and that token's distance from the prompt's end; (none): no feature's interval excludes 0. One x "
-        "scale for every panel.",
+        "negative mean attribution (red) and the 5 most positive (blue) among those whose mean differs "
+        "from 0 after Holm's correction over the layer's active features (p < 0.05, Student's t); bars "
+        "are Student's t 95% intervals over items (inactive items count 0). Labels: feature id @ the "
+        "token where it is most active (the commonest over items) and that token's distance from the "
+        "prompt's end; (none): no feature passes. One x scale for every panel.",
     ),
     Panel(
         "top-items",

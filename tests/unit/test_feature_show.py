@@ -13,8 +13,8 @@ def _ranking(tasks: list[str], low: float) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {"model": "organism:2x48", "task": task, "variant": "prize", "layer": 2, "feature": 7 + index,
-             "attribution": 1.0, "low": low, "high": 2.0, "n_active": 8, "n_items": 8, "token": 3,
-             "token_text": "not", "from_end": 3}
+             "attribution": 1.0, "low": low, "high": 2.0, "p_holm": 0.01 if low > 0 else 0.2,
+             "n_active": 8, "n_items": 8, "token": 3, "token_text": "not", "from_end": 3}
             for index, task in enumerate(tasks)
         ]
     )  # fmt: skip
@@ -36,6 +36,6 @@ def test_the_top_features_of_several_tasks_name_their_task(monkeypatch, capsys):
     assert next(line for line in one if "attribution [95% CI]" in line).split()[0] == "model"
 
 
-def test_no_feature_whose_interval_excludes_zero_is_said(monkeypatch, capsys):
+def test_no_significant_feature_is_said(monkeypatch, capsys):
     lines = _shown(monkeypatch, capsys, _ranking(["negation"], low=-0.5))
-    assert lines[-1].strip() == "(none: no feature's interval excludes 0)"
+    assert lines[-1].strip() == "(none: no feature's mean differs from 0 after Holm's correction)"
