@@ -67,15 +67,20 @@ def _command_ablate(args: argparse.Namespace) -> int:
 
     store = run_ablation_study(options_from(args, AblateOptions))
     tables, order = load_ablation_tables(store.root)
-    print()
-    for line in ablation_closing_lines(tables, order):
-        print(line)
-    if args.report:
-        _write_study_page("ablations", store.root, store.root / "report", png=args.png, strict=False)
-        if (store.root / "report" / "report.html").is_file():  # now with a link to the ablation page
-            _write_report(store.root, store.root / "report", x="parameters", png=False, strict=False)
+    _end_study(store.root, "ablations", ablation_closing_lines(tables, order), args)
     print(f"results: {store.root} (every table: probes show {store.root})")
     return 0
+
+
+def _end_study(store: Path, page: str, lines: Sequence[str], args: argparse.Namespace) -> None:
+    """A study's closing lines, then (with ``--report``) its page and the lens report's links to it."""
+    print()
+    for line in lines:
+        print(line)
+    if args.report:
+        _write_study_page(page, store, store / "report", png=args.png, strict=False)
+        if (store / "report" / "report.html").is_file():  # now with a link to the new page
+            _write_report(store, store / "report", x="parameters", png=False, strict=False)
 
 
 def _command_features(args: argparse.Namespace) -> int:
@@ -83,14 +88,8 @@ def _command_features(args: argparse.Namespace) -> int:
     from probes.features.study import FeatureOptions, run_feature_study
 
     store = run_feature_study(options_from(args, FeatureOptions))
-    print()
-    for line in feature_closing_lines(store.root):
-        print(line)
-    if args.report:
-        _write_study_page("features", store.root, store.root / "report", png=args.png, strict=False)
-        if (store.root / "report" / "report.html").is_file():  # now with a link to the feature page
-            _write_report(store.root, store.root / "report", x="parameters", png=False, strict=False)
-    print(f"results: {store.root}")
+    _end_study(store.root, "features", feature_closing_lines(store.root), args)
+    print(f"results: {store.root} (every table: probes show {store.root})")
     return 0
 
 

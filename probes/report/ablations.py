@@ -9,7 +9,6 @@ favours the true answer, red the distractor, as in the lens report's depth heat 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ from probes.ablate.summary import (
     mean_attribution,
     patching_curve,
 )
+from probes.report.study_page import Panel, load_study_tables, write_study_page
 from probes.report.style import LOG_ODDS_SCALE, MAX_WIDTH, finish, model_colours
 from probes.report.summary import markdown_table
 
@@ -209,15 +209,6 @@ def ablation_figure(ablation: pd.DataFrame, order: Sequence[str] = ()) -> go.Fig
     return finish(fig, title, height=620, width=min(PAGE_WIDTH, max(800, 200 * len(models) + 200)))
 
 
-@dataclass(frozen=True)
-class Panel:
-    """One figure of the ablation page: heading and how to read it."""
-
-    name: str
-    title: str
-    caption: str
-
-
 #: The page's figures, in reading order.
 PANELS: tuple[Panel, ...] = (
     Panel(
@@ -333,32 +324,13 @@ def write_ablation_page(
     Raises:
         PngExportError: PNGs could not be drawn; the HTML and Markdown are written first.
     """
-    from probes.report.document import Section, render_html, write_pngs
-    from probes.store.store import write_text_atomically
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    figures = ablation_figures(tables, order)
     summary = ablation_markdown(tables, order)
-    write_text_atomically(folder / "ablations.md", summary)
-    sections = [Section(p.name, p.title, p.caption, lambda results, x: go.Figure()) for p in PANELS]
-    page = folder / "ablations.html"
-    write_text_atomically(
-        page, render_html(figures, summary, title="Ablations", sections=sections, links=links)
+    figures = ablation_figures(tables, order)
+    return write_study_page(
+        folder, "ablations", "Ablations", PANELS, figures, summary, summary, png, links, "ablation"
     )
-    if png and figures:
-        write_pngs({f"ablation-{name}": figure for name, figure in figures.items()}, folder / "figures")
-    return page
 
 
 def load_ablation_tables(root: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """A store's ablation tables by kind (those present), and its models smallest first."""
-    from probes.report.tables import model_order
-    from probes.store.store import Store
-
-    store = Store(root)
-    kinds = [kind for kind in store.kinds() if kind in KINDS]
-    tables = {kind: store.read(kind) for kind in kinds}
-    manifests = [store.manifest(kind) for kind in kinds]
-    order = model_order(pd.concat(manifests, ignore_index=True)) if manifests else []
-    return tables, order
+    return load_study_tables(root, KINDS)

@@ -37,7 +37,8 @@ from probes.features.summary import (
     token_totals,
     top_features,
 )
-from probes.report.ablations import Panel, markdown_lines, ordered_models
+from probes.report.ablations import markdown_lines, ordered_models
+from probes.report.study_page import Panel, load_study_tables, write_study_page
 from probes.report.style import MAX_WIDTH, error_bars, finish
 from probes.report.tables import task_order, variant_order
 
@@ -840,23 +841,13 @@ def write_feature_page(
     Raises:
         PngExportError: PNGs could not be drawn; the HTML and Markdown are written first.
     """
-    from probes.report.document import Section, render_html, write_pngs
-    from probes.store.store import write_text_atomically
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     drawn = feature_figures(tables, order)
     blocks = feature_markdown(tables, order)
-    write_text_atomically(folder / "features.md", "\n\n".join(["# Features", *blocks.values()]) + "\n")
-    key_numbers = [block for name, block in blocks.items() if name not in TABLE_PANELS]
-    sections = [Section(p.name, p.title, p.caption, lambda results, x: go.Figure()) for p in PANELS]
-    page = folder / "features.html"
-    summary = "\n\n".join(["# Features", *key_numbers])
-    write_text_atomically(page, render_html(drawn, summary, title="Features", sections=sections, links=links))
-    figures = {name: figure for name, figure in drawn.items() if isinstance(figure, go.Figure)}
-    if png and figures:
-        write_pngs({f"feature-{name}": figure for name, figure in figures.items()}, folder / "figures")
-    return page
+    markdown = "\n\n".join(["# Features", *blocks.values()]) + "\n"
+    summary = "\n\n".join(["# Features", *(b for n, b in blocks.items() if n not in TABLE_PANELS)])
+    return write_study_page(
+        folder, "features", "Features", PANELS, drawn, markdown, summary, png, links, "feature"
+    )
 
 
 def load_feature_tables(root: str | Path) -> tuple[dict[str, pd.DataFrame], list[str]]:
@@ -865,19 +856,11 @@ def load_feature_tables(root: str | Path) -> tuple[dict[str, pd.DataFrame], list
     :data:`PROMPTS` holds each item's prompt (``task``, ``variant``, ``item_id``, ``prompt``), from
     ``feature_items``.
     """
-    from probes.report.tables import model_order
-    from probes.store.store import Store
-
-    store = Store(root)
-    kinds = [kind for kind in store.kinds() if kind in KINDS]
-    tables = {kind: store.read(kind) for kind in kinds}
-    if not kinds:
-        return tables, []
-    manifest = pd.concat([store.manifest(kind) for kind in kinds], ignore_index=True)
+    tables, order = load_study_tables(root, KINDS)
     items = tables.get("feature_items")
     if items is not None and "prompt" in items.columns:
         columns = ["task", "variant", "item_id", "prompt"]
         tables[PROMPTS] = (
             items[columns].drop_duplicates(["task", "variant", "item_id"]).reset_index(drop=True)
         )
-    return tables, model_order(manifest)
+    return tables, order
