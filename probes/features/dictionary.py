@@ -99,7 +99,7 @@ class LayerSAE:
 
     @property
     def metadata(self) -> Any:
-        """SAELens's ``cfg.metadata`` (hook name, model name, probes' fingerprint ...)."""
+        """The SAE's metadata, as SAELens keeps it (hook name, model name, probes' fingerprint ...)."""
         return self.sae.cfg.metadata
 
     @property

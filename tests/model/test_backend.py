@@ -138,10 +138,14 @@ def test_answer_only_cache_is_the_answer_position_of_the_whole_cache(tiny_model)
 
 def test_no_module_reaches_behind_the_model_s_back():
     """Only the loader, the standard view, the protocol and the backends' packages
-    (probes/model/bridge/, probes/model/nnsight/) touch the bridge, the HF model or the norm type."""
+    (probes/model/bridge/, probes/model/nnsight/) touch the bridge, the HF model or the norm type.
+
+    An SAE's own configuration (``sae.cfg``, its ``cfg.json``: SAELens's names) is not the model's.
+    """
     root = Path(__file__).resolve().parents[2] / "probes"
     side_door = re.compile(
-        r"(?<!model)\.bridge\b|\bhf_model\b|original_model|\bcfg\.|normalization_type|hook_dict"
+        r"(?<!model)\.bridge\b|\bhf_model\b|original_model|(?<!sae\.)\bcfg\.(?!json\b)|normalization_type"
+        r"|hook_dict"
     )
     offenders = [
         f"{path.relative_to(root)}:{number}"
