@@ -65,6 +65,15 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def mismatched_file(folder: Path, expected: dict[str, str]) -> Path | None:
+    """The first of ``expected``'s files (name → sha256) missing from ``folder`` or differing, else None."""
+    for file_name, digest in expected.items():
+        path = folder / file_name
+        if not path.is_file() or sha256_file(path) != digest:
+            return path
+    return None
+
+
 def register_builtin_folder(path: str | Path) -> None:
     """Search ``path`` for built-in ladders too (each ``<path>/<ladder>/catalogue.json``).
 

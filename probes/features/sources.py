@@ -63,7 +63,7 @@ def shipped_folders(model_label: str) -> dict[int, Path]:
     Raises:
         SAEError: A shipped SAE's files are missing or differ from the index.
     """
-    from probes.builtin.folders import catalogue_of, sha256_file
+    from probes.builtin.folders import catalogue_of, mismatched_file
 
     entries = shipped_entries(model_label)
     if not entries:
@@ -73,13 +73,12 @@ def shipped_folders(model_label: str) -> dict[int, Path]:
     folders = {}
     for layer, entry in entries.items():
         folder = Path(catalogue.folder) / SAE_FOLDER / name / f"layer-{layer}"
-        for file_name, expected in entry["files"].items():
-            path = folder / file_name
-            if not path.is_file() or sha256_file(path) != expected:
-                raise SAEError(
-                    f"{path} is missing or differs from {INDEX_FILE}: reinstall probes or re-ship the SAEs "
-                    "with python -m experiments.features.ship."
-                )
+        path = mismatched_file(folder, entry["files"])
+        if path is not None:
+            raise SAEError(
+                f"{path} is missing or differs from {INDEX_FILE}: reinstall probes or re-ship the SAEs "
+                "with python -m experiments.features.ship."
+            )
         folders[int(layer)] = folder
     return dict(sorted(folders.items()))
 

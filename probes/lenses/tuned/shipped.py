@@ -36,7 +36,7 @@ def shipped_lens(model_label: str) -> Path | None:
     Raises:
         LensFileError: The rung's lens files are missing or differ from the index.
     """
-    from probes.builtin.folders import catalogue_of, sha256_file
+    from probes.builtin.folders import catalogue_of, mismatched_file
 
     catalogue = catalogue_of(model_label)
     if catalogue is None:
@@ -49,11 +49,10 @@ def shipped_lens(model_label: str) -> Path | None:
     if entry is None:
         return None
     folder = Path(catalogue.folder) / LENS_FOLDER / name
-    for file_name, expected in entry["files"].items():
-        path = folder / file_name
-        if not path.is_file() or sha256_file(path) != expected:
-            raise LensFileError(
-                f"{path} is missing or differs from {INDEX_FILE}: reinstall probes or re-ship the lenses "
-                "with experiments/tuned_lens/ship.py."
-            )
+    path = mismatched_file(folder, entry["files"])
+    if path is not None:
+        raise LensFileError(
+            f"{path} is missing or differs from {INDEX_FILE}: reinstall probes or re-ship the lenses "
+            "with experiments/tuned_lens/ship.py."
+        )
     return folder
