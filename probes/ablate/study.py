@@ -39,6 +39,7 @@ from probes.jobs.validation import check_options
 from probes.model.loading import HookedModel
 from probes.store.store import Store
 from probes.tasks import Item, load_items
+from probes.tasks.items import task_and_variant
 
 #: The analyses, in the order they run.
 ANALYSES: tuple[str, ...] = ("attribution", "ablation", "patching")
@@ -301,12 +302,7 @@ def analyse_model(
     """
     options = options or AblateOptions()
     options.check()
-    groups = {(item.task, item.variant) for item in items}
-    if len(groups) != 1:
-        raise ProbesError(
-            f"analyse_model takes the items of one task and variant; got {sorted(groups) or 'none'}. "
-            "Load them with probes.tasks.load_items([task], [variant])."
-        )
+    task, variant = task_and_variant(items, "analyse_model")
     for name in options.components or []:
         parse_component(name).check(model)
     found: dict[str, pd.DataFrame] = {}
@@ -316,10 +312,7 @@ def analyse_model(
         found["ablation"] = _ablation_table(model, items, found.get("attribution"), options)
     if "patching" in options.analyses:
         found["patching"], found[UNPAIRED] = _patching_tables(model, items, list(twins or []), options)
-    return {
-        kind: _with_origin(model, "output", items[0].task, items[0].variant, kind, table)
-        for kind, table in found.items()
-    }
+    return {kind: _with_origin(model, "output", task, variant, kind, table) for kind, table in found.items()}
 
 
 def _with_origin(

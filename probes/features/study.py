@@ -37,6 +37,7 @@ from probes.jobs.validation import check_options
 from probes.model.loading import HookedModel
 from probes.store.store import Store
 from probes.tasks import Item, load_items
+from probes.tasks.items import task_and_variant
 
 #: Kinds of the study's tables.
 FEATURES, FEATURE_ITEMS, FEATURE_ABLATION = "features", "feature_items", "feature_ablation"
@@ -173,11 +174,7 @@ def analyse_model(
     """
     options = options or FeatureOptions()
     options.check()
-    groups = {(item.task, item.variant) for item in items}
-    if len(groups) != 1:
-        raise ProbesError(
-            f"analyse_model takes the items of one task and variant; got {sorted(groups) or 'none'}."
-        )
+    task, variant = task_and_variant(items, "analyse_model")
     prompts = encode_prompts(items, model)
     found: dict[str, list[pd.DataFrame]] = {kind: [] for kind in KINDS}
     for sae in saes:
@@ -191,7 +188,6 @@ def analyse_model(
         found[FEATURES].append(features.assign(**origin))
         found[FEATURE_ITEMS].append(per_item.assign(**origin))
         found[FEATURE_ABLATION].append(ablation.assign(**origin))
-    task, variant = next(iter(groups))
     return {
         kind: _with_origin(model, task, variant, kind, pd.concat(t, ignore_index=True))
         for kind, t in found.items()

@@ -263,3 +263,18 @@ def check_unique_ids(items: Sequence[Item], sources: Sequence[str] | None = None
                 "file name for a prize file)."
             )
         seen[key] = index
+
+
+def task_and_variant(items: Sequence[Item], caller: str) -> tuple[str, str]:
+    """The one task and variant of ``items``, for an analysis of one (task, variant) at a time.
+
+    Raises:
+        InvalidItemError: The items are of several tasks or variants, or there are none.
+    """
+    groups = {(item.task, item.variant) for item in items}
+    if len(groups) != 1:
+        raise InvalidItemError(
+            f"{caller} takes the items of one task and variant; got {sorted(groups) or 'none'}. "
+            "Load them with probes.tasks.load_items([task], [variant])."
+        )
+    return next(iter(groups))
